@@ -724,6 +724,12 @@ IOMEM_FORCEINLINE void IOFree(void *address, vm_size_t size)
  * Returns +1 memory to be freed with IOFreeAligned(ptr, size), or NULL. The
  * block carries XNU's two-word header just below it; the footprint is
  * iomem_malloc_aligned_footprint(). Thread-safe.
+ *
+ * Deviation from XNU, on purpose: XNU skips the header and takes whole VM
+ * pages once size + header reaches a page, so the size given to
+ * IOFreeAligned selects the free path and a wrong one corrupts memory. iomem
+ * uses the header for every size: the size still belongs to the contract
+ * (IOMEM_DEBUG checks it) but can no longer pick the wrong path.
  */
 IOMEM_FORCEINLINE void *IOMallocAligned(vm_size_t size, vm_offset_t alignment)
 {
