@@ -177,6 +177,7 @@
 #if (defined(IOMEM_BACKEND_POSIX) + defined(IOMEM_BACKEND_LINUX) + \
      defined(IOMEM_BACKEND_BAREMETAL)) > 1
 #  error "iomem: more than one IOMEM_BACKEND_* is defined; define exactly one (POSIX, LINUX or BAREMETAL) or none for auto-detection"
+#  define IOMEM__BACKEND_CONFLICT 1   /* include no backend: one clear error */
 #endif
 #if !defined(IOMEM_BACKEND_POSIX) && !defined(IOMEM_BACKEND_LINUX) && \
     !defined(IOMEM_BACKEND_BAREMETAL)
@@ -194,6 +195,9 @@
 #if defined(IOMEM_BACKEND_POSIX) && defined(__STDC_HOSTED__) && __STDC_HOSTED__ == 0
 #  error "iomem: IOMEM_BACKEND_POSIX needs a hosted C library; use IOMEM_BACKEND_BAREMETAL with -ffreestanding"
 #endif
+
+/* Nothing else is compiled after a backend error: one clear message. */
+#ifndef IOMEM__BACKEND_CONFLICT
 
 /* >>types ================================================================= */
 
@@ -877,11 +881,13 @@ IOMEM_API const char *iomem_alloc_family_name(iomem_alloc_family family);
 } /* extern "C" */
 #endif
 
+#endif /* !IOMEM__BACKEND_CONFLICT */
 #endif /* IOMEM_H_INCLUDED */
 
 /* >>implementation ======================================================== */
 
-#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM__IMPLEMENTATION_INCLUDED)
+#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM__IMPLEMENTATION_INCLUDED) && \
+    !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM__IMPLEMENTATION_INCLUDED 1
 
 #ifndef IOMEM_PANIC
