@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# run-kbuild-test.sh SRC_ROOT WORK_DIR - CTest test kbuild.module.
+# run-kbuild-test.sh SRC_ROOT WORK_DIR [EXTRA_KCFLAGS] - CTest tests
+# kbuild.module and kbuild.module_debug (EXTRA_KCFLAGS=-DIOMEM_DEBUG=1).
 #
 # Copies this directory to WORK_DIR and builds iomem_compile.ko there as an
 # out-of-tree module against installed kernel headers, with KCFLAGS=-Werror;
@@ -13,12 +14,13 @@
 # IOMEM_REQUIRE_ALL=1 that is a failure instead (exit 1).
 set -uo pipefail
 
-if [ $# -ne 2 ]; then
-	echo "usage: $0 SRC_ROOT WORK_DIR" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+	echo "usage: $0 SRC_ROOT WORK_DIR [EXTRA_KCFLAGS]" >&2
 	exit 2
 fi
 src_root=$(cd "$1" && pwd) || exit 2
 work=$2
+kcflags="-Werror${3:+ $3}"
 here=$(cd "$(dirname "$0")" && pwd)
 
 skip() {
@@ -66,8 +68,8 @@ cp "$here/Kbuild" "$here/Makefile" "$here/iomem_compile.c" "$work/"
 
 log=$work/build.log
 echo "kbuild: KDIR=$kdir"
-echo "kbuild: + make -C $kdir M=$work IOMEM_SRC=$src_root KCFLAGS=-Werror modules"
-make -C "$kdir" M="$work" IOMEM_SRC="$src_root" KCFLAGS=-Werror modules >"$log" 2>&1
+echo "kbuild: + make -C $kdir M=$work IOMEM_SRC=$src_root KCFLAGS='$kcflags' modules"
+make -C "$kdir" M="$work" IOMEM_SRC="$src_root" KCFLAGS="$kcflags" modules >"$log" 2>&1
 rc=$?
 cat "$log"
 
