@@ -7,7 +7,8 @@
  *
  * PLATFORM CONTRACT (DESIGN.md §3)       status in this backend
  *   allocation                            here: kvmalloc / kvzalloc / kvfree
- *                                         (GFP_KERNEL: may sleep, as IOMalloc)
+ *                                         (GFP_KERNEL: may sleep, as IOMalloc;
+ *                                         above INT_MAX: NULL, not kvmalloc's WARN)
  *   page-granular pageable allocation     here: vmalloc / vzalloc / vfree
  *   page size                             here: PAGE_SIZE
  *   locks                                 here: spinlock_t with IRQs saved, so
@@ -52,11 +53,17 @@
 #  endif
 #endif
 
+/* kvmalloc() refuses sizes above INT_MAX with a WARN (a tainted kernel);
+ * IOKit's contract for a request that cannot be met is a plain NULL. */
+#define IOMEM__LINUX_KVMALLOC_MAX ((vm_size_t)INT_MAX)
+
 IOMEM_FORCEINLINE void *iomem__platform_malloc(vm_size_t size)
 {
 #ifdef IOMEM_MALLOC
 	return IOMEM_MALLOC(size);
 #else
+	if (unlikely(size > IOMEM__LINUX_KVMALLOC_MAX))
+		return NULL;
 	return kvmalloc(size, GFP_KERNEL);
 #endif
 }
@@ -69,6 +76,8 @@ IOMEM_FORCEINLINE void *iomem__platform_calloc(vm_size_t size)
 		memset(p, 0, size);
 	return p;
 #else
+	if (unlikely(size > IOMEM__LINUX_KVMALLOC_MAX))
+		return NULL;
 	return kvzalloc(size, GFP_KERNEL);
 #endif
 }
