@@ -13,7 +13,11 @@
  *   page size                             here: PAGE_SIZE
  *   locks                                 here: spinlock_t with IRQs saved, so
  *                                         iomem's bookkeeping is usable from
- *                                         any context that may free
+ *                                         any context that may free. Freeing
+ *                                         itself follows kvfree: a block that
+ *                                         kvmalloc took from vmalloc (large
+ *                                         sizes, and all pageable memory)
+ *                                         must be freed in process context
  *   log / panic                           here: pr_info / WARN (the call then
  *                                         returns its documented error)
  *   --- added by the issues that follow ---
