@@ -1335,7 +1335,9 @@ IOMEM_API void iomem__report_bad_aligned_free(void *address, vm_size_t size, con
 IOMEM__PRIVATE void *iomem__pageable_alloc_raw(vm_size_t size, vm_size_t alignment, bool zero)
 {
 	vm_size_t page = iomem__platform_page_size();
-	if ((uint64_t)alignment > 0xFFFFFFFFu || alignment > page || size > IOMEM_PAGEABLE_MAX)
+	/* page < 2^32, so this also refuses alignments that do not fit 32 bits
+	 * (written without a 64-bit compare: -Wtype-limits on 32-bit targets) */
+	if (alignment > page || size > IOMEM_PAGEABLE_MAX)
 		return NULL;
 	size = (size + (size == 0) + page - 1) & ~(page - 1);
 	return iomem__platform_alloc_pages(size, zero);
