@@ -2877,8 +2877,9 @@ IOMEM_API void IOBufferMemoryDescriptor_setLength(IOBufferMemoryDescriptor *bmd,
 {
 	if (bmd == NULL || bmd->iomem__kind != IOMEM_MD_BUFFER || length > bmd->iomem__u.g.capacity)
 		return;
+	/* the range (what is wired and unwired) keeps the capacity; segments
+	 * and byte access are clipped at the length */
 	bmd->iomem__length = length;
-	bmd->iomem__u.g.inline_range.length = length;
 }
 
 IOMEM_API vm_size_t IOBufferMemoryDescriptor_getCapacity(IOBufferMemoryDescriptor *bmd)
