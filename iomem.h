@@ -1022,7 +1022,6 @@ struct IOMemoryDescriptor {
 IOMEM_FORCEINLINE uint32_t iomem_extents_find(const iomem_md_extent *e, uint32_t n,
                                               uint32_t hint, IOByteCount offset)
 {
-	const iomem_md_extent *base = e;
 	uint32_t len = n;
 	if (IOMEM_LIKELY(hint < n)) {
 		IOByteCount start = hint ? e[hint - 1].end : 0;
@@ -1033,12 +1032,67 @@ IOMEM_FORCEINLINE uint32_t iomem_extents_find(const iomem_md_extent *e, uint32_t
 				return hint + 1;
 		}
 	}
-	while (len > 1) {
-		uint32_t half = len / 2;
-		base = (base[half - 1].end <= offset) ? base + half : base;
-		len -= half;
+	{
+		uint32_t idx = 0;
+		while (len > 1) {
+			uint32_t half = len / 2;
+			/* branch-free: a mask instead of a (mispredicted) branch */
+			idx += half & (uint32_t)(0u - (uint32_t)(e[idx + half - 1].end <= offset));
+			len -= half;
+		}
+		return idx;
 	}
-	return (uint32_t)(base - e);
+}
+
+/**
+ * iomem_md_walk - explicit walk state over a descriptor's extents, for
+ * callers that walk many segments (IODMACommand, cursors): kept in the
+ * caller's registers, so a step is one index increment and two loads, with
+ * no hint stored in the descriptor. Not an IOKit API.
+ */
+typedef struct iomem_md_walk {
+	const iomem_md_extent *e;
+	uint32_t n, i;
+	IOByteCount off, length;
+} iomem_md_walk;
+
+/**
+ * iomem_md_walk_init - start a walk of a prepared general/buffer/device
+ * descriptor at @offset. Returns false (and an empty walk) for other kinds,
+ * an unprepared descriptor or @offset >= length: use getPhysicalSegment
+ * then. O(log extents). The descriptor must stay prepared during the walk.
+ */
+IOMEM_INLINE bool iomem_md_walk_init(iomem_md_walk *w, const IOMemoryDescriptor *md, IOByteCount offset)
+{
+	w->e = md->iomem__extents;
+	w->n = w->e ? md->iomem__extent_count : 0;
+	w->length = md->iomem__length;
+	w->off = offset;
+	w->i = 0;
+	if (w->e == NULL || offset >= w->length) {
+		w->n = 0;
+		return false;
+	}
+	w->i = iomem_extents_find(w->e, w->n, 0, offset);
+	return true;
+}
+
+/**
+ * iomem_md_walk_next - the next maximal segment: its physical address in
+ * *@pa and its length returned; 0 at the end. O(1).
+ */
+IOMEM_FORCEINLINE IOByteCount iomem_md_walk_next(iomem_md_walk *w, addr64_t *pa)
+{
+	IOByteCount start, end;
+	if (w->off >= w->length || w->i >= w->n)
+		return 0;
+	start = w->i ? w->e[w->i - 1].end : 0;
+	end = w->e[w->i].end < w->length ? w->e[w->i].end : w->length;
+	*pa = w->e[w->i].phys + (w->off - start);
+	start = end - w->off;
+	w->off = end;
+	w->i++;
+	return start;
 }
 
 IOMEM_API addr64_t iomem__md_segment_slow(IOMemoryDescriptor *md, IOByteCount offset,
@@ -1059,15 +1113,25 @@ IOMEM_FORCEINLINE addr64_t IOMemoryDescriptor_getPhysicalSegment(IOMemoryDescrip
                                                                  IOByteCount *length, IOOptionBits options)
 {
 	const iomem_md_extent *e = md->iomem__extents;
-	if (IOMEM_LIKELY(e != NULL && offset < md->iomem__length)) {
-		uint32_t i = iomem_extents_find(e, md->iomem__extent_count,
-		                                IOMEM__LOAD_RELAXED32(&md->iomem__hint), offset);
-		IOByteCount start = i ? e[i - 1].end : 0;
-		IOByteCount end = e[i].end < md->iomem__length ? e[i].end : md->iomem__length;
+	IOByteCount mdlen = md->iomem__length;
+	if (IOMEM_LIKELY(e != NULL && offset < mdlen)) {
+		uint32_t h = IOMEM__LOAD_RELAXED32(&md->iomem__hint), n = md->iomem__extent_count, i;
+		IOByteCount start, end;
+		addr64_t pa;
+		if (IOMEM_LIKELY(h + 1 < n && offset == e[h].end)) {
+			/* sequential walk: the segment right after the last one */
+			i = h + 1;
+			start = offset;
+		} else {
+			i = iomem_extents_find(e, n, h, offset);
+			start = i ? e[i - 1].end : 0;
+		}
+		end = e[i].end;
+		pa = e[i].phys + (offset - start);
 		IOMEM__STORE_RELAXED32(&md->iomem__hint, i);
 		if (length != NULL)
-			*length = end - offset;
-		return e[i].phys + (offset - start);
+			*length = (end < mdlen ? end : mdlen) - offset;
+		return pa;
 	}
 	return iomem__md_segment_slow(md, offset, length, options);
 }

@@ -576,3 +576,37 @@ Test(machine, layouts_and_reverse_map)
 	cr_expect_null(iomem_posix_phys_to_virt(0x12345000));
 	IOFreeAligned(buf, 64 * DESC_PAGE);
 }
+
+/* ---- the explicit walk engine ---- */
+
+Test(machine, walk_engine_matches_get_physical_segment)
+{
+	for (int l = 0; l < DESC_NLAYOUTS; l++) {
+		desc_set_layout(desc_layouts[l], 2, 21);
+		IOBufferMemoryDescriptor *b = IOBufferMemoryDescriptor_withCapacity(40 * DESC_PAGE + 7, kIODirectionInOut, false);
+		cr_assert_not_null(b);
+		IOBufferMemoryDescriptor_setLength(b, 33 * DESC_PAGE + 3);
+		for (IOByteCount start = 0; start < 33 * DESC_PAGE + 3; start += 5 * DESC_PAGE + 11) {
+			iomem_md_walk w;
+			addr64_t pa;
+			IOByteCount seg, off = start, gl;
+			cr_assert(iomem_md_walk_init(&w, b, start));
+			while ((seg = iomem_md_walk_next(&w, &pa)) != 0) {
+				cr_assert_eq(pa, IOMemoryDescriptor_getPhysicalSegment(b, off, &gl, 0));
+				cr_assert_eq(seg, gl);
+				off += seg;
+			}
+			cr_expect_eq(off, 33 * DESC_PAGE + 3);
+		}
+		iomem_md_walk w;
+		cr_expect_not(iomem_md_walk_init(&w, b, 33 * DESC_PAGE + 3));
+		IOMemoryDescriptor_release(b);
+	}
+	IOMemoryDescriptor *s = IOMemoryDescriptor_withPhysicalAddress(0x1000, 10, kIODirectionIn);
+	IOMemoryDescriptor *sub = IOSubMemoryDescriptor_withSubRange(s, 0, 5, 0);
+	iomem_md_walk w;
+	cr_expect_not(iomem_md_walk_init(&w, sub, 0), "not a general kind");
+	cr_expect(iomem_md_walk_init(&w, s, 0));
+	IOMemoryDescriptor_release(sub);
+	IOMemoryDescriptor_release(s);
+}
