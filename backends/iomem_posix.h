@@ -197,8 +197,18 @@ typedef enum iomem_posix_layout {
 	IOMEM_POSIX_LAYOUT_SCATTERED,     /* no two pages wired together are adjacent */
 	IOMEM_POSIX_LAYOUT_RUNS,          /* runs of contiguous frames, mean length run_mean */
 	IOMEM_POSIX_LAYOUT_HIGH,          /* contiguous frames, all above 4 GiB */
+	IOMEM_POSIX_LAYOUT_PAGEMAP,       /* real frames from /proc/self/pagemap */
 	IOMEM_POSIX_LAYOUT_COUNT
 } iomem_posix_layout;
+
+/* PAGEMAP: the real physical frame of each page, read from
+ * /proc/self/pagemap when it is wired (the page is touched by a read first;
+ * it is not locked in memory, so the frame is only a snapshot). Needs
+ * CAP_SYS_ADMIN: without it the kernel hides frame numbers and prepare
+ * returns kIOReturnNotPrivileged. Needs the machine page to be the host's
+ * (else kIOReturnUnsupported). Two pages on one frame (e.g. untouched
+ * anonymous memory on the shared zero page) -> kIOReturnCannotWire.
+ * Physically restricted buffers still come from the low pool. */
 
 /** A layout: zero-initialised is IDENTITY (run_mean 0 = 8, seed 0 = fixed). */
 typedef struct iomem_posix_phys_layout {
@@ -324,7 +334,7 @@ vm_size_t iomem__posix_page_size;
 
 /* An open-addressing u64 -> (u64, count) table; key 0 = empty (virtual page
  * 0 and frame 0 are never used). Linear probing, backward-shift delete. */
-typedef struct iomem__pm_slot { uint64_t key, val, count; } iomem__pm_slot;
+typedef struct iomem__pm_slot { uint64_t key, val; uint32_t count, low; } iomem__pm_slot;
 typedef struct iomem__pm_table { iomem__pm_slot *slot; vm_size_t cap, count; } iomem__pm_table;
 
 #define IOMEM__PM_LOW_BASE     ((uint64_t)1 << 20)
@@ -381,6 +391,7 @@ IOMEM__PRIVATE bool iomem__pm_insert(iomem__pm_table *t, uint64_t key, uint64_t 
 	t->slot[i].key = key;
 	t->slot[i].val = val;
 	t->slot[i].count = 1;
+	t->slot[i].low = 0;
 	t->count++;
 	return true;
 }
@@ -461,11 +472,6 @@ IOMEM__PRIVATE void iomem__pm_reset_pools(unsigned shift)
 	iomem__pm.rng = iomem__pm.layout.seed ? iomem__pm.layout.seed : 0x9E3779B97F4A7C15ull;
 }
 
-IOMEM__PRIVATE bool iomem__pm_is_low(uint64_t frame, unsigned shift)
-{
-	return frame >= (IOMEM__PM_LOW_BASE >> shift) && frame < (IOMEM__PM_GENERAL_BASE >> shift);
-}
-
 /* Unwire pages [vpn, vpn + n). Lock held. */
 IOMEM__PRIVATE void iomem__pm_unwire_locked(uint64_t vpn, vm_size_t n, unsigned shift)
 {
@@ -477,7 +483,7 @@ IOMEM__PRIVATE void iomem__pm_unwire_locked(uint64_t vpn, vm_size_t n, unsigned 
 		if (--s->count != 0)
 			continue;
 		r = iomem__pm_find(&iomem__pm.rev, s->val);
-		if (iomem__pm_is_low(s->val, shift) && iomem__pm.low_live > 0)
+		if (s->low && iomem__pm.low_live > 0)
 			iomem__pm.low_live--;
 		if (r != NULL)
 			iomem__pm_remove(&iomem__pm.rev, r);
@@ -497,6 +503,34 @@ IOMEM__PRIVATE void iomem__pm_init_locked(unsigned shift)
 		iomem__pm_reset_pools(shift);
 }
 
+/* The real frame of virtual page @vpn from /proc/self/pagemap (bit 63:
+ * present, bits 0-54: PFN). Lock held. */
+IOMEM__PRIVATE IOReturn iomem__pm_pagemap_frame(uint64_t vpn, unsigned shift, uint64_t *frame)
+{
+	unsigned char entry[8];
+	uint64_t v = 0;
+	int fd;
+	if (iomem__posix_page_size != 0)
+		return kIOReturnUnsupported;
+	(void)*(volatile const unsigned char *)(uintptr_t)(vpn << shift);   /* fault it in */
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return kIOReturnNotPrivileged;
+	if (lseek(fd, (off_t)(vpn * 8), SEEK_SET) == (off_t)-1 || read(fd, entry, 8) != 8) {
+		close(fd);
+		return kIOReturnCannotWire;
+	}
+	close(fd);
+	memcpy(&v, entry, 8);                        /* a native-endian u64 */
+	if (!(v >> 63))
+		return kIOReturnCannotWire;              /* not present */
+	v &= ((uint64_t)1 << 55) - 1;
+	if (v == 0)
+		return kIOReturnNotPrivileged;           /* PFNs hidden without CAP_SYS_ADMIN */
+	*frame = v;
+	return kIOReturnSuccess;
+}
+
 IOMEM_API IOReturn iomem__posix_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys)
 {
 	unsigned shift = iomem__pm_shift();
@@ -512,9 +546,20 @@ IOMEM_API IOReturn iomem__posix_wire(uintptr_t page_va, vm_size_t npages, IOPhys
 			phys[i] = (IOPhysicalAddress)s->val << shift;
 			continue;
 		}
-		do
-			f = iomem__pm_new_frame(vpn + i, shift);
-		while (iomem__pm_find(&iomem__pm.rev, f) != NULL);
+		if (iomem__pm.layout.policy == IOMEM_POSIX_LAYOUT_PAGEMAP) {
+			IOReturn r = iomem__pm_pagemap_frame(vpn + i, shift, &f);
+			if (r == kIOReturnSuccess && iomem__pm_find(&iomem__pm.rev, f) != NULL)
+				r = kIOReturnCannotWire;         /* frame already in use */
+			if (r != kIOReturnSuccess) {
+				iomem__pm_unwire_locked(vpn, i, shift);
+				iomem__mutex_unlock(&iomem__pm_lock);
+				return r;
+			}
+		} else {
+			do
+				f = iomem__pm_new_frame(vpn + i, shift);
+			while (iomem__pm_find(&iomem__pm.rev, f) != NULL);
+		}
 		if (!iomem__pm_insert(&iomem__pm.fwd, vpn + i, f)) {
 			iomem__pm_unwire_locked(vpn, i, shift);
 			iomem__mutex_unlock(&iomem__pm_lock);
@@ -631,6 +676,7 @@ IOMEM_API const char *iomem_posix_layout_name(iomem_posix_layout policy)
 	case IOMEM_POSIX_LAYOUT_SCATTERED:  return "scattered";
 	case IOMEM_POSIX_LAYOUT_RUNS:       return "runs";
 	case IOMEM_POSIX_LAYOUT_HIGH:       return "high";
+	case IOMEM_POSIX_LAYOUT_PAGEMAP:    return "pagemap";
 	default:                            return "unknown";
 	}
 }
@@ -750,6 +796,7 @@ IOMEM_API IOReturn iomem__posix_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_s
 					fits = false;
 					break;
 				}
+				iomem__pm_find(&iomem__pm.fwd, vpn + i)->low = 1;
 				iomem__pm.low_live++;
 				iomem__pm.assigned++;
 			}

@@ -610,3 +610,38 @@ Test(machine, walk_engine_matches_get_physical_segment)
 	IOMemoryDescriptor_release(sub);
 	IOMemoryDescriptor_release(s);
 }
+
+/* Optional real mode: skipped where the kernel hides frame numbers. */
+Test(machine, pagemap_real_frames)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_PAGEMAP, 0, 0);
+	unsigned char *buf = alloc_pages(4);
+	memset(buf, 0x11, 4 * DESC_PAGE);                  /* real, distinct pages */
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withAddressRange((uintptr_t)buf, 4 * DESC_PAGE,
+	                                                             kIODirectionInOut, kernel_task);
+	cr_assert_not_null(md);
+	IOReturn r = IOMemoryDescriptor_prepare(md, 0);
+	if (r == kIOReturnNotPrivileged) {
+		IOMemoryDescriptor_release(md);
+		IOFreeAligned(buf, 4 * DESC_PAGE);
+		cr_skip_test("no CAP_SYS_ADMIN: /proc/self/pagemap hides frame numbers");
+	}
+	cr_assert_eq(r, kIOReturnSuccess, "%s", IOReturnString(r));
+	desc_check_walk(md, desc_va_linear, buf, true);
+	unsigned char out[64];
+	cr_expect_eq(IOMemoryDescriptor_readBytes(md, DESC_PAGE - 32, out, 64), 64);
+	for (int i = 0; i < 64; i++)
+		cr_expect_eq(out[i], 0x11);
+	IOMemoryDescriptor_complete(md, 0);
+	IOMemoryDescriptor_release(md);
+	IOFreeAligned(buf, 4 * DESC_PAGE);
+	/* 16 KiB machine pages cannot use host frames */
+	cr_assert_eq(iomem_posix_set_page_size(16384), kIOReturnSuccess);
+	unsigned char *b16 = IOMallocAligned(16384, 16384);
+	memset(b16, 1, 16384);
+	md = IOMemoryDescriptor_withAddressRange((uintptr_t)b16, 16384, kIODirectionInOut, kernel_task);
+	cr_expect_eq(IOMemoryDescriptor_prepare(md, 0), kIOReturnUnsupported);
+	IOMemoryDescriptor_release(md);
+	IOFreeAligned(b16, 16384);
+	iomem_test_expect_reports(0);
+}
