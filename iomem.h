@@ -1003,7 +1003,12 @@ struct IOMemoryDescriptor {
 	} iomem__u;
 };
 
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(IOMEM_BACKEND_BAREMETAL)
+/* an aligned 32-bit volatile access is single-copy atomic on every core
+ * iomem targets, and needs no libatomic on Cortex-M0 */
+#  define IOMEM__LOAD_RELAXED32(p)     (*(volatile const uint32_t *)(p))
+#  define IOMEM__STORE_RELAXED32(p, v) (*(volatile uint32_t *)(p) = (v))
+#elif defined(__GNUC__) || defined(__clang__)
 #  define IOMEM__LOAD_RELAXED32(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #  define IOMEM__STORE_RELAXED32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #else
@@ -2376,10 +2381,14 @@ IOMEM_API void IOMemoryDescriptor_retain(IOMemoryDescriptor *md)
 {
 	if (md == NULL)
 		return;
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
 	__atomic_fetch_add(&md->iomem__refcount, 1u, __ATOMIC_RELAXED);
 #else
+	/* bare metal: no read-modify-write atomics assumed (Cortex-M0), the
+	 * platform lock hooks instead */
+	iomem__mutex_lock(&iomem__md_id_lock);
 	md->iomem__refcount++;
+	iomem__mutex_unlock(&iomem__md_id_lock);
 #endif
 }
 
@@ -2448,10 +2457,12 @@ IOMEM_API void IOMemoryDescriptor_release(IOMemoryDescriptor *md)
 	uint32_t left;
 	if (md == NULL)
 		return;
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
 	left = __atomic_sub_fetch(&md->iomem__refcount, 1u, __ATOMIC_ACQ_REL);
 #else
+	iomem__mutex_lock(&iomem__md_id_lock);
 	left = --md->iomem__refcount;
+	iomem__mutex_unlock(&iomem__md_id_lock);
 #endif
 	if (left == 0)
 		iomem__md_free(md);
