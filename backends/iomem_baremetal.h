@@ -252,6 +252,25 @@ IOMEM_INLINE void iomem__mutex_destroy(iomem__mutex *m) { (void)m; }
 IOMEM_INLINE void iomem__mutex_lock(iomem__mutex *m)    { (void)m; iomem__baremetal_lock(); }
 IOMEM_INLINE void iomem__mutex_unlock(iomem__mutex *m)  { (void)m; iomem__baremetal_unlock(); }
 
+/* ---- descriptor layer contract (see iomem_posix.h for the semantics) ----
+ * Identity translation (physical == virtual), all memory wired; buffer RAM
+ * comes from the alloc hook, page-aligned; a physical limit is checked
+ * against the block's address (kIOReturnNoResources if above). */
+typedef struct iomem__ram {
+	void             *address;
+	vm_size_t         bytes;
+	IOPhysicalAddress phys;
+	int               fd;        /* unused here */
+	bool              pinned;
+} iomem__ram;
+
+IOMEM_API IOReturn iomem__platform_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys);
+IOMEM_API void     iomem__platform_unwire(uintptr_t page_va, vm_size_t npages);
+IOMEM_API bool     iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys);
+IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
+                                             IOPhysicalAddress max_phys, bool contiguous);
+IOMEM_API void     iomem__platform_ram_free(iomem__ram *ram);
+
 IOMEM_INLINE void iomem__platform_log(const char *msg)   { iomem__baremetal_log(msg); }
 IOMEM_INLINE void iomem__platform_panic(const char *msg) { iomem__baremetal_panic(msg); }
 
@@ -687,6 +706,64 @@ IOMEM_API void iomem__baremetal_cache(unsigned op, const void *addr, vm_size_t l
 #else
 	(void)addr;
 #endif
+
+/* >>bm-desc: the descriptor layer's contract (wiring, physical copy, buffer RAM) */
+
+IOMEM_API IOReturn iomem__platform_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys)
+{
+	vm_size_t i, page = iomem__baremetal_page_size();
+	for (i = 0; i < npages; i++)          /* identity unless the translation hook says otherwise */
+		phys[i] = iomem__baremetal_virt_to_phys((const void *)(page_va + i * page));
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem__platform_unwire(uintptr_t page_va, vm_size_t npages)
+{
+	(void)page_va; (void)npages;
+}
+
+IOMEM_API bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys)
+{
+	void *v = iomem__baremetal_phys_to_virt(pa);
+	if (v == NULL)
+		return false;                       /* not addressable on this core */
+	if (!to_phys)
+		iomem__memcpy(buf, v, (vm_size_t)len);
+	else if (buf != NULL)
+		iomem__memcpy(v, buf, (vm_size_t)len);
+	else
+		iomem__memset(v, 0, (vm_size_t)len);
+	return true;
+}
+
+IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
+                                             IOPhysicalAddress max_phys, bool contiguous)
+{
+	vm_size_t page = iomem__baremetal_page_size();
+	if (align < page)
+		align = page;
+	bytes = (bytes + page - 1) & ~(page - 1);
+	ram->fd = -1;
+	ram->pinned = contiguous;
+	ram->bytes = bytes;
+	ram->address = iomem__aligned_alloc_raw(bytes, align);
+	if (ram->address == NULL)
+		return kIOReturnNoMemory;
+	ram->phys = iomem__baremetal_virt_to_phys(ram->address);
+	if (contiguous && ram->phys + bytes - 1 > max_phys) {
+		iomem__aligned_free_raw(ram->address, bytes, "IOBufferMemoryDescriptor");
+		ram->address = NULL;
+		return kIOReturnNoResources;
+	}
+	iomem__memset(ram->address, 0, bytes);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem__platform_ram_free(iomem__ram *ram)
+{
+	if (ram->address != NULL)
+		iomem__aligned_free_raw(ram->address, ram->bytes, "IOBufferMemoryDescriptor");
+	ram->address = NULL;
 }
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_NO_WEAK_LIBC)
