@@ -12,69 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct { IOReturn code; uint32_t hex; const char *name; } expected_codes[] = {
-	{ kIOReturnSuccess,          0x00000000u, "kIOReturnSuccess" },
-	{ kIOReturnError,            0xE00002BCu, "kIOReturnError" },
-	{ kIOReturnNoMemory,         0xE00002BDu, "kIOReturnNoMemory" },
-	{ kIOReturnNoResources,      0xE00002BEu, "kIOReturnNoResources" },
-	{ kIOReturnIPCError,         0xE00002BFu, "kIOReturnIPCError" },
-	{ kIOReturnNoDevice,         0xE00002C0u, "kIOReturnNoDevice" },
-	{ kIOReturnNotPrivileged,    0xE00002C1u, "kIOReturnNotPrivileged" },
-	{ kIOReturnBadArgument,      0xE00002C2u, "kIOReturnBadArgument" },
-	{ kIOReturnLockedRead,       0xE00002C3u, "kIOReturnLockedRead" },
-	{ kIOReturnLockedWrite,      0xE00002C4u, "kIOReturnLockedWrite" },
-	{ kIOReturnExclusiveAccess,  0xE00002C5u, "kIOReturnExclusiveAccess" },
-	{ kIOReturnBadMessageID,     0xE00002C6u, "kIOReturnBadMessageID" },
-	{ kIOReturnUnsupported,      0xE00002C7u, "kIOReturnUnsupported" },
-	{ kIOReturnVMError,          0xE00002C8u, "kIOReturnVMError" },
-	{ kIOReturnInternalError,    0xE00002C9u, "kIOReturnInternalError" },
-	{ kIOReturnIOError,          0xE00002CAu, "kIOReturnIOError" },
-	{ kIOReturnCannotLock,       0xE00002CCu, "kIOReturnCannotLock" },
-	{ kIOReturnNotOpen,          0xE00002CDu, "kIOReturnNotOpen" },
-	{ kIOReturnNotReadable,      0xE00002CEu, "kIOReturnNotReadable" },
-	{ kIOReturnNotWritable,      0xE00002CFu, "kIOReturnNotWritable" },
-	{ kIOReturnNotAligned,       0xE00002D0u, "kIOReturnNotAligned" },
-	{ kIOReturnBadMedia,         0xE00002D1u, "kIOReturnBadMedia" },
-	{ kIOReturnStillOpen,        0xE00002D2u, "kIOReturnStillOpen" },
-	{ kIOReturnRLDError,         0xE00002D3u, "kIOReturnRLDError" },
-	{ kIOReturnDMAError,         0xE00002D4u, "kIOReturnDMAError" },
-	{ kIOReturnBusy,             0xE00002D5u, "kIOReturnBusy" },
-	{ kIOReturnTimeout,          0xE00002D6u, "kIOReturnTimeout" },
-	{ kIOReturnOffline,          0xE00002D7u, "kIOReturnOffline" },
-	{ kIOReturnNotReady,         0xE00002D8u, "kIOReturnNotReady" },
-	{ kIOReturnNotAttached,      0xE00002D9u, "kIOReturnNotAttached" },
-	{ kIOReturnNoChannels,       0xE00002DAu, "kIOReturnNoChannels" },
-	{ kIOReturnNoSpace,          0xE00002DBu, "kIOReturnNoSpace" },
-	{ kIOReturnPortExists,       0xE00002DDu, "kIOReturnPortExists" },
-	{ kIOReturnCannotWire,       0xE00002DEu, "kIOReturnCannotWire" },
-	{ kIOReturnNoInterrupt,      0xE00002DFu, "kIOReturnNoInterrupt" },
-	{ kIOReturnNoFrames,         0xE00002E0u, "kIOReturnNoFrames" },
-	{ kIOReturnMessageTooLarge,  0xE00002E1u, "kIOReturnMessageTooLarge" },
-	{ kIOReturnNotPermitted,     0xE00002E2u, "kIOReturnNotPermitted" },
-	{ kIOReturnNoPower,          0xE00002E3u, "kIOReturnNoPower" },
-	{ kIOReturnNoMedia,          0xE00002E4u, "kIOReturnNoMedia" },
-	{ kIOReturnUnformattedMedia, 0xE00002E5u, "kIOReturnUnformattedMedia" },
-	{ kIOReturnUnsupportedMode,  0xE00002E6u, "kIOReturnUnsupportedMode" },
-	{ kIOReturnUnderrun,         0xE00002E7u, "kIOReturnUnderrun" },
-	{ kIOReturnOverrun,          0xE00002E8u, "kIOReturnOverrun" },
-	{ kIOReturnDeviceError,      0xE00002E9u, "kIOReturnDeviceError" },
-	{ kIOReturnNoCompletion,     0xE00002EAu, "kIOReturnNoCompletion" },
-	{ kIOReturnAborted,          0xE00002EBu, "kIOReturnAborted" },
-	{ kIOReturnNoBandwidth,      0xE00002ECu, "kIOReturnNoBandwidth" },
-	{ kIOReturnNotResponding,    0xE00002EDu, "kIOReturnNotResponding" },
-	{ kIOReturnIsoTooOld,        0xE00002EEu, "kIOReturnIsoTooOld" },
-	{ kIOReturnIsoTooNew,        0xE00002EFu, "kIOReturnIsoTooNew" },
-	{ kIOReturnNotFound,         0xE00002F0u, "kIOReturnNotFound" },
-	{ kIOReturnInvalid,          0xE0000001u, "kIOReturnInvalid" },
-};
-#define N_CODES (sizeof expected_codes / sizeof expected_codes[0])
+#include "tests/common/ioreturn_table.h"
 
 Test(ioreturn, values_match_iokit)
 {
-	for (size_t i = 0; i < N_CODES; i++)
-		cr_expect_eq((uint32_t)expected_codes[i].code, expected_codes[i].hex,
-		             "%s is 0x%08x, IOKit says 0x%08x", expected_codes[i].name,
-		             (uint32_t)expected_codes[i].code, expected_codes[i].hex);
+	for (size_t i = 0; i < IOMEM_TEST_IORETURN_COUNT; i++)
+		cr_expect_eq((uint32_t)iomem_test_ioreturn_table[i].code, iomem_test_ioreturn_table[i].hex,
+		             "%s is 0x%08x, IOKit says 0x%08x", iomem_test_ioreturn_table[i].name,
+		             (uint32_t)iomem_test_ioreturn_table[i].code, iomem_test_ioreturn_table[i].hex);
 	/* the signed decimal values the reference lists */
 	cr_expect_eq(kIOReturnError, -536870212);
 	cr_expect_eq(kIOReturnOverrun, -536870168);
@@ -91,8 +36,8 @@ Test(ioreturn, iokit_error_macros)
 
 Test(ioreturn, string_names_every_code)
 {
-	for (size_t i = 0; i < N_CODES; i++)
-		cr_expect_str_eq(IOReturnString(expected_codes[i].code), expected_codes[i].name);
+	for (size_t i = 0; i < IOMEM_TEST_IORETURN_COUNT; i++)
+		cr_expect_str_eq(IOReturnString(iomem_test_ioreturn_table[i].code), iomem_test_ioreturn_table[i].name);
 }
 
 Test(ioreturn, unknown_code_has_formatted_fallback)
@@ -121,8 +66,8 @@ Test(ioreturn, description)
 {
 	cr_expect_str_eq(iomem_ioreturn_description(kIOReturnNoMemory), "can't allocate memory");
 	cr_expect_str_eq(iomem_ioreturn_description(kIOReturnSuccess), "success");
-	for (size_t i = 0; i < N_CODES; i++)
-		cr_expect(strlen(iomem_ioreturn_description(expected_codes[i].code)) > 0);
+	for (size_t i = 0; i < IOMEM_TEST_IORETURN_COUNT; i++)
+		cr_expect(strlen(iomem_ioreturn_description(iomem_test_ioreturn_table[i].code)) > 0);
 }
 
 Test(ioreturn, format_is_reentrant_and_truncates)
