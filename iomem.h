@@ -177,6 +177,7 @@
 #if (defined(IOMEM_BACKEND_POSIX) + defined(IOMEM_BACKEND_LINUX) + \
      defined(IOMEM_BACKEND_BAREMETAL)) > 1
 #  error "iomem: more than one IOMEM_BACKEND_* is defined; define exactly one (POSIX, LINUX or BAREMETAL) or none for auto-detection"
+#  define IOMEM__BACKEND_CONFLICT 1   /* include no backend: one clear error */
 #endif
 #if !defined(IOMEM_BACKEND_POSIX) && !defined(IOMEM_BACKEND_LINUX) && \
     !defined(IOMEM_BACKEND_BAREMETAL)
@@ -194,6 +195,9 @@
 #if defined(IOMEM_BACKEND_POSIX) && defined(__STDC_HOSTED__) && __STDC_HOSTED__ == 0
 #  error "iomem: IOMEM_BACKEND_POSIX needs a hosted C library; use IOMEM_BACKEND_BAREMETAL with -ffreestanding"
 #endif
+
+/* Nothing else is compiled after a backend error: one clear message. */
+#ifndef IOMEM__BACKEND_CONFLICT
 
 /* >>types ================================================================= */
 
@@ -724,6 +728,12 @@ IOMEM_FORCEINLINE void IOFree(void *address, vm_size_t size)
  * Returns +1 memory to be freed with IOFreeAligned(ptr, size), or NULL. The
  * block carries XNU's two-word header just below it; the footprint is
  * iomem_malloc_aligned_footprint(). Thread-safe.
+ *
+ * Deviation from XNU, on purpose: XNU skips the header and takes whole VM
+ * pages once size + header reaches a page, so the size given to
+ * IOFreeAligned selects the free path and a wrong one corrupts memory. iomem
+ * uses the header for every size: the size still belongs to the contract
+ * (IOMEM_DEBUG checks it) but can no longer pick the wrong path.
  */
 IOMEM_FORCEINLINE void *IOMallocAligned(vm_size_t size, vm_offset_t alignment)
 {
@@ -1144,11 +1154,13 @@ IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start
 } /* extern "C" */
 #endif
 
+#endif /* !IOMEM__BACKEND_CONFLICT */
 #endif /* IOMEM_H_INCLUDED */
 
 /* >>implementation ======================================================== */
 
-#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM__IMPLEMENTATION_INCLUDED)
+#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM__IMPLEMENTATION_INCLUDED) && \
+    !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM__IMPLEMENTATION_INCLUDED 1
 
 #ifndef IOMEM_PANIC

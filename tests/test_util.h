@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_util.h - shared by the Criterion suites.
+ *
+ * Include it FIRST in a test file that defines IOMEM_IMPLEMENTATION: it
+ * routes IOMEM_PANIC into a recorder so a test can provoke a contract
+ * violation and check the report instead of aborting. Criterion runs every
+ * test in its own process, so the recorder starts empty in each test.
+ */
+#ifndef IOMEM_TEST_UTIL_H
+#define IOMEM_TEST_UTIL_H
+
+#include <string.h>
+
+static char iomem_test_panic_msg[512];
+static int  iomem_test_panic_count;
+
+static void iomem_test_record_panic(const char *msg)
+{
+	iomem_test_panic_count++;
+	strncpy(iomem_test_panic_msg, msg, sizeof iomem_test_panic_msg - 1);
+}
+
+#define IOMEM_PANIC(msg) iomem_test_record_panic(msg)
+
+/* Asserts that exactly @n reports were made since the test began. */
+#define iomem_test_expect_reports(n) \
+	cr_assert_eq(iomem_test_panic_count, (n), "expected %d report(s), got %d (last: \"%s\")", \
+	             (n), iomem_test_panic_count, iomem_test_panic_msg)
+
+/* Asserts that the last report mentions @needle. */
+#define iomem_test_expect_report_has(needle) \
+	cr_assert(strstr(iomem_test_panic_msg, (needle)) != NULL, \
+	          "report \"%s\" does not mention \"%s\"", iomem_test_panic_msg, (needle))
+
+/* Fini hook for suites: with IOMEM_DEBUG nothing may still be allocated. */
+#define IOMEM_TEST_DEFINE_LEAK_CHECK()                                              \
+	static void iomem_test_no_leaks(void)                                       \
+	{                                                                           \
+		vm_size_t live = iomem_leak_report(NULL, NULL);                     \
+		cr_assert_eq(live, 0, "%zu block(s) leaked (listed above)", (size_t)live); \
+	}
+
+#endif
