@@ -937,10 +937,14 @@ IOMEM_API const char *iomem_alloc_family_name(iomem_alloc_family family);
  *     an allocateRange that touches one put them back into the tree first.
  *     Each cached range keeps a fragment slot reserved, so putting it back
  *     never allocates; the allocator's capacity is therefore raised to at
- *     least 128 slots. Without IOMEM_DEBUG a deallocation that goes into the
- *     cache is not checked for double or overlapping frees (as in any slab
- *     or magazine cache): use the option only for callers that free exactly
- *     what they allocated (the IOMapper IOVA space does).
+ *     least 128 slots. Without IOMEM_DEBUG, double or overlapping frees
+ *     are not detected where a cached range is involved (one freed into the
+ *     cache is not looked up in the tree, one freed into the tree is not
+ *     compared with the cache), so such a range may be handed out twice, as
+ *     with any slab or magazine cache; the allocator's own structure stays
+ *     consistent. Use the option for callers that free exactly what they
+ *     allocated (the IOMapper IOVA space does). With IOMEM_DEBUG both are
+ *     checked, reported, and the union is kept.
  *
  * BAD INPUT
  *   allocate: size 0, NULL result, an alignment that is not a power of two,
@@ -2664,6 +2668,10 @@ IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar s
 			}
 		}
 	}
+#if IOMEM__DEBUG
+	if (iomem__range_cache_overlaps(ra, start, e))
+		iomem__range_flush(ra, &ov);     /* the tree path then sees the overlap */
+#endif
 	for (;;) {
 		uint32_t p = iomem__range_find_le(ra, start);
 		if (iomem__range_free_needs_slot(ra, p, start, e) && !iomem__range_have_slot(ra)) {
