@@ -917,9 +917,10 @@ IOMEM_API const char *iomem_alloc_family_name(iomem_alloc_family family);
  *
  * ENGINE (vmem-style instant fit; see performance-anchors.md §3, §6.3)
  *   - Free fragments live in a red-black tree ordered by start (32-bit slot
- *     indices, parent links, each subtree knows its largest size class) and,
- *     at the same time, on one of 64 power-of-two size-class lists with a
- *     64-bit bitmap of the non-empty ones.
+ *     indices, parent links) and, at the same time, on one of 64
+ *     power-of-two size-class lists with a 64-bit bitmap of the non-empty
+ *     ones. The first allocation below a limit (the IOVA API) also turns on
+ *     a per-subtree "largest class" index, kept from then on.
  *   - allocate: the first non-empty class that is guaranteed to fit (ctz on
  *     the bitmap) gives a fragment in O(1); the range is cut from its
  *     aligned start. Only when no such class exists are the smaller classes
@@ -1699,7 +1700,8 @@ IOMEM_API void IOFreePageable(void *address, vm_size_t size)
 typedef struct iomem__range_node {
 	IORangeScalar start;          /* first free unit */
 	IORangeScalar end;            /* last free unit (inclusive, as IOKit) */
-	uint32_t      left, right, parent;
+	uint32_t      kid[2];         /* [0] left, [1] right */
+	uint32_t      parent;
 	uint32_t      prev, next;     /* size-class list; next also chains unused slots */
 	uint8_t       bin;            /* size class: floor(log2(size)), 63 at most */
 	uint8_t       maxbin;         /* 1 + largest class in this subtree; 0 = nil */
@@ -1724,6 +1726,7 @@ struct IORangeAllocator {
 	uint32_t            increment;
 	uint32_t            odd;      /* fragments with an unaligned boundary */
 	uint32_t            refcount;
+	uint32_t            aug;      /* per-subtree classes maintained (see alloc_below) */
 	IOOptionBits        options;
 	unsigned            qshift;   /* log2(default alignment) */
 	IORangeScalar       mask;     /* default alignment - 1 */
@@ -1851,7 +1854,7 @@ IOMEM__PRIVATE void iomem__range_bin_unlink(IORangeAllocator *ra, uint32_t i)
 
 IOMEM_FORCEINLINE uint8_t iomem__range_calc(const iomem__range_node *n, uint32_t i)
 {
-	uint8_t m = (uint8_t)(n[i].bin + 1), l = n[n[i].left].maxbin, r = n[n[i].right].maxbin;
+	uint8_t m = (uint8_t)(n[i].bin + 1), l = n[n[i].kid[0]].maxbin, r = n[n[i].kid[1]].maxbin;
 	if (l > m) m = l;
 	if (r > m) m = r;
 	return m;
@@ -1872,18 +1875,18 @@ IOMEM__PRIVATE void iomem__range_aug_walk(iomem__range_node *n, uint32_t i, uint
 IOMEM__PRIVATE void iomem__range_rotate_left(IORangeAllocator *ra, uint32_t x)
 {
 	iomem__range_node *n = ra->nodes;
-	uint32_t y = n[x].right, p = n[x].parent;
-	n[x].right = n[y].left;
-	if (n[y].left)
-		n[n[y].left].parent = x;
+	uint32_t y = n[x].kid[1], p = n[x].parent;
+	n[x].kid[1] = n[y].kid[0];
+	if (n[y].kid[0])
+		n[n[y].kid[0]].parent = x;
 	n[y].parent = p;
 	if (!p)
 		ra->root = y;
-	else if (x == n[p].left)
-		n[p].left = y;
+	else if (x == n[p].kid[0])
+		n[p].kid[0] = y;
 	else
-		n[p].right = y;
-	n[y].left = x;
+		n[p].kid[1] = y;
+	n[y].kid[0] = x;
 	n[x].parent = y;
 	n[y].maxbin = n[x].maxbin;
 	n[x].maxbin = iomem__range_calc(n, x);
@@ -1892,18 +1895,18 @@ IOMEM__PRIVATE void iomem__range_rotate_left(IORangeAllocator *ra, uint32_t x)
 IOMEM__PRIVATE void iomem__range_rotate_right(IORangeAllocator *ra, uint32_t x)
 {
 	iomem__range_node *n = ra->nodes;
-	uint32_t y = n[x].left, p = n[x].parent;
-	n[x].left = n[y].right;
-	if (n[y].right)
-		n[n[y].right].parent = x;
+	uint32_t y = n[x].kid[0], p = n[x].parent;
+	n[x].kid[0] = n[y].kid[1];
+	if (n[y].kid[1])
+		n[n[y].kid[1]].parent = x;
 	n[y].parent = p;
 	if (!p)
 		ra->root = y;
-	else if (x == n[p].right)
-		n[p].right = y;
+	else if (x == n[p].kid[1])
+		n[p].kid[1] = y;
 	else
-		n[p].left = y;
-	n[y].right = x;
+		n[p].kid[0] = y;
+	n[y].kid[1] = x;
 	n[x].parent = y;
 	n[y].maxbin = n[x].maxbin;
 	n[x].maxbin = iomem__range_calc(n, x);
@@ -1911,73 +1914,83 @@ IOMEM__PRIVATE void iomem__range_rotate_right(IORangeAllocator *ra, uint32_t x)
 
 IOMEM_FORCEINLINE uint32_t iomem__range_min(const iomem__range_node *n, uint32_t i)
 {
-	while (n[i].left)
-		i = n[i].left;
+	while (n[i].kid[0])
+		i = n[i].kid[0];
 	return i;
 }
 
 IOMEM_FORCEINLINE uint32_t iomem__range_next(const iomem__range_node *n, uint32_t i)
 {
 	uint32_t p;
-	if (n[i].right)
-		return iomem__range_min(n, n[i].right);
-	for (p = n[i].parent; p && i == n[p].right; p = n[p].parent)
+	if (n[i].kid[1])
+		return iomem__range_min(n, n[i].kid[1]);
+	for (p = n[i].parent; p && i == n[p].kid[1]; p = n[p].parent)
 		i = p;
 	return p;
 }
 
-/* The last fragment starting at or below @key, or 0. */
-IOMEM_FORCEINLINE uint32_t iomem__range_find_le(const IORangeAllocator *ra, IORangeScalar key)
+/* One descent: the last fragment starting at or below @key (or 0), and in
+ * *@succ the first one starting above it (or 0). Branch-free steps: the
+ * keys are random, so a branch per level would mostly mispredict. */
+IOMEM_FORCEINLINE uint32_t iomem__range_find_around(const IORangeAllocator *ra, IORangeScalar key, uint32_t *succ)
 {
 	const iomem__range_node *n = ra->nodes;
-	uint32_t x = ra->root, best = 0;
+	uint32_t x = ra->root, best = 0, after = 0;
 	while (x) {
-		if (n[x].start <= key) {
-			best = x;
-			x = n[x].right;
-		} else {
-			x = n[x].left;
-		}
+		unsigned go = n[x].start <= key;
+		best = go ? x : best;
+		after = go ? after : x;
+		x = n[x].kid[go];
 	}
+	*succ = after;
 	return best;
 }
 
-/* Link node @z (fields start..odd set) as the in-order successor of @p
- * (p == 0: as the new minimum), then rebalance. */
-IOMEM__PRIVATE void iomem__range_insert_after(IORangeAllocator *ra, uint32_t p, uint32_t z)
+IOMEM_FORCEINLINE uint32_t iomem__range_find_le(const IORangeAllocator *ra, IORangeScalar key)
+{
+	uint32_t succ;
+	return iomem__range_find_around(ra, key, &succ);
+}
+
+/* Link node @z (fields start..odd set) between @p and its in-order
+ * successor @after (either may be 0: the ends; @after may be passed as
+ * IOMEM__RANGE_UNKNOWN), then rebalance. */
+#define IOMEM__RANGE_UNKNOWN 0xffffffffu
+IOMEM__PRIVATE void iomem__range_insert_after(IORangeAllocator *ra, uint32_t p, uint32_t after, uint32_t z)
 {
 	iomem__range_node *n = ra->nodes;
 	uint32_t q;
-	n[z].left = n[z].right = 0;
+	n[z].kid[0] = n[z].kid[1] = 0;
 	n[z].red = 1;
 	n[z].maxbin = (uint8_t)(n[z].bin + 1);
 	if (!ra->root) {
 		ra->root = z;
 		n[z].parent = 0;
 	} else {
-		if (!p) {
-			q = iomem__range_min(n, ra->root);
-			n[q].left = z;
-		} else if (!n[p].right) {
+		if (p && !n[p].kid[1]) {
 			q = p;
-			n[q].right = z;
+			n[q].kid[1] = z;
 		} else {
-			q = iomem__range_min(n, n[p].right);
-			n[q].left = z;
+			/* the successor has no left child: it is the minimum of
+			 * p's right subtree (or of the tree) */
+			if (after == IOMEM__RANGE_UNKNOWN)
+				after = iomem__range_min(n, p ? n[p].kid[1] : ra->root);
+			q = after;
+			n[q].kid[0] = z;
 		}
 		n[z].parent = q;
-		for (; q && n[q].maxbin < n[z].maxbin; q = n[q].parent)
+		for (; ra->aug && q && n[q].maxbin < n[z].maxbin; q = n[q].parent)
 			n[q].maxbin = n[z].maxbin;
 	}
 	while (n[n[z].parent].red) {
 		uint32_t zp = n[z].parent, zpp = n[zp].parent, y;
-		if (zp == n[zpp].left) {
-			y = n[zpp].right;
+		if (zp == n[zpp].kid[0]) {
+			y = n[zpp].kid[1];
 			if (n[y].red) {
 				n[zp].red = 0; n[y].red = 0; n[zpp].red = 1;
 				z = zpp;
 			} else {
-				if (z == n[zp].right) {
+				if (z == n[zp].kid[1]) {
 					z = zp;
 					iomem__range_rotate_left(ra, z);
 					zp = n[z].parent;
@@ -1986,12 +1999,12 @@ IOMEM__PRIVATE void iomem__range_insert_after(IORangeAllocator *ra, uint32_t p, 
 				iomem__range_rotate_right(ra, zpp);
 			}
 		} else {
-			y = n[zpp].left;
+			y = n[zpp].kid[0];
 			if (n[y].red) {
 				n[zp].red = 0; n[y].red = 0; n[zpp].red = 1;
 				z = zpp;
 			} else {
-				if (z == n[zp].left) {
+				if (z == n[zp].kid[0]) {
 					z = zp;
 					iomem__range_rotate_right(ra, z);
 					zp = n[z].parent;
@@ -2010,10 +2023,10 @@ IOMEM_FORCEINLINE void iomem__range_transplant(IORangeAllocator *ra, uint32_t u,
 	uint32_t p = n[u].parent;
 	if (!p)
 		ra->root = v;
-	else if (u == n[p].left)
-		n[p].left = v;
+	else if (u == n[p].kid[0])
+		n[p].kid[0] = v;
 	else
-		n[p].right = v;
+		n[p].kid[1] = v;
 	if (v)
 		n[v].parent = p;
 }
@@ -2023,75 +2036,78 @@ IOMEM__PRIVATE void iomem__range_erase(IORangeAllocator *ra, uint32_t z)
 	iomem__range_node *n = ra->nodes;
 	uint32_t x, xp, y;
 	uint8_t yred = n[z].red;
-	if (!n[z].left || !n[z].right) {
-		x = n[z].left ? n[z].left : n[z].right;
+	if (!n[z].kid[0] || !n[z].kid[1]) {
+		x = n[z].kid[0] ? n[z].kid[0] : n[z].kid[1];
 		xp = n[z].parent;
 		iomem__range_transplant(ra, z, x);
-		iomem__range_aug_walk(n, xp, 0);
+		if (ra->aug)
+			iomem__range_aug_walk(n, xp, 0);
 	} else {
-		y = iomem__range_min(n, n[z].right);
+		y = iomem__range_min(n, n[z].kid[1]);
 		yred = n[y].red;
-		x = n[y].right;
+		x = n[y].kid[1];
 		if (n[y].parent == z) {
 			xp = y;
 		} else {
 			xp = n[y].parent;
 			iomem__range_transplant(ra, y, x);
-			n[y].right = n[z].right;
-			n[n[y].right].parent = y;
+			n[y].kid[1] = n[z].kid[1];
+			n[n[y].kid[1]].parent = y;
 		}
 		iomem__range_transplant(ra, z, y);
-		n[y].left = n[z].left;
-		n[n[y].left].parent = y;
+		n[y].kid[0] = n[z].kid[0];
+		n[n[y].kid[0]].parent = y;
 		n[y].red = n[z].red;
-		if (xp != y)
-			iomem__range_aug_walk(n, xp, y);
-		n[y].maxbin = iomem__range_calc(n, y);
-		iomem__range_aug_walk(n, n[y].parent, 0);
+		if (ra->aug) {
+			if (xp != y)
+				iomem__range_aug_walk(n, xp, y);
+			n[y].maxbin = iomem__range_calc(n, y);
+			iomem__range_aug_walk(n, n[y].parent, 0);
+		}
 	}
 	if (yred)
 		return;
 	while (x != ra->root && !n[x].red) {
 		uint32_t w;
-		if (x == n[xp].left) {
-			w = n[xp].right;
+		if (x == n[xp].kid[0]) {
+			w = n[xp].kid[1];
 			if (n[w].red) {
 				n[w].red = 0; n[xp].red = 1;
 				iomem__range_rotate_left(ra, xp);
-				w = n[xp].right;
+				w = n[xp].kid[1];
 			}
-			if (!n[n[w].left].red && !n[n[w].right].red) {
+			if (!n[n[w].kid[0]].red && !n[n[w].kid[1]].red) {
 				n[w].red = 1;
 				x = xp;
 				xp = n[x].parent;
 			} else {
-				if (!n[n[w].right].red) {
-					n[n[w].left].red = 0; n[w].red = 1;
+				if (!n[n[w].kid[1]].red) {
+					n[n[w].kid[0]].red = 0; n[w].red = 1;
 					iomem__range_rotate_right(ra, w);
-					w = n[xp].right;
+					w = n[xp].kid[1];
 				}
-				n[w].red = n[xp].red; n[xp].red = 0; n[n[w].right].red = 0;
+				n[w].red = n[xp].red; n[xp].red = 0; n[n[w].kid[1]].red = 0;
 				iomem__range_rotate_left(ra, xp);
 				x = ra->root;
 			}
 		} else {
-			w = n[xp].left;
+			w = n[xp].kid[0];
 			if (n[w].red) {
 				n[w].red = 0; n[xp].red = 1;
 				iomem__range_rotate_right(ra, xp);
-				w = n[xp].left;
+				w = n[xp].kid[0];
 			}
-			if (!n[n[w].left].red && !n[n[w].right].red) {
+			if (!n[n[w].kid[0]].red && !n[n[w].kid[1]].red) {
 				n[w].red = 1;
 				x = xp;
 				xp = n[x].parent;
 			} else {
-				if (!n[n[w].left].red) {
-					n[n[w].right].red = 0; n[w].red = 1;
+				if (!n[n[w].kid[0]].red) {
+					n[n[w].kid[1]].red = 0; n[w].red = 1;
 					iomem__range_rotate_left(ra, w);
-					w = n[xp].left;
+					w = n[xp].kid[0];
 				}
-				n[w].red = n[xp].red; n[xp].red = 0; n[n[w].left].red = 0;
+				n[w].red = n[xp].red; n[xp].red = 0; n[n[w].kid[0]].red = 0;
 				iomem__range_rotate_right(ra, xp);
 				x = ra->root;
 			}
@@ -2120,6 +2136,8 @@ IOMEM__PRIVATE void iomem__range_set(IORangeAllocator *ra, uint32_t i, IORangeSc
 	iomem__range_bin_unlink(ra, i);
 	n[i].bin = (uint8_t)b;
 	iomem__range_bin_push(ra, i);
+	if (!ra->aug)
+		return;
 	if (b > ob) {
 		uint32_t x;
 		for (x = i; x && n[x].maxbin < b + 1; x = n[x].parent)
@@ -2129,8 +2147,10 @@ IOMEM__PRIVATE void iomem__range_set(IORangeAllocator *ra, uint32_t i, IORangeSc
 	}
 }
 
-/* New fragment [s, e] after @p (0: first). A free slot must exist. */
-IOMEM__PRIVATE uint32_t iomem__range_new(IORangeAllocator *ra, uint32_t p, IORangeScalar s, IORangeScalar e)
+/* New fragment [s, e] between @p and @after (see insert_after). A free
+ * slot must exist. */
+IOMEM__PRIVATE uint32_t iomem__range_new(IORangeAllocator *ra, uint32_t p, uint32_t after, IORangeScalar s,
+                                         IORangeScalar e)
 {
 	iomem__range_node *n = ra->nodes;
 	uint32_t i = ra->unused;
@@ -2142,7 +2162,7 @@ IOMEM__PRIVATE uint32_t iomem__range_new(IORangeAllocator *ra, uint32_t p, IORan
 	n[i].odd = iomem__range_isodd(ra, s, e);
 	ra->odd += n[i].odd;
 	iomem__range_bin_push(ra, i);
-	iomem__range_insert_after(ra, p, i);
+	iomem__range_insert_after(ra, p, after, i);
 	return i;
 }
 
@@ -2171,7 +2191,7 @@ IOMEM__PRIVATE void iomem__range_carve(IORangeAllocator *ra, uint32_t f, IORange
 	} else {
 		iomem__range_set(ra, f, fs, d - 1);
 		if (de != fe)
-			iomem__range_new(ra, f, de + 1, fe);
+			iomem__range_new(ra, f, IOMEM__RANGE_UNKNOWN, de + 1, fe);
 	}
 	ra->units -= de - d + 1;
 }
@@ -2192,55 +2212,62 @@ IOMEM_FORCEINLINE void iomem__range_note_overlap(iomem__range_overlap *ov, IORan
 	ov->end = fe < e ? fe : e;
 }
 
-/* Does freeing [s, e] need a new fragment? @p = find_le(s). */
-IOMEM__PRIVATE bool iomem__range_free_needs_slot(const IORangeAllocator *ra, uint32_t p, IORangeScalar s, IORangeScalar e)
+/* Where [s, e] goes: p/q = the fragments around s (find_around), and
+ * whether each touches (overlaps or adjoins) the range. No new fragment
+ * is needed when one of them does. */
+typedef struct iomem__range_spot {
+	uint32_t p, q;
+	bool     tp, tq;
+} iomem__range_spot;
+
+IOMEM_FORCEINLINE iomem__range_spot iomem__range_locate(const IORangeAllocator *ra, IORangeScalar s, IORangeScalar e)
 {
 	const iomem__range_node *n = ra->nodes;
-	uint32_t q;
-	if (p && (s == 0 || n[p].end >= s - 1))
-		return false;
-	q = p ? iomem__range_next(n, p) : (ra->root ? iomem__range_min(n, ra->root) : 0);
-	return !(q && iomem__range_touches(e, n[q].start));
+	iomem__range_spot w;
+	w.p = iomem__range_find_around(ra, s, &w.q);
+	w.tp = w.p && (s == 0 || n[w.p].end >= s - 1);
+	w.tq = w.q && iomem__range_touches(e, n[w.q].start);
+	return w;
 }
 
-/* Add [s, e] to the free set (union), coalescing. @p = find_le(s); a free
- * slot must exist if iomem__range_free_needs_slot said so. */
-IOMEM__PRIVATE void iomem__range_free_at(IORangeAllocator *ra, uint32_t p, IORangeScalar s, IORangeScalar e,
+/* Add [s, e] to the free set (union), coalescing. @w from locate(); a free
+ * slot must exist when neither neighbour touches. */
+IOMEM__PRIVATE void iomem__range_free_at(IORangeAllocator *ra, iomem__range_spot w, IORangeScalar s, IORangeScalar e,
                                          iomem__range_overlap *ov)
 {
 	iomem__range_node *n = ra->nodes;
 	IORangeScalar ns, ne, units = ra->units;
-	uint32_t a, q;
-	if (p && (s == 0 || n[p].end >= s - 1)) {
-		a = p;
-		if (n[p].end >= s)
-			iomem__range_note_overlap(ov, s, e, n[p].start, n[p].end);
-		ns = n[p].start;
-		ne = n[p].end > e ? n[p].end : e;
-	} else {
-		q = p ? iomem__range_next(n, p) : (ra->root ? iomem__range_min(n, ra->root) : 0);
-		if (!q || !iomem__range_touches(e, n[q].start)) {
-			iomem__range_new(ra, p, s, e);
-			ra->units = units + (e - s + 1);
-			return;
-		}
-		a = q;
-		if (n[q].start <= e)
-			iomem__range_note_overlap(ov, s, e, n[q].start, n[q].end);
+	uint32_t a, x;
+	if (w.tp) {
+		a = w.p;
+		if (n[a].end >= s)
+			iomem__range_note_overlap(ov, s, e, n[a].start, n[a].end);
+		ns = n[a].start;
+		ne = n[a].end > e ? n[a].end : e;
+		x = w.q;                                 /* may touch too */
+	} else if (w.tq) {
+		a = w.q;
+		if (n[a].start <= e)
+			iomem__range_note_overlap(ov, s, e, n[a].start, n[a].end);
 		ns = s;
-		ne = n[q].end > e ? n[q].end : e;
+		ne = n[a].end > e ? n[a].end : e;
+		x = e > n[a].end ? iomem__range_next(n, a) : 0;
+	} else {
+		iomem__range_new(ra, w.p, w.q, s, e);
+		ra->units = units + (e - s + 1);
+		return;
 	}
 	units -= n[a].end - n[a].start + 1;
-	for (;;) {
-		q = iomem__range_next(n, a);
-		if (!q || !iomem__range_touches(ne, n[q].start))
-			break;
-		if (n[q].start <= ne)
-			iomem__range_note_overlap(ov, s, e, n[q].start, n[q].end);
-		if (n[q].end > ne)
-			ne = n[q].end;
-		units -= n[q].end - n[q].start + 1;
-		iomem__range_delete(ra, q);
+	/* Absorb followers; past the first only an overlapping range reaches. */
+	while (x && iomem__range_touches(ne, n[x].start)) {
+		uint32_t nx = e > n[x].end ? iomem__range_next(n, x) : 0;
+		if (n[x].start <= ne)
+			iomem__range_note_overlap(ov, s, e, n[x].start, n[x].end);
+		if (n[x].end > ne)
+			ne = n[x].end;
+		units -= n[x].end - n[x].start + 1;
+		iomem__range_delete(ra, x);
+		x = nx;
 	}
 	iomem__range_set(ra, a, ns, ne);
 	ra->units = units + (ne - ns + 1);
@@ -2262,7 +2289,7 @@ IOMEM__PRIVATE void iomem__range_flush(IORangeAllocator *ra, iomem__range_overla
 			IORangeScalar s = c->start[k][--c->count[k]];
 			c->entries--;
 			c->units -= size;
-			iomem__range_free_at(ra, iomem__range_find_le(ra, s), s, s + (size - 1), ov);
+			iomem__range_free_at(ra, iomem__range_locate(ra, s, s + (size - 1)), s, s + (size - 1), ov);
 		}
 	}
 }
@@ -2359,12 +2386,12 @@ IOMEM__PRIVATE uint32_t iomem__range_leftmost_class(const iomem__range_node *n, 
 	if (n[x].maxbin < mb)
 		return 0;
 	for (;;) {
-		if (n[n[x].left].maxbin >= mb)
-			x = n[x].left;
+		if (n[n[x].kid[0]].maxbin >= mb)
+			x = n[x].kid[0];
 		else if (n[x].bin + 1u >= mb)
 			return x;
 		else
-			x = n[x].right;
+			x = n[x].kid[1];
 	}
 }
 
@@ -2372,24 +2399,59 @@ IOMEM__PRIVATE uint32_t iomem__range_leftmost_class(const iomem__range_node *n, 
 IOMEM__PRIVATE uint32_t iomem__range_next_class(const iomem__range_node *n, uint32_t x, unsigned mb)
 {
 	uint32_t p;
-	if (n[n[x].right].maxbin >= mb)
-		return iomem__range_leftmost_class(n, n[x].right, mb);
+	if (n[n[x].kid[1]].maxbin >= mb)
+		return iomem__range_leftmost_class(n, n[x].kid[1], mb);
 	for (p = n[x].parent; p; x = p, p = n[p].parent) {
-		if (x != n[p].left)
+		if (x != n[p].kid[0])
 			continue;
 		if (n[p].bin + 1u >= mb)
 			return p;
-		if (n[n[p].right].maxbin >= mb)
-			return iomem__range_leftmost_class(n, n[p].right, mb);
+		if (n[n[p].kid[1]].maxbin >= mb)
+			return iomem__range_leftmost_class(n, n[p].kid[1], mb);
 	}
 	return 0;
 }
 
+/* Turn on the per-subtree class index (maxbin) that the below-a-limit
+ * search needs: computed once in post-order, O(n), then maintained by every
+ * update (allocators that never search below a limit do not pay for it). */
+IOMEM__PRIVATE void iomem__range_aug_enable(IORangeAllocator *ra)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t x = ra->root;
+	ra->aug = 1;
+	if (!x)
+		return;
+	for (;;) {                                  /* first node in post-order */
+		while (n[x].kid[0])
+			x = n[x].kid[0];
+		if (!n[x].kid[1])
+			break;
+		x = n[x].kid[1];
+	}
+	while (x) {
+		uint32_t p = n[x].parent;
+		n[x].maxbin = iomem__range_calc(n, x);
+		if (p && x == n[p].kid[0] && n[p].kid[1]) {
+			x = n[p].kid[1];
+			for (;;) {
+				while (n[x].kid[0])
+					x = n[x].kid[0];
+				if (!n[x].kid[1])
+					break;
+				x = n[x].kid[1];
+			}
+		} else {
+			x = p;
+		}
+	}
+}
+
 /* Find a fragment for @n units aligned by @amask ending at or below @limit. */
-IOMEM__PRIVATE uint32_t iomem__range_find(const IORangeAllocator *ra, IORangeScalar n, IORangeScalar amask,
+IOMEM__PRIVATE uint32_t iomem__range_find(IORangeAllocator *ra, IORangeScalar n, IORangeScalar amask,
                                           IORangeScalar limit, IORangeScalar *d)
 {
-	const iomem__range_node *nd = ra->nodes;
+	iomem__range_node *nd = ra->nodes;
 	IORangeScalar pad, need;
 	unsigned c, lo;
 	uint64_t m;
@@ -2420,6 +2482,8 @@ IOMEM__PRIVATE uint32_t iomem__range_find(const IORangeAllocator *ra, IORangeSca
 	}
 	/* Below a limit: the lowest guaranteed-class fragment (O(log n)),
 	 * then the lower classes in address order up to the limit. */
+	if (!ra->aug)
+		iomem__range_aug_enable(ra);
 	if (c < 64 && (x = iomem__range_leftmost_class(nd, ra->root, c + 1)) != 0 &&
 	    iomem__range_fit(&nd[x], n, amask, limit, d))
 		return x;
@@ -2540,7 +2604,7 @@ IOMEM_API IORangeAllocator *IORangeAllocator_withRange(IORangeScalar endOfRange,
 		iomem__range_lock(ra);
 		st = iomem__range_grow(ra);
 		if (st == kIOReturnSuccess) {
-			iomem__range_new(ra, 0, 0, e);
+			iomem__range_new(ra, 0, 0, 0, e);
 			ra->units = e + 1;
 		}
 		iomem__range_unlock(ra);
@@ -2673,8 +2737,8 @@ IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar s
 		iomem__range_flush(ra, &ov);     /* the tree path then sees the overlap */
 #endif
 	for (;;) {
-		uint32_t p = iomem__range_find_le(ra, start);
-		if (iomem__range_free_needs_slot(ra, p, start, e) && !iomem__range_have_slot(ra)) {
+		iomem__range_spot w = iomem__range_locate(ra, start, e);
+		if (!w.tp && !w.tq && !iomem__range_have_slot(ra)) {
 			if (iomem__range_make_slot(ra, &ov) != kIOReturnSuccess) {
 				lost = true;
 				ra->lost_ranges++;
@@ -2683,7 +2747,7 @@ IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar s
 			}
 			continue;
 		}
-		iomem__range_free_at(ra, p, start, e, &ov);
+		iomem__range_free_at(ra, w, start, e, &ov);
 		break;
 	}
 	iomem__range_unlock(ra);
@@ -2806,14 +2870,15 @@ IOMEM__PRIVATE bool iomem__range_check(const IORangeAllocator *ra)
 			return false;
 		if (prev && (n[prev].end == IOMEM__RANGE_ALL || n[prev].end + 1 >= n[x].start))
 			return false;
-		if (n[x].bin != iomem__range_bin(n[x].start, n[x].end) || n[x].maxbin != iomem__range_calc(n, x) ||
+		if (n[x].bin != iomem__range_bin(n[x].start, n[x].end) ||
+		    (ra->aug && n[x].maxbin != iomem__range_calc(n, x)) ||
 		    n[x].odd != iomem__range_isodd(ra, n[x].start, n[x].end))
 			return false;
-		if ((n[x].left && n[n[x].left].parent != x) || (n[x].right && n[n[x].right].parent != x))
+		if ((n[x].kid[0] && n[n[x].kid[0]].parent != x) || (n[x].kid[1] && n[n[x].kid[1]].parent != x))
 			return false;
-		if (n[x].red && (n[n[x].left].red || n[n[x].right].red))
+		if (n[x].red && (n[n[x].kid[0]].red || n[n[x].kid[1]].red))
 			return false;
-		if (!n[x].left || !n[x].right) {        /* black height of every nil path */
+		if (!n[x].kid[0] || !n[x].kid[1]) {        /* black height of every nil path */
 			for (y = x; y; y = n[y].parent)
 				h += !n[y].red;
 			if (black == 0)

@@ -43,7 +43,8 @@
 
 /* ---- the group table: one line per group ------------------------------ */
 #define BENCH_GROUPS(X)                                                        \
-    X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")
+    X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint") \
+    X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint")
 /* e.g. later:
     X(seggen, "segment generation vs linux/fbsd/xnu models and the store floor")
     X(range,  "IORangeAllocator / IOVA vs sorted-array, bitmap, magazine")
