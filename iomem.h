@@ -936,9 +936,9 @@ IOMEM_API const char *iomem_alloc_family_name(iomem_alloc_family family);
  *     ranges count as free everywhere they can be observed: getFreeCount
  *     includes them, and getFragmentCount, serialize, a failing allocate or
  *     an allocateRange that touches one put them back into the tree first.
- *     Each cached range keeps a fragment slot reserved, so putting it back
- *     never allocates; the allocator's capacity is therefore raised to at
- *     least 128 slots. Without IOMEM_DEBUG, double or overlapping frees
+ *     Putting a cached range back never allocates: such an allocator keeps
+ *     128 slots in reserve for them (not counted by getFragmentCapacity) and
+ *     allocates its slot array at creation, also with endOfRange 0. Without IOMEM_DEBUG, double or overlapping frees
  *     are not detected where a cached range is involved (one freed into the
  *     cache is not looked up in the tree, one freed into the tree is not
  *     compared with the cache), so such a range may be handed out twice, as
@@ -1692,6 +1692,12 @@ IOMEM_API void IOFreePageable(void *address, vm_size_t size)
 #  define IOMEM_USE_INTRINSICS 1
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#  define IOMEM__RANGE_NOINLINE __attribute__((noinline))
+#else
+#  define IOMEM__RANGE_NOINLINE
+#endif
+
 #define IOMEM__RANGE_BINS      64u
 #define IOMEM__RANGE_MAX_SLOTS 0x7fffffffu
 #define IOMEM__RANGE_ALL       (~(IORangeScalar)0)
@@ -1710,9 +1716,10 @@ typedef struct iomem__range_node {
 } iomem__range_node;
 IOMEM__STATIC_ASSERT(sizeof(iomem__range_node) <= 40, iomem_range_node_is_40_bytes);
 
+/* Only the per-class counts change on a hit (no shared counters: each
+ * would add a store-to-load chain to every operation); totals are summed
+ * when asked for. */
 typedef struct iomem__range_cache {
-	uint32_t      entries;        /* cached ranges; each reserves one free slot */
-	IORangeScalar units;          /* their total size */
 	uint8_t       count[IOMEM_RANGE_CACHE_CLASSES];
 	IORangeScalar start[IOMEM_RANGE_CACHE_CLASSES][IOMEM_RANGE_CACHE_DEPTH];
 } iomem__range_cache;
@@ -1720,7 +1727,8 @@ typedef struct iomem__range_cache {
 struct IORangeAllocator {
 	iomem__range_node  *nodes;    /* [0] nil, [1..capacity] slots */
 	uint32_t            root;
-	uint32_t            capacity;
+	uint32_t            capacity; /* slots in the array, reserve included */
+	uint32_t            reserve;  /* slots kept for the cache's ranges */
 	uint32_t            count;    /* fragments in the tree */
 	uint32_t            unused;   /* head of the unused-slot chain */
 	uint32_t            increment;
@@ -1814,10 +1822,30 @@ IOMEM_FORCEINLINE bool iomem__range_touches(IORangeScalar e, IORangeScalar s2)
 	return e == IOMEM__RANGE_ALL || e + 1 >= s2;
 }
 
-/* A free slot not reserved by the cache? */
+/* A free slot not reserved for the cache? (The array always holds the
+ * reserve: a cached allocator gets its array at creation.) */
 IOMEM_FORCEINLINE bool iomem__range_have_slot(const IORangeAllocator *ra)
 {
-	return ra->capacity - ra->count > (ra->cache ? ra->cache->entries : 0u);
+	return ra->capacity - ra->count > ra->reserve;
+}
+
+IOMEM_FORCEINLINE uint32_t iomem__range_cache_entries(const iomem__range_cache *c)
+{
+	uint32_t k, e = 0;
+	if (c)
+		for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++)
+			e += c->count[k];
+	return e;
+}
+
+IOMEM_FORCEINLINE IORangeScalar iomem__range_cache_units(const IORangeAllocator *ra)
+{
+	IORangeScalar u = 0;
+	uint32_t k;
+	if (ra->cache)
+		for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++)
+			u += (IORangeScalar)ra->cache->count[k] * (((IORangeScalar)k + 1) << ra->qshift);
+	return u;
 }
 
 /* --- size-class lists -------------------------------------------------- */
@@ -2283,12 +2311,10 @@ IOMEM__PRIVATE void iomem__range_flush(IORangeAllocator *ra, iomem__range_overla
 	unsigned k;
 	if (!c)
 		return;
-	for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES && c->entries; k++) {
+	for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++) {
 		IORangeScalar size = ((IORangeScalar)k + 1) << ra->qshift;
 		while (c->count[k]) {
 			IORangeScalar s = c->start[k][--c->count[k]];
-			c->entries--;
-			c->units -= size;
 			iomem__range_free_at(ra, iomem__range_locate(ra, s, s + (size - 1)), s, s + (size - 1), ov);
 		}
 	}
@@ -2299,7 +2325,7 @@ IOMEM__PRIVATE bool iomem__range_cache_overlaps(const IORangeAllocator *ra, IORa
 {
 	const iomem__range_cache *c = ra->cache;
 	unsigned k, j;
-	if (!c || !c->entries)
+	if (!c)
 		return false;
 	for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++) {
 		IORangeScalar last = (((IORangeScalar)k + 1) << ra->qshift) - 1;
@@ -2316,12 +2342,15 @@ IOMEM__PRIVATE bool iomem__range_cache_overlaps(const IORangeAllocator *ra, IORa
  * must re-examine the allocator afterwards). */
 IOMEM__PRIVATE IOReturn iomem__range_grow(IORangeAllocator *ra)
 {
-	uint32_t cap = ra->capacity, add, want, i;
+	uint32_t cap = ra->capacity, vis, add, want, i;
 	iomem__range_node *nn, *old;
 	vm_size_t bytes, oldbytes;
 	if (ra->increment == 0 && cap != 0)
 		return kIOReturnNoResources;
-	add = cap / 2 > ra->increment ? cap / 2 : ra->increment;
+	vis = cap ? cap - ra->reserve : 0;              /* what getFragmentCapacity shows */
+	add = vis / 2 > ra->increment ? vis / 2 : ra->increment;
+	if (cap == 0)
+		add += ra->reserve;
 	if (add > IOMEM__RANGE_MAX_SLOTS - cap)
 		add = IOMEM__RANGE_MAX_SLOTS - cap;
 	if (add == 0)
@@ -2360,7 +2389,7 @@ IOMEM__PRIVATE IOReturn iomem__range_grow(IORangeAllocator *ra)
 /* Make a free slot available: put cached ranges back, else grow. */
 IOMEM__PRIVATE IOReturn iomem__range_make_slot(IORangeAllocator *ra, iomem__range_overlap *ov)
 {
-	if (ra->cache && ra->cache->entries) {
+	if (iomem__range_cache_entries(ra->cache)) {
 		iomem__range_flush(ra, ov);
 		return kIOReturnSuccess;
 	}
@@ -2504,7 +2533,7 @@ IOMEM__PRIVATE IOReturn iomem__range_alloc_locked(IORangeAllocator *ra, IORangeS
 		uint32_t f = iomem__range_find(ra, n, amask, limit, &d);
 		IOReturn st;
 		if (!f) {
-			if (ra->cache && ra->cache->entries) {
+			if (iomem__range_cache_entries(ra->cache)) {
 				iomem__range_flush(ra, &ov);
 				continue;
 			}
@@ -2522,32 +2551,23 @@ IOMEM__PRIVATE IOReturn iomem__range_alloc_locked(IORangeAllocator *ra, IORangeS
 	}
 }
 
-IOMEM__PRIVATE IOReturn iomem__range_alloc(IORangeAllocator *ra, IORangeScalar size, IORangeScalar alignment,
-                                           IORangeScalar limit, IORangeScalar *result)
+/* Everything but an unlocked cache hit at the top of its class. */
+IOMEM__PRIVATE IOMEM__RANGE_NOINLINE IOReturn iomem__range_alloc_slow(IORangeAllocator *ra, IORangeScalar n,
+                                                                      IORangeScalar amask, IORangeScalar limit,
+                                                                      IORangeScalar *result)
 {
-	IORangeScalar amask, n;
 	iomem__range_cache *c;
 	IOReturn st;
-	if (IOMEM_UNLIKELY(!ra || !result || !size))
-		return kIOReturnBadArgument;
-	amask = alignment ? alignment - 1 : ra->mask;
-	if (IOMEM_UNLIKELY(alignment & amask))
-		return kIOReturnBadArgument;
-	n = (size + ra->mask) & ~ra->mask;
-	if (IOMEM_UNLIKELY(n < size))
-		return kIOReturnNoSpace;
 	iomem__range_lock(ra);
 	c = ra->cache;
 	if (c) {
 		IORangeScalar k = (n - 1) >> ra->qshift;
-		if (k < IOMEM_RANGE_CACHE_CLASSES && c->count[k]) {
+		if (k < IOMEM_RANGE_CACHE_CLASSES) {
 			unsigned j = c->count[k];
 			while (j--) {
 				IORangeScalar s = c->start[k][j];
 				if (!(s & amask) && s + (n - 1) <= limit) {
 					c->start[k][j] = c->start[k][--c->count[k]];
-					c->entries--;
-					c->units -= n;
 					iomem__range_unlock(ra);
 					*result = s;
 					return kIOReturnSuccess;
@@ -2558,6 +2578,35 @@ IOMEM__PRIVATE IOReturn iomem__range_alloc(IORangeAllocator *ra, IORangeScalar s
 	st = iomem__range_alloc_locked(ra, n, amask, limit, result);
 	iomem__range_unlock(ra);
 	return st;
+}
+
+IOMEM_FORCEINLINE IOReturn iomem__range_alloc(IORangeAllocator *ra, IORangeScalar size, IORangeScalar alignment,
+                                              IORangeScalar limit, IORangeScalar *result)
+{
+	IORangeScalar amask, n;
+	iomem__range_cache *c;
+	if (IOMEM_UNLIKELY(!ra || !result || !size))
+		return kIOReturnBadArgument;
+	amask = alignment ? alignment - 1 : ra->mask;
+	if (IOMEM_UNLIKELY(alignment & amask))
+		return kIOReturnBadArgument;
+	n = (size + ra->mask) & ~ra->mask;
+	if (IOMEM_UNLIKELY(n < size))
+		return kIOReturnNoSpace;
+	c = ra->cache;
+	if (c && !(ra->options & kLocking)) {     /* hot path: the top of the class, */
+		IORangeScalar k = (n - 1) >> ra->qshift;  /* no call, nothing saved */
+		if (k < IOMEM_RANGE_CACHE_CLASSES && c->count[k]) {
+			unsigned j = c->count[k] - 1u;
+			IORangeScalar s = c->start[k][j];
+			if (IOMEM_LIKELY(!(s & amask) && s + (n - 1) <= limit)) {
+				c->count[k] = (uint8_t)j;
+				*result = s;
+				return kIOReturnSuccess;
+			}
+		}
+	}
+	return iomem__range_alloc_slow(ra, n, amask, limit, result);
 }
 
 /* --- public API ------------------------------------------------------ */
@@ -2572,10 +2621,8 @@ IOMEM_API IORangeAllocator *IORangeAllocator_withRange(IORangeScalar endOfRange,
 		return NULL;
 	if (capacity == 0)
 		capacity = 1;
-	if ((options & IOMEM_RANGE_CACHE) && capacity < IOMEM__RANGE_CACHE_SLOTS)
-		capacity = IOMEM__RANGE_CACHE_SLOTS;
-	if (capacity > IOMEM__RANGE_MAX_SLOTS)
-		capacity = IOMEM__RANGE_MAX_SLOTS;
+	if (capacity > IOMEM__RANGE_MAX_SLOTS - IOMEM__RANGE_CACHE_SLOTS)
+		capacity = IOMEM__RANGE_MAX_SLOTS - IOMEM__RANGE_CACHE_SLOTS;
 	ra = (IORangeAllocator *)iomem__alloc_internal(sizeof *ra, "IORangeAllocator");
 	if (!ra)
 		return NULL;
@@ -2590,6 +2637,17 @@ IOMEM_API IORangeAllocator *IORangeAllocator_withRange(IORangeScalar endOfRange,
 	}
 	if (options & IOMEM_RANGE_CACHE) {
 		ra->cache = (iomem__range_cache *)iomem__alloc_internal(sizeof *ra->cache, "IORangeAllocator cache");
+		ra->reserve = IOMEM__RANGE_CACHE_SLOTS;
+		if (ra->cache && !endOfRange) {
+			IOReturn st;
+			iomem__range_lock(ra);              /* grow drops it to allocate */
+			st = iomem__range_grow(ra);
+			iomem__range_unlock(ra);
+			if (st != kIOReturnSuccess) {
+				IORangeAllocator_release(ra);
+				return NULL;
+			}
+		}
 		if (!ra->cache) {
 			IORangeAllocator_release(ra);
 			return NULL;
@@ -2694,43 +2752,38 @@ IOMEM_API bool IORangeAllocator_allocateRange(IORangeAllocator *ra, IORangeScala
 	return ok;
 }
 
-IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar start, IORangeScalar size)
+/* Push [start, start + n - 1] onto its cache class if it may go there
+ * (lock held). */
+IOMEM_FORCEINLINE bool iomem__range_cache_push(IORangeAllocator *ra, iomem__range_cache *c, IORangeScalar start,
+                                               IORangeScalar n)
+{
+	IORangeScalar k = (n - 1) >> ra->qshift;
+	if (k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
+#if IOMEM__DEBUG
+		/* debug: a range already free (tree or cache) takes the tree
+		 * path, which reports it and keeps the union */
+		IORangeScalar e = start + (n - 1);
+		uint32_t p = iomem__range_find_le(ra, e);
+		if ((p && ra->nodes[p].end >= start) || iomem__range_cache_overlaps(ra, start, e))
+			return false;
+#endif
+		c->start[k][c->count[k]++] = start;
+		return true;
+	}
+	return false;
+}
+
+/* Everything but an unlocked cache push: the cache with the lock, the
+ * tree, the debug checks and reports. */
+IOMEM__PRIVATE IOMEM__RANGE_NOINLINE void iomem__range_free_slow(IORangeAllocator *ra, IORangeScalar start,
+                                                                 IORangeScalar size, IORangeScalar e)
 {
 	iomem__range_overlap ov = { false, 0, 0 };
-	IORangeScalar n, e;
 	bool lost = false;
-	if (!ra)
-		return;
-	n = (size + ra->mask) & ~ra->mask;
-	if (IOMEM_UNLIKELY(size == 0 || n < size || n - 1 > ~start)) {
-#if IOMEM__DEBUG
-		iomem__report("IORangeAllocator_deallocate(%p, %x, %x): %s; ignored", (void *)ra,
-		              (unsigned long long)start, (unsigned long long)size,
-		              size == 0 ? "size 0" : "the range runs past 2^64-1");
-#endif
-		return;
-	}
-	e = start + (n - 1);
 	iomem__range_lock(ra);
-	if (ra->cache) {
-		iomem__range_cache *c = ra->cache;
-		IORangeScalar k = (n - 1) >> ra->qshift;
-		if (k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH &&
-		    ra->capacity - ra->count > c->entries) {
-#if IOMEM__DEBUG
-			uint32_t p = iomem__range_find_le(ra, e);
-			if ((p && ra->nodes[p].end >= start) || iomem__range_cache_overlaps(ra, start, e))
-				iomem__range_flush(ra, &ov);    /* let the tree path see and report it */
-			else
-#endif
-			{
-				c->start[k][c->count[k]++] = start;
-				c->entries++;
-				c->units += n;
-				iomem__range_unlock(ra);
-				return;
-			}
-		}
+	if (ra->cache && iomem__range_cache_push(ra, ra->cache, start, e - start + 1)) {
+		iomem__range_unlock(ra);
+		return;
 	}
 #if IOMEM__DEBUG
 	if (iomem__range_cache_overlaps(ra, start, e))
@@ -2742,7 +2795,7 @@ IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar s
 			if (iomem__range_make_slot(ra, &ov) != kIOReturnSuccess) {
 				lost = true;
 				ra->lost_ranges++;
-				ra->lost_units += n;
+				ra->lost_units += e - start + 1;
 				break;
 			}
 			continue;
@@ -2763,7 +2816,35 @@ IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar s
 		              (unsigned long long)size);
 #else
 	(void)lost;
+	(void)size;
 #endif
+}
+
+IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar start, IORangeScalar size)
+{
+	IORangeScalar n, e;
+	iomem__range_cache *c;
+	if (IOMEM_UNLIKELY(!ra))
+		return;
+	n = (size + ra->mask) & ~ra->mask;
+	if (IOMEM_UNLIKELY(size == 0 || n < size || n - 1 > ~start)) {
+#if IOMEM__DEBUG
+		iomem__report("IORangeAllocator_deallocate(%p, %x, %x): %s; ignored", (void *)ra,
+		              (unsigned long long)start, (unsigned long long)size,
+		              size == 0 ? "size 0" : "the range runs past 2^64-1");
+#endif
+		return;
+	}
+	e = start + (n - 1);
+	c = ra->cache;
+	if (c && !(ra->options & kLocking) && !IOMEM__DEBUG) {   /* hot path: no call */
+		IORangeScalar k = (n - 1) >> ra->qshift;
+		if (k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
+			c->start[k][c->count[k]++] = start;
+			return;
+		}
+	}
+	iomem__range_free_slow(ra, start, size, e);
 }
 
 IOMEM_API UInt32 IORangeAllocator_getFragmentCount(IORangeAllocator *ra)
@@ -2781,7 +2862,7 @@ IOMEM_API UInt32 IORangeAllocator_getFragmentCount(IORangeAllocator *ra)
 
 IOMEM_API UInt32 IORangeAllocator_getFragmentCapacity(IORangeAllocator *ra)
 {
-	return ra ? ra->capacity : 0;
+	return ra && ra->capacity ? ra->capacity - ra->reserve : 0;
 }
 
 IOMEM_API void IORangeAllocator_setFragmentCapacityIncrement(IORangeAllocator *ra, UInt32 count)
@@ -2800,8 +2881,8 @@ IOMEM_API IORangeScalar IORangeAllocator_getFreeCount(IORangeAllocator *ra)
 	if (!ra)
 		return 0;
 	iomem__range_lock(ra);
-	units = ra->units + (ra->cache ? ra->cache->units : 0);
-	any = ra->count != 0 || (ra->cache && ra->cache->entries != 0);
+	units = ra->units + iomem__range_cache_units(ra);
+	any = ra->count != 0 || iomem__range_cache_entries(ra->cache) != 0;
 	iomem__range_unlock(ra);
 	return (units == 0 && any) ? IOMEM__RANGE_ALL : units;
 }
@@ -2836,10 +2917,10 @@ IOMEM_API IOReturn iomem_range_get_stats(IORangeAllocator *ra, iomem_range_stats
 		return kIOReturnBadArgument;
 	iomem__range_lock(ra);
 	out->fragments = ra->count;
-	out->capacity = ra->capacity;
+	out->capacity = ra->capacity ? ra->capacity - ra->reserve : 0;
 	out->increment = ra->increment;
-	out->cached_ranges = ra->cache ? ra->cache->entries : 0;
-	out->cached_units = ra->cache ? ra->cache->units : 0;
+	out->cached_ranges = iomem__range_cache_entries(ra->cache);
+	out->cached_units = iomem__range_cache_units(ra);
 	out->free_units = ra->units + out->cached_units;
 	if (out->free_units == 0 && (ra->count || out->cached_ranges))
 		out->free_units = IOMEM__RANGE_ALL;
@@ -2923,7 +3004,8 @@ IOMEM__PRIVATE bool iomem__range_check(const IORangeAllocator *ra)
 				cu += size;
 			}
 		}
-		if (entries != c->entries || cu != c->units || ra->capacity - ra->count < entries)
+		if (entries != iomem__range_cache_entries(c) || cu != iomem__range_cache_units(ra) ||
+		    ra->capacity - ra->count < ra->reserve || entries > ra->reserve)
 			return false;
 	}
 	return true;
