@@ -1694,8 +1694,10 @@ IOMEM_API void IOFreePageable(void *address, vm_size_t size)
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define IOMEM__RANGE_NOINLINE __attribute__((noinline))
+#  define IOMEM__RANGE_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
 #else
 #  define IOMEM__RANGE_NOINLINE
+#  define IOMEM__RANGE_PREFETCHW(p) ((void)(p))
 #endif
 
 #define IOMEM__RANGE_BINS      64u
@@ -2266,6 +2268,13 @@ IOMEM__PRIVATE void iomem__range_free_at(IORangeAllocator *ra, iomem__range_spot
 	iomem__range_node *n = ra->nodes;
 	IORangeScalar ns, ne, units = ra->units;
 	uint32_t a, x;
+	/* The size-class list neighbours of the fragment that grows are about
+	 * to be written (it likely changes class): fetch them now. */
+	a = w.tp ? w.p : w.q;
+	if (a) {
+		IOMEM__RANGE_PREFETCHW(&n[n[a].prev]);
+		IOMEM__RANGE_PREFETCHW(&n[n[a].next]);
+	}
 	if (w.tp) {
 		a = w.p;
 		if (n[a].end >= s)
