@@ -1693,7 +1693,7 @@ IOMEM_API void IOFreePageable(void *address, vm_size_t size)
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
-#  define IOMEM__RANGE_NOINLINE __attribute__((noinline))
+#  define IOMEM__RANGE_NOINLINE __attribute__((__noinline__))
 #  define IOMEM__RANGE_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
 #else
 #  define IOMEM__RANGE_NOINLINE
@@ -1731,6 +1731,7 @@ struct IORangeAllocator {
 	uint32_t            root;
 	uint32_t            capacity; /* slots in the array, reserve included */
 	uint32_t            reserve;  /* slots kept for the cache's ranges */
+	uint32_t            gate;     /* cache accepts ranges: capacity - count >= reserve */
 	uint32_t            count;    /* fragments in the tree */
 	uint32_t            unused;   /* head of the unused-slot chain */
 	uint32_t            increment;
@@ -1829,6 +1830,13 @@ IOMEM_FORCEINLINE bool iomem__range_touches(IORangeScalar e, IORangeScalar s2)
 IOMEM_FORCEINLINE bool iomem__range_have_slot(const IORangeAllocator *ra)
 {
 	return ra->capacity - ra->count > ra->reserve;
+}
+
+/* Re-open or close the cache's door after the fragment count or the
+ * capacity changed: a full cache must always fit in the free slots. */
+IOMEM_FORCEINLINE void iomem__range_gate(IORangeAllocator *ra)
+{
+	ra->gate = ra->capacity - ra->count >= ra->reserve;
 }
 
 IOMEM_FORCEINLINE uint32_t iomem__range_cache_entries(const iomem__range_cache *c)
@@ -2327,6 +2335,7 @@ IOMEM__PRIVATE void iomem__range_flush(IORangeAllocator *ra, iomem__range_overla
 			iomem__range_free_at(ra, iomem__range_locate(ra, s, s + (size - 1)), s, s + (size - 1), ov);
 		}
 	}
+	iomem__range_gate(ra);   /* putting ranges back may have used the reserve */
 }
 
 /* Does any cached range overlap [s, e]? */
@@ -2386,6 +2395,7 @@ IOMEM__PRIVATE IOReturn iomem__range_grow(IORangeAllocator *ra)
 		ra->unused = cap + 1;
 		ra->nodes = nn;
 		ra->capacity = want;
+		iomem__range_gate(ra);
 	}
 	if (old) {
 		iomem__range_unlock(ra);
@@ -2585,6 +2595,7 @@ IOMEM__PRIVATE IOMEM__RANGE_NOINLINE IOReturn iomem__range_alloc_slow(IORangeAll
 		}
 	}
 	st = iomem__range_alloc_locked(ra, n, amask, limit, result);
+	iomem__range_gate(ra);
 	iomem__range_unlock(ra);
 	return st;
 }
@@ -2680,6 +2691,7 @@ IOMEM_API IORangeAllocator *IORangeAllocator_withRange(IORangeScalar endOfRange,
 			return NULL;
 		}
 	}
+	iomem__range_gate(ra);
 	return ra;
 }
 
@@ -2757,6 +2769,7 @@ IOMEM_API bool IORangeAllocator_allocateRange(IORangeAllocator *ra, IORangeScala
 		ok = true;
 		break;
 	}
+	iomem__range_gate(ra);
 	iomem__range_unlock(ra);
 	return ok;
 }
@@ -2767,7 +2780,7 @@ IOMEM_FORCEINLINE bool iomem__range_cache_push(IORangeAllocator *ra, iomem__rang
                                                IORangeScalar n)
 {
 	IORangeScalar k = (n - 1) >> ra->qshift;
-	if (k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
+	if (ra->gate && k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
 #if IOMEM__DEBUG
 		/* debug: a range already free (tree or cache) takes the tree
 		 * path, which reports it and keeps the union */
@@ -2812,6 +2825,7 @@ IOMEM__PRIVATE IOMEM__RANGE_NOINLINE void iomem__range_free_slow(IORangeAllocato
 		iomem__range_free_at(ra, w, start, e, &ov);
 		break;
 	}
+	iomem__range_gate(ra);
 	iomem__range_unlock(ra);
 #if IOMEM__DEBUG
 	if (ov.hit)
@@ -2848,7 +2862,8 @@ IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar s
 	c = ra->cache;
 	if (c && !(ra->options & kLocking) && !IOMEM__DEBUG) {   /* hot path: no call */
 		IORangeScalar k = (n - 1) >> ra->qshift;
-		if (k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
+		if (ra->gate && k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) &&
+		    c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
 			c->start[k][c->count[k]++] = start;
 			return;
 		}
@@ -2871,7 +2886,10 @@ IOMEM_API UInt32 IORangeAllocator_getFragmentCount(IORangeAllocator *ra)
 
 IOMEM_API UInt32 IORangeAllocator_getFragmentCapacity(IORangeAllocator *ra)
 {
-	return ra && ra->capacity ? ra->capacity - ra->reserve : 0;
+	/* Putting cached ranges back may use reserve slots: they then count. */
+	if (!ra || !ra->capacity)
+		return 0;
+	return ra->capacity - ra->reserve > ra->count ? ra->capacity - ra->reserve : ra->count;
 }
 
 IOMEM_API void IORangeAllocator_setFragmentCapacityIncrement(IORangeAllocator *ra, UInt32 count)
@@ -2926,7 +2944,7 @@ IOMEM_API IOReturn iomem_range_get_stats(IORangeAllocator *ra, iomem_range_stats
 		return kIOReturnBadArgument;
 	iomem__range_lock(ra);
 	out->fragments = ra->count;
-	out->capacity = ra->capacity ? ra->capacity - ra->reserve : 0;
+	out->capacity = !ra->capacity ? 0 : ra->capacity - ra->reserve > ra->count ? ra->capacity - ra->reserve : ra->count;
 	out->increment = ra->increment;
 	out->cached_ranges = iomem__range_cache_entries(ra->cache);
 	out->cached_units = iomem__range_cache_units(ra);
@@ -3014,7 +3032,8 @@ IOMEM__PRIVATE bool iomem__range_check(const IORangeAllocator *ra)
 			}
 		}
 		if (entries != iomem__range_cache_entries(c) || cu != iomem__range_cache_units(ra) ||
-		    ra->capacity - ra->count < ra->reserve || entries > ra->reserve)
+		    entries > ra->capacity - ra->count || entries > ra->reserve ||
+		    ra->gate != (ra->capacity - ra->count >= ra->reserve))
 			return false;
 	}
 	return true;

@@ -635,6 +635,37 @@ Test(range, cache_falls_back_when_full_and_gives_slots_back)
 	IORangeAllocator_release(ra);
 }
 
+Test(range, cache_puts_ranges_back_without_memory_even_at_a_fixed_capacity)
+{
+	/* increment 0: the cache may only hold what its reserve can take back */
+	IORangeAllocator *ra = mk(0, 1, 4, IOMEM_RANGE_CACHE);
+	IORangeScalar r;
+	iomem_range_stats st;
+	unsigned i;
+	IORangeAllocator_setFragmentCapacityIncrement(ra, 0);
+	IORangeAllocator_deallocate(ra, 0, 1000);
+	for (i = 0; i < 100; i++)
+		cr_assert(IORangeAllocator_allocate(ra, 1, &r, 0));
+	for (i = 0; i < 100; i += 2) {                 /* 50 isolated single units */
+		IORangeAllocator_deallocate(ra, i, 1);
+		cr_assert(iomem_range_invariants_hold(ra), "after freeing %u", i);
+	}
+	cr_assert_eq(iomem_range_get_stats(ra, &st), kIOReturnSuccess);
+	cr_expect_eq(IORangeAllocator_getFreeCount(ra), 900 + 50 - st.lost_units);
+	cr_expect_gt(st.lost_units, 0);                     /* some had no slot */
+	cr_expect_leq(IORangeAllocator_getFragmentCount(ra), IORangeAllocator_getFragmentCapacity(ra));
+	cr_assert(iomem_range_invariants_hold(ra));
+	for (i = 0; i < 100; i++)                           /* refill and empty again */
+		if (IORangeAllocator_allocate(ra, 1, &r, 0))
+			IORangeAllocator_deallocate(ra, r, 1);
+	cr_assert(iomem_range_invariants_hold(ra));
+	IORangeAllocator_release(ra);
+#if IOMEM__DEBUG
+	cr_expect_gt(iomem_test_panic_count, 0);            /* the losses were reported */
+	iomem_test_expect_report_has("lost");
+#endif
+}
+
 Test(range, cache_double_free_is_reported_with_the_debug_layer)
 {
 #if IOMEM__DEBUG
