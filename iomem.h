@@ -23,7 +23,7 @@
  *                         IOMallocPageable and their frees, IONew/IODelete
  *   >>debug               iomem_stats, iomem_leak_report
  *   >>range               IORangeAllocator
- *   >>desc                IOMemoryDescriptor and its kinds (coming)
+ *   >>desc                IOMemoryDescriptor and its kinds
  *   >>implementation      the part compiled once (IOMEM_IMPLEMENTATION)
  *
  * USAGE
@@ -1153,7 +1153,564 @@ IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start
 
 
 /* >>desc ================================================================== */
-/* IOMemoryDescriptor and its kinds: see the memory descriptor issue. */
+/*
+ * IOMemoryDescriptor and its kinds (reference §1). One struct type; the
+ * IOKit class names are typedefs of it, so any kind passes where an
+ * IOMemoryDescriptor * is expected. Built-in kinds dispatch on a tag with a
+ * switch (getPhysicalSegment of a general/buffer/device descriptor is fully
+ * inline); a driver's own kind plugs in an iomem_md_ops table.
+ *
+ * OWNERSHIP: every factory returns +1 (or NULL); IOMemoryDescriptor_release
+ * drops one. A sub retains its parent, a multi its children, an interleaved
+ * its slices. Getters return +0.
+ *
+ * THREAD SAFETY (as IOKit): retain/release, getPhysicalSegment and the
+ * accessors are safe from any thread on a descriptor that is not being
+ * prepared or completed at the same time. prepare/complete/readBytes/
+ * writeBytes serialise on a per-object lock only with kIOMemoryThreadSafe
+ * (sub descriptors always have it); otherwise the caller serialises them
+ * against each other. Buffer accessors (setLength, appendBytes, ...) are
+ * never locked: the caller serialises.
+ *
+ * THE WALK ENGINE: prepare compresses the wired pages into extents (runs of
+ * physically contiguous memory), 16 bytes each: {physical address, end
+ * offset}. getPhysicalSegment is O(1) for a sequential walk (a hint, then
+ * hint + 1) and O(log extents) at a random offset (branch-free binary
+ * search). iomem_md_extents() exposes them to the DMA layer.
+ *
+ * DEVIATIONS from IOKit (deliberate, see the issue and reference §8.3):
+ *   - no system mapper exists yet: every address is CPU-physical and the
+ *     options of getPhysicalSegment are ignored;
+ *   - only kernel_task has virtual memory (another task -> NULL);
+ *     kIOMemoryTypeUPL/UIO/PersistentMD are not supported (-> NULL);
+ *   - ranges are always copied, also with kIOMemoryAsReference / multi
+ *     asReference (the caller's array may be freed after creation);
+ *   - a general descriptor's segments merge every physically contiguous run,
+ *     across range boundaries too (IOKit merges across ranges only for
+ *     physical descriptors); multi/interleaved never merge across children;
+ *   - physical page numbers are not limited to 32 bits;
+ *   - sub-range and slice bounds are overflow-checked (IOKit: not);
+ *   - interleaved: a NULL length pointer is allowed, a failed prepare rolls
+ *     back the slices already prepared, prepare nests like a counter, and
+ *     clearMemoryDescriptors clears the prepared state (the three upstream
+ *     bugs of reference §1.7, fixed);
+ *   - withCapacity(contiguous) with a non-power-of-two capacity rounds the
+ *     alignment request up to a power of two.
+ */
+
+typedef struct IOMemoryDescriptor IOMemoryDescriptor;
+typedef IOMemoryDescriptor IOGeneralMemoryDescriptor;
+typedef IOMemoryDescriptor IOBufferMemoryDescriptor;
+typedef IOMemoryDescriptor IODeviceMemory;
+typedef IOMemoryDescriptor IOSubMemoryDescriptor;
+typedef IOMemoryDescriptor IOMultiMemoryDescriptor;
+typedef IOMemoryDescriptor IOInterleavedMemoryDescriptor;
+
+/** The kind of a descriptor (iomem_md_kind()). */
+typedef enum iomem_md_kind {
+	IOMEM_MD_GENERAL = 0,     /* IOGeneralMemoryDescriptor (virtual or physical) */
+	IOMEM_MD_BUFFER,          /* IOBufferMemoryDescriptor */
+	IOMEM_MD_DEVICE,          /* IODeviceMemory (physical, mapper-none) */
+	IOMEM_MD_SUB,             /* IOSubMemoryDescriptor */
+	IOMEM_MD_MULTI,           /* IOMultiMemoryDescriptor */
+	IOMEM_MD_INTERLEAVED,     /* IOInterleavedMemoryDescriptor */
+	IOMEM_MD_CUSTOM           /* a driver's own kind (iomem_md_withOps) */
+} iomem_md_kind;
+
+/** One extent: the bytes [previous extent's end, end) of the descriptor
+ * live at phys... physically contiguous. 16 bytes. */
+typedef struct iomem_md_extent {
+	IOPhysicalAddress phys;
+	IOByteCount       end;
+} iomem_md_extent;
+
+/** A driver's own descriptor kind. Every hook gets the descriptor; its
+ * context is iomem_md_getContext(md). */
+typedef struct iomem_md_ops {
+	const char *name;
+	/* required: as IOMemoryDescriptor_getPhysicalSegment (length may be NULL) */
+	addr64_t (*getPhysicalSegment)(IOMemoryDescriptor *md, IOByteCount offset,
+	                               IOByteCount *length, IOOptionBits options);
+	IOReturn (*prepare)(IOMemoryDescriptor *md, IODirection direction);   /* NULL: success */
+	IOReturn (*complete)(IOMemoryDescriptor *md, IODirection direction);  /* NULL: success */
+	IOReturn (*setPurgeable)(IOMemoryDescriptor *md, IOOptionBits newState,
+	                         IOOptionBits *oldState);                     /* NULL: unsupported */
+	IOReturn (*getPageCounts)(IOMemoryDescriptor *md, IOByteCount *resident,
+	                          IOByteCount *dirty);                        /* NULL: not ready */
+	uint64_t (*getPreparationID)(IOMemoryDescriptor *md);                 /* NULL: unsupported */
+	void     (*free)(IOMemoryDescriptor *md);                             /* NULL: nothing */
+} iomem_md_ops;
+
+typedef struct iomem__md_slice {       /* interleaved slice */
+	IOMemoryDescriptor *md;
+	IOByteCount offset, length;
+} iomem__md_slice;
+
+/* Keep away from the fields: they are private (iomem__), visible only so
+ * the hot path can be inline. */
+struct IOMemoryDescriptor {
+	const iomem_md_extent *iomem__extents;   /* NULL: not prepared / not general */
+	uint32_t               iomem__extent_count;
+	uint32_t               iomem__hint;      /* last extent found (relaxed atomic) */
+	IOByteCount            iomem__length;
+	uint8_t                iomem__kind;
+	uint8_t                iomem__physical;  /* general: physical ranges */
+	uint16_t               iomem__mapper_options;
+	uint32_t               iomem__refcount;
+	IOOptionBits           iomem__flags;
+	IOOptionBits           iomem__tag;
+	uint32_t               iomem__prepare_count;
+	uint32_t               iomem__auto_prepared;   /* prepares the object owns */
+	uint64_t               iomem__preparation_id;
+	const iomem_md_ops    *iomem__ops;
+	iomem__mutex          *iomem__lock;      /* kIOMemoryThreadSafe only */
+	union {
+		struct {                         /* general, buffer, device */
+			IOAddressRange *ranges;
+			uint32_t        count;
+			IOAddressRange  inline_range;
+			/* buffer only */
+			iomem__ram      ram;
+			vm_size_t       capacity;
+			IOOptionBits    purgeable_state;
+		} g;
+		struct { IOMemoryDescriptor *parent; IOByteCount offset; } sub;
+		struct { IOMemoryDescriptor **child; IOByteCount *end; uint32_t count; } multi;
+		struct { iomem__md_slice *slice; IOByteCount *end; uint32_t count, capacity; } il;
+		struct { void *context; } custom;
+	} iomem__u;
+};
+
+#if defined(IOMEM_BACKEND_BAREMETAL)
+/* an aligned 32-bit volatile access is single-copy atomic on every core
+ * iomem targets, and needs no libatomic on Cortex-M0 */
+#  define IOMEM__LOAD_RELAXED32(p)     (*(volatile const uint32_t *)(p))
+#  define IOMEM__STORE_RELAXED32(p, v) (*(volatile uint32_t *)(p) = (v))
+#elif defined(__GNUC__) || defined(__clang__)
+#  define IOMEM__LOAD_RELAXED32(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#  define IOMEM__STORE_RELAXED32(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#else
+#  define IOMEM__LOAD_RELAXED32(p)     (*(p))
+#  define IOMEM__STORE_RELAXED32(p, v) (*(p) = (v))
+#endif
+
+/* ---- the walk engine ---------------------------------------------------- */
+
+/**
+ * iomem_extents_find - index of the extent holding byte @offset.
+ * @e/@n: the extents (n >= 1); @offset < e[n-1].end (caller checks);
+ * @hint: a likely index (tried, then hint + 1), any value is safe.
+ * O(1) for a hit, else a branch-free binary search, O(log n). Pure.
+ */
+IOMEM_FORCEINLINE uint32_t iomem_extents_find(const iomem_md_extent *e, uint32_t n,
+                                              uint32_t hint, IOByteCount offset)
+{
+	uint32_t len = n;
+	if (IOMEM_LIKELY(hint < n)) {
+		IOByteCount start = hint ? e[hint - 1].end : 0;
+		if (offset >= start) {
+			if (offset < e[hint].end)
+				return hint;
+			if (hint + 1 < n && offset < e[hint + 1].end)
+				return hint + 1;
+		}
+	}
+	{
+		uint32_t idx = 0;
+		while (len > 1) {
+			uint32_t half = len / 2;
+			/* branch-free: a mask instead of a (mispredicted) branch */
+			idx += half & (uint32_t)(0u - (uint32_t)(e[idx + half - 1].end <= offset));
+			len -= half;
+		}
+		return idx;
+	}
+}
+
+/**
+ * iomem_md_walk - explicit walk state over a descriptor's extents, for
+ * callers that walk many segments (IODMACommand, cursors): kept in the
+ * caller's registers, so a step is one index increment and two loads, with
+ * no hint stored in the descriptor. Not an IOKit API.
+ */
+typedef struct iomem_md_walk {
+	const iomem_md_extent *e;
+	uint32_t n, i;
+	IOByteCount off, length;
+} iomem_md_walk;
+
+/**
+ * iomem_md_walk_init - start a walk of a prepared general/buffer/device
+ * descriptor at @offset. Returns false (and an empty walk) for other kinds,
+ * an unprepared descriptor or @offset >= length: use getPhysicalSegment
+ * then. O(log extents). The descriptor must stay prepared during the walk.
+ */
+IOMEM_INLINE bool iomem_md_walk_init(iomem_md_walk *w, const IOMemoryDescriptor *md, IOByteCount offset)
+{
+	w->e = md->iomem__extents;
+	w->n = w->e ? md->iomem__extent_count : 0;
+	w->length = md->iomem__length;
+	w->off = offset;
+	w->i = 0;
+	if (w->e == NULL || offset >= w->length) {
+		w->n = 0;
+		return false;
+	}
+	w->i = iomem_extents_find(w->e, w->n, 0, offset);
+	return true;
+}
+
+/**
+ * iomem_md_walk_next - the next maximal segment: its physical address in
+ * *@pa and its length returned; 0 at the end. O(1).
+ */
+IOMEM_FORCEINLINE IOByteCount iomem_md_walk_next(iomem_md_walk *w, addr64_t *pa)
+{
+	IOByteCount start, end;
+	if (w->off >= w->length || w->i >= w->n)
+		return 0;
+	start = w->i ? w->e[w->i - 1].end : 0;
+	end = w->e[w->i].end < w->length ? w->e[w->i].end : w->length;
+	*pa = w->e[w->i].phys + (w->off - start);
+	start = end - w->off;
+	w->off = end;
+	w->i++;
+	return start;
+}
+
+IOMEM_API addr64_t iomem__md_segment_slow(IOMemoryDescriptor *md, IOByteCount offset,
+                                          IOByteCount *length, IOOptionBits options);
+
+/**
+ * IOMemoryDescriptor_getPhysicalSegment - the physical segment at @offset.
+ * @length: out, may be NULL: bytes physically contiguous from @offset, up
+ *          to the end of the descriptor (general kinds: the maximal run).
+ * @options: accepted and ignored (no system mapper yet: always CPU-physical,
+ *           as with kIOMemoryMapperNone).
+ * Returns the physical address, or 0 with *length = 0 at or past the end,
+ * or for a virtual descriptor that is not prepared (a contract violation
+ * XNU panics on; reported under IOMEM_DEBUG). Thread-safe on a prepared
+ * descriptor; O(1) sequential, O(log extents) random.
+ */
+IOMEM_FORCEINLINE addr64_t IOMemoryDescriptor_getPhysicalSegment(IOMemoryDescriptor *md, IOByteCount offset,
+                                                                 IOByteCount *length, IOOptionBits options)
+{
+	const iomem_md_extent *e = md->iomem__extents;
+	IOByteCount mdlen = md->iomem__length;
+	if (IOMEM_LIKELY(e != NULL && offset < mdlen)) {
+		uint32_t h = IOMEM__LOAD_RELAXED32(&md->iomem__hint), n = md->iomem__extent_count, i;
+		IOByteCount start, end;
+		addr64_t pa;
+		if (IOMEM_LIKELY(h + 1 < n && offset == e[h].end)) {
+			/* sequential walk: the segment right after the last one */
+			i = h + 1;
+			start = offset;
+		} else {
+			i = iomem_extents_find(e, n, h, offset);
+			start = i ? e[i - 1].end : 0;
+		}
+		end = e[i].end;
+		pa = e[i].phys + (offset - start);
+		IOMEM__STORE_RELAXED32(&md->iomem__hint, i);
+		if (length != NULL)
+			*length = (end < mdlen ? end : mdlen) - offset;
+		return pa;
+	}
+	return iomem__md_segment_slow(md, offset, length, options);
+}
+
+/** IOMemoryDescriptor_getPhysicalAddress - getPhysicalSegment(md, 0, NULL, 0). */
+IOMEM_FORCEINLINE IOPhysicalAddress IOMemoryDescriptor_getPhysicalAddress(IOMemoryDescriptor *md)
+{
+	return IOMemoryDescriptor_getPhysicalSegment(md, 0, NULL, 0);
+}
+
+/**
+ * iomem_md_extents - the extents of a prepared general/buffer/device
+ * descriptor (+0, valid until its final complete), or NULL (other kinds,
+ * not prepared, length 0). @count receives their number (may be NULL).
+ */
+IOMEM_INLINE const iomem_md_extent *iomem_md_extents(const IOMemoryDescriptor *md, uint32_t *count)
+{
+	if (count != NULL)
+		*count = md->iomem__extents ? md->iomem__extent_count : 0;
+	return md->iomem__extents;
+}
+
+/* ---- base accessors (plain; thread-safe reads) -------------------------- */
+
+/** IOMemoryDescriptor_getDirection - the direction bits of the flags. */
+IOMEM_INLINE IODirection IOMemoryDescriptor_getDirection(const IOMemoryDescriptor *md)
+{
+	return md->iomem__flags & (IOOptionBits)kIOMemoryDirectionMask;
+}
+/** IOMemoryDescriptor_getLength - total bytes described. */
+IOMEM_INLINE IOByteCount IOMemoryDescriptor_getLength(const IOMemoryDescriptor *md)
+{
+	return md->iomem__length;
+}
+/** IOMemoryDescriptor_setTag / getTag - an opaque 32-bit value, never interpreted. */
+IOMEM_INLINE void IOMemoryDescriptor_setTag(IOMemoryDescriptor *md, IOOptionBits tag) { md->iomem__tag = tag; }
+IOMEM_INLINE IOOptionBits IOMemoryDescriptor_getTag(const IOMemoryDescriptor *md) { return md->iomem__tag; }
+/** IOMemoryDescriptor_getFlags - options, direction and private state bits. */
+IOMEM_INLINE uint64_t IOMemoryDescriptor_getFlags(const IOMemoryDescriptor *md) { return md->iomem__flags; }
+/** IOMemoryDescriptor_setMapperOptions / getMapperOptions - stored, not interpreted yet. */
+IOMEM_INLINE void IOMemoryDescriptor_setMapperOptions(IOMemoryDescriptor *md, uint16_t options) { md->iomem__mapper_options = options; }
+IOMEM_INLINE uint16_t IOMemoryDescriptor_getMapperOptions(const IOMemoryDescriptor *md) { return md->iomem__mapper_options; }
+/** iomem_md_kind - which kind @md is (IODeviceMemory reports IOMEM_MD_DEVICE). */
+IOMEM_INLINE iomem_md_kind iomem_md_kind_of(const IOMemoryDescriptor *md) { return (iomem_md_kind)md->iomem__kind; }
+
+/* ---- reference counting ------------------------------------------------- */
+
+/** IOMemoryDescriptor_retain - +1. NULL is a no-op. Thread-safe. */
+IOMEM_API void IOMemoryDescriptor_retain(IOMemoryDescriptor *md);
+/**
+ * IOMemoryDescriptor_release - -1; the last release frees the descriptor
+ * and releases what it retained. NULL is a no-op. Thread-safe. Releasing a
+ * descriptor that is still prepared (more prepare than complete calls) is
+ * reported under IOMEM_DEBUG; it is then completed (as IOKit's free()).
+ */
+IOMEM_API void IOMemoryDescriptor_release(IOMemoryDescriptor *md);
+/** iomem_md_getRetainCount - the current reference count (diagnostics). */
+IOMEM_API uint32_t iomem_md_getRetainCount(IOMemoryDescriptor *md);
+
+/* ---- general descriptor factories (all +1 or NULL) ---------------------- */
+
+/**
+ * IOMemoryDescriptor_withAddress - kernel_task virtual memory, prepared at
+ * creation (kIOMemoryAutoPrepare). NULL when @address is NULL with a
+ * non-zero @length, when the range overflows, or when wiring fails.
+ */
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddress(void *address, IOByteCount length,
+                                                             IODirection direction);
+/** IOMemoryDescriptor_withPhysicalAddress - one physical range (always prepared). */
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPhysicalAddress(IOPhysicalAddress address,
+                                                                     IOByteCount length,
+                                                                     IODirection direction);
+/**
+ * IOMemoryDescriptor_withAddressRange - one range: virtual in @task, or
+ * physical when @task is NULL. @options: direction and descriptor options.
+ * Virtual descriptors must be prepared before use (not auto-prepared).
+ */
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRange(mach_vm_address_t address,
+                                                                  mach_vm_size_t length,
+                                                                  IOOptionBits options, task_t task);
+/**
+ * IOMemoryDescriptor_withAddressRanges - @count ranges, concatenated.
+ * NULL for a NULL array, count 0, a total length that overflows, a range
+ * that wraps, or a task other than kernel_task / NULL.
+ */
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRanges(IOAddressRange *ranges, UInt32 count,
+                                                                   IOOptionBits options, task_t task);
+/**
+ * IOMemoryDescriptor_withOptions - the general factory. @buffers is an
+ * IOVirtualRange array (kIOMemoryTypeVirtual), IOAddressRange
+ * (kIOMemoryTypeVirtual64/Physical64) or IOPhysicalRange
+ * (kIOMemoryTypePhysical); virtual types need a task, physical ones none.
+ * @offset is unused (UPL only); @mapper is ignored (no mapper yet).
+ */
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withOptions(void *buffers, UInt32 count, UInt32 offset,
+                                                             task_t task, IOOptionBits options,
+                                                             IOMapper *mapper);
+/**
+ * IOMemoryDescriptor_withPersistentMemoryDescriptor - @original retained
+ * (its backing never changes here) when it is a general descriptor created
+ * with kIOMemoryPersistent; else NULL.
+ */
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPersistentMemoryDescriptor(IOMemoryDescriptor *original);
+
+/* ---- base operations ---------------------------------------------------- */
+
+/**
+ * IOMemoryDescriptor_prepare - wire the memory for I/O (a nesting count:
+ * only the first prepare wires, building the extents).
+ * @direction: kIODirectionNone = the descriptor's own direction.
+ * Returns kIOReturnSuccess; kIOReturnNotWritable when wired Out-only and In
+ * is asked; kIOReturnNoResources / kIOReturnNoMemory / kIOReturnCannotWire
+ * when wiring fails (nothing stays wired). Physical descriptors: success.
+ */
+IOMEM_API IOReturn IOMemoryDescriptor_prepare(IOMemoryDescriptor *md, IODirection direction);
+/**
+ * IOMemoryDescriptor_complete - undo one prepare; the last one unwires.
+ * Always kIOReturnSuccess (as IOKit); without a matching prepare nothing
+ * happens and IOMEM_DEBUG reports "IOMemoryDescriptor_complete".
+ */
+IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirection direction);
+/**
+ * IOMemoryDescriptor_readBytes - copy @length bytes at @offset to @bytes.
+ * Returns the bytes copied: 0 when the range is not inside the descriptor
+ * (modern IOKit: all or nothing), when @bytes is NULL, or when the memory
+ * is not prepared; fewer when a segment is not RAM.
+ */
+IOMEM_API IOByteCount IOMemoryDescriptor_readBytes(IOMemoryDescriptor *md, IOByteCount offset,
+                                                   void *bytes, IOByteCount length);
+/**
+ * IOMemoryDescriptor_writeBytes - copy @length bytes from @bytes (NULL:
+ * zero-fill) to @offset. Same range rule; 0 when wired read-only (prepared
+ * for kIODirectionOut only).
+ */
+IOMEM_API IOByteCount IOMemoryDescriptor_writeBytes(IOMemoryDescriptor *md, IOByteCount offset,
+                                                    const void *bytes, IOByteCount length);
+/**
+ * IOMemoryDescriptor_performOperation - kIOMemoryIncoherentIOFlush/Store
+ * (cache maintenance per segment: a no-op on this coherent host) and the
+ * encrypt toggles (no-ops). @length is clamped to getLength() - @offset.
+ * kIOReturnUnsupported for another op; kIOReturnUnderrun when the walk
+ * stops early (e.g. @offset past the end).
+ */
+IOMEM_API IOReturn IOMemoryDescriptor_performOperation(IOMemoryDescriptor *md, IOOptionBits options,
+                                                       IOByteCount offset, IOByteCount length);
+/**
+ * IOMemoryDescriptor_setPurgeable - purgeable buffers (kIOMemoryPurgeable):
+ * sets @newState (kIOMemoryPurgeableKeepCurrent only reads), previous state
+ * in @oldState (may be NULL); Empty discards (zero-fills) the contents.
+ * kIOReturnBadArgument for an unknown state; kIOReturnUnsupported for memory
+ * that is not purgeable. Sub forwards, multi aggregates.
+ */
+IOMEM_API IOReturn IOMemoryDescriptor_setPurgeable(IOMemoryDescriptor *md, IOOptionBits newState,
+                                                   IOOptionBits *oldState);
+/**
+ * IOMemoryDescriptor_getPageCounts - pages resident and dirty (either may be
+ * NULL). Virtual memory: every page spanned is resident and counted dirty.
+ * kIOReturnNotReady for physical and interleaved descriptors (no VM object).
+ */
+IOMEM_API IOReturn IOMemoryDescriptor_getPageCounts(IOMemoryDescriptor *md, IOByteCount *residentPageCount,
+                                                    IOByteCount *dirtyPageCount);
+/**
+ * IOMemoryDescriptor_getPreparationID - a unique 64-bit id for the current
+ * preparation (changes after the final complete), or
+ * kIOPreparationIDUnprepared / kIOPreparationIDUnsupported.
+ */
+IOMEM_API uint64_t IOMemoryDescriptor_getPreparationID(IOMemoryDescriptor *md);
+
+/* ---- a driver's own kind ------------------------------------------------ */
+
+/**
+ * iomem_md_withOps - a descriptor of a driver-defined kind: @ops (kept, must
+ * outlive it; getPhysicalSegment required) and @context (iomem_md_getContext).
+ * @options: direction and descriptor options. +1 or NULL.
+ */
+IOMEM_API IOMemoryDescriptor *iomem_md_withOps(const iomem_md_ops *ops, void *context,
+                                               IOByteCount length, IOOptionBits options);
+/** iomem_md_getContext - the context of a custom descriptor (else NULL). */
+IOMEM_API void *iomem_md_getContext(IOMemoryDescriptor *md);
+
+/* ---- IOBufferMemoryDescriptor ------------------------------------------- */
+
+/**
+ * IOBufferMemoryDescriptor_inTaskWithPhysicalMask - a buffer that owns
+ * zero-filled memory of @capacity bytes (length = capacity), wired and
+ * prepared unless kIOMemoryPageable. @options: BUFFER options
+ * (kIOMemoryPhysicallyContiguous, kIOMemoryPageable, kIOMemoryPurgeable, ...
+ * plus direction). @physicalMask: 0 = none; else the alignment is its lowest
+ * set bit (at least a page) and every byte lies at or below
+ * mask | (alignment - 1), physically contiguous.
+ * NULL for capacity 0, a task other than kernel_task, or a mask that cannot
+ * be met. Memory: one page-granular block per buffer.
+ */
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_inTaskWithPhysicalMask(task_t inTask,
+        IOOptionBits options, mach_vm_size_t capacity, mach_vm_address_t physicalMask);
+/** IOBufferMemoryDescriptor_inTaskWithOptions - @alignment (1 = none; >
+ * page forces physical contiguity). See inTaskWithPhysicalMask. */
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_inTaskWithOptions(task_t inTask,
+        IOOptionBits options, vm_size_t capacity, vm_offset_t alignment);
+/** IOBufferMemoryDescriptor_inTaskWithOptionsTagged - the VM tags are ignored. */
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_inTaskWithOptionsTagged(task_t inTask,
+        IOOptionBits options, vm_size_t capacity, vm_offset_t alignment, uint32_t kernTag, uint32_t userTag);
+/** IOBufferMemoryDescriptor_withOptions - inTaskWithOptions(kernel_task, ...). */
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_withOptions(IOOptionBits options,
+        vm_size_t capacity, vm_offset_t alignment);
+/** IOBufferMemoryDescriptor_withCapacity - @direction; @contiguous uses
+ * alignment = capacity (rounded up to a power of two). */
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_withCapacity(vm_size_t capacity,
+        IODirection direction, bool contiguous);
+/** IOBufferMemoryDescriptor_withBytes - a buffer of @length bytes copied
+ * from @bytes (NULL bytes or length 0 -> NULL). */
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_withBytes(const void *bytes, vm_size_t length,
+        IODirection direction, bool contiguous);
+/** IOBufferMemoryDescriptor_setLength - ignored when @length > capacity. Caller serialises. */
+IOMEM_API void IOBufferMemoryDescriptor_setLength(IOBufferMemoryDescriptor *bmd, vm_size_t length);
+/** IOBufferMemoryDescriptor_getCapacity - the requested capacity. */
+IOMEM_API vm_size_t IOBufferMemoryDescriptor_getCapacity(IOBufferMemoryDescriptor *bmd);
+/** IOBufferMemoryDescriptor_setDirection - overwrite the direction bits. */
+IOMEM_API void IOBufferMemoryDescriptor_setDirection(IOBufferMemoryDescriptor *bmd, IODirection direction);
+/** IOBufferMemoryDescriptor_getBytesNoCopy - the buffer's address (+0). */
+IOMEM_API void *IOBufferMemoryDescriptor_getBytesNoCopy(IOBufferMemoryDescriptor *bmd);
+/** IOBufferMemoryDescriptor_getBytesNoCopyRange - address of @start, or NULL
+ * unless start < length and start + len <= length (no overflow). */
+IOMEM_API void *IOBufferMemoryDescriptor_getBytesNoCopyRange(IOBufferMemoryDescriptor *bmd,
+                                                             vm_size_t start, vm_size_t len);
+/** IOBufferMemoryDescriptor_appendBytes - copy min(@length, capacity -
+ * length) bytes at the end and grow; true (IOKit truncates silently);
+ * false only for NULL @bytes with a non-zero @length (IOKit would crash). */
+IOMEM_API bool IOBufferMemoryDescriptor_appendBytes(IOBufferMemoryDescriptor *bmd, const void *bytes,
+                                                    vm_size_t length);
+
+/* ---- IODeviceMemory ----------------------------------------------------- */
+
+typedef struct IODeviceMemory_InitElement {
+	IOPhysicalAddress start;
+	IOPhysicalLength  length;
+	IOOptionBits      tag;
+} IODeviceMemory_InitElement;
+
+/** IODeviceMemory_withRange - physical range, direction None, kIOMemoryMapperNone. +1 or NULL. */
+IOMEM_API IODeviceMemory *IODeviceMemory_withRange(IOPhysicalAddress start, IOPhysicalLength length);
+/** IODeviceMemory_withSubRange - a sub descriptor of @of, direction None. */
+IOMEM_API IODeviceMemory *IODeviceMemory_withSubRange(IODeviceMemory *of, IOPhysicalAddress offset,
+                                                      IOPhysicalLength length);
+/**
+ * IODeviceMemory_arrayFromList - one descriptor per element, tag set from it,
+ * returned as a +1 C array of @count +1 descriptors (IOKit: an OSArray);
+ * free with iomem_device_memory_array_release(array, count). NULL (and
+ * nothing allocated) when @count is 0, @list is NULL or any element fails.
+ */
+IOMEM_API IODeviceMemory **IODeviceMemory_arrayFromList(const IODeviceMemory_InitElement list[], IOItemCount count);
+/** iomem_device_memory_array_release - release each element and the array. */
+IOMEM_API void iomem_device_memory_array_release(IODeviceMemory **array, IOItemCount count);
+
+/* ---- IOSubMemoryDescriptor ---------------------------------------------- */
+
+/**
+ * IOSubMemoryDescriptor_withSubRange - bytes [@offset, @offset + @length)
+ * of @of (retained; its tag copied). Flags: direction | kIOMemoryThreadSafe.
+ * prepare/complete wire the whole parent. NULL when @of is NULL or the range
+ * is outside the parent (overflow-checked). Zero length is allowed.
+ */
+IOMEM_API IOSubMemoryDescriptor *IOSubMemoryDescriptor_withSubRange(IOMemoryDescriptor *of, IOByteCount offset,
+                                                                    IOByteCount length, IOOptionBits options);
+
+/* ---- IOMultiMemoryDescriptor -------------------------------------------- */
+
+/**
+ * IOMultiMemoryDescriptor_withDescriptors - @descriptors concatenated
+ * (each retained; the array is copied even with @asReference). Tag = first
+ * non-zero child tag. NULL for a NULL array, count 0, a NULL child, a
+ * total length that overflows, or children that disagree on pageability.
+ */
+IOMEM_API IOMultiMemoryDescriptor *IOMultiMemoryDescriptor_withDescriptors(IOMemoryDescriptor **descriptors,
+        UInt32 withCount, IODirection withDirection, bool asReference);
+
+/* ---- IOInterleavedMemoryDescriptor -------------------------------------- */
+
+/** IOInterleavedMemoryDescriptor_withCapacity - room for @capacity slices
+ * (0 or too large -> NULL). Length 0 until slices are added. */
+IOMEM_API IOInterleavedMemoryDescriptor *IOInterleavedMemoryDescriptor_withCapacity(IOByteCount capacity,
+        IODirection direction);
+/**
+ * IOInterleavedMemoryDescriptor_setMemoryDescriptor - append the slice
+ * [@offset, @offset + @length) of @descriptor (retained). false when the
+ * object is prepared or full, @descriptor is NULL, the slice is outside it
+ * or the total length would overflow. Caller serialises.
+ */
+IOMEM_API bool IOInterleavedMemoryDescriptor_setMemoryDescriptor(IOInterleavedMemoryDescriptor *imd,
+        IOMemoryDescriptor *descriptor, IOByteCount offset, IOByteCount length);
+/** IOInterleavedMemoryDescriptor_clearMemoryDescriptors - complete what is
+ * prepared, release every slice, length 0; @direction != None replaces
+ * the direction. */
+IOMEM_API void IOInterleavedMemoryDescriptor_clearMemoryDescriptors(IOInterleavedMemoryDescriptor *imd,
+        IODirection direction);
+
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -1613,7 +2170,9 @@ IOMEM_API void iomem__report_bad_aligned_free(void *address, vm_size_t size, con
 IOMEM__PRIVATE void *iomem__pageable_alloc_raw(vm_size_t size, vm_size_t alignment, bool zero)
 {
 	vm_size_t page = iomem__platform_page_size();
-	if ((uint64_t)alignment > 0xFFFFFFFFu || alignment > page || size > IOMEM_PAGEABLE_MAX)
+	/* page < 2^32, so this also refuses alignments that do not fit 32 bits
+	 * (written without a 64-bit compare: -Wtype-limits on 32-bit targets) */
+	if (alignment > page || size > IOMEM_PAGEABLE_MAX)
 		return NULL;
 	size = (size + (size == 0) + page - 1) & ~(page - 1);
 	return iomem__platform_alloc_pages(size, zero);
@@ -1672,6 +2231,1229 @@ IOMEM_API void IOFreePageable(void *address, vm_size_t size)
 #else
 	iomem__pageable_free_raw(address, size);
 #endif
+}
+
+/* >>impl-desc: IOMemoryDescriptor and its kinds. */
+
+#if defined(IOMEM_BACKEND_POSIX)
+#  define IOMEM__POSIX_IMPLEMENTATION 1
+#  include "backends/iomem_posix.h"
+#endif
+
+#define IOMEM__MD_NAME "IOMemoryDescriptor"
+#define IOMEM__MD_IS_GENERAL(md) ((md)->iomem__kind <= IOMEM_MD_DEVICE)
+
+static iomem__mutex iomem__md_id_lock = IOMEM__MUTEX_INITIALIZER(iomem__md_id_lock);
+static uint64_t iomem__md_next_id;
+
+IOMEM__PRIVATE uint64_t iomem__md_new_id(void)
+{
+	uint64_t id;
+	iomem__mutex_lock(&iomem__md_id_lock);
+	if (iomem__md_next_id == 0)
+		iomem__md_next_id = (uint64_t)1 << 32;      /* as XNU's gIOMDPreparationID */
+	id = iomem__md_next_id++;
+	iomem__mutex_unlock(&iomem__md_id_lock);
+	return id;
+}
+
+IOMEM__PRIVATE void iomem__md_lock(IOMemoryDescriptor *md)
+{
+	if (md->iomem__lock != NULL)
+		iomem__mutex_lock(md->iomem__lock);
+}
+
+IOMEM__PRIVATE void iomem__md_unlock(IOMemoryDescriptor *md)
+{
+	if (md->iomem__lock != NULL)
+		iomem__mutex_unlock(md->iomem__lock);
+}
+
+IOMEM__PRIVATE unsigned iomem__page_shift(void)
+{
+	vm_size_t p = iomem__platform_page_size();
+	unsigned s = 0;
+	while (((vm_size_t)1 << s) < p)
+		s++;
+	return s;
+}
+
+/* A new descriptor of @kind, refcount 1, lock if kIOMemoryThreadSafe. */
+IOMEM__PRIVATE IOMemoryDescriptor *iomem__md_alloc(iomem_md_kind kind, IOOptionBits flags)
+{
+	IOMemoryDescriptor *md = (IOMemoryDescriptor *)iomem__alloc_internal(sizeof *md, IOMEM__MD_NAME);
+	if (md == NULL)
+		return NULL;
+	md->iomem__kind = (uint8_t)kind;
+	md->iomem__refcount = 1;
+	md->iomem__flags = flags;
+	if (flags & kIOMemoryThreadSafe) {
+		md->iomem__lock = (iomem__mutex *)iomem__alloc_internal(sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
+		if (md->iomem__lock == NULL || !iomem__mutex_init(md->iomem__lock)) {
+			if (md->iomem__lock != NULL)
+				iomem__free_internal(md->iomem__lock, sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
+			iomem__free_internal(md, sizeof *md, IOMEM__MD_NAME);
+			return NULL;
+		}
+	}
+	return md;
+}
+
+/* ---- extents ---------------------------------------------------------- */
+
+/* Pages spanned by one range (0 for an empty range). */
+IOMEM__PRIVATE vm_size_t iomem__range_pages(const IOAddressRange *r, vm_size_t page)
+{
+	uint64_t first, last;
+	if (r->length == 0)
+		return 0;
+	first = r->address & ~(uint64_t)(page - 1);
+	last = (r->address + r->length - 1) & ~(uint64_t)(page - 1);
+	return (vm_size_t)((last - first) / page + 1);
+}
+
+/* Extent builder: append @len bytes at @phys, merging with the last extent
+ * when contiguous. @out NULL = count only. */
+typedef struct iomem__xb {
+	iomem_md_extent *out;
+	uint32_t n;
+	IOByteCount off;
+	IOPhysicalAddress next_phys;   /* end of the last extent */
+} iomem__xb;
+
+IOMEM__PRIVATE void iomem__xb_add(iomem__xb *b, IOPhysicalAddress phys, IOByteCount len)
+{
+	if (len == 0)
+		return;
+	if (b->n > 0 && phys == b->next_phys) {
+		if (b->out)
+			b->out[b->n - 1].end += len;
+	} else {
+		if (b->out) {
+			b->out[b->n].phys = phys;
+			b->out[b->n].end = b->off + len;
+		}
+		b->n++;
+	}
+	b->off += len;
+	b->next_phys = phys + len;
+}
+
+IOMEM__PRIVATE void iomem__md_free_extents(IOMemoryDescriptor *md)
+{
+	if (md->iomem__extents != NULL)
+		iomem__free_internal((void *)(uintptr_t)md->iomem__extents,
+		                     (vm_size_t)md->iomem__extent_count * sizeof(iomem_md_extent),
+		                     "IOMemoryDescriptor extents");
+	md->iomem__extents = NULL;
+	md->iomem__extent_count = 0;
+	md->iomem__hint = 0;
+}
+
+/* Physical ranges -> extents (at creation). */
+IOMEM__PRIVATE bool iomem__md_build_physical(IOMemoryDescriptor *md)
+{
+	iomem__xb b;
+	uint32_t i, pass;
+	iomem_md_extent *ext = NULL;
+	for (pass = 0; pass < 2; pass++) {
+		b.out = ext; b.n = 0; b.off = 0; b.next_phys = 0;
+		for (i = 0; i < md->iomem__u.g.count; i++)
+			iomem__xb_add(&b, md->iomem__u.g.ranges[i].address, md->iomem__u.g.ranges[i].length);
+		if (pass == 0) {
+			if (b.n == 0)
+				return true;
+			ext = (iomem_md_extent *)iomem__alloc_internal((vm_size_t)b.n * sizeof *ext, "IOMemoryDescriptor extents");
+			if (ext == NULL)
+				return false;
+		}
+	}
+	md->iomem__extent_count = b.n;
+	md->iomem__extents = ext;
+	return true;
+}
+
+IOMEM__PRIVATE void iomem__md_unwire_ranges(IOMemoryDescriptor *md, uint32_t upto)
+{
+	vm_size_t page = iomem__platform_page_size();
+	uint32_t i;
+	for (i = 0; i < upto; i++) {
+		const IOAddressRange *r = &md->iomem__u.g.ranges[i];
+		vm_size_t n = iomem__range_pages(r, page);
+		if (n)
+			iomem__platform_unwire((uintptr_t)(r->address & ~(uint64_t)(page - 1)), n);
+	}
+}
+
+/* Virtual ranges: wire every page, then compress into extents. */
+IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
+{
+	vm_size_t page = iomem__platform_page_size(), total = 0, k;
+	IOPhysicalAddress *pa;
+	iomem__xb b;
+	iomem_md_extent *ext = NULL;
+	uint32_t i, pass;
+	IOReturn ret;
+	for (i = 0; i < md->iomem__u.g.count; i++)
+		total += iomem__range_pages(&md->iomem__u.g.ranges[i], page);
+	if (total == 0)
+		return kIOReturnSuccess;
+	pa = (IOPhysicalAddress *)iomem__platform_malloc(iomem_array_size(sizeof *pa, total));
+	if (pa == NULL)
+		return kIOReturnNoMemory;
+	for (i = 0, k = 0; i < md->iomem__u.g.count; i++) {
+		const IOAddressRange *r = &md->iomem__u.g.ranges[i];
+		vm_size_t n = iomem__range_pages(r, page);
+		if (n == 0)
+			continue;
+		ret = iomem__platform_wire((uintptr_t)(r->address & ~(uint64_t)(page - 1)), n, pa + k);
+		if (ret != kIOReturnSuccess) {
+			iomem__md_unwire_ranges(md, i);
+			iomem__platform_free(pa);
+			return ret;
+		}
+		k += n;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		b.out = ext; b.n = 0; b.off = 0; b.next_phys = 0;
+		for (i = 0, k = 0; i < md->iomem__u.g.count; i++) {
+			const IOAddressRange *r = &md->iomem__u.g.ranges[i];
+			uint64_t a = r->address, left = r->length;
+			while (left > 0) {
+				uint64_t in = a & (page - 1), chunk = page - in;
+				if (chunk > left)
+					chunk = left;
+				iomem__xb_add(&b, pa[k] + in, chunk);
+				k++;
+				a += chunk;
+				left -= chunk;
+			}
+		}
+		if (pass == 0) {
+			ext = (iomem_md_extent *)iomem__alloc_internal((vm_size_t)b.n * sizeof *ext, "IOMemoryDescriptor extents");
+			if (ext == NULL) {
+				iomem__md_unwire_ranges(md, md->iomem__u.g.count);
+				iomem__platform_free(pa);
+				return kIOReturnNoMemory;
+			}
+		}
+	}
+	iomem__platform_free(pa);
+	md->iomem__extent_count = b.n;
+	md->iomem__hint = 0;
+	md->iomem__extents = ext;
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE void iomem__md_unwire(IOMemoryDescriptor *md)
+{
+	iomem__md_free_extents(md);
+	iomem__md_unwire_ranges(md, md->iomem__u.g.count);
+	md->iomem__flags &= ~(IOOptionBits)kIOMemoryPreparedReadOnly;
+	md->iomem__preparation_id = kIOPreparationIDUnprepared;
+}
+
+/* ---- general descriptor ------------------------------------------------ */
+
+IOMEM__PRIVATE IOMemoryDescriptor *iomem__gmd_create(iomem_md_kind kind, const IOAddressRange *ranges,
+                                                     UInt32 count, IOOptionBits options, task_t task)
+{
+	IOMemoryDescriptor *md;
+	bool physical = (task == NULL);
+	IOByteCount total = 0;
+	UInt32 i;
+	if (ranges == NULL || count == 0)
+		return NULL;
+	if (!physical && task != kernel_task)
+		return NULL;
+	for (i = 0; i < count; i++) {
+		uint64_t a = ranges[i].address, l = ranges[i].length;
+		if (l > ~(uint64_t)0 - a || l > ~(uint64_t)0 - total)
+			return NULL;
+		if (!physical && l != 0 && (a == 0 || (uint64_t)(uintptr_t)(a + l - 1) != a + l - 1))
+			return NULL;
+		total += l;
+	}
+	options &= ~(IOOptionBits)kIOMemoryTypeMask;
+	options |= physical ? kIOMemoryTypePhysical64 : kIOMemoryTypeVirtual64;
+	if (options & (kIOMemoryHostOnly | kIOMemoryRemote))
+		options |= kIOMemoryMapperNone;
+	md = iomem__md_alloc(kind, options);
+	if (md == NULL)
+		return NULL;
+	md->iomem__physical = physical;
+	md->iomem__length = total;
+	md->iomem__u.g.count = count;
+	if (count == 1) {
+		md->iomem__u.g.inline_range = ranges[0];
+		md->iomem__u.g.ranges = &md->iomem__u.g.inline_range;
+	} else {
+		md->iomem__u.g.ranges = (IOAddressRange *)iomem__alloc_internal(
+			iomem_array_size(sizeof(IOAddressRange), count), "IOMemoryDescriptor ranges");
+		if (md->iomem__u.g.ranges == NULL) {
+			md->iomem__u.g.count = 0;
+			IOMemoryDescriptor_release(md);
+			return NULL;
+		}
+		iomem__memcpy(md->iomem__u.g.ranges, ranges, (vm_size_t)count * sizeof *ranges);
+	}
+	if (physical) {
+		if (!iomem__md_build_physical(md)) {
+			IOMemoryDescriptor_release(md);
+			return NULL;
+		}
+	} else if (options & kIOMemoryAutoPrepare) {
+		if (IOMemoryDescriptor_prepare(md, kIODirectionNone) != kIOReturnSuccess) {
+			IOMemoryDescriptor_release(md);
+			return NULL;
+		}
+		md->iomem__auto_prepared = 1;
+	}
+	return md;
+}
+
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRanges(IOAddressRange *ranges, UInt32 count,
+                                                                   IOOptionBits options, task_t task)
+{
+	return iomem__gmd_create(IOMEM_MD_GENERAL, ranges, count, options, task);
+}
+
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRange(mach_vm_address_t address,
+                                                                  mach_vm_size_t length,
+                                                                  IOOptionBits options, task_t task)
+{
+	IOAddressRange r;
+	r.address = address;
+	r.length = length;
+	return iomem__gmd_create(IOMEM_MD_GENERAL, &r, 1, options, task);
+}
+
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddress(void *address, IOByteCount length,
+                                                             IODirection direction)
+{
+	IOAddressRange r;
+	r.address = (mach_vm_address_t)(uintptr_t)address;
+	r.length = length;
+	return iomem__gmd_create(IOMEM_MD_GENERAL, &r, 1,
+	                         (direction & kIOMemoryDirectionMask) | kIOMemoryAutoPrepare, kernel_task);
+}
+
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPhysicalAddress(IOPhysicalAddress address,
+                                                                     IOByteCount length,
+                                                                     IODirection direction)
+{
+	return IOMemoryDescriptor_withAddressRange(address, length, direction & kIOMemoryDirectionMask, NULL);
+}
+
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withOptions(void *buffers, UInt32 count, UInt32 offset,
+                                                             task_t task, IOOptionBits options,
+                                                             IOMapper *mapper)
+{
+	IOOptionBits type = options & kIOMemoryTypeMask;
+	IOAddressRange *tmp;
+	IOMemoryDescriptor *md;
+	UInt32 i;
+	(void)offset; (void)mapper;
+	if (buffers == NULL || count == 0)
+		return NULL;
+	if (type == kIOMemoryTypeVirtual64 || type == kIOMemoryTypePhysical64)
+		return task == NULL ? (type == kIOMemoryTypePhysical64 ?
+		                       iomem__gmd_create(IOMEM_MD_GENERAL, (IOAddressRange *)buffers, count, options, NULL) : NULL)
+		                    : (type == kIOMemoryTypeVirtual64 ?
+		                       iomem__gmd_create(IOMEM_MD_GENERAL, (IOAddressRange *)buffers, count, options, task) : NULL);
+	if (type != kIOMemoryTypeVirtual && type != kIOMemoryTypePhysical)
+		return NULL;                               /* UPL, UIO, persistent: unsupported */
+	if ((type == kIOMemoryTypeVirtual) != (task != NULL))
+		return NULL;
+	tmp = (IOAddressRange *)iomem__platform_malloc(iomem_array_size(sizeof *tmp, count));
+	if (tmp == NULL)
+		return NULL;
+	for (i = 0; i < count; i++) {
+		if (type == kIOMemoryTypeVirtual) {
+			tmp[i].address = ((IOVirtualRange *)buffers)[i].address;
+			tmp[i].length = ((IOVirtualRange *)buffers)[i].length;
+		} else {
+			tmp[i].address = ((IOPhysicalRange *)buffers)[i].address;
+			tmp[i].length = ((IOPhysicalRange *)buffers)[i].length;
+		}
+	}
+	md = iomem__gmd_create(IOMEM_MD_GENERAL, tmp, count, options, task);
+	iomem__platform_free(tmp);
+	return md;
+}
+
+IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPersistentMemoryDescriptor(IOMemoryDescriptor *original)
+{
+	if (original == NULL || !IOMEM__MD_IS_GENERAL(original) || !(original->iomem__flags & kIOMemoryPersistent))
+		return NULL;
+	IOMemoryDescriptor_retain(original);
+	return original;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+IOMEM__PRIVATE IOByteCount iomem__clip(IOByteCount a, IOByteCount b) { return a < b ? a : b; }
+
+IOMEM_API addr64_t iomem__md_segment_slow(IOMemoryDescriptor *md, IOByteCount offset,
+                                          IOByteCount *length, IOOptionBits options)
+{
+	IOByteCount l = 0;
+	addr64_t pa = 0;
+	if (length != NULL)
+		*length = 0;
+	if (offset >= md->iomem__length)
+		return 0;
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_GENERAL:
+	case IOMEM_MD_BUFFER:
+	case IOMEM_MD_DEVICE:
+		/* extents are NULL: a virtual descriptor that is not prepared */
+#if IOMEM__DEBUG
+		iomem__report("IOMemoryDescriptor_getPhysicalSegment(%p, %u): descriptor is not prepared "
+		              "(virtual memory must be wired with IOMemoryDescriptor_prepare first)",
+		              (void *)md, (unsigned long long)offset);
+#endif
+		return 0;
+	case IOMEM_MD_SUB:
+		pa = IOMemoryDescriptor_getPhysicalSegment(md->iomem__u.sub.parent, md->iomem__u.sub.offset + offset,
+		                                           &l, options);
+		l = iomem__clip(l, md->iomem__length - offset);
+		break;
+	case IOMEM_MD_MULTI: {
+		uint32_t lo = 0, hi = md->iomem__u.multi.count - 1;
+		IOByteCount start;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (md->iomem__u.multi.end[mid] > offset) hi = mid; else lo = mid + 1;
+		}
+		start = lo ? md->iomem__u.multi.end[lo - 1] : 0;
+		pa = IOMemoryDescriptor_getPhysicalSegment(md->iomem__u.multi.child[lo], offset - start, &l, options);
+		l = iomem__clip(l, md->iomem__u.multi.end[lo] - offset);
+		break;
+	}
+	case IOMEM_MD_INTERLEAVED: {
+		uint32_t lo = 0, hi = md->iomem__u.il.count - 1;
+		IOByteCount start;
+		const iomem__md_slice *s;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			if (md->iomem__u.il.end[mid] > offset) hi = mid; else lo = mid + 1;
+		}
+		start = lo ? md->iomem__u.il.end[lo - 1] : 0;
+		s = &md->iomem__u.il.slice[lo];
+		pa = IOMemoryDescriptor_getPhysicalSegment(s->md, s->offset + (offset - start), &l, options);
+		l = iomem__clip(l, md->iomem__u.il.end[lo] - offset);
+		break;
+	}
+	case IOMEM_MD_CUSTOM:
+		pa = md->iomem__ops->getPhysicalSegment(md, offset, &l, options);
+		l = iomem__clip(l, md->iomem__length - offset);
+		break;
+	}
+	if (pa == 0)
+		l = 0;
+	if (length != NULL)
+		*length = l;
+	return pa;
+}
+
+IOMEM_API void IOMemoryDescriptor_retain(IOMemoryDescriptor *md)
+{
+	if (md == NULL)
+		return;
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
+	__atomic_fetch_add(&md->iomem__refcount, 1u, __ATOMIC_RELAXED);
+#else
+	/* bare metal: no read-modify-write atomics assumed (Cortex-M0), the
+	 * platform lock hooks instead */
+	iomem__mutex_lock(&iomem__md_id_lock);
+	md->iomem__refcount++;
+	iomem__mutex_unlock(&iomem__md_id_lock);
+#endif
+}
+
+IOMEM_API uint32_t iomem_md_getRetainCount(IOMemoryDescriptor *md)
+{
+	return md ? IOMEM__LOAD_RELAXED32(&md->iomem__refcount) : 0;
+}
+
+IOMEM__PRIVATE IOReturn iomem__md_complete_locked(IOMemoryDescriptor *md, IODirection direction);
+
+IOMEM__PRIVATE void iomem__md_free(IOMemoryDescriptor *md)
+{
+	uint32_t i, owned = md->iomem__auto_prepared;
+	if (md->iomem__prepare_count > owned) {
+#if IOMEM__DEBUG
+		iomem__report("IOMemoryDescriptor_release(%p): descriptor freed while prepared "
+		              "(%u prepare call(s) without complete); completing it",
+		              (void *)md, (unsigned long long)(md->iomem__prepare_count - owned));
+#endif
+	}
+	while (md->iomem__prepare_count > 0)
+		iomem__md_complete_locked(md, kIODirectionNone);
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_GENERAL:
+	case IOMEM_MD_BUFFER:
+	case IOMEM_MD_DEVICE:
+		iomem__md_free_extents(md);
+		if (md->iomem__u.g.ranges != NULL && md->iomem__u.g.ranges != &md->iomem__u.g.inline_range)
+			iomem__free_internal(md->iomem__u.g.ranges, (vm_size_t)md->iomem__u.g.count * sizeof(IOAddressRange),
+			                     "IOMemoryDescriptor ranges");
+		if (md->iomem__kind == IOMEM_MD_BUFFER)
+			iomem__platform_ram_free(&md->iomem__u.g.ram);
+		break;
+	case IOMEM_MD_SUB:
+		IOMemoryDescriptor_release(md->iomem__u.sub.parent);
+		break;
+	case IOMEM_MD_MULTI:
+		for (i = 0; i < md->iomem__u.multi.count; i++)
+			IOMemoryDescriptor_release(md->iomem__u.multi.child[i]);
+		if (md->iomem__u.multi.child != NULL)
+			iomem__free_internal(md->iomem__u.multi.child,
+			                     (vm_size_t)md->iomem__u.multi.count * (sizeof(IOMemoryDescriptor *) + sizeof(IOByteCount)),
+			                     "IOMultiMemoryDescriptor children");
+		break;
+	case IOMEM_MD_INTERLEAVED:
+		for (i = 0; i < md->iomem__u.il.count; i++)
+			IOMemoryDescriptor_release(md->iomem__u.il.slice[i].md);
+		iomem__free_internal(md->iomem__u.il.slice,
+		                     (vm_size_t)md->iomem__u.il.capacity * (sizeof(iomem__md_slice) + sizeof(IOByteCount)),
+		                     "IOInterleavedMemoryDescriptor slices");
+		break;
+	case IOMEM_MD_CUSTOM:
+		if (md->iomem__ops->free != NULL)
+			md->iomem__ops->free(md);
+		break;
+	}
+	if (md->iomem__lock != NULL) {
+		iomem__mutex_destroy(md->iomem__lock);
+		iomem__free_internal(md->iomem__lock, sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
+	}
+	iomem__free_internal(md, sizeof *md, IOMEM__MD_NAME);
+}
+
+IOMEM_API void IOMemoryDescriptor_release(IOMemoryDescriptor *md)
+{
+	uint32_t left;
+	if (md == NULL)
+		return;
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
+	left = __atomic_sub_fetch(&md->iomem__refcount, 1u, __ATOMIC_ACQ_REL);
+#else
+	iomem__mutex_lock(&iomem__md_id_lock);
+	left = --md->iomem__refcount;
+	iomem__mutex_unlock(&iomem__md_id_lock);
+#endif
+	if (left == 0)
+		iomem__md_free(md);
+}
+
+/* ---- prepare / complete -------------------------------------------------- */
+
+IOMEM__PRIVATE IOReturn iomem__md_prepare_locked(IOMemoryDescriptor *md, IODirection direction)
+{
+	IOReturn ret = kIOReturnSuccess;
+	uint32_t i;
+	if (!(direction & kIODirectionOutIn))
+		direction = IOMemoryDescriptor_getDirection(md);
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_GENERAL:
+	case IOMEM_MD_BUFFER:
+	case IOMEM_MD_DEVICE:
+		if (md->iomem__physical)
+			return kIOReturnSuccess;           /* always prepared, not counted */
+		if (md->iomem__prepare_count == 0) {
+			ret = iomem__md_wire(md);
+			if (ret != kIOReturnSuccess)
+				return ret;
+			if ((direction & kIODirectionOutIn) == kIODirectionOut)
+				md->iomem__flags |= kIOMemoryPreparedReadOnly;
+		} else if ((md->iomem__flags & kIOMemoryPreparedReadOnly) && (direction & kIODirectionIn)) {
+			return kIOReturnNotWritable;
+		}
+		break;
+	case IOMEM_MD_SUB:
+		ret = IOMemoryDescriptor_prepare(md->iomem__u.sub.parent, direction);
+		break;
+	case IOMEM_MD_MULTI:
+		for (i = 0; i < md->iomem__u.multi.count; i++) {
+			ret = IOMemoryDescriptor_prepare(md->iomem__u.multi.child[i], direction);
+			if (ret != kIOReturnSuccess) {
+				while (i-- > 0)
+					IOMemoryDescriptor_complete(md->iomem__u.multi.child[i], direction);
+				return ret;
+			}
+		}
+		break;
+	case IOMEM_MD_INTERLEAVED:
+		for (i = 0; i < md->iomem__u.il.count; i++) {
+			ret = IOMemoryDescriptor_prepare(md->iomem__u.il.slice[i].md, direction);
+			if (ret != kIOReturnSuccess) {       /* fixed: roll back the prepared ones */
+				while (i-- > 0)
+					IOMemoryDescriptor_complete(md->iomem__u.il.slice[i].md, direction);
+				return ret;
+			}
+		}
+		break;
+	case IOMEM_MD_CUSTOM:
+		if (md->iomem__ops->prepare != NULL)
+			ret = md->iomem__ops->prepare(md, direction);
+		break;
+	}
+	if (ret == kIOReturnSuccess)
+		md->iomem__prepare_count++;
+	return ret;
+}
+
+IOMEM_API IOReturn IOMemoryDescriptor_prepare(IOMemoryDescriptor *md, IODirection direction)
+{
+	IOReturn ret;
+	if (md == NULL)
+		return kIOReturnBadArgument;
+	iomem__md_lock(md);
+	ret = iomem__md_prepare_locked(md, direction);
+	iomem__md_unlock(md);
+	return ret;
+}
+
+IOMEM__PRIVATE IOReturn iomem__md_complete_locked(IOMemoryDescriptor *md, IODirection direction)
+{
+	IOReturn ret = kIOReturnSuccess, r;
+	uint32_t i;
+	if (!(direction & kIODirectionOutIn))
+		direction = IOMemoryDescriptor_getDirection(md);
+	if (md->iomem__prepare_count == 0)
+		return kIOReturnSuccess;
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_GENERAL:
+	case IOMEM_MD_BUFFER:
+	case IOMEM_MD_DEVICE:
+		if (md->iomem__prepare_count == 1)
+			iomem__md_unwire(md);
+		break;
+	case IOMEM_MD_SUB:
+		IOMemoryDescriptor_complete(md->iomem__u.sub.parent, direction);
+		break;
+	case IOMEM_MD_MULTI:
+		for (i = 0; i < md->iomem__u.multi.count; i++) {
+			r = IOMemoryDescriptor_complete(md->iomem__u.multi.child[i], direction);
+			if (r != kIOReturnSuccess)
+				ret = r;
+		}
+		break;
+	case IOMEM_MD_INTERLEAVED:
+		for (i = 0; i < md->iomem__u.il.count; i++)
+			IOMemoryDescriptor_complete(md->iomem__u.il.slice[i].md, direction);
+		break;
+	case IOMEM_MD_CUSTOM:
+		if (md->iomem__ops->complete != NULL)
+			ret = md->iomem__ops->complete(md, direction);
+		break;
+	}
+	md->iomem__prepare_count--;
+	return ret;
+}
+
+IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirection direction)
+{
+	IOReturn ret = kIOReturnSuccess;
+	if (md == NULL)
+		return kIOReturnBadArgument;
+	iomem__md_lock(md);
+	if (IOMEM__MD_IS_GENERAL(md) && md->iomem__physical) {
+		/* physical: always prepared, success */
+	} else if (md->iomem__prepare_count <= md->iomem__auto_prepared) {
+#if IOMEM__DEBUG
+		iomem__report("IOMemoryDescriptor_complete(%p): complete without a matching prepare "
+		              "(prepare count %u); ignored", (void *)md,
+		              (unsigned long long)md->iomem__prepare_count);
+#endif
+	} else {
+		ret = iomem__md_complete_locked(md, direction);
+	}
+	iomem__md_unlock(md);
+	return ret;
+}
+
+/* ---- bytes --------------------------------------------------------------- */
+
+IOMEM__PRIVATE IOByteCount iomem__md_copy(IOMemoryDescriptor *md, IOByteCount offset, void *buf,
+                                          IOByteCount length, bool to_md)
+{
+	IOByteCount done = 0;
+	unsigned char *b = (unsigned char *)buf;
+	if (length == 0 || offset > md->iomem__length || length > md->iomem__length - offset)
+		return 0;
+	iomem__md_lock(md);
+	if (to_md && (md->iomem__flags & kIOMemoryPreparedReadOnly)) {
+		iomem__md_unlock(md);
+		return 0;
+	}
+	while (done < length) {
+		IOByteCount seg;
+		addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, offset + done, &seg, kIOMemoryMapperNone);
+		if (pa == 0 || seg == 0)
+			break;
+		if (seg > length - done)
+			seg = length - done;
+		if (!iomem__platform_phys_copy(pa, b ? b + done : NULL, seg, to_md))
+			break;
+		done += seg;
+	}
+	iomem__md_unlock(md);
+	return done;
+}
+
+IOMEM_API IOByteCount IOMemoryDescriptor_readBytes(IOMemoryDescriptor *md, IOByteCount offset,
+                                                   void *bytes, IOByteCount length)
+{
+	if (md == NULL || bytes == NULL)
+		return 0;
+	return iomem__md_copy(md, offset, bytes, length, false);
+}
+
+IOMEM_API IOByteCount IOMemoryDescriptor_writeBytes(IOMemoryDescriptor *md, IOByteCount offset,
+                                                    const void *bytes, IOByteCount length)
+{
+	if (md == NULL)
+		return 0;
+	return iomem__md_copy(md, offset, (void *)(uintptr_t)bytes, length, true);
+}
+
+IOMEM_API IOReturn IOMemoryDescriptor_performOperation(IOMemoryDescriptor *md, IOOptionBits options,
+                                                       IOByteCount offset, IOByteCount length)
+{
+	IOByteCount remaining;
+	if (md == NULL)
+		return kIOReturnBadArgument;
+	switch (options) {
+	case kIOMemoryIncoherentIOFlush:
+	case kIOMemoryIncoherentIOStore:
+	case kIOMemoryClearEncrypted:
+	case kIOMemorySetEncrypted:
+		break;
+	default:
+		return kIOReturnUnsupported;
+	}
+	/* as XNU: min(length, getLength() - offset), unsigned */
+	remaining = iomem__clip(length, md->iomem__length - offset);
+	iomem__md_lock(md);
+	while (remaining > 0) {
+		IOByteCount seg;
+		addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, offset, &seg, kIOMemoryMapperNone);
+		if (pa == 0)
+			break;
+		if (seg > remaining)
+			seg = remaining;
+		/* coherent host: the cache operation itself is a no-op */
+		offset += seg;
+		remaining -= seg;
+	}
+	iomem__md_unlock(md);
+	return remaining ? kIOReturnUnderrun : kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn IOMemoryDescriptor_setPurgeable(IOMemoryDescriptor *md, IOOptionBits newState,
+                                                   IOOptionBits *oldState)
+{
+	IOReturn ret = kIOReturnUnsupported;
+	uint32_t i;
+	if (md == NULL || newState < kIOMemoryPurgeableKeepCurrent || newState > kIOMemoryPurgeableEmpty)
+		return kIOReturnBadArgument;
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_BUFFER:
+		if (!(md->iomem__flags & kIOMemoryBufferPurgeable))
+			break;
+		iomem__md_lock(md);
+		if (oldState != NULL)
+			*oldState = md->iomem__u.g.purgeable_state;
+		if (newState != kIOMemoryPurgeableKeepCurrent) {
+			if (newState == kIOMemoryPurgeableEmpty)
+				iomem__memset(md->iomem__u.g.ram.address, 0, md->iomem__u.g.ram.bytes);
+			md->iomem__u.g.purgeable_state = newState;
+		}
+		iomem__md_unlock(md);
+		ret = kIOReturnSuccess;
+		break;
+	case IOMEM_MD_SUB:
+		ret = IOMemoryDescriptor_setPurgeable(md->iomem__u.sub.parent, newState, oldState);
+		break;
+	case IOMEM_MD_MULTI: {
+		IOOptionBits agg = kIOMemoryPurgeableNonVolatile;
+		for (i = 0; i < md->iomem__u.multi.count; i++) {
+			IOOptionBits st = kIOMemoryPurgeableNonVolatile;
+			ret = IOMemoryDescriptor_setPurgeable(md->iomem__u.multi.child[i], newState, &st);
+			if (ret != kIOReturnSuccess)
+				break;
+			if (st == kIOMemoryPurgeableEmpty || agg == kIOMemoryPurgeableEmpty)
+				agg = kIOMemoryPurgeableEmpty;
+			else if (st == kIOMemoryPurgeableVolatile)
+				agg = kIOMemoryPurgeableVolatile;
+		}
+		if (ret == kIOReturnSuccess && oldState != NULL)
+			*oldState = agg;
+		break;
+	}
+	case IOMEM_MD_CUSTOM:
+		if (md->iomem__ops->setPurgeable != NULL)
+			ret = md->iomem__ops->setPurgeable(md, newState, oldState);
+		break;
+	default:
+		break;
+	}
+	return ret;
+}
+
+IOMEM_API IOReturn IOMemoryDescriptor_getPageCounts(IOMemoryDescriptor *md, IOByteCount *residentPageCount,
+                                                    IOByteCount *dirtyPageCount)
+{
+	IOByteCount res = 0, dirty = 0, r1, d1;
+	IOReturn ret = kIOReturnSuccess;
+	uint32_t i;
+	if (md == NULL)
+		return kIOReturnBadArgument;
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_GENERAL:
+	case IOMEM_MD_BUFFER:
+	case IOMEM_MD_DEVICE:
+		if (md->iomem__physical)
+			return kIOReturnNotReady;
+		for (i = 0; i < md->iomem__u.g.count; i++)
+			res += iomem__range_pages(&md->iomem__u.g.ranges[i], iomem__platform_page_size());
+		dirty = res;
+		break;
+	case IOMEM_MD_SUB:
+		return IOMemoryDescriptor_getPageCounts(md->iomem__u.sub.parent, residentPageCount, dirtyPageCount);
+	case IOMEM_MD_MULTI:
+		for (i = 0; i < md->iomem__u.multi.count; i++) {
+			ret = IOMemoryDescriptor_getPageCounts(md->iomem__u.multi.child[i], &r1, &d1);
+			if (ret != kIOReturnSuccess)
+				return ret;
+			res += r1;
+			dirty += d1;
+		}
+		break;
+	case IOMEM_MD_CUSTOM:
+		if (md->iomem__ops->getPageCounts == NULL)
+			return kIOReturnNotReady;
+		return md->iomem__ops->getPageCounts(md, residentPageCount, dirtyPageCount);
+	default:
+		return kIOReturnNotReady;
+	}
+	if (residentPageCount != NULL)
+		*residentPageCount = res;
+	if (dirtyPageCount != NULL)
+		*dirtyPageCount = dirty;
+	return kIOReturnSuccess;
+}
+
+IOMEM_API uint64_t IOMemoryDescriptor_getPreparationID(IOMemoryDescriptor *md)
+{
+	uint64_t id;
+	uint32_t i;
+	if (md == NULL)
+		return kIOPreparationIDUnsupported;
+	switch ((iomem_md_kind)md->iomem__kind) {
+	case IOMEM_MD_GENERAL:
+	case IOMEM_MD_BUFFER:
+	case IOMEM_MD_DEVICE:
+		if (!md->iomem__physical && md->iomem__prepare_count == 0)
+			return kIOPreparationIDUnprepared;
+		break;
+	case IOMEM_MD_SUB:
+		return IOMemoryDescriptor_getPreparationID(md->iomem__u.sub.parent);
+	case IOMEM_MD_MULTI:
+		for (i = 0; i < md->iomem__u.multi.count; i++) {
+			id = IOMemoryDescriptor_getPreparationID(md->iomem__u.multi.child[i]);
+			if (id == kIOPreparationIDUnsupported || id == kIOPreparationIDUnprepared)
+				return id;
+		}
+		break;
+	case IOMEM_MD_CUSTOM:
+		return md->iomem__ops->getPreparationID ? md->iomem__ops->getPreparationID(md)
+		                                        : (uint64_t)kIOPreparationIDUnsupported;
+	default:
+		return kIOPreparationIDUnsupported;
+	}
+	iomem__md_lock(md);
+	if (md->iomem__preparation_id == kIOPreparationIDUnprepared)
+		md->iomem__preparation_id = iomem__md_new_id();
+	id = md->iomem__preparation_id;
+	iomem__md_unlock(md);
+	return id;
+}
+
+/* ---- custom kinds -------------------------------------------------------- */
+
+IOMEM_API IOMemoryDescriptor *iomem_md_withOps(const iomem_md_ops *ops, void *context,
+                                               IOByteCount length, IOOptionBits options)
+{
+	IOMemoryDescriptor *md;
+	if (ops == NULL || ops->getPhysicalSegment == NULL)
+		return NULL;
+	md = iomem__md_alloc(IOMEM_MD_CUSTOM, options);
+	if (md == NULL)
+		return NULL;
+	md->iomem__ops = ops;
+	md->iomem__u.custom.context = context;
+	md->iomem__length = length;
+	return md;
+}
+
+IOMEM_API void *iomem_md_getContext(IOMemoryDescriptor *md)
+{
+	return md != NULL && md->iomem__kind == IOMEM_MD_CUSTOM ? md->iomem__u.custom.context : NULL;
+}
+
+/* ---- IOBufferMemoryDescriptor ------------------------------------------- */
+
+IOMEM__PRIVATE IOBufferMemoryDescriptor *iomem__bmd_create(task_t task, IOOptionBits options,
+                                                           mach_vm_size_t capacity, mach_vm_address_t alignment,
+                                                           mach_vm_address_t physicalMask)
+{
+	vm_size_t page = iomem__platform_page_size();
+	IOPhysicalAddress highest = ~(IOPhysicalAddress)0;
+	bool contiguous, pageable = (options & kIOMemoryPageable) != 0;
+	IOOptionBits mdopts;
+	IOMemoryDescriptor *md;
+	IOAddressRange r;
+	if (capacity == 0 || task != kernel_task || capacity > IOMEM_ALLOC_SIZE_MAX / 2)
+		return NULL;
+	if (alignment > ((mach_vm_address_t)1 << 31))
+		return NULL;
+	if (alignment & (alignment - 1)) {            /* round up to a power of two */
+		mach_vm_address_t a = 1;
+		while (a < alignment)
+			a <<= 1;
+		alignment = a;
+	}
+	if (physicalMask != 0 && alignment <= 1) {
+		alignment = physicalMask & (~physicalMask + 1);   /* lowest set bit */
+		if (alignment < page)
+			alignment = page;
+		highest = physicalMask | (alignment - 1);
+	} else if (physicalMask != 0) {
+		highest = physicalMask | (alignment - 1);
+	}
+	if ((options & (kIOMemorySharingTypeMask)) || (options & kIOMemoryClearEncrypt))
+		if (alignment < page)
+			alignment = page;
+	if (alignment > page)
+		options |= kIOMemoryPhysicallyContiguous;
+	contiguous = (options & (kIOMemoryPhysicallyContiguous | kIOMemoryHostPhysicallyContiguous)) != 0 ||
+	             physicalMask != 0;
+	if (pageable && contiguous)
+		return NULL;
+	mdopts = iomem_buffer_options_to_memory(options) & ~(IOOptionBits)kIOMemoryAutoPrepare;
+	if (pageable)
+		mdopts |= kIOMemoryBufferPageable;
+	if (options & kIOMemoryPurgeable)
+		mdopts |= kIOMemoryBufferPurgeable;
+	md = iomem__md_alloc(IOMEM_MD_BUFFER, mdopts | kIOMemoryTypeVirtual64);
+	if (md == NULL)
+		return NULL;
+	if (iomem__platform_ram_alloc(&md->iomem__u.g.ram, (vm_size_t)capacity, (vm_size_t)alignment,
+	                              highest, contiguous) != kIOReturnSuccess) {
+		iomem__md_free(md);
+		return NULL;
+	}
+	r.address = (mach_vm_address_t)(uintptr_t)md->iomem__u.g.ram.address;
+	r.length = capacity;
+	md->iomem__u.g.inline_range = r;
+	md->iomem__u.g.ranges = &md->iomem__u.g.inline_range;
+	md->iomem__u.g.count = 1;
+	md->iomem__u.g.capacity = (vm_size_t)capacity;
+	md->iomem__u.g.purgeable_state = kIOMemoryPurgeableNonVolatile;
+	md->iomem__length = capacity;
+	if (!pageable) {
+		if (IOMemoryDescriptor_prepare(md, kIODirectionNone) != kIOReturnSuccess) {
+			iomem__md_free(md);
+			return NULL;
+		}
+		md->iomem__auto_prepared = 1;
+		md->iomem__flags |= kIOMemoryAutoPrepare;
+	}
+	return md;
+}
+
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_inTaskWithPhysicalMask(task_t inTask,
+        IOOptionBits options, mach_vm_size_t capacity, mach_vm_address_t physicalMask)
+{
+	return iomem__bmd_create(inTask, options, capacity, 1, physicalMask);
+}
+
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_inTaskWithOptions(task_t inTask,
+        IOOptionBits options, vm_size_t capacity, vm_offset_t alignment)
+{
+	return iomem__bmd_create(inTask, options, capacity, alignment, 0);
+}
+
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_inTaskWithOptionsTagged(task_t inTask,
+        IOOptionBits options, vm_size_t capacity, vm_offset_t alignment, uint32_t kernTag, uint32_t userTag)
+{
+	(void)kernTag; (void)userTag;
+	return iomem__bmd_create(inTask, options, capacity, alignment, 0);
+}
+
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_withOptions(IOOptionBits options,
+        vm_size_t capacity, vm_offset_t alignment)
+{
+	return iomem__bmd_create(kernel_task, options, capacity, alignment, 0);
+}
+
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_withCapacity(vm_size_t capacity,
+        IODirection direction, bool contiguous)
+{
+	return iomem__bmd_create(kernel_task,
+	                         (direction & kIOMemoryDirectionMask) | kIOMemoryUnshared |
+	                         (contiguous ? kIOMemoryPhysicallyContiguous : 0),
+	                         capacity, contiguous ? capacity : 1, 0);
+}
+
+IOMEM_API IOBufferMemoryDescriptor *IOBufferMemoryDescriptor_withBytes(const void *bytes, vm_size_t length,
+        IODirection direction, bool contiguous)
+{
+	vm_size_t page = iomem__platform_page_size();
+	IOBufferMemoryDescriptor *md;
+	if (bytes == NULL || length == 0)
+		return NULL;
+	md = iomem__bmd_create(kernel_task,
+	                       (direction & kIOMemoryDirectionMask) | kIOMemoryUnshared |
+	                       (contiguous ? kIOMemoryPhysicallyContiguous : 0),
+	                       length, length < page ? length : page, 0);
+	if (md == NULL)
+		return NULL;
+	IOBufferMemoryDescriptor_setLength(md, 0);
+	IOBufferMemoryDescriptor_appendBytes(md, bytes, length);
+	return md;
+}
+
+IOMEM_API void IOBufferMemoryDescriptor_setLength(IOBufferMemoryDescriptor *bmd, vm_size_t length)
+{
+	if (bmd == NULL || bmd->iomem__kind != IOMEM_MD_BUFFER || length > bmd->iomem__u.g.capacity)
+		return;
+	/* the range (what is wired and unwired) keeps the capacity; segments
+	 * and byte access are clipped at the length */
+	bmd->iomem__length = length;
+}
+
+IOMEM_API vm_size_t IOBufferMemoryDescriptor_getCapacity(IOBufferMemoryDescriptor *bmd)
+{
+	return bmd != NULL && bmd->iomem__kind == IOMEM_MD_BUFFER ? bmd->iomem__u.g.capacity : 0;
+}
+
+IOMEM_API void IOBufferMemoryDescriptor_setDirection(IOBufferMemoryDescriptor *bmd, IODirection direction)
+{
+	if (bmd == NULL)
+		return;
+	bmd->iomem__flags = (bmd->iomem__flags & ~(IOOptionBits)kIOMemoryDirectionMask) |
+	                    (direction & kIOMemoryDirectionMask);
+}
+
+IOMEM_API void *IOBufferMemoryDescriptor_getBytesNoCopy(IOBufferMemoryDescriptor *bmd)
+{
+	return bmd != NULL && bmd->iomem__kind == IOMEM_MD_BUFFER ? bmd->iomem__u.g.ram.address : NULL;
+}
+
+IOMEM_API void *IOBufferMemoryDescriptor_getBytesNoCopyRange(IOBufferMemoryDescriptor *bmd,
+                                                             vm_size_t start, vm_size_t len)
+{
+	if (bmd == NULL || bmd->iomem__kind != IOMEM_MD_BUFFER)
+		return NULL;
+	if (start >= bmd->iomem__length || len > bmd->iomem__length - start)
+		return NULL;
+	return (unsigned char *)bmd->iomem__u.g.ram.address + start;
+}
+
+IOMEM_API bool IOBufferMemoryDescriptor_appendBytes(IOBufferMemoryDescriptor *bmd, const void *bytes,
+                                                    vm_size_t length)
+{
+	vm_size_t room, n;
+	if (bmd == NULL || bmd->iomem__kind != IOMEM_MD_BUFFER)
+		return false;
+	if (bytes == NULL && length != 0)
+		return false;
+	room = bmd->iomem__u.g.capacity - (vm_size_t)bmd->iomem__length;
+	n = length < room ? length : room;
+	if (n)
+		iomem__memcpy((unsigned char *)bmd->iomem__u.g.ram.address + bmd->iomem__length, bytes, n);
+	IOBufferMemoryDescriptor_setLength(bmd, (vm_size_t)bmd->iomem__length + n);
+	return true;
+}
+
+/* ---- IODeviceMemory ------------------------------------------------------ */
+
+IOMEM_API IODeviceMemory *IODeviceMemory_withRange(IOPhysicalAddress start, IOPhysicalLength length)
+{
+	IOAddressRange r;
+	r.address = start;
+	r.length = length;
+	return iomem__gmd_create(IOMEM_MD_DEVICE, &r, 1, kIODirectionNone | kIOMemoryMapperNone, NULL);
+}
+
+IOMEM_API IODeviceMemory *IODeviceMemory_withSubRange(IODeviceMemory *of, IOPhysicalAddress offset,
+                                                      IOPhysicalLength length)
+{
+	return IOSubMemoryDescriptor_withSubRange(of, offset, length, kIODirectionNone);
+}
+
+IOMEM_API IODeviceMemory **IODeviceMemory_arrayFromList(const IODeviceMemory_InitElement list[], IOItemCount count)
+{
+	IODeviceMemory **a;
+	IOItemCount i;
+	if (list == NULL || count == 0)
+		return NULL;
+	a = (IODeviceMemory **)iomem__alloc_internal(iomem_array_size(sizeof *a, count), "IODeviceMemory array");
+	if (a == NULL)
+		return NULL;
+	for (i = 0; i < count; i++) {
+		a[i] = IODeviceMemory_withRange(list[i].start, list[i].length);
+		if (a[i] == NULL) {
+			while (i-- > 0)
+				IOMemoryDescriptor_release(a[i]);
+			iomem__free_internal(a, (vm_size_t)count * sizeof *a, "IODeviceMemory array");
+			return NULL;
+		}
+		IOMemoryDescriptor_setTag(a[i], list[i].tag);
+	}
+	return a;
+}
+
+IOMEM_API void iomem_device_memory_array_release(IODeviceMemory **array, IOItemCount count)
+{
+	IOItemCount i;
+	if (array == NULL)
+		return;
+	for (i = 0; i < count; i++)
+		IOMemoryDescriptor_release(array[i]);
+	iomem__free_internal(array, (vm_size_t)count * sizeof *array, "IODeviceMemory array");
+}
+
+/* ---- IOSubMemoryDescriptor ------------------------------------------------ */
+
+IOMEM_API IOSubMemoryDescriptor *IOSubMemoryDescriptor_withSubRange(IOMemoryDescriptor *of, IOByteCount offset,
+                                                                    IOByteCount length, IOOptionBits options)
+{
+	IOMemoryDescriptor *md;
+	if (of == NULL || offset > of->iomem__length || length > of->iomem__length - offset)
+		return NULL;
+	md = iomem__md_alloc(IOMEM_MD_SUB, (options & kIOMemoryDirectionMask) | kIOMemoryThreadSafe);
+	if (md == NULL)
+		return NULL;
+	IOMemoryDescriptor_retain(of);
+	md->iomem__u.sub.parent = of;
+	md->iomem__u.sub.offset = offset;
+	md->iomem__length = length;
+	md->iomem__tag = of->iomem__tag;
+	return md;
+}
+
+/* ---- IOMultiMemoryDescriptor --------------------------------------------- */
+
+IOMEM_API IOMultiMemoryDescriptor *IOMultiMemoryDescriptor_withDescriptors(IOMemoryDescriptor **descriptors,
+        UInt32 withCount, IODirection withDirection, bool asReference)
+{
+	IOMemoryDescriptor *md;
+	IOByteCount total = 0;
+	IOOptionBits pageable;
+	UInt32 i;
+	vm_size_t bytes;
+	(void)asReference;
+	if (descriptors == NULL || withCount == 0 || descriptors[0] == NULL)
+		return NULL;
+	pageable = descriptors[0]->iomem__flags & kIOMemoryBufferPageable;
+	for (i = 0; i < withCount; i++) {
+		if (descriptors[i] == NULL || (descriptors[i]->iomem__flags & kIOMemoryBufferPageable) != pageable ||
+		    descriptors[i]->iomem__length > ~(IOByteCount)0 - total)
+			return NULL;
+		total += descriptors[i]->iomem__length;
+	}
+	md = iomem__md_alloc(IOMEM_MD_MULTI, withDirection & kIOMemoryDirectionMask);
+	if (md == NULL)
+		return NULL;
+	bytes = iomem_array_size(sizeof(IOMemoryDescriptor *) + sizeof(IOByteCount), withCount);
+	md->iomem__u.multi.child = (IOMemoryDescriptor **)iomem__alloc_internal(bytes, "IOMultiMemoryDescriptor children");
+	if (md->iomem__u.multi.child == NULL) {
+		iomem__md_free(md);
+		return NULL;
+	}
+	md->iomem__u.multi.end = (IOByteCount *)(void *)(md->iomem__u.multi.child + withCount);
+	total = 0;
+	for (i = 0; i < withCount; i++) {
+		IOMemoryDescriptor_retain(descriptors[i]);
+		md->iomem__u.multi.child[i] = descriptors[i];
+		total += descriptors[i]->iomem__length;
+		md->iomem__u.multi.end[i] = total;
+		if (md->iomem__tag == 0)
+			md->iomem__tag = descriptors[i]->iomem__tag;
+	}
+	md->iomem__u.multi.count = withCount;
+	md->iomem__length = total;
+	md->iomem__flags |= pageable;
+	return md;
+}
+
+/* ---- IOInterleavedMemoryDescriptor ---------------------------------------- */
+
+IOMEM_API IOInterleavedMemoryDescriptor *IOInterleavedMemoryDescriptor_withCapacity(IOByteCount capacity,
+        IODirection direction)
+{
+	IOMemoryDescriptor *md;
+	if (capacity == 0 || capacity > 0xFFFFFFFFu)
+		return NULL;
+	md = iomem__md_alloc(IOMEM_MD_INTERLEAVED, direction & kIOMemoryDirectionMask);
+	if (md == NULL)
+		return NULL;
+	md->iomem__u.il.slice = (iomem__md_slice *)iomem__alloc_internal(
+		iomem_array_size(sizeof(iomem__md_slice) + sizeof(IOByteCount), (vm_size_t)capacity),
+		"IOInterleavedMemoryDescriptor slices");
+	if (md->iomem__u.il.slice == NULL) {
+		iomem__free_internal(md, sizeof *md, IOMEM__MD_NAME);
+		return NULL;
+	}
+	md->iomem__u.il.end = (IOByteCount *)(void *)(md->iomem__u.il.slice + capacity);
+	md->iomem__u.il.capacity = (uint32_t)capacity;
+	return md;
+}
+
+IOMEM_API bool IOInterleavedMemoryDescriptor_setMemoryDescriptor(IOInterleavedMemoryDescriptor *imd,
+        IOMemoryDescriptor *descriptor, IOByteCount offset, IOByteCount length)
+{
+	iomem__md_slice *s;
+	if (imd == NULL || imd->iomem__kind != IOMEM_MD_INTERLEAVED || descriptor == NULL)
+		return false;
+	if (imd->iomem__prepare_count != 0 || imd->iomem__u.il.count >= imd->iomem__u.il.capacity)
+		return false;
+	if (offset > descriptor->iomem__length || length > descriptor->iomem__length - offset ||
+	    length > ~(IOByteCount)0 - imd->iomem__length)
+		return false;
+	IOMemoryDescriptor_retain(descriptor);
+	s = &imd->iomem__u.il.slice[imd->iomem__u.il.count];
+	s->md = descriptor;
+	s->offset = offset;
+	s->length = length;
+	imd->iomem__length += length;
+	imd->iomem__u.il.end[imd->iomem__u.il.count] = imd->iomem__length;
+	imd->iomem__u.il.count++;
+	return true;
+}
+
+IOMEM_API void IOInterleavedMemoryDescriptor_clearMemoryDescriptors(IOInterleavedMemoryDescriptor *imd,
+        IODirection direction)
+{
+	uint32_t i;
+	if (imd == NULL || imd->iomem__kind != IOMEM_MD_INTERLEAVED)
+		return;
+	while (imd->iomem__prepare_count > 0)               /* fixed: clears the state */
+		iomem__md_complete_locked(imd, kIODirectionNone);
+	for (i = 0; i < imd->iomem__u.il.count; i++)
+		IOMemoryDescriptor_release(imd->iomem__u.il.slice[i].md);
+	imd->iomem__u.il.count = 0;
+	imd->iomem__length = 0;
+	imd->iomem__tag = 0;
+	if (direction & kIODirectionOutIn)
+		imd->iomem__flags = (imd->iomem__flags & ~(IOOptionBits)kIOMemoryDirectionMask) |
+		                    (direction & kIOMemoryDirectionMask);
 }
 
 /* >>impl-range: IORangeAllocator.

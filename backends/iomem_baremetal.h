@@ -5,38 +5,68 @@
  * when __STDC_HOSTED__ == 0); not on its own. Uses <stddef.h> <stdint.h>
  * <stdbool.h> only: no libc, no TLS, no 64-bit atomics, no floating point.
  *
- * The platform is described once at start-up:
+ * The platform is described once at start-up; zero means default for every
+ * field:
  *
- *     static void *heap_alloc(void *user, vm_size_t n) { ... }
- *     static void  heap_free(void *user, void *p)      { ... }
+ *     static uint64_t heap[64 * 1024 / 8];            // 8-byte aligned
  *     iomem_baremetal_init(&(iomem_baremetal_desc){
- *         .alloc = heap_alloc, .free = heap_free,      // the IOMalloc heap
- *         .lock = irq_save, .unlock = irq_restore,     // multi-core / IRQs
+ *         .heap = { { heap, sizeof heap } },          // iomem's O(1) heap
+ *         .lock = irq_save, .unlock = irq_restore,    // multi-core / IRQs
  *     });
  *
- * Zero means default for every field. Until iomem's built-in O(1) heap lands
- * (the bare-metal issue), the IOMalloc family needs the alloc/free hooks and
- * returns NULL without them.
+ * FILES
+ *   backends/iomem_baremetal.h   this file: the description, the platform
+ *                                contract, cache maintenance per architecture
+ *   backends/iomem_heap.h        the O(1) heap (TLSF class) behind the IOMalloc
+ *                                family; self-contained, included from here
  *
  * PLATFORM CONTRACT (DESIGN.md §3)       status in this backend
- *   allocation                            here: the alloc/free hooks
- *   page-granular pageable allocation     here: page-aligned blocks from the
- *                                         same heap (all memory is wired)
- *   page size                             here: desc.page_size (default 4096)
- *   locks                                 here: the lock/unlock hooks (default
- *                                         none: single core, no IRQ users)
- *   log / panic                           here: the log/panic hooks (default:
- *                                         drop / spin forever)
+ *   allocation                            iomem's O(1) heap over desc.heap[]
+ *                                         arenas; or the alloc/free hooks;
+ *                                         neither: the IOMalloc family
+ *                                         returns NULL
+ *   page-granular pageable allocation     page-aligned blocks of the same heap
+ *                                         (all memory is wired)
+ *   page size                             desc.page_size (default 4096)
+ *   locks                                 desc.lock/unlock (default none)
+ *   log / panic                           desc.log/panic (default: drop / spin)
  *   copy / fill                           memcpy/memset, provided weakly here
- *                                         (override with your own)
- *   --- added by the issues that follow ---
- *   translation virt<->phys               hooks, identity by default
- *   DMA-reachable window, bounce arena    a low-memory arena in the desc
- *   cache maintenance                     per-architecture defaults (Cortex-M7
- *                                         SCB, ARMv8 dc civac, RISC-V Zicbom)
- *                                         or hooks
- *   physical access of exact width        volatile loads/stores
- *   system IOMMU                          an optional hook table
+ *   translation virt<->phys               desc.virt_to_phys/phys_to_virt,
+ *                                         identity by default:
+ *                                         iomem__platform_virt_to_phys/_phys_to_virt
+ *   DMA-reachable window, bounce arena    desc.dma_base/dma_length and
+ *                                         desc.bounce (its own O(1) heap):
+ *                                         iomem__platform_dma_reachable,
+ *                                         iomem__platform_bounce_alloc/free
+ *   cache maintenance                     desc.cache_* hooks, else per
+ *                                         architecture (below):
+ *                                         iomem__platform_cache_flush/clean/invalidate
+ *   system IOMMU                          desc.iommu hook table (none by default;
+ *                                         stored for IOMapper)
+ *   physical access of exact width        volatile loads/stores (iomem_map.h)
+ *
+ * DEFAULT CACHE MAINTENANCE (when the matching desc.cache_* hook is NULL)
+ *   Cortex-M7/M55/M85    SCB DCCIMVAC / DCCMVAC / DCIMVAC by address, 32-byte
+ *                        lines, DSB+ISB; detected at iomem_baremetal_init from
+ *                        CPUID (read it privileged)
+ *   Cortex-M3/M4/M33     nothing to do (no data cache): a compiler barrier
+ *   ARMv8-A (AArch64)    DC CIVAC / DC CVAC / DC IVAC per CTR_EL0.DminLine
+ *                        line, then DSB SY
+ *   RISC-V with Zicbom   cbo.flush / cbo.clean / cbo.inval (block size
+ *   (-march=..._zicbom)  IOMEM_BAREMETAL_CBOM_BLOCK, default 64), FENCE
+ *   RISC-V without       FENCE RW,RW only: a non-coherent SoC must give hooks
+ *   x86                  CLFLUSH per 64-byte line, MFENCE
+ *   anything else        a compiler barrier: give hooks
+ *   invalidate never discards bytes outside [addr, addr+len): a partial line
+ *   at either end is cleaned and invalidated instead.
+ *
+ * LOCKING
+ *   lock/unlock bracket every heap operation and the debug layer's table; they
+ *   are never nested by iomem. For a single core with interrupt handlers that
+ *   allocate, mask interrupts in lock and restore in unlock (keep the saved
+ *   state in *user, e.g. PRIMASK on Cortex-M or mstatus.MIE on RISC-V); for
+ *   several cores take a spinlock as well. Without hooks nothing is locked:
+ *   call iomem from one context only.
  */
 #ifndef IOMEM_BAREMETAL_H_INCLUDED
 #define IOMEM_BAREMETAL_H_INCLUDED
@@ -45,18 +75,43 @@
 #  error "iomem: include iomem.h, not backends/iomem_baremetal.h"
 #endif
 
+#include "iomem_heap.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #ifndef IOMEM_MALLOC_ALIGN
-/* What the alloc hook (or IOMEM_MALLOC) must guarantee. */
+/* What the heap, the alloc hook (or IOMEM_MALLOC) guarantee. */
 #  define IOMEM_MALLOC_ALIGN ((vm_size_t)8)
 #endif
 
+/* Arenas iomem_baremetal_desc.heap can hold. */
+#define IOMEM_BAREMETAL_MAX_ARENAS IOMEM_HEAP_MAX_ARENAS
+
+#ifndef IOMEM_BAREMETAL_CBOM_BLOCK
+#  define IOMEM_BAREMETAL_CBOM_BLOCK 64   /* RISC-V Zicbom cache-block size */
+#endif
+
+/** A memory region given to iomem: IOMEM_MALLOC_ALIGN-aligned, at least
+ * IOMEM_HEAP_ARENA_MIN (64) bytes; size 0 = unused slot. */
+typedef struct iomem_baremetal_arena {
+	void     *base;
+	vm_size_t size;
+} iomem_baremetal_arena;
+
+/** An IOMMU in front of the devices (used by IOMapper; stored for now). */
+typedef struct iomem_baremetal_iommu {
+	/* Map [phys, phys+length) for a device; *iova receives its address. */
+	IOReturn (*map)(void *user, IOPhysicalAddress64 phys, IOPhysicalLength64 length,
+	                IOOptionBits options, uint64_t *iova);
+	IOReturn (*unmap)(void *user, uint64_t iova, IOPhysicalLength64 length);
+	void *user;
+} iomem_baremetal_iommu;
+
 /** Start-up description of the platform; zero-initialise, set what you have. */
 typedef struct iomem_baremetal_desc {
-	vm_size_t page_size;                               /* 0: 4096; a power of two */
+	vm_size_t page_size;                               /* 0: 4096; a power of two >= 256 */
 	void *(*alloc)(void *user, vm_size_t size);        /* aligned to IOMEM_MALLOC_ALIGN */
 	void  (*free)(void *user, void *address);
 	void  (*lock)(void *user);                         /* e.g. mask IRQs / take a spinlock */
@@ -64,16 +119,72 @@ typedef struct iomem_baremetal_desc {
 	void  (*log)(void *user, const char *msg);
 	void  (*panic)(void *user, const char *msg);       /* may return: the call then fails */
 	void  *user;                                       /* passed to every hook */
+
+	/* The IOMalloc heap: iomem's O(1) heap over these arenas (all zero:
+	 * the alloc/free hooks if given, else no heap). Not with alloc/free. */
+	iomem_baremetal_arena heap[IOMEM_BAREMETAL_MAX_ARENAS];
+
+	/* Translation: both or neither; NULL = identity (phys == virt). */
+	IOPhysicalAddress64 (*virt_to_phys)(void *user, const void *virt);
+	void *(*phys_to_virt)(void *user, IOPhysicalAddress64 phys);  /* NULL if unmapped */
+
+	/* What devices can reach: [dma_base, dma_base + dma_length); length 0 =
+	 * everything. Bounce buffers come from @bounce, which must lie inside. */
+	IOPhysicalAddress64 dma_base;
+	IOPhysicalLength64  dma_length;
+	iomem_baremetal_arena bounce;
+
+	/* Data-cache maintenance of [addr, addr+len); NULL = the architecture's
+	 * default (see DEFAULT CACHE MAINTENANCE). flush = clean + invalidate. */
+	void (*cache_flush)(void *user, const void *addr, vm_size_t len);
+	void (*cache_clean)(void *user, const void *addr, vm_size_t len);
+	void (*cache_invalidate)(void *user, const void *addr, vm_size_t len);
+	vm_size_t cache_line;                              /* 0: detected; else a power of two */
+
+	const iomem_baremetal_iommu *iommu;                /* NULL: no IOMMU */
 } iomem_baremetal_desc;
 
 /**
- * iomem_baremetal_init - describe the platform; call once before any other
- * iomem call (not thread-safe: at start-up, single core).
- * @desc: copied. NULL, alloc without free (or the reverse), lock without
- *        unlock (or the reverse), or a page size that is not a power of two
- *        of at least 256 -> kIOReturnBadArgument and nothing changes.
+ * iomem_baremetal_init - describe the platform; call once at start-up before
+ * any other iomem call (not thread-safe: single core, before interrupts use
+ * iomem). Calling it again is allowed only while iomem's heaps hold no block.
+ * @desc: copied; the arenas become iomem's until the next successful init.
+ *
+ * Returns kIOReturnSuccess, or, with nothing changed:
+ *   kIOReturnBadArgument  @desc NULL; alloc without free (or the reverse),
+ *                         lock without unlock, virt_to_phys without
+ *                         phys_to_virt (or the reverses); page_size or
+ *                         cache_line not a power of two (page_size < 256);
+ *                         an arena (heap[] or bounce) with a NULL or
+ *                         misaligned base, smaller than IOMEM_HEAP_ARENA_MIN,
+ *                         wrapping around, or overlapping another; heap
+ *                         arenas together with alloc/free hooks; a DMA window
+ *                         that wraps around; a bounce arena outside the DMA
+ *                         window; an iommu table without map or unmap;
+ *   kIOReturnBusy         the heap or the bounce arena still holds blocks
+ *                         from the previous description.
  */
 IOMEM_API IOReturn iomem_baremetal_init(const iomem_baremetal_desc *desc);
+
+/**
+ * iomem_baremetal_heap_diagnostics - the O(1) counters of iomem's heap
+ * (capacity, allocated and peak bytes, live blocks, failed allocations,
+ * refused frees). @out: filled in. Returns kIOReturnSuccess;
+ * kIOReturnBadArgument for NULL; kIOReturnNotReady (out zeroed) when no heap
+ * arena was given. Thread-safe (under the lock hooks).
+ */
+IOMEM_API IOReturn iomem_baremetal_heap_diagnostics(iomem_heap_diagnostics *out);
+
+/**
+ * iomem_baremetal_heap_check - the invariants checker: walks every block and
+ * free list of iomem's heap (O(blocks), for tests and debugging).
+ * @census: may be NULL; receives free/used bytes and blocks, the largest free
+ * block and the largest request sure to succeed now.
+ * Returns kIOReturnSuccess if every invariant holds, kIOReturnInternalError
+ * if one does not (the heap is corrupted: something wrote outside its block),
+ * kIOReturnNotReady without a heap. Thread-safe (under the lock hooks).
+ */
+IOMEM_API IOReturn iomem_baremetal_heap_check(iomem_heap_census *census);
 
 IOMEM_API void     *iomem__baremetal_malloc(vm_size_t size);
 IOMEM_API void      iomem__baremetal_free(void *address);
@@ -84,6 +195,14 @@ IOMEM_API void      iomem__baremetal_lock(void);
 IOMEM_API void      iomem__baremetal_unlock(void);
 IOMEM_API void      iomem__baremetal_log(const char *msg);
 IOMEM_API void      iomem__baremetal_panic(const char *msg);
+IOMEM_API IOPhysicalAddress64 iomem__baremetal_virt_to_phys(const void *virt);
+IOMEM_API void     *iomem__baremetal_phys_to_virt(IOPhysicalAddress64 phys);
+IOMEM_API bool      iomem__baremetal_dma_reachable(IOPhysicalAddress64 phys, IOPhysicalLength64 length);
+IOMEM_API void     *iomem__baremetal_bounce_alloc(vm_size_t size, vm_size_t alignment);
+IOMEM_API void      iomem__baremetal_bounce_free(void *address);
+IOMEM_API void      iomem__baremetal_cache(unsigned op, const void *addr, vm_size_t len);
+IOMEM_API vm_size_t iomem__baremetal_cache_line(void);
+IOMEM_API const iomem_baremetal_iommu *iomem__baremetal_iommu(void);
 
 /* The compiler may emit calls to these in freestanding code anyway; the
  * implementation provides weak definitions. */
@@ -133,8 +252,75 @@ IOMEM_INLINE void iomem__mutex_destroy(iomem__mutex *m) { (void)m; }
 IOMEM_INLINE void iomem__mutex_lock(iomem__mutex *m)    { (void)m; iomem__baremetal_lock(); }
 IOMEM_INLINE void iomem__mutex_unlock(iomem__mutex *m)  { (void)m; iomem__baremetal_unlock(); }
 
+/* ---- descriptor layer contract (see iomem_posix.h for the semantics) ----
+ * Identity translation (physical == virtual), all memory wired; buffer RAM
+ * comes from the alloc hook, page-aligned; a physical limit is checked
+ * against the block's address (kIOReturnNoResources if above). */
+typedef struct iomem__ram {
+	void             *address;
+	vm_size_t         bytes;
+	IOPhysicalAddress phys;
+	int               fd;        /* unused here */
+	bool              pinned;
+} iomem__ram;
+
+IOMEM_API IOReturn iomem__platform_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys);
+IOMEM_API void     iomem__platform_unwire(uintptr_t page_va, vm_size_t npages);
+IOMEM_API bool     iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys);
+IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
+                                             IOPhysicalAddress max_phys, bool contiguous);
+IOMEM_API void     iomem__platform_ram_free(iomem__ram *ram);
+
 IOMEM_INLINE void iomem__platform_log(const char *msg)   { iomem__baremetal_log(msg); }
 IOMEM_INLINE void iomem__platform_panic(const char *msg) { iomem__baremetal_panic(msg); }
+
+/* Translation (the descriptor layer's physical segments): identity unless
+ * the hooks were given. phys_to_virt returns NULL for an address with no
+ * mapping (identity: one that does not fit a pointer). Thread-safe. */
+IOMEM_INLINE IOPhysicalAddress64 iomem__platform_virt_to_phys(const void *virt)
+{
+	return iomem__baremetal_virt_to_phys(virt);
+}
+IOMEM_INLINE void *iomem__platform_phys_to_virt(IOPhysicalAddress64 phys)
+{
+	return iomem__baremetal_phys_to_virt(phys);
+}
+
+/* True if devices can reach all of [phys, phys+length) (the DMA window). */
+IOMEM_INLINE bool iomem__platform_dma_reachable(IOPhysicalAddress64 phys, IOPhysicalLength64 length)
+{
+	return iomem__baremetal_dma_reachable(phys, length);
+}
+
+/* Bounce memory inside the DMA window (IODMACommand), from desc.bounce; NULL
+ * when there is none or it is exhausted. */
+IOMEM_INLINE void *iomem__platform_bounce_alloc(vm_size_t size, vm_size_t alignment)
+{
+	return iomem__baremetal_bounce_alloc(size, alignment);
+}
+IOMEM_INLINE void iomem__platform_bounce_free(void *address) { iomem__baremetal_bounce_free(address); }
+
+/* Data-cache maintenance of [addr, addr+len) for IOFlushProcessorCache,
+ * performOperation and non-coherent DMA: flush = clean + invalidate (before
+ * and after a bidirectional transfer), clean = write back (before a device
+ * reads memory), invalidate = discard (after a device wrote memory; partial
+ * lines at the ends are cleaned too, so no neighbouring byte is lost). The
+ * desc hooks, else the architecture's default. Thread-safe. */
+enum { IOMEM__CACHE_FLUSH = 0, IOMEM__CACHE_CLEAN = 1, IOMEM__CACHE_INVALIDATE = 2 };
+IOMEM_INLINE void iomem__platform_cache_flush(const void *addr, vm_size_t len)
+{
+	iomem__baremetal_cache(IOMEM__CACHE_FLUSH, addr, len);
+}
+IOMEM_INLINE void iomem__platform_cache_clean(const void *addr, vm_size_t len)
+{
+	iomem__baremetal_cache(IOMEM__CACHE_CLEAN, addr, len);
+}
+IOMEM_INLINE void iomem__platform_cache_invalidate(const void *addr, vm_size_t len)
+{
+	iomem__baremetal_cache(IOMEM__CACHE_INVALIDATE, addr, len);
+}
+/* The data-cache line the maintenance works in (0: no data cache known). */
+IOMEM_INLINE vm_size_t iomem__platform_cache_line(void) { return iomem__baremetal_cache_line(); }
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -146,31 +332,151 @@ IOMEM_INLINE void iomem__platform_panic(const char *msg) { iomem__baremetal_pani
 #if defined(IOMEM__BAREMETAL_IMPLEMENTATION) && !defined(IOMEM__BAREMETAL_IMPLEMENTATION_DONE)
 #define IOMEM__BAREMETAL_IMPLEMENTATION_DONE 1
 
+/* >>bm-heap: iomem's O(1) heap (backends/iomem_heap.h), compiled here. */
+#define IOMEM__HEAP_IMPLEMENTATION 1
+#include "iomem_heap.h"
+
 /* The platform description: set once at start-up, read-only afterwards. */
 static iomem_baremetal_desc iomem__bm;
+static iomem__heap iomem__bm_heap;        /* the IOMalloc heap, if heap[] given */
+static iomem__heap iomem__bm_bounce;      /* bounce buffers, if bounce given */
+static bool iomem__bm_heap_on, iomem__bm_bounce_on;
+static vm_size_t iomem__bm_dline;         /* detected data-cache line (Cortex-M) */
+
+IOMEM__PRIVATE bool iomem__bm_arena_bad(const iomem_baremetal_arena *a)
+{
+	uintptr_t base = (uintptr_t)a->base;
+	return a->size != 0 &&
+	       (a->base == NULL || (base & (IOMEM_MALLOC_ALIGN - 1)) != 0 ||
+	        a->size < IOMEM_HEAP_ARENA_MIN || a->size > UINTPTR_MAX - base);
+}
+
+IOMEM__PRIVATE bool iomem__bm_arenas_overlap(const iomem_baremetal_arena *a, const iomem_baremetal_arena *b)
+{
+	uintptr_t x = (uintptr_t)a->base, y = (uintptr_t)b->base;
+	return a->size != 0 && b->size != 0 && x < y + b->size && y < x + a->size;
+}
+
+IOMEM__PRIVATE void iomem__bm_detect_cache(void)
+{
+#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+	/* SCB CPUID part number: Cortex-M7 0xC27, M55 0xD22, M85 0xD23 have a
+	 * data cache with 32-byte lines; M4 (0xC24), M33 (0xD21) have none. */
+	uint32_t part = (*(volatile uint32_t *)0xE000ED00u >> 4) & 0xFFFu;
+	iomem__bm_dline = (part == 0xC27u || part == 0xD22u || part == 0xD23u) ? 32 : 0;
+#else
+	iomem__bm_dline = 0;
+#endif
+}
 
 IOMEM_API IOReturn iomem_baremetal_init(const iomem_baremetal_desc *desc)
 {
 	vm_size_t page;
+	unsigned i, j;
+	bool arenas = false;
 	if (desc == NULL || (desc->alloc == NULL) != (desc->free == NULL) ||
-	    (desc->lock == NULL) != (desc->unlock == NULL))
+	    (desc->lock == NULL) != (desc->unlock == NULL) ||
+	    (desc->virt_to_phys == NULL) != (desc->phys_to_virt == NULL))
 		return kIOReturnBadArgument;
 	page = desc->page_size ? desc->page_size : 4096;
-	if (page < 256 || (page & (page - 1)) != 0)
+	if (page < 256 || (page & (page - 1)) != 0 || (desc->cache_line & (desc->cache_line - 1)) != 0)
 		return kIOReturnBadArgument;
+	for (i = 0; i < IOMEM_BAREMETAL_MAX_ARENAS; i++) {
+		if (iomem__bm_arena_bad(&desc->heap[i]) ||
+		    iomem__bm_arenas_overlap(&desc->heap[i], &desc->bounce))
+			return kIOReturnBadArgument;
+		for (j = 0; j < i; j++)
+			if (iomem__bm_arenas_overlap(&desc->heap[i], &desc->heap[j]))
+				return kIOReturnBadArgument;
+		arenas |= desc->heap[i].size != 0;
+	}
+	if ((arenas && desc->alloc != NULL) || iomem__bm_arena_bad(&desc->bounce))
+		return kIOReturnBadArgument;
+	if (desc->dma_length != 0 && desc->dma_length - 1 > UINT64_MAX - desc->dma_base)
+		return kIOReturnBadArgument;
+	if (desc->bounce.size != 0 && desc->dma_length != 0) {
+		const char *b = (const char *)desc->bounce.base;
+		IOPhysicalAddress64 lo, hi, last = desc->dma_base + (desc->dma_length - 1);
+		lo = desc->virt_to_phys ? desc->virt_to_phys(desc->user, b)
+		                        : (IOPhysicalAddress64)(uintptr_t)b;
+		hi = desc->virt_to_phys ? desc->virt_to_phys(desc->user, b + desc->bounce.size - 1)
+		                        : (IOPhysicalAddress64)(uintptr_t)(b + desc->bounce.size - 1);
+		if (lo < desc->dma_base || hi > last || hi < lo)
+			return kIOReturnBadArgument;
+	}
+	if (desc->iommu != NULL && (desc->iommu->map == NULL || desc->iommu->unmap == NULL))
+		return kIOReturnBadArgument;
+	if ((iomem__bm_heap_on && iomem__bm_heap.diag.used_blocks != 0) ||
+	    (iomem__bm_bounce_on && iomem__bm_bounce.diag.used_blocks != 0))
+		return kIOReturnBusy;
+
 	iomem__bm = *desc;
 	iomem__bm.page_size = page;
+	iomem__heap_init(&iomem__bm_heap);
+	for (i = 0; i < IOMEM_BAREMETAL_MAX_ARENAS; i++)
+		if (desc->heap[i].size != 0)
+			(void)iomem__heap_add_arena(&iomem__bm_heap, desc->heap[i].base, desc->heap[i].size);
+	iomem__bm_heap_on = arenas;
+	iomem__heap_init(&iomem__bm_bounce);
+	if (desc->bounce.size != 0)
+		(void)iomem__heap_add_arena(&iomem__bm_bounce, desc->bounce.base, desc->bounce.size);
+	iomem__bm_bounce_on = desc->bounce.size != 0;
+	iomem__bm_detect_cache();
 	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn iomem_baremetal_heap_diagnostics(iomem_heap_diagnostics *out)
+{
+	if (out == NULL)
+		return kIOReturnBadArgument;
+	if (!iomem__bm_heap_on) {
+		iomem__memset(out, 0, sizeof *out);
+		return kIOReturnNotReady;
+	}
+	iomem__baremetal_lock();
+	*out = iomem__bm_heap.diag;
+	iomem__baremetal_unlock();
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn iomem_baremetal_heap_check(iomem_heap_census *census)
+{
+	bool ok;
+	if (!iomem__bm_heap_on)
+		return kIOReturnNotReady;
+	iomem__baremetal_lock();
+	ok = iomem__heap_check(&iomem__bm_heap, census);
+	iomem__baremetal_unlock();
+	return ok ? kIOReturnSuccess : kIOReturnInternalError;
 }
 
 IOMEM_API void *iomem__baremetal_malloc(vm_size_t size)
 {
+	void *p;
+	if (iomem__bm_heap_on) {
+		iomem__baremetal_lock();
+		p = iomem__heap_alloc(&iomem__bm_heap, size);
+		iomem__baremetal_unlock();
+		return p;
+	}
 	return iomem__bm.alloc ? iomem__bm.alloc(iomem__bm.user, size) : NULL;
 }
 
 IOMEM_API void iomem__baremetal_free(void *address)
 {
-	if (address != NULL && iomem__bm.free != NULL)
+	bool ok;
+	if (address == NULL)
+		return;
+	if (iomem__bm_heap_on) {
+		iomem__baremetal_lock();
+		ok = iomem__heap_free(&iomem__bm_heap, address);
+		iomem__baremetal_unlock();
+		if (IOMEM_UNLIKELY(!ok))
+			iomem__report("iomem heap: free(%p): not a live block of the heap (foreign "
+			              "pointer, double free or overwritten header); nothing freed", address);
+		return;
+	}
+	if (iomem__bm.free != NULL)
 		iomem__bm.free(iomem__bm.user, address);
 }
 
@@ -179,11 +485,19 @@ IOMEM_API vm_size_t iomem__baremetal_page_size(void)
 	return iomem__bm.page_size ? iomem__bm.page_size : 4096;
 }
 
-/* All bare-metal memory is wired; "pageable" is a page-aligned heap block
- * (IOMallocAligned's header layout, so it frees without a size lookup). */
+/* All bare-metal memory is wired; "pageable" is a page-aligned heap block:
+ * with iomem's heap an aligned block (the front gap goes back to the heap),
+ * over the alloc hooks IOMallocAligned's header layout. */
 IOMEM_API void *iomem__baremetal_alloc_pages(vm_size_t bytes, bool zero)
 {
-	void *p = iomem__aligned_alloc_raw(bytes, iomem__baremetal_page_size());
+	void *p;
+	if (iomem__bm_heap_on) {
+		iomem__baremetal_lock();
+		p = iomem__heap_alloc_aligned(&iomem__bm_heap, bytes, iomem__baremetal_page_size());
+		iomem__baremetal_unlock();
+	} else {
+		p = iomem__aligned_alloc_raw(bytes, iomem__baremetal_page_size());
+	}
 	if (p != NULL && zero)
 		iomem__memset(p, 0, bytes);
 	return p;
@@ -191,7 +505,10 @@ IOMEM_API void *iomem__baremetal_alloc_pages(vm_size_t bytes, bool zero)
 
 IOMEM_API void iomem__baremetal_free_pages(void *address, vm_size_t bytes)
 {
-	iomem__aligned_free_raw(address, bytes, "IOFreePageable");
+	if (iomem__bm_heap_on)
+		iomem__baremetal_free(address);
+	else
+		iomem__aligned_free_raw(address, bytes, "IOFreePageable");
 }
 
 IOMEM_API void iomem__baremetal_lock(void)
@@ -220,6 +537,233 @@ IOMEM_API void iomem__baremetal_panic(const char *msg)
 	}
 	for (;;) {
 	}
+}
+
+/* >>bm-translate: translation, DMA window, bounce arena, IOMMU */
+
+IOMEM_API IOPhysicalAddress64 iomem__baremetal_virt_to_phys(const void *virt)
+{
+	if (iomem__bm.virt_to_phys != NULL)
+		return iomem__bm.virt_to_phys(iomem__bm.user, virt);
+	return (IOPhysicalAddress64)(uintptr_t)virt;
+}
+
+IOMEM_API void *iomem__baremetal_phys_to_virt(IOPhysicalAddress64 phys)
+{
+	if (iomem__bm.phys_to_virt != NULL)
+		return iomem__bm.phys_to_virt(iomem__bm.user, phys);
+	if (phys > (IOPhysicalAddress64)UINTPTR_MAX)
+		return NULL;
+	return (void *)(uintptr_t)phys;
+}
+
+IOMEM_API bool iomem__baremetal_dma_reachable(IOPhysicalAddress64 phys, IOPhysicalLength64 length)
+{
+	IOPhysicalAddress64 last;
+	if (length == 0)
+		return true;
+	if (length - 1 > UINT64_MAX - phys)
+		return false;
+	if (iomem__bm.dma_length == 0)
+		return true;
+	last = phys + (length - 1);
+	return phys >= iomem__bm.dma_base &&
+	       last - iomem__bm.dma_base <= iomem__bm.dma_length - 1;
+}
+
+IOMEM_API void *iomem__baremetal_bounce_alloc(vm_size_t size, vm_size_t alignment)
+{
+	void *p;
+	if (!iomem__bm_bounce_on)
+		return NULL;
+	iomem__baremetal_lock();
+	p = iomem__heap_alloc_aligned(&iomem__bm_bounce, size, alignment);
+	iomem__baremetal_unlock();
+	return p;
+}
+
+IOMEM_API void iomem__baremetal_bounce_free(void *address)
+{
+	bool ok;
+	if (address == NULL || !iomem__bm_bounce_on)
+		return;
+	iomem__baremetal_lock();
+	ok = iomem__heap_free(&iomem__bm_bounce, address);
+	iomem__baremetal_unlock();
+	if (IOMEM_UNLIKELY(!ok))
+		iomem__report("iomem bounce arena: free(%p): not a live bounce block; nothing freed", address);
+}
+
+IOMEM_API const iomem_baremetal_iommu *iomem__baremetal_iommu(void)
+{
+	return iomem__bm.iommu;
+}
+
+/* >>bm-cache: data-cache maintenance, hooks or per-architecture defaults */
+
+IOMEM_API vm_size_t iomem__baremetal_cache_line(void)
+{
+	if (iomem__bm.cache_line != 0)
+		return iomem__bm.cache_line;
+#if defined(__aarch64__)
+	{
+		uint64_t ctr;
+		__asm__ volatile("mrs %0, ctr_el0" : "=r"(ctr));
+		return (vm_size_t)4 << ((ctr >> 16) & 0xFu);
+	}
+#elif defined(__riscv) && defined(__riscv_zicbom)
+	return IOMEM_BAREMETAL_CBOM_BLOCK;
+#elif defined(__x86_64__) || defined(__i386__)
+	return 64;
+#else
+	return iomem__bm_dline;
+#endif
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__aarch64__) || defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__) || \
+     defined(__ARM_ARCH_8_1M_MAIN__) || (defined(__riscv) && defined(__riscv_zicbom)) || \
+     defined(__x86_64__) || defined(__i386__))
+#  define IOMEM__BM_CACHE_OPS 1
+/* One line at @p: op, with INVALIDATE of a partial line turned into FLUSH. */
+IOMEM__PRIVATE void iomem__bm_cache_line_op(unsigned op, uintptr_t p)
+{
+#  if defined(__aarch64__)
+	if (op == IOMEM__CACHE_CLEAN)
+		__asm__ volatile("dc cvac, %0" : : "r"(p) : "memory");
+	else if (op == IOMEM__CACHE_INVALIDATE)
+		__asm__ volatile("dc ivac, %0" : : "r"(p) : "memory");
+	else
+		__asm__ volatile("dc civac, %0" : : "r"(p) : "memory");
+#  elif defined(__riscv)
+	if (op == IOMEM__CACHE_CLEAN)
+		__asm__ volatile("cbo.clean (%0)" : : "r"(p) : "memory");
+	else if (op == IOMEM__CACHE_INVALIDATE)
+		__asm__ volatile("cbo.inval (%0)" : : "r"(p) : "memory");
+	else
+		__asm__ volatile("cbo.flush (%0)" : : "r"(p) : "memory");
+#  elif defined(__x86_64__) || defined(__i386__)
+	(void)op;   /* clflush writes back and invalidates: right for all three */
+	__asm__ volatile("clflush (%0)" : : "r"(p) : "memory");
+#  else  /* ARMv7-M / ARMv8-M SCB: DCCMVAC, DCIMVAC, DCCIMVAC */
+	uintptr_t reg = op == IOMEM__CACHE_CLEAN ? 0xE000EF68u
+	              : op == IOMEM__CACHE_INVALIDATE ? 0xE000EF5Cu : 0xE000EF70u;
+	*(volatile uint32_t *)reg = (uint32_t)p;
+#  endif
+}
+
+IOMEM__PRIVATE void iomem__bm_barrier(void)
+{
+#  if defined(__aarch64__)
+	__asm__ volatile("dsb sy" : : : "memory");
+#  elif defined(__riscv)
+	__asm__ volatile("fence rw, rw" : : : "memory");
+#  elif defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("mfence" : : : "memory");
+#  else
+	__asm__ volatile("dsb\n\tisb" : : : "memory");
+#  endif
+}
+#endif
+
+IOMEM_API void iomem__baremetal_cache(unsigned op, const void *addr, vm_size_t len)
+{
+	void (*hook)(void *, const void *, vm_size_t) =
+		op == IOMEM__CACHE_CLEAN ? iomem__bm.cache_clean :
+		op == IOMEM__CACHE_INVALIDATE ? iomem__bm.cache_invalidate : iomem__bm.cache_flush;
+	if (len == 0)
+		return;
+	if (hook != NULL) {
+		hook(iomem__bm.user, addr, len);
+		return;
+	}
+#if defined(IOMEM__BM_CACHE_OPS)
+	{
+		uintptr_t a = (uintptr_t)addr, end, p;
+		vm_size_t line = iomem__baremetal_cache_line();
+		if (line == 0) {                        /* no data cache (Cortex-M4/M33) */
+			__asm__ volatile("" : : : "memory");
+			return;
+		}
+		end = len > UINTPTR_MAX - a ? UINTPTR_MAX : a + len;
+		iomem__bm_barrier();                    /* earlier stores before the clean */
+		for (p = a & ~(uintptr_t)(line - 1);; p += line) {
+			unsigned o = op;
+			if (o == IOMEM__CACHE_INVALIDATE && (p < a || end - p < line))
+				o = IOMEM__CACHE_FLUSH;         /* keep the neighbours' bytes */
+			iomem__bm_cache_line_op(o, p);
+			if (end - p <= line)
+				break;
+		}
+		iomem__bm_barrier();
+	}
+#elif defined(__riscv) && (defined(__GNUC__) || defined(__clang__))
+	(void)addr;
+	__asm__ volatile("fence rw, rw" : : : "memory");   /* no cache ops without Zicbom */
+#elif defined(__GNUC__) || defined(__clang__)
+	(void)addr;
+	__asm__ volatile("" : : : "memory");
+#else
+	(void)addr;
+#endif
+
+/* >>bm-desc: the descriptor layer's contract (wiring, physical copy, buffer RAM) */
+
+IOMEM_API IOReturn iomem__platform_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys)
+{
+	vm_size_t i, page = iomem__baremetal_page_size();
+	for (i = 0; i < npages; i++)          /* identity unless the translation hook says otherwise */
+		phys[i] = iomem__baremetal_virt_to_phys((const void *)(page_va + i * page));
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem__platform_unwire(uintptr_t page_va, vm_size_t npages)
+{
+	(void)page_va; (void)npages;
+}
+
+IOMEM_API bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys)
+{
+	void *v = iomem__baremetal_phys_to_virt(pa);
+	if (v == NULL)
+		return false;                       /* not addressable on this core */
+	if (!to_phys)
+		iomem__memcpy(buf, v, (vm_size_t)len);
+	else if (buf != NULL)
+		iomem__memcpy(v, buf, (vm_size_t)len);
+	else
+		iomem__memset(v, 0, (vm_size_t)len);
+	return true;
+}
+
+IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
+                                             IOPhysicalAddress max_phys, bool contiguous)
+{
+	vm_size_t page = iomem__baremetal_page_size();
+	if (align < page)
+		align = page;
+	bytes = (bytes + page - 1) & ~(page - 1);
+	ram->fd = -1;
+	ram->pinned = contiguous;
+	ram->bytes = bytes;
+	ram->address = iomem__aligned_alloc_raw(bytes, align);
+	if (ram->address == NULL)
+		return kIOReturnNoMemory;
+	ram->phys = iomem__baremetal_virt_to_phys(ram->address);
+	if (contiguous && ram->phys + bytes - 1 > max_phys) {
+		iomem__aligned_free_raw(ram->address, bytes, "IOBufferMemoryDescriptor");
+		ram->address = NULL;
+		return kIOReturnNoResources;
+	}
+	iomem__memset(ram->address, 0, bytes);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem__platform_ram_free(iomem__ram *ram)
+{
+	if (ram->address != NULL)
+		iomem__aligned_free_raw(ram->address, ram->bytes, "IOBufferMemoryDescriptor");
+	ram->address = NULL;
 }
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_NO_WEAK_LIBC)

@@ -7,12 +7,17 @@
  *
  * PLATFORM CONTRACT (DESIGN.md §3)       status in this backend
  *   allocation                            here: kvmalloc / kvzalloc / kvfree
- *                                         (GFP_KERNEL: may sleep, as IOMalloc)
+ *                                         (GFP_KERNEL: may sleep, as IOMalloc;
+ *                                         above INT_MAX: NULL, not kvmalloc's WARN)
  *   page-granular pageable allocation     here: vmalloc / vzalloc / vfree
  *   page size                             here: PAGE_SIZE
  *   locks                                 here: spinlock_t with IRQs saved, so
  *                                         iomem's bookkeeping is usable from
- *                                         any context that may free
+ *                                         any context that may free. Freeing
+ *                                         itself follows kvfree: a block that
+ *                                         kvmalloc took from vmalloc (large
+ *                                         sizes, and all pageable memory)
+ *                                         must be freed in process context
  *   log / panic                           here: pr_info / WARN (the call then
  *                                         returns its documented error)
  *   --- added by the issues that follow ---
@@ -42,6 +47,9 @@
 #include <linux/string.h>
 #include <linux/bug.h>
 #include <linux/printk.h>
+#include <linux/highmem.h>
+#include <linux/gfp.h>
+#include <linux/io.h>
 
 #ifndef IOMEM_MALLOC_ALIGN
 #  if defined(IOMEM_MALLOC)
@@ -52,11 +60,17 @@
 #  endif
 #endif
 
+/* kvmalloc() refuses sizes above INT_MAX with a WARN (a tainted kernel);
+ * IOKit's contract for a request that cannot be met is a plain NULL. */
+#define IOMEM__LINUX_KVMALLOC_MAX ((vm_size_t)INT_MAX)
+
 IOMEM_FORCEINLINE void *iomem__platform_malloc(vm_size_t size)
 {
 #ifdef IOMEM_MALLOC
 	return IOMEM_MALLOC(size);
 #else
+	if (unlikely(size > IOMEM__LINUX_KVMALLOC_MAX))
+		return NULL;
 	return kvmalloc(size, GFP_KERNEL);
 #endif
 }
@@ -69,6 +83,8 @@ IOMEM_FORCEINLINE void *iomem__platform_calloc(vm_size_t size)
 		memset(p, 0, size);
 	return p;
 #else
+	if (unlikely(size > IOMEM__LINUX_KVMALLOC_MAX))
+		return NULL;
 	return kvzalloc(size, GFP_KERNEL);
 #endif
 }
@@ -130,5 +146,114 @@ IOMEM_INLINE void iomem__platform_panic(const char *msg)
 
 IOMEM_FORCEINLINE void *iomem__memset(void *dst, int c, vm_size_t n)       { return memset(dst, c, n); }
 IOMEM_FORCEINLINE void *iomem__memcpy(void *dst, const void *src, vm_size_t n) { return memcpy(dst, src, n); }
+
+/* ---- descriptor layer contract (see iomem_posix.h for the semantics) ----
+ * kernel_task memory only: direct-map addresses through virt_to_phys,
+ * vmalloc addresses through vmalloc_to_page. Kernel memory is never paged
+ * out, so wiring is a translation and unwiring does nothing. Physical copies
+ * go through kmap_local_page on RAM pages (pfn_valid); anything else (MMIO)
+ * fails. */
+typedef struct iomem__ram {
+	void             *address;
+	vm_size_t         bytes;
+	IOPhysicalAddress phys;
+	int               fd;        /* unused here */
+	bool              pinned;    /* alloc_pages_exact (contiguous) vs vzalloc */
+} iomem__ram;
+
+IOMEM_INLINE IOPhysicalAddress iomem__linux_virt_to_phys(uintptr_t va)
+{
+	if (is_vmalloc_addr((const void *)va)) {
+		struct page *pg = vmalloc_to_page((const void *)va);
+		return pg ? (IOPhysicalAddress)page_to_phys(pg) + (va & ~PAGE_MASK) : 0;
+	}
+	return (IOPhysicalAddress)virt_to_phys((void *)va);
+}
+
+IOMEM_INLINE IOReturn iomem__platform_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys)
+{
+	vm_size_t i;
+	for (i = 0; i < npages; i++) {
+		phys[i] = iomem__linux_virt_to_phys(page_va + i * PAGE_SIZE);
+		if (phys[i] == 0)
+			return kIOReturnCannotWire;
+	}
+	return kIOReturnSuccess;
+}
+
+IOMEM_INLINE void iomem__platform_unwire(uintptr_t page_va, vm_size_t npages)
+{
+	(void)page_va; (void)npages;
+}
+
+IOMEM_INLINE bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys)
+{
+	unsigned char *b = (unsigned char *)buf;
+	while (len > 0) {
+		unsigned long pfn = (unsigned long)(pa >> PAGE_SHIFT);
+		IOByteCount off = pa & ~(IOPhysicalAddress)PAGE_MASK, chunk = PAGE_SIZE - off;
+		unsigned char *v;
+		if (chunk > len)
+			chunk = len;
+		if (!pfn_valid(pfn))
+			return false;
+		v = (unsigned char *)kmap_local_page(pfn_to_page(pfn));
+		if (to_phys) {
+			if (b)
+				memcpy(v + off, b, chunk);
+			else
+				memset(v + off, 0, chunk);
+		} else {
+			memcpy(b, v + off, chunk);
+		}
+		kunmap_local(v);
+		if (b)
+			b += chunk;
+		pa += chunk;
+		len -= chunk;
+	}
+	return true;
+}
+
+IOMEM_INLINE IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
+                                                IOPhysicalAddress max_phys, bool contiguous)
+{
+	ram->address = NULL;
+	ram->fd = -1;
+	ram->phys = 0;
+	ram->pinned = contiguous;
+	bytes = PAGE_ALIGN(bytes);
+	ram->bytes = bytes;
+	if (contiguous) {
+		gfp_t gfp = GFP_KERNEL | __GFP_ZERO;
+		if (max_phys <= 0xFFFFFFFFull)
+			gfp |= GFP_DMA32;
+		ram->address = alloc_pages_exact(bytes, gfp);
+		if (ram->address == NULL)
+			return kIOReturnNoMemory;
+		ram->phys = (IOPhysicalAddress)virt_to_phys(ram->address);
+		if (ram->phys + bytes - 1 > max_phys || (align > PAGE_SIZE && (ram->phys & (align - 1)) != 0)) {
+			free_pages_exact(ram->address, bytes);
+			ram->address = NULL;
+			return kIOReturnNoResources;
+		}
+		return kIOReturnSuccess;
+	}
+	if (align > PAGE_SIZE)
+		return kIOReturnUnsupported;
+	ram->address = vzalloc(bytes);
+	return ram->address ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+IOMEM_INLINE void iomem__platform_ram_free(iomem__ram *ram)
+{
+	if (ram->address == NULL)
+		return;
+	if (ram->pinned)
+		free_pages_exact(ram->address, ram->bytes);
+	else
+		vfree(ram->address);
+	ram->address = NULL;
+}
 
 #endif /* IOMEM_LINUX_H_INCLUDED */

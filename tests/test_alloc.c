@@ -12,11 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-IOMEM_TEST_DEFINE_LEAK_CHECK()
-TestSuite(iomalloc, .fini = iomem_test_no_leaks);
-TestSuite(aligned, .fini = iomem_test_no_leaks);
-TestSuite(pageable, .fini = iomem_test_no_leaks);
-TestSuite(ionew, .fini = iomem_test_no_leaks);
 
 static bool all_bytes(const void *p, size_t n, unsigned char v)
 {
@@ -29,7 +24,7 @@ static bool all_bytes(const void *p, size_t n, unsigned char v)
 
 /* ---- IOMalloc / IOMallocZero / IOFree ---- */
 
-Test(iomalloc, sizes_are_usable_and_aligned)
+IOMEM_TEST(iomalloc, sizes_are_usable_and_aligned)
 {
 	static const vm_size_t sizes[] = { 1, 7, 16, 100, 4095, 4096, 4097, 65536, 1u << 20 };
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -43,7 +38,7 @@ Test(iomalloc, sizes_are_usable_and_aligned)
 	iomem_test_expect_reports(0);
 }
 
-Test(iomalloc, zero_size_gives_unique_pointers)
+IOMEM_TEST(iomalloc, zero_size_gives_unique_pointers)
 {
 	void *a = IOMalloc(0), *b = IOMalloc(0);
 	cr_assert_not_null(a);
@@ -57,7 +52,7 @@ Test(iomalloc, zero_size_gives_unique_pointers)
 	iomem_test_expect_reports(0);
 }
 
-Test(iomalloc, overflowing_sizes_return_null)
+IOMEM_TEST(iomalloc, overflowing_sizes_return_null)
 {
 	cr_expect_null(IOMalloc(IOMEM_ALLOC_SIZE_MAX + 1));
 	cr_expect_null(IOMalloc(~(vm_size_t)0));
@@ -66,7 +61,7 @@ Test(iomalloc, overflowing_sizes_return_null)
 	iomem_test_expect_reports(0);
 }
 
-Test(iomalloc, free_null_is_a_noop)
+IOMEM_TEST(iomalloc, free_null_is_a_noop)
 {
 	IOFree(NULL, 0);
 	IOFree(NULL, 123);
@@ -75,7 +70,7 @@ Test(iomalloc, free_null_is_a_noop)
 	iomem_test_expect_reports(0);
 }
 
-Test(iomalloc, zero_variant_is_zeroed_even_on_reused_memory)
+IOMEM_TEST(iomalloc, zero_variant_is_zeroed_even_on_reused_memory)
 {
 	for (int round = 0; round < 64; round++) {
 		vm_size_t n = 24 + (vm_size_t)round * 40;
@@ -92,7 +87,7 @@ Test(iomalloc, zero_variant_is_zeroed_even_on_reused_memory)
 
 /* ---- IOMallocAligned / IOFreeAligned ---- */
 
-Test(aligned, alignment_rounds_up_to_a_power_of_two)
+IOMEM_TEST(aligned, alignment_rounds_up_to_a_power_of_two)
 {
 	static const struct { vm_offset_t asked, pow2; } cases[] = {
 		{ 0, 1 }, { 1, 1 }, { 2, 2 }, { 3, 4 }, { 5, 8 }, { 16, 16 }, { 33, 64 },
@@ -112,14 +107,14 @@ Test(aligned, alignment_rounds_up_to_a_power_of_two)
 	iomem_test_expect_reports(0);
 }
 
-Test(aligned, zero_size_returns_null)
+IOMEM_TEST(aligned, zero_size_returns_null)
 {
 	cr_expect_null(IOMallocAligned(0, 64));
 	cr_expect_null(IOMallocAligned(0, 0));
 	iomem_test_expect_reports(0);
 }
 
-Test(aligned, alignment_beyond_32_bits_returns_null)
+IOMEM_TEST(aligned, alignment_beyond_32_bits_returns_null)
 {
 	cr_expect_null(IOMallocAligned(64, (vm_offset_t)0x80000001u));  /* rounds to 2^32 */
 	cr_expect_null(IOMallocAligned(64, (vm_offset_t)0xFFFFFFFFu));
@@ -131,7 +126,7 @@ Test(aligned, alignment_beyond_32_bits_returns_null)
 	cr_expect_neq(iomem_malloc_aligned_footprint(64, (vm_offset_t)0x80000000u), 0);
 }
 
-Test(aligned, overflowing_size_returns_null)
+IOMEM_TEST(aligned, overflowing_size_returns_null)
 {
 	cr_expect_null(IOMallocAligned(IOMEM_ALLOC_SIZE_MAX, 64));
 	cr_expect_null(IOMallocAligned(~(vm_size_t)0, 1));
@@ -140,7 +135,7 @@ Test(aligned, overflowing_size_returns_null)
 	iomem_test_expect_reports(0);
 }
 
-Test(aligned, overhead_is_at_most_alignment_plus_16)
+IOMEM_TEST(aligned, overhead_is_at_most_alignment_plus_16)
 {
 	static const vm_offset_t aligns[] = { 0, 1, 8, 16, 64, 256, 4096, 65536 };
 	static const vm_size_t sizes[] = { 1, 100, 1000, 3000, 5000, 1u << 20 };
@@ -153,7 +148,7 @@ Test(aligned, overhead_is_at_most_alignment_plus_16)
 		}
 }
 
-Test(aligned, many_live_blocks_do_not_overlap)
+IOMEM_TEST(aligned, many_live_blocks_do_not_overlap)
 {
 	enum { N = 512 };
 	unsigned char *p[N];
@@ -172,7 +167,7 @@ Test(aligned, many_live_blocks_do_not_overlap)
 #if !IOMEM__DEBUG
 /* Without the debug layer the header is still validated: a pointer that is
  * not an IOMallocAligned block is reported and nothing is freed. */
-Test(aligned, release_foreign_pointer_is_reported_not_freed)
+IOMEM_TEST(aligned, release_foreign_pointer_is_reported_not_freed)
 {
 	uint64_t *block = IOMallocZero(256);
 	cr_assert_not_null(block);
@@ -183,7 +178,7 @@ Test(aligned, release_foreign_pointer_is_reported_not_freed)
 	IOFree(block, 256);                      /* still ours: it was not freed */
 }
 
-Test(aligned, release_second_free_sees_the_cleared_header)
+IOMEM_TEST(aligned, release_second_free_sees_the_cleared_header)
 {
 	/* A real second free would read freed memory; instead check that the
 	 * first free clears the header and that such a header is refused. */
@@ -203,7 +198,7 @@ Test(aligned, release_second_free_sees_the_cleared_header)
 	iomem_test_expect_report_has("double free");
 }
 
-Test(stats, release_build_tracks_nothing)
+IOMEM_TEST(stats, release_build_tracks_nothing)
 {
 	iomem_alloc_stats st;
 	memset(&st, 0xff, sizeof st);
@@ -219,7 +214,7 @@ Test(stats, release_build_tracks_nothing)
 
 /* ---- IOMallocPageable / IOFreePageable ---- */
 
-Test(pageable, page_aligned_zeroed_whole_pages)
+IOMEM_TEST(pageable, page_aligned_zeroed_whole_pages)
 {
 	vm_size_t page = (vm_size_t)sysconf(_SC_PAGESIZE);
 	static const vm_size_t sizes[] = { 1, 100, 4096, 5000, 65536 + 3 };
@@ -239,7 +234,7 @@ Test(pageable, page_aligned_zeroed_whole_pages)
 	iomem_test_expect_reports(0);
 }
 
-Test(pageable, zero_size_is_one_page)
+IOMEM_TEST(pageable, zero_size_is_one_page)
 {
 	unsigned char *p = IOMallocPageable(0, 1);
 	cr_assert_not_null(p);
@@ -247,7 +242,7 @@ Test(pageable, zero_size_is_one_page)
 	IOFreePageable(p, 0);
 }
 
-Test(pageable, alignment_above_page_size_returns_null)
+IOMEM_TEST(pageable, alignment_above_page_size_returns_null)
 {
 	vm_size_t page = (vm_size_t)sysconf(_SC_PAGESIZE);
 	cr_expect_null(IOMallocPageable(4096, page * 2));
@@ -262,7 +257,7 @@ Test(pageable, alignment_above_page_size_returns_null)
 	iomem_test_expect_reports(0);
 }
 
-Test(pageable, size_above_the_maximum_returns_null)
+IOMEM_TEST(pageable, size_above_the_maximum_returns_null)
 {
 	cr_expect_null(IOMallocPageable(IOMEM_PAGEABLE_MAX + 1, 0));
 	cr_expect_null(IOMallocPageable(~(vm_size_t)0, 0));
@@ -272,7 +267,7 @@ Test(pageable, size_above_the_maximum_returns_null)
 
 /* ---- IONew / IODelete / iomem_array_size ---- */
 
-Test(ionew, typed_arrays)
+IOMEM_TEST(ionew, typed_arrays)
 {
 	uint32_t *a = IONew(uint32_t, 100);
 	cr_assert_not_null(a);
@@ -286,7 +281,7 @@ Test(ionew, typed_arrays)
 	iomem_test_expect_reports(0);
 }
 
-Test(ionew, overflowing_counts_return_null)
+IOMEM_TEST(ionew, overflowing_counts_return_null)
 {
 	cr_expect_eq(iomem_array_size(8, 4), 32);
 	cr_expect_eq(iomem_array_size(0, ~(vm_size_t)0), 0);
@@ -295,7 +290,7 @@ Test(ionew, overflowing_counts_return_null)
 	cr_expect_null(IONewZero(uint64_t, ~(vm_size_t)0));
 }
 
-Test(ionew, arguments_are_evaluated_once)
+IOMEM_TEST(ionew, arguments_are_evaluated_once)
 {
 	int n = 3;
 	uint16_t *a = IONew(uint16_t, n++);
@@ -326,7 +321,7 @@ static void *alloc_worker(void *arg)
 	return NULL;
 }
 
-Test(iomalloc, concurrent_use_is_safe)
+IOMEM_TEST(iomalloc, concurrent_use_is_safe)
 {
 	pthread_t t[4];
 	for (uintptr_t i = 0; i < 4; i++)

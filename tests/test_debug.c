@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-IOMEM_TEST_DEFINE_LEAK_CHECK()
-TestSuite(debug, .fini = iomem_test_no_leaks);
 
 static iomem_alloc_family_stats family_stats(iomem_alloc_family f)
 {
@@ -30,7 +28,7 @@ static void hex_of(const void *p, char *buf, size_t n)
 	snprintf(buf, n, "%#llx", (unsigned long long)(uintptr_t)p);
 }
 
-Test(debug, stats_count_live_bytes_and_blocks_per_family)
+IOMEM_TEST(debug, stats_count_live_bytes_and_blocks_per_family)
 {
 	void *a = IOMalloc(100), *z = IOMallocZero(28);
 	void *al = IOMallocAligned(300, 128);
@@ -56,7 +54,7 @@ Test(debug, stats_count_live_bytes_and_blocks_per_family)
 	iomem_test_expect_reports(0);
 }
 
-Test(debug, failed_allocations_are_counted)
+IOMEM_TEST(debug, failed_allocations_are_counted)
 {
 	cr_expect_null(IOMalloc(~(vm_size_t)0));
 	cr_expect_null(IOMallocAligned(0, 64));
@@ -67,7 +65,7 @@ Test(debug, failed_allocations_are_counted)
 	iomem_test_expect_reports(0);
 }
 
-Test(debug, iofree_with_wrong_size_is_reported_and_freed_with_the_real_size)
+IOMEM_TEST(debug, iofree_with_wrong_size_is_reported_and_freed_with_the_real_size)
 {
 	char ptr[32];
 	void *p = IOMalloc(100);
@@ -82,7 +80,7 @@ Test(debug, iofree_with_wrong_size_is_reported_and_freed_with_the_real_size)
 	cr_expect_eq(family_stats(IOMEM_ALLOC_MALLOC).live_blocks, 0);   /* not leaked */
 }
 
-Test(debug, every_free_checks_the_size)
+IOMEM_TEST(debug, every_free_checks_the_size)
 {
 	void *al = IOMallocAligned(64, 64);
 	void *pg = IOMallocPageable(8192, 0);
@@ -98,7 +96,7 @@ Test(debug, every_free_checks_the_size)
 	cr_expect_eq(family_stats(IOMEM_ALLOC_PAGEABLE).live_blocks, 0);
 }
 
-Test(debug, double_free_is_reported_and_frees_nothing)
+IOMEM_TEST(debug, double_free_is_reported_and_frees_nothing)
 {
 	void *p = IOMalloc(40);
 	cr_assert_not_null(p);
@@ -112,7 +110,7 @@ Test(debug, double_free_is_reported_and_frees_nothing)
 	cr_expect_eq(family_stats(IOMEM_ALLOC_MALLOC).total_frees, 1);
 }
 
-Test(debug, pointer_never_allocated_is_reported)
+IOMEM_TEST(debug, pointer_never_allocated_is_reported)
 {
 	static long not_ours[4];
 	IOFree(&not_ours[1], 8);
@@ -127,7 +125,7 @@ Test(debug, pointer_never_allocated_is_reported)
 	iomem_test_expect_report_has("IOFreePageable(");
 }
 
-Test(debug, wrong_family_is_reported_and_freed_through_its_own_family)
+IOMEM_TEST(debug, wrong_family_is_reported_and_freed_through_its_own_family)
 {
 	void *al = IOMallocAligned(64, 64);
 	void *m = IOMalloc(64);
@@ -165,7 +163,7 @@ static void on_leak(void *ctx, const void *address, vm_size_t size,
 		s->aligned++;
 }
 
-Test(debug, leak_report_lists_live_blocks)
+IOMEM_TEST(debug, leak_report_lists_live_blocks)
 {
 	void *a = IOMallocZero(10), *b = IOMallocAligned(20, 32), *c = IOMalloc(30);
 	struct leak_seen seen = { 0, 0, 0, 0 };
@@ -180,7 +178,7 @@ Test(debug, leak_report_lists_live_blocks)
 	cr_expect_eq(iomem_leak_report(on_leak, &seen), 0);
 }
 
-Test(debug, leak_report_prints_without_a_callback)
+IOMEM_TEST(debug, leak_report_prints_without_a_callback)
 {
 	void *p = IOMalloc(77);
 	fflush(stderr);
@@ -188,7 +186,7 @@ Test(debug, leak_report_prints_without_a_callback)
 	IOFree(p, 77);
 }
 
-Test(debug, bad_arguments)
+IOMEM_TEST(debug, bad_arguments)
 {
 	cr_expect_eq(iomem_stats(NULL), kIOReturnBadArgument);
 	cr_expect_str_eq(iomem_alloc_family_name(IOMEM_ALLOC_MALLOC), "IOMalloc");
@@ -198,7 +196,7 @@ Test(debug, bad_arguments)
 	cr_expect_str_eq(iomem_alloc_family_name((iomem_alloc_family)99), "unknown");
 }
 
-Test(debug, internal_objects_are_tracked_by_name)
+IOMEM_TEST(debug, internal_objects_are_tracked_by_name)
 {
 	void *o = iomem__alloc_internal(48, "IOMemoryDescriptor");
 	cr_assert_not_null(o);
@@ -210,7 +208,7 @@ Test(debug, internal_objects_are_tracked_by_name)
 
 /* The table grows and deletes with backward shifts: a large workload freed
  * in random order must keep every entry findable (no false reports). */
-Test(debug, table_survives_growth_and_random_deletion)
+IOMEM_TEST(debug, table_survives_growth_and_random_deletion)
 {
 	enum { N = 20000 };
 	void **p = malloc(N * sizeof *p);
@@ -262,7 +260,7 @@ static void *debug_worker(void *arg)
 	return NULL;
 }
 
-Test(debug, concurrent_tracking_is_consistent)
+IOMEM_TEST(debug, concurrent_tracking_is_consistent)
 {
 	pthread_t t[4];
 	for (uintptr_t i = 0; i < 4; i++)

@@ -27,10 +27,8 @@ static void counting_free(void *p)
 
 #include <criterion/criterion.h>
 
-IOMEM_TEST_DEFINE_LEAK_CHECK()
-TestSuite(override, .fini = iomem_test_no_leaks);
 
-Test(override, every_family_goes_through_the_hooks)
+IOMEM_TEST(override, every_family_goes_through_the_hooks)
 {
 	unsigned long m0 = counted_mallocs, f0 = counted_frees;
 	void *a = IOMalloc(10);

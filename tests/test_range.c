@@ -15,7 +15,7 @@
  *             bitmap model (IOMEM_TEST_SEED=<n> reproduces a run)
  *   stress    threads on one kLocking allocator, ownership checked per unit
  *
- * Every test ends with the leak check (with IOMEM_DEBUG, nothing allocated).
+ * Every test is an IOMEM_TEST: it fails if anything is left allocated.
  */
 #include "test_util.h"
 #define IOMEM_IMPLEMENTATION
@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-IOMEM_TEST_DEFINE_LEAK_CHECK()
-TestSuite(range, .fini = iomem_test_no_leaks, .timeout = 240);
+
+TestSuite(range, .timeout = 240);
 
 #define ALL (~(IORangeScalar)0)
 
@@ -73,7 +73,7 @@ static void expect_fragments(IORangeAllocator *ra, const IORangeScalar *want, UI
 /* ===================================================================== */
 /* rules                                                                   */
 
-Test(range, end_of_range_is_the_inclusive_last_unit)
+IOMEM_TEST(range, end_of_range_is_the_inclusive_last_unit)
 {
 	IORangeAllocator *ra = mk(0xffff, 0, 0, 0);
 	cr_expect_eq(IORangeAllocator_getFreeCount(ra), 0x10000);
@@ -85,7 +85,7 @@ Test(range, end_of_range_is_the_inclusive_last_unit)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, end_of_range_zero_makes_an_empty_allocator)
+IOMEM_TEST(range, end_of_range_zero_makes_an_empty_allocator)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	IORangeScalar r = 7;
@@ -103,7 +103,7 @@ Test(range, end_of_range_zero_makes_an_empty_allocator)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, initial_size_is_rounded_to_the_default_alignment)
+IOMEM_TEST(range, initial_size_is_rounded_to_the_default_alignment)
 {
 	/* IOKit's init is deallocate(0, endOfRange + 1): 0x1001 rounds to 0x2000 */
 	IORangeAllocator *ra = mk(0x1000, 0x1000, 0, 0);
@@ -117,7 +117,7 @@ Test(range, initial_size_is_rounded_to_the_default_alignment)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, the_whole_64_bit_space)
+IOMEM_TEST(range, the_whole_64_bit_space)
 {
 	IORangeAllocator *ra = mk(ALL, 0, 0, 0);
 	IORangeScalar r;
@@ -140,7 +140,7 @@ Test(range, the_whole_64_bit_space)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, default_alignment_zero_means_one_and_must_be_a_power_of_two)
+IOMEM_TEST(range, default_alignment_zero_means_one_and_must_be_a_power_of_two)
 {
 	IORangeAllocator *ra = mk(99, 0, 0, 0);
 	IORangeScalar r;
@@ -156,7 +156,7 @@ Test(range, default_alignment_zero_means_one_and_must_be_a_power_of_two)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, sizes_are_rounded_up_to_the_default_alignment)
+IOMEM_TEST(range, sizes_are_rounded_up_to_the_default_alignment)
 {
 	IORangeAllocator *ra = mk(0xffff, 16, 0, 0);
 	IORangeScalar r;
@@ -173,7 +173,7 @@ Test(range, sizes_are_rounded_up_to_the_default_alignment)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, per_call_alignment_replaces_the_default)
+IOMEM_TEST(range, per_call_alignment_replaces_the_default)
 {
 	/* One fragment [0x10, 0x100f]: no 0x1000-aligned start can hold 0x1000
 	 * units, but alignment 0x10 (replacing the default 0x1000) can. */
@@ -194,7 +194,7 @@ Test(range, per_call_alignment_replaces_the_default)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, a_larger_alignment_splits_a_fragment)
+IOMEM_TEST(range, a_larger_alignment_splits_a_fragment)
 {
 	IORangeAllocator *ra = mk(0xffff, 0, 0, 0);
 	IORangeScalar r;
@@ -208,7 +208,7 @@ Test(range, a_larger_alignment_splits_a_fragment)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, exact_fit_removes_hitting_an_end_trims_a_hole_splits)
+IOMEM_TEST(range, exact_fit_removes_hitting_an_end_trims_a_hole_splits)
 {
 	IORangeAllocator *ra = mk(0, 0, 4, 0);
 	IORangeAllocator_deallocate(ra, 100, 10);                     /* [100, 109] */
@@ -223,7 +223,7 @@ Test(range, exact_fit_removes_hitting_an_end_trims_a_hole_splits)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, allocate_range_takes_the_start_as_given)
+IOMEM_TEST(range, allocate_range_takes_the_start_as_given)
 {
 	IORangeAllocator *ra = mk(0xffff, 0x1000, 0, 0);
 	cr_assert(IORangeAllocator_allocateRange(ra, 0x10, 1));        /* not aligned, kept */
@@ -236,7 +236,7 @@ Test(range, allocate_range_takes_the_start_as_given)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, allocate_range_must_lie_in_one_fragment)
+IOMEM_TEST(range, allocate_range_must_lie_in_one_fragment)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	IORangeAllocator_deallocate(ra, 0, 10);
@@ -248,7 +248,7 @@ Test(range, allocate_range_must_lie_in_one_fragment)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, deallocate_coalesces_with_both_neighbours)
+IOMEM_TEST(range, deallocate_coalesces_with_both_neighbours)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	IORangeAllocator_deallocate(ra, 0, 10);
@@ -269,7 +269,7 @@ Test(range, deallocate_coalesces_with_both_neighbours)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, capacity_counts_slots_and_grows_by_the_increment_or_by_half)
+IOMEM_TEST(range, capacity_counts_slots_and_grows_by_the_increment_or_by_half)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	UInt32 i, cap, prev = 0;
@@ -302,7 +302,7 @@ Test(range, capacity_counts_slots_and_grows_by_the_increment_or_by_half)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, get_free_count_and_serialize)
+IOMEM_TEST(range, get_free_count_and_serialize)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	IORangeScalar pairs[8] = {0};
@@ -326,7 +326,7 @@ Test(range, get_free_count_and_serialize)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, retain_and_release_count_references)
+IOMEM_TEST(range, retain_and_release_count_references)
 {
 	IORangeAllocator *ra = mk(0xff, 0, 0, kLocking);
 	iomem_range_stats st;
@@ -351,7 +351,7 @@ Test(range, retain_and_release_count_references)
 #endif
 }
 
-Test(range, k_locking_allocator_behaves_the_same)
+IOMEM_TEST(range, k_locking_allocator_behaves_the_same)
 {
 	IORangeAllocator *ra = mk(0xffff, 0x10, 0, kLocking);
 	IORangeScalar r;
@@ -394,7 +394,7 @@ static void expect_same(IORangeAllocator *ra, const snap *a)
 	cr_assert_eq(memcmp(a->pairs, b.pairs, sizeof a->pairs), 0);
 }
 
-Test(range, allocate_bad_input_returns_false_and_changes_nothing)
+IOMEM_TEST(range, allocate_bad_input_returns_false_and_changes_nothing)
 {
 	IORangeAllocator *ra = mk(0xffff, 0x10, 0, 0);
 	IORangeScalar r = 0x1234;
@@ -413,7 +413,7 @@ Test(range, allocate_bad_input_returns_false_and_changes_nothing)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, allocate_range_bad_input_returns_false_and_changes_nothing)
+IOMEM_TEST(range, allocate_range_bad_input_returns_false_and_changes_nothing)
 {
 	IORangeAllocator *ra = mk(0xffff, 0x10, 0, 0);
 	snap s = take(ra);
@@ -428,7 +428,7 @@ Test(range, allocate_range_bad_input_returns_false_and_changes_nothing)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, deallocate_of_size_zero_or_past_the_top_is_ignored)
+IOMEM_TEST(range, deallocate_of_size_zero_or_past_the_top_is_ignored)
 {
 	IORangeAllocator *ra = mk(0, 0x10, 0, 0);
 	snap s = take(ra);
@@ -448,7 +448,7 @@ Test(range, deallocate_of_size_zero_or_past_the_top_is_ignored)
 	EXPECT_REPORTS(3);
 }
 
-Test(range, double_deallocation_is_reported_and_absorbed)
+IOMEM_TEST(range, double_deallocation_is_reported_and_absorbed)
 {
 	IORangeAllocator *ra = mk(0xffff, 0x10, 0, 0);
 	IORangeScalar r;
@@ -464,7 +464,7 @@ Test(range, double_deallocation_is_reported_and_absorbed)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, overlapping_deallocation_keeps_the_union)
+IOMEM_TEST(range, overlapping_deallocation_keeps_the_union)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	IORangeAllocator_deallocate(ra, 10, 10);                          /* [10, 19] */
@@ -485,7 +485,7 @@ Test(range, overlapping_deallocation_keeps_the_union)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, a_full_allocator_fails_cleanly)
+IOMEM_TEST(range, a_full_allocator_fails_cleanly)
 {
 	IORangeAllocator *ra = mk(0xfff, 0x10, 0, 0);
 	IORangeScalar r, got = 0;
@@ -512,7 +512,7 @@ Test(range, a_full_allocator_fails_cleanly)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, increment_zero_at_capacity_fails_instead_of_corrupting)
+IOMEM_TEST(range, increment_zero_at_capacity_fails_instead_of_corrupting)
 {
 	IORangeAllocator *ra = mk(0xffff, 0, 0, 0);                       /* capacity 1 */
 	IORangeScalar r;
@@ -556,7 +556,7 @@ Test(range, increment_zero_at_capacity_fails_instead_of_corrupting)
 	EXPECT_REPORTS(1);
 }
 
-Test(range, increment_zero_on_an_empty_allocator_loses_the_range_cleanly)
+IOMEM_TEST(range, increment_zero_on_an_empty_allocator_loses_the_range_cleanly)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	IORangeAllocator_setFragmentCapacityIncrement(ra, 0);
@@ -570,7 +570,7 @@ Test(range, increment_zero_on_an_empty_allocator_loses_the_range_cleanly)
 /* ===================================================================== */
 /* the cache                                                               */
 
-Test(range, cache_keeps_every_observable_rule)
+IOMEM_TEST(range, cache_keeps_every_observable_rule)
 {
 	IORangeAllocator *ra = mk(0xffff, 0x10, 0, IOMEM_RANGE_CACHE);
 	IORangeScalar r, r2;
@@ -617,7 +617,7 @@ Test(range, cache_keeps_every_observable_rule)
 	EXPECT_REPORTS(0);
 }
 
-Test(range, cache_falls_back_when_full_and_gives_slots_back)
+IOMEM_TEST(range, cache_falls_back_when_full_and_gives_slots_back)
 {
 	IORangeAllocator *ra = mk(0xfffff, 1, 0, IOMEM_RANGE_CACHE);
 	IORangeScalar r[64];
@@ -635,7 +635,7 @@ Test(range, cache_falls_back_when_full_and_gives_slots_back)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, cache_puts_ranges_back_without_memory_even_at_a_fixed_capacity)
+IOMEM_TEST(range, cache_puts_ranges_back_without_memory_even_at_a_fixed_capacity)
 {
 	/* increment 0: the cache may only hold what its reserve can take back */
 	IORangeAllocator *ra = mk(0, 1, 4, IOMEM_RANGE_CACHE);
@@ -666,7 +666,7 @@ Test(range, cache_puts_ranges_back_without_memory_even_at_a_fixed_capacity)
 #endif
 }
 
-Test(range, cache_double_free_is_reported_with_the_debug_layer)
+IOMEM_TEST(range, cache_double_free_is_reported_with_the_debug_layer)
 {
 #if IOMEM__DEBUG
 	IORangeAllocator *ra = mk(0xffff, 0x10, 0, IOMEM_RANGE_CACHE);
@@ -688,7 +688,7 @@ Test(range, cache_double_free_is_reported_with_the_debug_layer)
 /* ===================================================================== */
 /* IOVA API                                                                */
 
-Test(range, iova_alloc_below_a_limit)
+IOMEM_TEST(range, iova_alloc_below_a_limit)
 {
 	IORangeAllocator *ra = mk(0, 0x1000, 0, 0);
 	IORangeScalar r, i;
@@ -716,7 +716,7 @@ Test(range, iova_alloc_below_a_limit)
 	IORangeAllocator_release(ra);
 }
 
-Test(range, iova_pages)
+IOMEM_TEST(range, iova_pages)
 {
 	/* an IOVA space in page numbers ([1, 0xfffff], pages of 4 KiB) and one in bytes */
 	IORangeAllocator *pg = mk(0, 0, 0, IOMEM_RANGE_CACHE | kLocking);
@@ -986,10 +986,10 @@ static void run_model(IORangeScalar dalign, IOOptionBits opts, UInt32 cap)
 	IORangeAllocator_release(m.ra);
 }
 
-Test(range, model_align_1, .timeout = 240)          { run_model(1, 0, 0); }
-Test(range, model_align_4, .timeout = 240)          { run_model(4, kLocking, 0); }
-Test(range, model_align_4_cache, .timeout = 240)    { run_model(4, IOMEM_RANGE_CACHE, 0); }
-Test(range, model_align_1_cache, .timeout = 240)    { run_model(1, IOMEM_RANGE_CACHE | kLocking, 0); }
+IOMEM_TEST(range, model_align_1)          { run_model(1, 0, 0); }
+IOMEM_TEST(range, model_align_4)          { run_model(4, kLocking, 0); }
+IOMEM_TEST(range, model_align_4_cache)    { run_model(4, IOMEM_RANGE_CACHE, 0); }
+IOMEM_TEST(range, model_align_1_cache)    { run_model(1, IOMEM_RANGE_CACHE | kLocking, 0); }
 
 /* ===================================================================== */
 /* threads                                                                 */
@@ -1078,13 +1078,13 @@ static void run_stress(IOOptionBits opts)
 	iomem_test_expect_reports(0);
 }
 
-Test(range, threads_share_a_k_locking_allocator, .timeout = 240)       { run_stress(0); }
-Test(range, threads_share_a_cached_k_locking_allocator, .timeout = 240) { run_stress(IOMEM_RANGE_CACHE); }
+IOMEM_TEST(range, threads_share_a_k_locking_allocator)       { run_stress(0); }
+IOMEM_TEST(range, threads_share_a_cached_k_locking_allocator) { run_stress(IOMEM_RANGE_CACHE); }
 
 /* ===================================================================== */
 /* internals                                                               */
 
-Test(range, bit_scans_match_a_loop)
+IOMEM_TEST(range, bit_scans_match_a_loop)
 {
 	unsigned i, j;
 	for (i = 0; i < 64; i++) {
@@ -1102,7 +1102,7 @@ Test(range, bit_scans_match_a_loop)
 	cr_assert_eq(iomem__range_bin(0, 7), 3);
 }
 
-Test(range, many_fragments_keep_the_tree_balanced)
+IOMEM_TEST(range, many_fragments_keep_the_tree_balanced)
 {
 	IORangeAllocator *ra = mk(0, 0, 0, 0);
 	unsigned i;

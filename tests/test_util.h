@@ -33,12 +33,27 @@ static void iomem_test_record_panic(const char *msg)
 	cr_assert(strstr(iomem_test_panic_msg, (needle)) != NULL, \
 	          "report \"%s\" does not mention \"%s\"", iomem_test_panic_msg, (needle))
 
-/* Fini hook for suites: with IOMEM_DEBUG nothing may still be allocated. */
-#define IOMEM_TEST_DEFINE_LEAK_CHECK()                                              \
-	static void iomem_test_no_leaks(void)                                       \
+/* Asserts that nothing iomem allocated is still live (with IOMEM_DEBUG; a
+ * no-op without it, since nothing is tracked then). */
+#define iomem_test_assert_no_leaks()                                                \
+	do {                                                                        \
+		vm_size_t iomem_test_live_ = iomem_leak_report(NULL, NULL);         \
+		cr_assert_eq(iomem_test_live_, 0, "%zu block(s) leaked (listed above)", \
+		             (size_t)iomem_test_live_);                             \
+	} while (0)
+
+/* IOMEM_TEST(suite, name) { body } - a Criterion test that fails when the
+ * body leaves anything allocated. (Criterion ignores failures, and even
+ * crashes, in a suite's .fini hook, so the check must run inside the test.)
+ * Tests that need Criterion options (.signal, .init) use Test() and call
+ * iomem_test_assert_no_leaks() themselves. */
+#define IOMEM_TEST(suite, name)                                                     \
+	static void suite##_##name##_body(void);                                    \
+	Test(suite, name)                                                           \
 	{                                                                           \
-		vm_size_t live = iomem_leak_report(NULL, NULL);                     \
-		cr_assert_eq(live, 0, "%zu block(s) leaked (listed above)", (size_t)live); \
-	}
+		suite##_##name##_body();                                            \
+		iomem_test_assert_no_leaks();                                       \
+	}                                                                           \
+	static void suite##_##name##_body(void)
 
 #endif

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * t_init.c - iomem_baremetal_init: every bad description is refused with
+ * kIOReturnBadArgument and changes nothing; the hooks (translation, cache,
+ * lock, bounce arena, IOMMU table) are called as documented; a second init
+ * while blocks are live is kIOReturnBusy. Ends with the description the
+ * other suites run under: two heap arenas, a DMA window, a bounce arena.
+ */
+#include "bmt.h"
+
+static uint64_t heap0[BMT_HEAP0_BYTES / 8];
+static uint64_t heap1[BMT_HEAP1_BYTES / 8];
+static uint64_t bounce[8192 / 8];
+static uint64_t small_arena[64 / 8];
+
+/* ---- recording hooks ---- */
+static struct {
+	int flush, clean, inval, lock, unlock;
+	const void *addr;
+	vm_size_t len;
+} rec;
+
+static void h_flush(void *u, const void *a, vm_size_t n) { (void)u; rec.flush++; rec.addr = a; rec.len = n; }
+static void h_clean(void *u, const void *a, vm_size_t n) { (void)u; rec.clean++; rec.addr = a; rec.len = n; }
+static void h_inval(void *u, const void *a, vm_size_t n) { (void)u; rec.inval++; rec.addr = a; rec.len = n; }
+static void h_lock(void *u)   { (void)u; rec.lock++; }
+static void h_unlock(void *u) { (void)u; rec.unlock++; }
+static void *h_alloc(void *u, vm_size_t n) { (void)u; (void)n; return NULL; }
+static void h_free(void *u, void *p) { (void)u; (void)p; }
+
+/* a pretend bus: physical = virtual + 0x1000 */
+#define BUS_OFFSET 0x1000u
+static IOPhysicalAddress64 h_v2p(void *u, const void *v) { (void)u; return (IOPhysicalAddress64)(uintptr_t)v + BUS_OFFSET; }
+static void *h_p2v(void *u, IOPhysicalAddress64 p) { (void)u; return (void *)(uintptr_t)(p - BUS_OFFSET); }
+
+static IOReturn h_map(void *u, IOPhysicalAddress64 p, IOPhysicalLength64 l, IOOptionBits o, uint64_t *iova)
+{
+	(void)u; (void)l; (void)o; *iova = p; return kIOReturnSuccess;
+}
+static IOReturn h_unmap(void *u, uint64_t iova, IOPhysicalLength64 l) { (void)u; (void)iova; (void)l; return kIOReturnSuccess; }
+
+static bool init_bad(const iomem_baremetal_desc *d)
+{
+	return iomem_baremetal_init(d) == kIOReturnBadArgument;
+}
+
+void bmt_suite_init(void)
+{
+	iomem_baremetal_desc d;
+	iomem_heap_diagnostics diag;
+	iomem_baremetal_iommu half = { h_map, NULL, NULL }, full = { h_map, h_unmap, NULL };
+	void *p;
+
+	/* ---- bad input: refused, nothing changes ---- */
+	BMT_OK(init_bad(NULL), "init: NULL desc -> kIOReturnBadArgument");
+	d = (iomem_baremetal_desc){ .alloc = h_alloc };
+	BMT_OK(init_bad(&d), "init: alloc hook without free -> BadArgument");
+	d = (iomem_baremetal_desc){ .lock = h_lock };
+	BMT_OK(init_bad(&d), "init: lock hook without unlock -> BadArgument");
+	d = (iomem_baremetal_desc){ .virt_to_phys = h_v2p };
+	BMT_OK(init_bad(&d), "init: virt_to_phys without phys_to_virt -> BadArgument");
+	d = (iomem_baremetal_desc){ .page_size = 3000 };
+	BMT_OK(init_bad(&d), "init: page size not a power of two -> BadArgument");
+	d = (iomem_baremetal_desc){ .page_size = 128 };
+	BMT_OK(init_bad(&d), "init: page size below 256 -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap = { { (char *)heap0 + 4, 4096 } } };
+	BMT_OK(init_bad(&d), "init: misaligned heap arena -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap = { { small_arena, 32 } } };
+	BMT_OK(init_bad(&d), "init: heap arena of 32 bytes (too small) -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap = { { NULL, 4096 } } };
+	BMT_OK(init_bad(&d), "init: NULL heap arena with a size -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap = { { heap0, 4096 }, { (char *)heap0 + 2048, 4096 } } };
+	BMT_OK(init_bad(&d), "init: overlapping heap arenas -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap = { { heap0, 4096 } }, .alloc = h_alloc, .free = h_free };
+	BMT_OK(init_bad(&d), "init: heap arenas and alloc hooks together -> BadArgument");
+	d = (iomem_baremetal_desc){ .dma_base = ~(IOPhysicalAddress64)0 - 10, .dma_length = 100 };
+	BMT_OK(init_bad(&d), "init: DMA window wrapping around -> BadArgument");
+	d = (iomem_baremetal_desc){ .dma_base = (uintptr_t)bounce + sizeof bounce, .dma_length = 1u << 20,
+	                            .bounce = { bounce, sizeof bounce } };
+	BMT_OK(init_bad(&d), "init: bounce arena outside the DMA window -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap = { { heap0, 8192 } }, .bounce = { (char *)heap0 + 4096, 4096 } };
+	BMT_OK(init_bad(&d), "init: bounce arena overlapping a heap arena -> BadArgument");
+	d = (iomem_baremetal_desc){ .bounce = { (char *)bounce + 1, 4096 } };
+	BMT_OK(init_bad(&d), "init: misaligned bounce arena -> BadArgument");
+	d = (iomem_baremetal_desc){ .iommu = &half };
+	BMT_OK(init_bad(&d), "init: IOMMU table without unmap -> BadArgument");
+	d = (iomem_baremetal_desc){ .cache_line = 48 };
+	BMT_OK(init_bad(&d), "init: cache line not a power of two -> BadArgument");
+
+	BMT_OK(IOMalloc(16) == NULL && IOMallocAligned(16, 16) == NULL && IOMallocPageable(1, 0) == NULL,
+	       "init: after refused inits there is still no heap (IOMalloc -> NULL)");
+	BMT_OK(iomem_baremetal_heap_diagnostics(&diag) == kIOReturnNotReady && diag.capacity == 0,
+	       "init: heap diagnostics without a heap -> kIOReturnNotReady");
+	BMT_OK(iomem_baremetal_heap_check(NULL) == kIOReturnNotReady, "init: heap check without a heap -> kIOReturnNotReady");
+	BMT_OK(iomem_baremetal_heap_diagnostics(NULL) == kIOReturnBadArgument, "init: heap diagnostics(NULL) -> BadArgument");
+	BMT_OK(iomem__platform_page_size() == 4096, "init: default page size 4096");
+
+	/* ---- hooks: translation, cache, locks, bounce, IOMMU ---- */
+	d = (iomem_baremetal_desc){
+		.page_size = 1024,
+		.heap = { { heap1, sizeof heap1 } },
+		.lock = h_lock, .unlock = h_unlock,
+		.virt_to_phys = h_v2p, .phys_to_virt = h_p2v,
+		.dma_base = (uintptr_t)bounce + BUS_OFFSET, .dma_length = sizeof bounce,
+		.bounce = { bounce, sizeof bounce },
+		.cache_flush = h_flush, .cache_clean = h_clean, .cache_invalidate = h_inval,
+		.cache_line = 64,
+		.iommu = &full,
+	};
+	BMT_OK(iomem_baremetal_init(&d) == kIOReturnSuccess, "init: full description with every hook accepted");
+	BMT_OK(iomem__platform_page_size() == 1024, "init: page size 1024 taken");
+	BMT_OK(iomem__platform_virt_to_phys(heap1) == (uintptr_t)heap1 + BUS_OFFSET &&
+	       iomem__platform_phys_to_virt((uintptr_t)heap1 + BUS_OFFSET) == (void *)heap1,
+	       "init: translation goes through the hooks");
+	iomem__platform_cache_flush((char *)heap1 + 3, 100);
+	BMT_OK(rec.flush == 1 && rec.addr == (char *)heap1 + 3 && rec.len == 100, "init: cache flush -> the flush hook, exact range");
+	iomem__platform_cache_clean(heap1, 7);
+	BMT_OK(rec.clean == 1 && rec.addr == heap1 && rec.len == 7, "init: cache clean -> the clean hook, exact range");
+	iomem__platform_cache_invalidate(heap1, 64);
+	BMT_OK(rec.inval == 1 && rec.len == 64, "init: cache invalidate -> the invalidate hook");
+	iomem__platform_cache_flush(heap1, 0);
+	BMT_OK(rec.flush == 1, "init: zero-length cache maintenance calls no hook");
+	BMT_OK(iomem__platform_cache_line() == 64, "init: cache line from the description");
+	BMT_OK(iomem__baremetal_iommu() == &full, "init: IOMMU table stored");
+	BMT_OK(iomem__platform_dma_reachable((uintptr_t)bounce + BUS_OFFSET, sizeof bounce) &&
+	       !iomem__platform_dma_reachable((uintptr_t)bounce + BUS_OFFSET, sizeof bounce + 1) &&
+	       !iomem__platform_dma_reachable((uintptr_t)bounce + BUS_OFFSET - 1, 2),
+	       "init: DMA window bounds are exact");
+	rec.lock = rec.unlock = 0;
+	p = iomem__platform_bounce_alloc(1000, 256);
+	BMT_OK(p != NULL && ((uintptr_t)p & 255) == 0 && (char *)p >= (char *)bounce &&
+	       (char *)p + 1000 <= (char *)bounce + sizeof bounce, "init: bounce block aligned, inside the bounce arena");
+	BMT_OK(rec.lock == 1 && rec.unlock == 1, "init: the heap runs under the lock hooks");
+	BMT_OK(iomem__platform_bounce_alloc(sizeof bounce, 8) == NULL, "init: bounce arena exhausted -> NULL");
+	d.page_size = 0;
+	BMT_OK(iomem_baremetal_init(&d) == kIOReturnBusy, "init: again with a live bounce block -> kIOReturnBusy");
+	BMT_OK(iomem__platform_page_size() == 1024, "init: ... and nothing changed");
+	iomem__platform_bounce_free(p);
+
+	/* ---- the description the other suites run under ---- */
+	d = (iomem_baremetal_desc){
+		.heap = { { heap0, sizeof heap0 }, { heap1, sizeof heap1 } },
+		.dma_base = (uintptr_t)bounce, .dma_length = sizeof bounce,
+		.bounce = { bounce, sizeof bounce },
+	};
+	BMT_OK(iomem_baremetal_init(&d) == kIOReturnSuccess, "init: two heap arenas, DMA window, bounce arena");
+	BMT_OK(iomem_baremetal_heap_diagnostics(&diag) == kIOReturnSuccess && diag.arenas == 2 &&
+	       diag.capacity > sizeof heap0 + sizeof heap1 - 64 && diag.capacity <= sizeof heap0 + sizeof heap1 &&
+	       diag.used_blocks == 0, "init: heap capacity = both arenas minus sentinels");
+	BMT_OK(iomem__platform_virt_to_phys(heap0) == (uintptr_t)heap0 &&
+	       iomem__platform_phys_to_virt((uintptr_t)heap0) == (void *)heap0, "init: identity translation by default");
+	BMT_OK(iomem__baremetal_iommu() == NULL, "init: no IOMMU by default");
+}
