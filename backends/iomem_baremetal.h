@@ -706,6 +706,7 @@ IOMEM_API void iomem__baremetal_cache(unsigned op, const void *addr, vm_size_t l
 #else
 	(void)addr;
 #endif
+}
 
 /* >>bm-desc: the descriptor layer's contract (wiring, physical copy, buffer RAM) */
 
