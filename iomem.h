@@ -926,19 +926,23 @@ IOMEM_API const char *iomem_alloc_family_name(iomem_alloc_family family);
  *     aligned start. Only when no such class exists are the smaller classes
  *     that may hold a fit scanned (then O(fragments in those classes)), so
  *     allocate fails only when no fragment fits, as in IOKit.
- *   - deallocate / allocateRange: O(log n) search for the fragment at or
- *     before the address, O(1) amortised coalescing with both neighbours.
+ *   - deallocate / allocateRange: one O(log n) branch-free descent finds
+ *     the fragments around the address; coalescing with both neighbours is
+ *     O(1) amortised (red-black rebalancing).
  *   - Results are not IOKit's first-fit addresses (the rules above hold; the
  *     order of results is not part of the contract).
  *   - Option IOMEM_RANGE_CACHE adds a per-allocator cache of recently freed
- *     ranges of 1..8 default-alignment quanta (16 per size): an allocate and
- *     deallocate pair of such a size then costs a few nanoseconds. Cached
- *     ranges count as free everywhere they can be observed: getFreeCount
- *     includes them, and getFragmentCount, serialize, a failing allocate or
- *     an allocateRange that touches one put them back into the tree first.
- *     Putting a cached range back never allocates: such an allocator keeps
- *     128 slots in reserve for them (not counted by getFragmentCapacity) and
- *     allocates its slot array at creation, also with endOfRange 0. Without IOMEM_DEBUG, double or overlapping frees
+ *     ranges of 1..8 default-alignment quanta (16 per size, LIFO): a hit is
+ *     a few loads and stores with no call (bench: ~9 ns per allocate +
+ *     deallocate pair). Cached ranges count as free everywhere they can be
+ *     observed: getFreeCount includes them, and getFragmentCount,
+ *     serialize, a failing allocate or an allocateRange that touches one
+ *     put them back into the tree first. Putting them back never allocates:
+ *     such an allocator keeps 128 slots in reserve (not counted by
+ *     getFragmentCapacity, unless putting ranges back had to use them) and
+ *     allocates its slot array at creation, also with endOfRange 0; the
+ *     cache takes no range while the reserve is not whole. Without
+ *     IOMEM_DEBUG, double or overlapping frees
  *     are not detected where a cached range is involved (one freed into the
  *     cache is not looked up in the tree, one freed into the tree is not
  *     compared with the cache), so such a range may be handed out twice, as
