@@ -3493,8 +3493,9 @@ IOMEM_API void IOInterleavedMemoryDescriptor_clearMemoryDescriptors(IOInterleave
 
 typedef struct iomem__range_node {
 	IORangeScalar start;          /* first free unit */
+	uint32_t      kid[2];         /* [0] left, [1] right (next to start: the
+	                               * descent reads only these 16 bytes) */
 	IORangeScalar end;            /* last free unit (inclusive, as IOKit) */
-	uint32_t      kid[2];         /* [0] left, [1] right */
 	uint32_t      parent;
 	uint32_t      prev, next;     /* size-class list; next also chains unused slots */
 	uint8_t       bin;            /* size class: floor(log2(size)), 63 at most */
