@@ -872,7 +872,289 @@ IOMEM_API vm_size_t iomem_leak_report(iomem_leak_fn fn, void *context);
 IOMEM_API const char *iomem_alloc_family_name(iomem_alloc_family family);
 
 /* >>range ================================================================= */
-/* IORangeAllocator: see the IORangeAllocator issue. */
+/*
+ * IORangeAllocator - a free list of numeric ranges (bus or IOVA addresses,
+ * resource numbers, slots...). IOKit's object and rules, iomem's engine.
+ *
+ * IOKIT'S RULES, KEPT (iokit-semantics.md §3.4)
+ *   - Ranges are closed: a fragment is [start, end], end inclusive. Scalars
+ *     are IORangeScalar (64-bit); any value 0..2^64-1 is a valid unit.
+ *   - withRange(endOfRange, ...): endOfRange is the LAST free unit, so the
+ *     allocator starts with one fragment [0, endOfRange] (its size rounded up
+ *     to the default alignment, exactly as IOKit's init does by calling
+ *     deallocate(0, endOfRange + 1)); endOfRange 0 starts empty (a range of
+ *     just unit 0 cannot be made by withRange; add ranges with deallocate).
+ *     endOfRange = 2^64-1 gives the whole 64-bit space.
+ *   - Default alignment 0 means 1; it must be a power of two. Every size
+ *     (allocate, allocateRange, deallocate) is rounded up to the DEFAULT
+ *     alignment. A per-call alignment of allocate() REPLACES the default for
+ *     the start address (it does not combine with it); 0 means the default.
+ *   - allocateRange() does not align or check its start; it succeeds only if
+ *     the whole (rounded) range is free.
+ *   - deallocate() may free any range, allocated or not (that is how an
+ *     allocator made with endOfRange 0 is populated), and coalesces with
+ *     both neighbours. Overlapping frees are absorbed: the free set becomes
+ *     the union (IOKit extends fragments the same way).
+ *   - Fragments = free intervals: getFragmentCount() counts them,
+ *     getFreeCount() sums their sizes.
+ *
+ * CAPACITY (how IOKit's fragment array maps onto this engine)
+ *   Each free fragment occupies one slot of 40 bytes (a tree node); the
+ *   capacity is the number of slots, so getFragmentCount() <=
+ *   getFragmentCapacity() always, and an operation that needs one more
+ *   fragment than there are slots grows the slot array first - exactly when
+ *   IOKit grows its array (a split of a fragment in allocate/allocateRange,
+ *   a deallocate that touches no free fragment). The first growth allocates
+ *   `capacity` slots (withRange's argument, 0 meaning 1), as IOKit does.
+ *   Later growth adds max(increment, capacity / 2) slots (IOKit adds exactly
+ *   the increment, an O(n) copy each time; geometric growth keeps every
+ *   operation amortised O(1)). Slots are never given back.
+ *   With an increment of 0 the array never grows (IOKit then writes past
+ *   its array); here an allocate/allocateRange that would need a new slot
+ *   returns false with nothing changed, and a deallocate that would need
+ *   one drops the range - IOKit's behaviour when it cannot grow - counts it
+ *   in iomem_range_stats.lost_* and, with IOMEM_DEBUG, reports it.
+ *
+ * ENGINE (vmem-style instant fit; see performance-anchors.md §3, §6.3)
+ *   - Free fragments live in a red-black tree ordered by start (32-bit slot
+ *     indices, parent links) and, at the same time, on one of 64
+ *     power-of-two size-class lists with a 64-bit bitmap of the non-empty
+ *     ones. The first allocation below a limit (the IOVA API) also turns on
+ *     a per-subtree "largest class" index, kept from then on.
+ *   - allocate: the first non-empty class that is guaranteed to fit (ctz on
+ *     the bitmap) gives a fragment in O(1); the range is cut from its
+ *     aligned start. Only when no such class exists are the smaller classes
+ *     that may hold a fit scanned (then O(fragments in those classes)), so
+ *     allocate fails only when no fragment fits, as in IOKit.
+ *   - deallocate / allocateRange: one O(log n) branch-free descent finds
+ *     the fragments around the address; coalescing with both neighbours is
+ *     O(1) amortised (red-black rebalancing).
+ *   - Results are not IOKit's first-fit addresses (the rules above hold; the
+ *     order of results is not part of the contract).
+ *   - Option IOMEM_RANGE_CACHE adds a per-allocator cache of recently freed
+ *     ranges of 1..8 default-alignment quanta (16 per size, LIFO): a hit is
+ *     a few loads and stores with no call (bench: ~9 ns per allocate +
+ *     deallocate pair). Cached ranges count as free everywhere they can be
+ *     observed: getFreeCount includes them, and getFragmentCount,
+ *     serialize, a failing allocate or an allocateRange that touches one
+ *     put them back into the tree first. Putting them back never allocates:
+ *     such an allocator keeps 128 slots in reserve (not counted by
+ *     getFragmentCapacity, unless putting ranges back had to use them) and
+ *     allocates its slot array at creation, also with endOfRange 0; the
+ *     cache takes no range while the reserve is not whole. Without
+ *     IOMEM_DEBUG, double or overlapping frees
+ *     are not detected where a cached range is involved (one freed into the
+ *     cache is not looked up in the tree, one freed into the tree is not
+ *     compared with the cache), so such a range may be handed out twice, as
+ *     with any slab or magazine cache; the allocator's own structure stays
+ *     consistent. Use the option for callers that free exactly what they
+ *     allocated (the IOMapper IOVA space does). With IOMEM_DEBUG both are
+ *     checked, reported, and the union is kept.
+ *
+ * BAD INPUT
+ *   allocate: size 0, NULL result, an alignment that is not a power of two,
+ *   or a size that overflows when rounded -> false, nothing changed.
+ *   allocateRange: size 0, a range past 2^64-1, a range not wholly free ->
+ *   false. deallocate: size 0 or a range past 2^64-1 -> ignored; a range
+ *   that overlaps free space (double or overlapping deallocation) -> the
+ *   union is kept. With IOMEM_DEBUG the three deallocate cases, and a range
+ *   dropped for lack of slots, are reported through IOMEM_PANIC with the
+ *   call, the allocator and the ranges. No input corrupts the allocator.
+ *
+ * THREAD SAFETY
+ *   With kLocking every call takes the allocator's own lock (IOKit shares ONE
+ *   global lock among all allocators; a lock per object never serialises
+ *   unrelated allocators). getFreeCount takes it too (IOKit sums without
+ *   it). Without kLocking the caller serialises all calls, as in IOKit.
+ *   retain/release are atomic in both cases. A call that must grow the slot
+ *   array allocates with the lock dropped (the Linux backend's lock is a
+ *   spinlock), so it may block where IOMalloc may; pass a capacity large
+ *   enough to avoid growth where blocking is not allowed.
+ */
+
+typedef struct IORangeAllocator IORangeAllocator;
+
+/* IOKit's option (IORangeAllocator.h). */
+enum { kLocking = 0x00000001 };
+
+/* iomem's addition: the per-allocator cache of hot sizes (see above). */
+enum { IOMEM_RANGE_CACHE = 0x00010000 };
+
+/**
+ * IORangeAllocator_withRange - create an allocator.
+ * @endOfRange: last free unit of the initial fragment [0, endOfRange]; 0 for
+ *              an empty allocator (IOKit default 0).
+ * @defaultAlignment: power of two; 0 means 1 (IOKit default 0). Sizes are
+ *              rounded up to it; allocate() aligns to it by default.
+ * @capacity: fragment slots of the first allocation and the initial growth
+ *              increment; 0 means 1 (IOKit default 0).
+ * @options: kLocking, IOMEM_RANGE_CACHE; other bits are ignored (IOKit
+ *              default 0).
+ *
+ * Returns +1 (release with IORangeAllocator_release), or NULL when out of
+ * memory or @defaultAlignment is not a power of two (IOKit accepts it and
+ * then misaligns). Allocates; thread-safe; O(1).
+ */
+IOMEM_API IORangeAllocator *IORangeAllocator_withRange(IORangeScalar endOfRange,
+                                                       IORangeScalar defaultAlignment,
+                                                       UInt32 capacity, IOOptionBits options);
+
+/** IORangeAllocator_retain - take a reference (+1). NULL is ignored.
+ * Atomic, O(1). */
+IOMEM_API void IORangeAllocator_retain(IORangeAllocator *ra);
+
+/** IORangeAllocator_release - drop a reference; the last one frees the
+ * allocator and everything it holds. NULL is ignored. Atomic, O(1) (O(1)
+ * frees on the last reference). */
+IOMEM_API void IORangeAllocator_release(IORangeAllocator *ra);
+
+/**
+ * IORangeAllocator_allocate - take @size units from anywhere free.
+ * @size: rounded up to the default alignment.
+ * @result: receives the first unit of the range (written only on success).
+ * @alignment: power of two the start must be a multiple of; replaces the
+ *             default alignment; 0 means the default (IOKit default 0).
+ *
+ * Returns true on success. False, with nothing changed, for size 0, a NULL
+ * @result, an alignment that is not a power of two, a rounded size that
+ * overflows, when no free fragment can hold the aligned range, or when the
+ * range would split a fragment and no slot can be had (increment 0 at
+ * capacity, or out of memory). Ownership: the range is the caller's until
+ * deallocated. O(1) when a fragment of the guaranteed size class exists
+ * (see ENGINE); amortised O(1) growth. Locking: see THREAD SAFETY.
+ */
+IOMEM_API bool IORangeAllocator_allocate(IORangeAllocator *ra, IORangeScalar size,
+                                         IORangeScalar *result, IORangeScalar alignment);
+
+/**
+ * IORangeAllocator_allocateRange - take the specific range
+ * [@start, @start + rounded @size - 1].
+ *
+ * @start is used as given (not aligned, not checked against the default
+ * alignment, as in IOKit). Returns true if the whole range was free and is
+ * now taken. False, with nothing changed, for size 0, a range past 2^64-1,
+ * a range not wholly free (in use, outside every fragment, or spanning a
+ * gap), or a split with no slot available. O(log n).
+ */
+IOMEM_API bool IORangeAllocator_allocateRange(IORangeAllocator *ra, IORangeScalar start,
+                                              IORangeScalar size);
+
+/**
+ * IORangeAllocator_deallocate - give [@start, @start + rounded @size - 1]
+ * back (or to the allocator for the first time).
+ *
+ * Coalesces with the free neighbours. Overlapping free space is absorbed
+ * (the union is kept) and, with IOMEM_DEBUG, reported as a double or
+ * overlapping deallocation. Size 0 and ranges past 2^64-1 are ignored
+ * (reported with IOMEM_DEBUG). When a new fragment is needed and no slot
+ * can be had, the range is dropped (IOKit does the same), counted and, with
+ * IOMEM_DEBUG, reported. O(log n) search + amortised O(1) coalescing; O(1)
+ * for a cache hit with IOMEM_RANGE_CACHE (O(log n) with IOMEM_DEBUG).
+ */
+IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar start,
+                                           IORangeScalar size);
+
+/** IORangeAllocator_getFragmentCount - number of free fragments (maximal
+ * free intervals). Puts cached ranges back first. O(1), or O(cached) with
+ * IOMEM_RANGE_CACHE. 0 for NULL. */
+IOMEM_API UInt32 IORangeAllocator_getFragmentCount(IORangeAllocator *ra);
+
+/** IORangeAllocator_getFragmentCapacity - fragment slots currently
+ * available without growing (see CAPACITY). O(1). 0 for NULL. */
+IOMEM_API UInt32 IORangeAllocator_getFragmentCapacity(IORangeAllocator *ra);
+
+/** IORangeAllocator_setFragmentCapacityIncrement - slots added (at least)
+ * when the slot array is full; 0 stops growth (see CAPACITY). O(1). */
+IOMEM_API void IORangeAllocator_setFragmentCapacityIncrement(IORangeAllocator *ra, UInt32 count);
+
+/** IORangeAllocator_getFreeCount - total free units (cached ranges
+ * included). When the whole 2^64-unit space is free the true count does not
+ * fit: 2^64-1 is returned (IOKit's sum wraps to 0). O(1). 0 for NULL. */
+IOMEM_API IORangeScalar IORangeAllocator_getFreeCount(IORangeAllocator *ra);
+
+/**
+ * IORangeAllocator_serialize - C form of IOKit's serialize(): the free
+ * fragments as start/end pairs, in address order.
+ * @pairs: flat array; pairs[2*i] = start, pairs[2*i + 1] = end (inclusive)
+ *         of the i-th fragment. May be NULL when @maxPairs is 0.
+ * @maxPairs: number of pairs @pairs can hold (2 * maxPairs scalars).
+ *
+ * Returns the number of fragments (the number of pairs needed); writes
+ * min(that, @maxPairs) pairs, lowest addresses first. Puts cached ranges
+ * back first. O(n). 0 for NULL.
+ */
+IOMEM_API UInt32 IORangeAllocator_serialize(IORangeAllocator *ra, IORangeScalar *pairs,
+                                            UInt32 maxPairs);
+
+/** Counters of one allocator (iomem_range_get_stats). */
+typedef struct iomem_range_stats {
+	UInt32        fragments;      /* free fragments in the tree (cache not put back) */
+	UInt32        capacity;       /* fragment slots */
+	UInt32        increment;      /* current capacity increment */
+	UInt32        cached_ranges;  /* ranges held by the IOMEM_RANGE_CACHE cache */
+	IORangeScalar free_units;     /* as getFreeCount */
+	IORangeScalar cached_units;
+	UInt64        lost_ranges;    /* deallocations dropped for lack of a slot */
+	IORangeScalar lost_units;
+	vm_size_t     footprint;      /* bytes owned: object + slot array + cache */
+	vm_size_t     slot_size;      /* bytes per fragment slot */
+} iomem_range_stats;
+
+/**
+ * iomem_range_get_stats - snapshot of @ra's counters into @out (zeroed
+ * first). Returns kIOReturnSuccess, or kIOReturnBadArgument for a NULL
+ * argument. Does not put cached ranges back. O(1); takes the lock with
+ * kLocking.
+ */
+IOMEM_API IOReturn iomem_range_get_stats(IORangeAllocator *ra, iomem_range_stats *out);
+
+/**
+ * iomem_range_invariants_hold - full self-check (o1heap style): red-black
+ * and order properties, fragments disjoint and coalesced, size classes,
+ * bitmap and lists, counters, slot chain, cache reservations. True when all
+ * hold (and for NULL). O(n log n); for tests and debugging. Takes the lock
+ * with kLocking.
+ */
+IOMEM_API bool iomem_range_invariants_hold(IORangeAllocator *ra);
+
+/* --- internal API for IOMapper's IOVA space (iomem_map.h) -------------- */
+
+/**
+ * iomem__range_alloc_below - allocate as IORangeAllocator_allocate, with the
+ * whole range at or below @limit (inclusive last unit; 2^64-1 = no limit).
+ *
+ * Returns kIOReturnSuccess and *@result; kIOReturnBadArgument (NULL @ra or
+ * @result, size 0, alignment not a power of two); kIOReturnNoSpace (no fit
+ * below @limit); kIOReturnNoResources (a split with increment 0 at
+ * capacity); kIOReturnNoMemory (slot growth failed). Nothing changes on
+ * failure. Cost: as allocate when the guaranteed-class fragment the bitmap
+ * finds lies below @limit; otherwise O(log n) for the lowest guaranteed fit
+ * through the tree's per-subtree size classes, and a walk of the smaller
+ * classes' fragments below @limit only if that fails.
+ */
+IOMEM_API IOReturn iomem__range_alloc_below(IORangeAllocator *ra, IORangeScalar size,
+                                            IORangeScalar alignment, IORangeScalar limit,
+                                            IORangeScalar *result);
+
+/**
+ * iomem__range_alloc_pages - allocate @npages pages of (1 << @page_shift)
+ * units, aligned to @align_pages pages (0 = the default alignment; else a
+ * power of two), ending at or below unit @limit. An IOVA space kept in bytes
+ * passes the page shift; one kept in page numbers passes 0.
+ *
+ * Returns as iomem__range_alloc_below; kIOReturnBadArgument also when
+ * @npages is 0, @page_shift >= 64 or a product overflows. *@out is the first
+ * unit (not a page number).
+ */
+IOMEM_API IOReturn iomem__range_alloc_pages(IORangeAllocator *ra, IORangeScalar npages,
+                                            unsigned page_shift, IORangeScalar align_pages,
+                                            IORangeScalar limit, IORangeScalar *out);
+
+/** iomem__range_free_pages - give back what iomem__range_alloc_pages
+ * returned: deallocate(@start, @npages << @page_shift). */
+IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start,
+                                       IORangeScalar npages, unsigned page_shift);
+
 
 /* >>desc ================================================================== */
 /*
@@ -3178,7 +3460,1411 @@ IOMEM_API void IOInterleavedMemoryDescriptor_clearMemoryDescriptors(IOInterleave
 		                    (direction & kIOMemoryDirectionMask);
 }
 
-/* >>impl-range: IORangeAllocator (see the IORangeAllocator issue). */
+/* >>impl-range: IORangeAllocator.
+ * Free fragments are nodes of a slot array (index 0 is the nil sentinel of
+ * the red-black tree). Each node is at once in the tree (ordered by start,
+ * parent links, augmented with the largest size class of its subtree) and
+ * on the doubly linked list of its size class. Never call into iomem (the
+ * allocator, the debug layer, reports) with ra->lock held: on bare metal
+ * every iomem lock is the same hook lock. */
+
+#ifndef IOMEM_RANGE_CACHE_CLASSES   /* impl: cached sizes are 1..N quanta */
+#  define IOMEM_RANGE_CACHE_CLASSES 8
+#endif
+#ifndef IOMEM_RANGE_CACHE_DEPTH     /* impl: cached ranges per size */
+#  define IOMEM_RANGE_CACHE_DEPTH 16
+#endif
+#ifndef IOMEM_USE_INTRINSICS        /* impl: 0 = portable bit scans */
+#  define IOMEM_USE_INTRINSICS 1
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define IOMEM__RANGE_NOINLINE __attribute__((__noinline__))
+#  define IOMEM__RANGE_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+#else
+#  define IOMEM__RANGE_NOINLINE
+#  define IOMEM__RANGE_PREFETCHW(p) ((void)(p))
+#endif
+
+#define IOMEM__RANGE_BINS      64u
+#define IOMEM__RANGE_MAX_SLOTS 0x7fffffffu
+#define IOMEM__RANGE_ALL       (~(IORangeScalar)0)
+#define IOMEM__RANGE_CACHE_SLOTS ((uint32_t)(IOMEM_RANGE_CACHE_CLASSES * IOMEM_RANGE_CACHE_DEPTH))
+
+typedef struct iomem__range_node {
+	IORangeScalar start;          /* first free unit */
+	uint32_t      kid[2];         /* [0] left, [1] right (next to start: the
+	                               * descent reads only these 16 bytes) */
+	IORangeScalar end;            /* last free unit (inclusive, as IOKit) */
+	uint32_t      parent;
+	uint32_t      prev, next;     /* size-class list; next also chains unused slots */
+	uint8_t       bin;            /* size class: floor(log2(size)), 63 at most */
+	uint8_t       maxbin;         /* 1 + largest class in this subtree; 0 = nil */
+	uint8_t       red;
+	uint8_t       odd;            /* start or end + 1 not a multiple of the quantum */
+} iomem__range_node;
+IOMEM__STATIC_ASSERT(sizeof(iomem__range_node) <= 40, iomem_range_node_is_40_bytes);
+
+/* Only the per-class counts change on a hit (no shared counters: each
+ * would add a store-to-load chain to every operation); totals are summed
+ * when asked for. */
+typedef struct iomem__range_cache {
+	uint8_t       count[IOMEM_RANGE_CACHE_CLASSES];
+	IORangeScalar start[IOMEM_RANGE_CACHE_CLASSES][IOMEM_RANGE_CACHE_DEPTH];
+} iomem__range_cache;
+
+struct IORangeAllocator {
+	iomem__range_node  *nodes;    /* [0] nil, [1..capacity] slots */
+	uint32_t            root;
+	uint32_t            capacity; /* slots in the array, reserve included */
+	uint32_t            reserve;  /* slots kept for the cache's ranges */
+	uint32_t            gate;     /* cache accepts ranges: capacity - count >= reserve */
+	uint32_t            count;    /* fragments in the tree */
+	uint32_t            unused;   /* head of the unused-slot chain */
+	uint32_t            increment;
+	uint32_t            odd;      /* fragments with an unaligned boundary */
+	uint32_t            refcount;
+	uint32_t            aug;      /* per-subtree classes maintained (see alloc_below) */
+	IOOptionBits        options;
+	unsigned            qshift;   /* log2(default alignment) */
+	IORangeScalar       mask;     /* default alignment - 1 */
+	uint64_t            binmap;   /* bit b: class b's list is not empty */
+	IORangeScalar       units;    /* sum of the fragments' sizes, mod 2^64 */
+	iomem__range_cache *cache;    /* IOMEM_RANGE_CACHE only */
+	uint64_t            lost_ranges;
+	IORangeScalar       lost_units;
+	uint32_t            head[IOMEM__RANGE_BINS];
+	iomem__mutex        lock;     /* kLocking only */
+};
+
+/* --- bit scans (x != 0) ------------------------------------------------ */
+
+IOMEM_FORCEINLINE unsigned iomem__ctz64(uint64_t x)
+{
+#if IOMEM_USE_INTRINSICS && (defined(__GNUC__) || defined(__clang__))
+#  if defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ >= 8
+	return (unsigned)__builtin_ctzll(x);
+#  else
+	uint32_t lo = (uint32_t)x;
+	return lo ? (unsigned)__builtin_ctz(lo) : 32u + (unsigned)__builtin_ctz((uint32_t)(x >> 32));
+#  endif
+#else
+	unsigned n = 0;
+	if ((x & 0xffffffffu) == 0) { n += 32; x >>= 32; }
+	if ((x & 0xffffu) == 0)     { n += 16; x >>= 16; }
+	if ((x & 0xffu) == 0)       { n += 8;  x >>= 8; }
+	if ((x & 0xfu) == 0)        { n += 4;  x >>= 4; }
+	if ((x & 0x3u) == 0)        { n += 2;  x >>= 2; }
+	return n + (unsigned)((x & 1u) == 0);
+#endif
+}
+
+/* floor(log2(x)) */
+IOMEM_FORCEINLINE unsigned iomem__flog2(uint64_t x)
+{
+#if IOMEM_USE_INTRINSICS && (defined(__GNUC__) || defined(__clang__))
+#  if defined(__SIZEOF_POINTER__) && __SIZEOF_POINTER__ >= 8
+	return 63u - (unsigned)__builtin_clzll(x);
+#  else
+	uint32_t hi = (uint32_t)(x >> 32);
+	return hi ? 63u - (unsigned)__builtin_clz(hi) : 31u - (unsigned)__builtin_clz((uint32_t)x);
+#  endif
+#else
+	unsigned n = 0;
+	if (x >> 32) { n += 32; x >>= 32; }
+	if (x >> 16) { n += 16; x >>= 16; }
+	if (x >> 8)  { n += 8;  x >>= 8; }
+	if (x >> 4)  { n += 4;  x >>= 4; }
+	if (x >> 2)  { n += 2;  x >>= 2; }
+	return n + (unsigned)(x >> 1);
+#endif
+}
+
+/* --- small helpers --------------------------------------------------- */
+
+IOMEM_FORCEINLINE void iomem__range_lock(IORangeAllocator *ra)
+{
+	if (ra->options & kLocking)
+		iomem__mutex_lock(&ra->lock);
+}
+
+IOMEM_FORCEINLINE void iomem__range_unlock(IORangeAllocator *ra)
+{
+	if (ra->options & kLocking)
+		iomem__mutex_unlock(&ra->lock);
+}
+
+/* Size class of [s, e]; the whole 2^64 space is class 63. */
+IOMEM_FORCEINLINE unsigned iomem__range_bin(IORangeScalar s, IORangeScalar e)
+{
+	IORangeScalar span = e - s;
+	return span == IOMEM__RANGE_ALL ? 63u : iomem__flog2(span + 1);
+}
+
+IOMEM_FORCEINLINE uint8_t iomem__range_isodd(const IORangeAllocator *ra, IORangeScalar s, IORangeScalar e)
+{
+	return (uint8_t)(((s | (e + 1)) & ra->mask) != 0);
+}
+
+/* Does a fragment ending at @e touch (overlap or adjoin) one starting at @s2 >= its start? */
+IOMEM_FORCEINLINE bool iomem__range_touches(IORangeScalar e, IORangeScalar s2)
+{
+	return e == IOMEM__RANGE_ALL || e + 1 >= s2;
+}
+
+/* A free slot not reserved for the cache? (The array always holds the
+ * reserve: a cached allocator gets its array at creation.) */
+IOMEM_FORCEINLINE bool iomem__range_have_slot(const IORangeAllocator *ra)
+{
+	return ra->capacity - ra->count > ra->reserve;
+}
+
+/* Re-open or close the cache's door after the fragment count or the
+ * capacity changed: a full cache must always fit in the free slots. */
+IOMEM_FORCEINLINE void iomem__range_gate(IORangeAllocator *ra)
+{
+	ra->gate = ra->capacity - ra->count >= ra->reserve;
+}
+
+IOMEM_FORCEINLINE uint32_t iomem__range_cache_entries(const iomem__range_cache *c)
+{
+	uint32_t k, e = 0;
+	if (c)
+		for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++)
+			e += c->count[k];
+	return e;
+}
+
+IOMEM_FORCEINLINE IORangeScalar iomem__range_cache_units(const IORangeAllocator *ra)
+{
+	IORangeScalar u = 0;
+	uint32_t k;
+	if (ra->cache)
+		for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++)
+			u += (IORangeScalar)ra->cache->count[k] * (((IORangeScalar)k + 1) << ra->qshift);
+	return u;
+}
+
+/* --- size-class lists -------------------------------------------------- */
+
+IOMEM__PRIVATE void iomem__range_bin_push(IORangeAllocator *ra, uint32_t i)
+{
+	iomem__range_node *n = ra->nodes;
+	unsigned b = n[i].bin;
+	uint32_t h = ra->head[b];
+	n[i].prev = 0;
+	n[i].next = h;
+	if (h)
+		n[h].prev = i;
+	ra->head[b] = i;
+	ra->binmap |= (uint64_t)1 << b;
+}
+
+IOMEM__PRIVATE void iomem__range_bin_unlink(IORangeAllocator *ra, uint32_t i)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t p = n[i].prev, x = n[i].next;
+	if (p) {
+		n[p].next = x;
+	} else {
+		ra->head[n[i].bin] = x;
+		if (!x)
+			ra->binmap &= ~((uint64_t)1 << n[i].bin);
+	}
+	if (x)
+		n[x].prev = p;
+}
+
+/* --- red-black tree with the maxbin augmentation ----------------------- */
+
+IOMEM_FORCEINLINE uint8_t iomem__range_calc(const iomem__range_node *n, uint32_t i)
+{
+	uint8_t m = (uint8_t)(n[i].bin + 1), l = n[n[i].kid[0]].maxbin, r = n[n[i].kid[1]].maxbin;
+	if (l > m) m = l;
+	if (r > m) m = r;
+	return m;
+}
+
+/* Recompute maxbin from @i upwards, stopping at @stop or once unchanged. */
+IOMEM__PRIVATE void iomem__range_aug_walk(iomem__range_node *n, uint32_t i, uint32_t stop)
+{
+	while (i != stop) {
+		uint8_t m = iomem__range_calc(n, i);
+		if (m == n[i].maxbin)
+			break;
+		n[i].maxbin = m;
+		i = n[i].parent;
+	}
+}
+
+IOMEM__PRIVATE void iomem__range_rotate_left(IORangeAllocator *ra, uint32_t x)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t y = n[x].kid[1], p = n[x].parent;
+	n[x].kid[1] = n[y].kid[0];
+	if (n[y].kid[0])
+		n[n[y].kid[0]].parent = x;
+	n[y].parent = p;
+	if (!p)
+		ra->root = y;
+	else if (x == n[p].kid[0])
+		n[p].kid[0] = y;
+	else
+		n[p].kid[1] = y;
+	n[y].kid[0] = x;
+	n[x].parent = y;
+	n[y].maxbin = n[x].maxbin;
+	n[x].maxbin = iomem__range_calc(n, x);
+}
+
+IOMEM__PRIVATE void iomem__range_rotate_right(IORangeAllocator *ra, uint32_t x)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t y = n[x].kid[0], p = n[x].parent;
+	n[x].kid[0] = n[y].kid[1];
+	if (n[y].kid[1])
+		n[n[y].kid[1]].parent = x;
+	n[y].parent = p;
+	if (!p)
+		ra->root = y;
+	else if (x == n[p].kid[1])
+		n[p].kid[1] = y;
+	else
+		n[p].kid[0] = y;
+	n[y].kid[1] = x;
+	n[x].parent = y;
+	n[y].maxbin = n[x].maxbin;
+	n[x].maxbin = iomem__range_calc(n, x);
+}
+
+IOMEM_FORCEINLINE uint32_t iomem__range_min(const iomem__range_node *n, uint32_t i)
+{
+	while (n[i].kid[0])
+		i = n[i].kid[0];
+	return i;
+}
+
+IOMEM_FORCEINLINE uint32_t iomem__range_next(const iomem__range_node *n, uint32_t i)
+{
+	uint32_t p;
+	if (n[i].kid[1])
+		return iomem__range_min(n, n[i].kid[1]);
+	for (p = n[i].parent; p && i == n[p].kid[1]; p = n[p].parent)
+		i = p;
+	return p;
+}
+
+/* One descent: the last fragment starting at or below @key (or 0), and in
+ * *@succ the first one starting above it (or 0). Branch-free steps: the
+ * keys are random, so a branch per level would mostly mispredict. */
+IOMEM_FORCEINLINE uint32_t iomem__range_find_around(const IORangeAllocator *ra, IORangeScalar key, uint32_t *succ)
+{
+	const iomem__range_node *n = ra->nodes;
+	uint32_t x = ra->root, best = 0, after = 0;
+	while (x) {
+		unsigned go = n[x].start <= key;
+		best = go ? x : best;
+		after = go ? after : x;
+		x = n[x].kid[go];
+	}
+	*succ = after;
+	return best;
+}
+
+IOMEM_FORCEINLINE uint32_t iomem__range_find_le(const IORangeAllocator *ra, IORangeScalar key)
+{
+	uint32_t succ;
+	return iomem__range_find_around(ra, key, &succ);
+}
+
+/* Link node @z (fields start..odd set) between @p and its in-order
+ * successor @after (either may be 0: the ends; @after may be passed as
+ * IOMEM__RANGE_UNKNOWN), then rebalance. */
+#define IOMEM__RANGE_UNKNOWN 0xffffffffu
+IOMEM__PRIVATE void iomem__range_insert_after(IORangeAllocator *ra, uint32_t p, uint32_t after, uint32_t z)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t q;
+	n[z].kid[0] = n[z].kid[1] = 0;
+	n[z].red = 1;
+	n[z].maxbin = (uint8_t)(n[z].bin + 1);
+	if (!ra->root) {
+		ra->root = z;
+		n[z].parent = 0;
+	} else {
+		if (p && !n[p].kid[1]) {
+			q = p;
+			n[q].kid[1] = z;
+		} else {
+			/* the successor has no left child: it is the minimum of
+			 * p's right subtree (or of the tree) */
+			if (after == IOMEM__RANGE_UNKNOWN)
+				after = iomem__range_min(n, p ? n[p].kid[1] : ra->root);
+			q = after;
+			n[q].kid[0] = z;
+		}
+		n[z].parent = q;
+		for (; ra->aug && q && n[q].maxbin < n[z].maxbin; q = n[q].parent)
+			n[q].maxbin = n[z].maxbin;
+	}
+	while (n[n[z].parent].red) {
+		uint32_t zp = n[z].parent, zpp = n[zp].parent, y;
+		if (zp == n[zpp].kid[0]) {
+			y = n[zpp].kid[1];
+			if (n[y].red) {
+				n[zp].red = 0; n[y].red = 0; n[zpp].red = 1;
+				z = zpp;
+			} else {
+				if (z == n[zp].kid[1]) {
+					z = zp;
+					iomem__range_rotate_left(ra, z);
+					zp = n[z].parent;
+				}
+				n[zp].red = 0; n[zpp].red = 1;
+				iomem__range_rotate_right(ra, zpp);
+			}
+		} else {
+			y = n[zpp].kid[0];
+			if (n[y].red) {
+				n[zp].red = 0; n[y].red = 0; n[zpp].red = 1;
+				z = zpp;
+			} else {
+				if (z == n[zp].kid[0]) {
+					z = zp;
+					iomem__range_rotate_right(ra, z);
+					zp = n[z].parent;
+				}
+				n[zp].red = 0; n[zpp].red = 1;
+				iomem__range_rotate_left(ra, zpp);
+			}
+		}
+	}
+	n[ra->root].red = 0;
+}
+
+IOMEM_FORCEINLINE void iomem__range_transplant(IORangeAllocator *ra, uint32_t u, uint32_t v)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t p = n[u].parent;
+	if (!p)
+		ra->root = v;
+	else if (u == n[p].kid[0])
+		n[p].kid[0] = v;
+	else
+		n[p].kid[1] = v;
+	if (v)
+		n[v].parent = p;
+}
+
+IOMEM__PRIVATE void iomem__range_erase(IORangeAllocator *ra, uint32_t z)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t x, xp, y;
+	uint8_t yred = n[z].red;
+	if (!n[z].kid[0] || !n[z].kid[1]) {
+		x = n[z].kid[0] ? n[z].kid[0] : n[z].kid[1];
+		xp = n[z].parent;
+		iomem__range_transplant(ra, z, x);
+		if (ra->aug)
+			iomem__range_aug_walk(n, xp, 0);
+	} else {
+		y = iomem__range_min(n, n[z].kid[1]);
+		yred = n[y].red;
+		x = n[y].kid[1];
+		if (n[y].parent == z) {
+			xp = y;
+		} else {
+			xp = n[y].parent;
+			iomem__range_transplant(ra, y, x);
+			n[y].kid[1] = n[z].kid[1];
+			n[n[y].kid[1]].parent = y;
+		}
+		iomem__range_transplant(ra, z, y);
+		n[y].kid[0] = n[z].kid[0];
+		n[n[y].kid[0]].parent = y;
+		n[y].red = n[z].red;
+		if (ra->aug) {
+			if (xp != y)
+				iomem__range_aug_walk(n, xp, y);
+			n[y].maxbin = iomem__range_calc(n, y);
+			iomem__range_aug_walk(n, n[y].parent, 0);
+		}
+	}
+	if (yred)
+		return;
+	while (x != ra->root && !n[x].red) {
+		uint32_t w;
+		if (x == n[xp].kid[0]) {
+			w = n[xp].kid[1];
+			if (n[w].red) {
+				n[w].red = 0; n[xp].red = 1;
+				iomem__range_rotate_left(ra, xp);
+				w = n[xp].kid[1];
+			}
+			if (!n[n[w].kid[0]].red && !n[n[w].kid[1]].red) {
+				n[w].red = 1;
+				x = xp;
+				xp = n[x].parent;
+			} else {
+				if (!n[n[w].kid[1]].red) {
+					n[n[w].kid[0]].red = 0; n[w].red = 1;
+					iomem__range_rotate_right(ra, w);
+					w = n[xp].kid[1];
+				}
+				n[w].red = n[xp].red; n[xp].red = 0; n[n[w].kid[1]].red = 0;
+				iomem__range_rotate_left(ra, xp);
+				x = ra->root;
+			}
+		} else {
+			w = n[xp].kid[0];
+			if (n[w].red) {
+				n[w].red = 0; n[xp].red = 1;
+				iomem__range_rotate_right(ra, xp);
+				w = n[xp].kid[0];
+			}
+			if (!n[n[w].kid[0]].red && !n[n[w].kid[1]].red) {
+				n[w].red = 1;
+				x = xp;
+				xp = n[x].parent;
+			} else {
+				if (!n[n[w].kid[0]].red) {
+					n[n[w].kid[1]].red = 0; n[w].red = 1;
+					iomem__range_rotate_left(ra, w);
+					w = n[xp].kid[0];
+				}
+				n[w].red = n[xp].red; n[xp].red = 0; n[n[w].kid[0]].red = 0;
+				iomem__range_rotate_right(ra, xp);
+				x = ra->root;
+			}
+		}
+	}
+	n[x].red = 0;
+	n[0].red = 0;
+	n[0].maxbin = 0;
+}
+
+/* --- fragments ------------------------------------------------------- */
+
+/* Give fragment @i the bounds [s, e], keeping its tree position (callers
+ * never move a fragment past a neighbour). */
+IOMEM__PRIVATE void iomem__range_set(IORangeAllocator *ra, uint32_t i, IORangeScalar s, IORangeScalar e)
+{
+	iomem__range_node *n = ra->nodes;
+	unsigned b = iomem__range_bin(s, e), ob = n[i].bin;
+	uint8_t odd = iomem__range_isodd(ra, s, e);
+	n[i].start = s;
+	n[i].end = e;
+	ra->odd = ra->odd - n[i].odd + odd;
+	n[i].odd = odd;
+	if (b == ob)
+		return;
+	iomem__range_bin_unlink(ra, i);
+	n[i].bin = (uint8_t)b;
+	iomem__range_bin_push(ra, i);
+	if (!ra->aug)
+		return;
+	if (b > ob) {
+		uint32_t x;
+		for (x = i; x && n[x].maxbin < b + 1; x = n[x].parent)
+			n[x].maxbin = (uint8_t)(b + 1);
+	} else if (n[i].maxbin == ob + 1) {
+		iomem__range_aug_walk(n, i, 0);
+	}
+}
+
+/* New fragment [s, e] between @p and @after (see insert_after). A free
+ * slot must exist. */
+IOMEM__PRIVATE uint32_t iomem__range_new(IORangeAllocator *ra, uint32_t p, uint32_t after, IORangeScalar s,
+                                         IORangeScalar e)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t i = ra->unused;
+	ra->unused = n[i].next;
+	ra->count++;
+	n[i].start = s;
+	n[i].end = e;
+	n[i].bin = (uint8_t)iomem__range_bin(s, e);
+	n[i].odd = iomem__range_isodd(ra, s, e);
+	ra->odd += n[i].odd;
+	iomem__range_bin_push(ra, i);
+	iomem__range_insert_after(ra, p, after, i);
+	return i;
+}
+
+IOMEM__PRIVATE void iomem__range_delete(IORangeAllocator *ra, uint32_t i)
+{
+	iomem__range_node *n = ra->nodes;
+	iomem__range_bin_unlink(ra, i);
+	ra->odd -= n[i].odd;
+	iomem__range_erase(ra, i);
+	n[i].next = ra->unused;
+	ra->unused = i;
+	ra->count--;
+}
+
+/* Take [d, de] out of fragment @f, which holds it. A free slot must exist
+ * when both ends of @f remain. */
+IOMEM__PRIVATE void iomem__range_carve(IORangeAllocator *ra, uint32_t f, IORangeScalar d, IORangeScalar de)
+{
+	iomem__range_node *n = ra->nodes;
+	IORangeScalar fs = n[f].start, fe = n[f].end;
+	if (d == fs) {
+		if (de == fe)
+			iomem__range_delete(ra, f);
+		else
+			iomem__range_set(ra, f, de + 1, fe);
+	} else {
+		iomem__range_set(ra, f, fs, d - 1);
+		if (de != fe)
+			iomem__range_new(ra, f, IOMEM__RANGE_UNKNOWN, de + 1, fe);
+	}
+	ra->units -= de - d + 1;
+}
+
+/* What a deallocation met: the first free range it overlapped. */
+typedef struct iomem__range_overlap {
+	bool          hit;
+	IORangeScalar start, end;
+} iomem__range_overlap;
+
+IOMEM_FORCEINLINE void iomem__range_note_overlap(iomem__range_overlap *ov, IORangeScalar s, IORangeScalar e,
+                                                 IORangeScalar fs, IORangeScalar fe)
+{
+	if (ov->hit)
+		return;
+	ov->hit = true;
+	ov->start = fs > s ? fs : s;
+	ov->end = fe < e ? fe : e;
+}
+
+/* Where [s, e] goes: p/q = the fragments around s (find_around), and
+ * whether each touches (overlaps or adjoins) the range. No new fragment
+ * is needed when one of them does. */
+typedef struct iomem__range_spot {
+	uint32_t p, q;
+	bool     tp, tq;
+} iomem__range_spot;
+
+IOMEM_FORCEINLINE iomem__range_spot iomem__range_locate(const IORangeAllocator *ra, IORangeScalar s, IORangeScalar e)
+{
+	const iomem__range_node *n = ra->nodes;
+	iomem__range_spot w;
+	w.p = iomem__range_find_around(ra, s, &w.q);
+	w.tp = w.p && (s == 0 || n[w.p].end >= s - 1);
+	w.tq = w.q && iomem__range_touches(e, n[w.q].start);
+	return w;
+}
+
+/* Add [s, e] to the free set (union), coalescing. @w from locate(); a free
+ * slot must exist when neither neighbour touches. */
+IOMEM__PRIVATE void iomem__range_free_at(IORangeAllocator *ra, iomem__range_spot w, IORangeScalar s, IORangeScalar e,
+                                         iomem__range_overlap *ov)
+{
+	iomem__range_node *n = ra->nodes;
+	IORangeScalar ns, ne, units = ra->units;
+	uint32_t a, x;
+	/* The size-class list neighbours of the fragment that grows are about
+	 * to be written (it likely changes class): fetch them now. */
+	a = w.tp ? w.p : w.q;
+	if (a) {
+		IOMEM__RANGE_PREFETCHW(&n[n[a].prev]);
+		IOMEM__RANGE_PREFETCHW(&n[n[a].next]);
+	}
+	if (w.tp) {
+		a = w.p;
+		if (n[a].end >= s)
+			iomem__range_note_overlap(ov, s, e, n[a].start, n[a].end);
+		ns = n[a].start;
+		ne = n[a].end > e ? n[a].end : e;
+		x = w.q;                                 /* may touch too */
+	} else if (w.tq) {
+		a = w.q;
+		if (n[a].start <= e)
+			iomem__range_note_overlap(ov, s, e, n[a].start, n[a].end);
+		ns = s;
+		ne = n[a].end > e ? n[a].end : e;
+		x = e > n[a].end ? iomem__range_next(n, a) : 0;
+	} else {
+		iomem__range_new(ra, w.p, w.q, s, e);
+		ra->units = units + (e - s + 1);
+		return;
+	}
+	units -= n[a].end - n[a].start + 1;
+	/* Absorb followers; past the first only an overlapping range reaches. */
+	while (x && iomem__range_touches(ne, n[x].start)) {
+		uint32_t nx = e > n[x].end ? iomem__range_next(n, x) : 0;
+		if (n[x].start <= ne)
+			iomem__range_note_overlap(ov, s, e, n[x].start, n[x].end);
+		if (n[x].end > ne)
+			ne = n[x].end;
+		units -= n[x].end - n[x].start + 1;
+		iomem__range_delete(ra, x);
+		x = nx;
+	}
+	iomem__range_set(ra, a, ns, ne);
+	ra->units = units + (ne - ns + 1);
+}
+
+/* --- the cache (IOMEM_RANGE_CACHE) ------------------------------------- */
+
+/* Put every cached range back into the tree; each uses at most the slot
+ * it reserved, so this never allocates. */
+IOMEM__PRIVATE void iomem__range_flush(IORangeAllocator *ra, iomem__range_overlap *ov)
+{
+	iomem__range_cache *c = ra->cache;
+	unsigned k;
+	if (!c)
+		return;
+	for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++) {
+		IORangeScalar size = ((IORangeScalar)k + 1) << ra->qshift;
+		while (c->count[k]) {
+			IORangeScalar s = c->start[k][--c->count[k]];
+			iomem__range_free_at(ra, iomem__range_locate(ra, s, s + (size - 1)), s, s + (size - 1), ov);
+		}
+	}
+	iomem__range_gate(ra);   /* putting ranges back may have used the reserve */
+}
+
+/* Does any cached range overlap [s, e]? */
+IOMEM__PRIVATE bool iomem__range_cache_overlaps(const IORangeAllocator *ra, IORangeScalar s, IORangeScalar e)
+{
+	const iomem__range_cache *c = ra->cache;
+	unsigned k, j;
+	if (!c)
+		return false;
+	for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++) {
+		IORangeScalar last = (((IORangeScalar)k + 1) << ra->qshift) - 1;
+		for (j = 0; j < c->count[k]; j++)
+			if (c->start[k][j] <= e && s <= c->start[k][j] + last)
+				return true;
+	}
+	return false;
+}
+
+/* --- growing the slot array ---------------------------------------- */
+
+/* Called with the lock held; drops it around the allocation (the caller
+ * must re-examine the allocator afterwards). */
+IOMEM__PRIVATE IOReturn iomem__range_grow(IORangeAllocator *ra)
+{
+	uint32_t cap = ra->capacity, vis, add, want, i;
+	iomem__range_node *nn, *old;
+	vm_size_t bytes, oldbytes;
+	if (ra->increment == 0 && cap != 0)
+		return kIOReturnNoResources;
+	vis = cap ? cap - ra->reserve : 0;              /* what getFragmentCapacity shows */
+	add = vis / 2 > ra->increment ? vis / 2 : ra->increment;
+	if (cap == 0)
+		add += ra->reserve;
+	if (add > IOMEM__RANGE_MAX_SLOTS - cap)
+		add = IOMEM__RANGE_MAX_SLOTS - cap;
+	if (add == 0)
+		return kIOReturnNoResources;
+	want = cap + add;
+	bytes = iomem_array_size(sizeof(iomem__range_node), (vm_size_t)want + 1);
+	iomem__range_unlock(ra);
+	nn = (iomem__range_node *)iomem__alloc_internal(bytes, "IORangeAllocator fragments");
+	iomem__range_lock(ra);
+	if (!nn)
+		return kIOReturnNoMemory;
+	cap = ra->capacity;
+	old = ra->nodes;
+	if (cap >= want) {                      /* another thread grew it */
+		old = nn;
+		oldbytes = bytes;
+	} else {
+		oldbytes = (vm_size_t)(cap + 1) * sizeof(iomem__range_node);
+		if (old)
+			iomem__memcpy(nn, old, oldbytes);
+		for (i = cap + 1; i < want; i++)
+			nn[i].next = i + 1;
+		nn[want].next = ra->unused;
+		ra->unused = cap + 1;
+		ra->nodes = nn;
+		ra->capacity = want;
+		iomem__range_gate(ra);
+	}
+	if (old) {
+		iomem__range_unlock(ra);
+		iomem__free_internal(old, oldbytes, "IORangeAllocator fragments");
+		iomem__range_lock(ra);
+	}
+	return kIOReturnSuccess;
+}
+
+/* Make a free slot available: put cached ranges back, else grow. */
+IOMEM__PRIVATE IOReturn iomem__range_make_slot(IORangeAllocator *ra, iomem__range_overlap *ov)
+{
+	if (iomem__range_cache_entries(ra->cache)) {
+		iomem__range_flush(ra, ov);
+		return kIOReturnSuccess;
+	}
+	if (ra->increment == 0)
+		return kIOReturnNoResources;
+	return iomem__range_grow(ra);
+}
+
+/* --- allocation ------------------------------------------------------ */
+
+/* Aligned fit of @n units in fragment @f ending at or below @limit? */
+IOMEM_FORCEINLINE bool iomem__range_fit(const iomem__range_node *f, IORangeScalar n, IORangeScalar amask,
+                                        IORangeScalar limit, IORangeScalar *d)
+{
+	IORangeScalar s = (f->start + amask) & ~amask, de = s + (n - 1);
+	*d = s;
+	return s >= f->start && de >= s && de <= f->end && de <= limit;
+}
+
+/* Leftmost fragment of @x's subtree with maxbin >= @mb, or 0. */
+IOMEM__PRIVATE uint32_t iomem__range_leftmost_class(const iomem__range_node *n, uint32_t x, unsigned mb)
+{
+	if (n[x].maxbin < mb)
+		return 0;
+	for (;;) {
+		if (n[n[x].kid[0]].maxbin >= mb)
+			x = n[x].kid[0];
+		else if (n[x].bin + 1u >= mb)
+			return x;
+		else
+			x = n[x].kid[1];
+	}
+}
+
+/* Next fragment after @x (in address order) of class >= mb - 1, or 0. */
+IOMEM__PRIVATE uint32_t iomem__range_next_class(const iomem__range_node *n, uint32_t x, unsigned mb)
+{
+	uint32_t p;
+	if (n[n[x].kid[1]].maxbin >= mb)
+		return iomem__range_leftmost_class(n, n[x].kid[1], mb);
+	for (p = n[x].parent; p; x = p, p = n[p].parent) {
+		if (x != n[p].kid[0])
+			continue;
+		if (n[p].bin + 1u >= mb)
+			return p;
+		if (n[n[p].kid[1]].maxbin >= mb)
+			return iomem__range_leftmost_class(n, n[p].kid[1], mb);
+	}
+	return 0;
+}
+
+/* Turn on the per-subtree class index (maxbin) that the below-a-limit
+ * search needs: computed once in post-order, O(n), then maintained by every
+ * update (allocators that never search below a limit do not pay for it). */
+IOMEM__PRIVATE void iomem__range_aug_enable(IORangeAllocator *ra)
+{
+	iomem__range_node *n = ra->nodes;
+	uint32_t x = ra->root;
+	ra->aug = 1;
+	if (!x)
+		return;
+	for (;;) {                                  /* first node in post-order */
+		while (n[x].kid[0])
+			x = n[x].kid[0];
+		if (!n[x].kid[1])
+			break;
+		x = n[x].kid[1];
+	}
+	while (x) {
+		uint32_t p = n[x].parent;
+		n[x].maxbin = iomem__range_calc(n, x);
+		if (p && x == n[p].kid[0] && n[p].kid[1]) {
+			x = n[p].kid[1];
+			for (;;) {
+				while (n[x].kid[0])
+					x = n[x].kid[0];
+				if (!n[x].kid[1])
+					break;
+				x = n[x].kid[1];
+			}
+		} else {
+			x = p;
+		}
+	}
+}
+
+/* Find a fragment for @n units aligned by @amask ending at or below @limit. */
+IOMEM__PRIVATE uint32_t iomem__range_find(IORangeAllocator *ra, IORangeScalar n, IORangeScalar amask,
+                                          IORangeScalar limit, IORangeScalar *d)
+{
+	iomem__range_node *nd = ra->nodes;
+	IORangeScalar pad, need;
+	unsigned c, lo;
+	uint64_t m;
+	uint32_t x;
+	if (!ra->root)
+		return 0;
+	/* Worst-case padding to the aligned start: none when all fragment
+	 * boundaries sit on the quantum and the alignment is not above it. */
+	if (ra->odd)
+		pad = amask;
+	else
+		pad = amask > ra->mask ? amask - ra->mask : 0;
+	need = n + pad;
+	c = need < n ? 64u : (need == 1 ? 0u : iomem__flog2(need - 1) + 1);
+	lo = iomem__flog2(n);
+	if (c < 64 && (m = ra->binmap & (~(uint64_t)0 << c)) != 0) {
+		x = ra->head[iomem__ctz64(m)];
+		if (iomem__range_fit(&nd[x], n, amask, limit, d))
+			return x;
+	}
+	if (limit == IOMEM__RANGE_ALL) {
+		/* Instant fit found nothing: scan the classes that may hold one. */
+		for (m = ra->binmap & (~(uint64_t)0 << lo); m; m &= m - 1)
+			for (x = ra->head[iomem__ctz64(m)]; x; x = nd[x].next)
+				if (iomem__range_fit(&nd[x], n, amask, limit, d))
+					return x;
+		return 0;
+	}
+	/* Below a limit: the lowest guaranteed-class fragment (O(log n)),
+	 * then the lower classes in address order up to the limit. */
+	if (!ra->aug)
+		iomem__range_aug_enable(ra);
+	if (c < 64 && (x = iomem__range_leftmost_class(nd, ra->root, c + 1)) != 0 &&
+	    iomem__range_fit(&nd[x], n, amask, limit, d))
+		return x;
+	for (x = iomem__range_leftmost_class(nd, ra->root, lo + 1); x && nd[x].start <= limit;
+	     x = iomem__range_next_class(nd, x, lo + 1))
+		if (iomem__range_fit(&nd[x], n, amask, limit, d))
+			return x;
+	return 0;
+}
+
+/* Allocate (lock held). @n is rounded, non-zero. */
+IOMEM__PRIVATE IOReturn iomem__range_alloc_locked(IORangeAllocator *ra, IORangeScalar n, IORangeScalar amask,
+                                                  IORangeScalar limit, IORangeScalar *result)
+{
+	iomem__range_overlap ov = { false, 0, 0 };
+	for (;;) {
+		IORangeScalar d;
+		uint32_t f = iomem__range_find(ra, n, amask, limit, &d);
+		IOReturn st;
+		if (!f) {
+			if (iomem__range_cache_entries(ra->cache)) {
+				iomem__range_flush(ra, &ov);
+				continue;
+			}
+			return kIOReturnNoSpace;
+		}
+		if (d != ra->nodes[f].start && d + (n - 1) != ra->nodes[f].end && !iomem__range_have_slot(ra)) {
+			st = iomem__range_make_slot(ra, &ov);
+			if (st != kIOReturnSuccess)
+				return st;
+			continue;
+		}
+		iomem__range_carve(ra, f, d, d + (n - 1));
+		*result = d;
+		return kIOReturnSuccess;
+	}
+}
+
+/* Everything but an unlocked cache hit at the top of its class. */
+IOMEM__PRIVATE IOMEM__RANGE_NOINLINE IOReturn iomem__range_alloc_slow(IORangeAllocator *ra, IORangeScalar n,
+                                                                      IORangeScalar amask, IORangeScalar limit,
+                                                                      IORangeScalar *result)
+{
+	iomem__range_cache *c;
+	IOReturn st;
+	iomem__range_lock(ra);
+	c = ra->cache;
+	if (c) {
+		IORangeScalar k = (n - 1) >> ra->qshift;
+		if (k < IOMEM_RANGE_CACHE_CLASSES) {
+			unsigned j = c->count[k];
+			while (j--) {
+				IORangeScalar s = c->start[k][j];
+				if (!(s & amask) && s + (n - 1) <= limit) {
+					c->start[k][j] = c->start[k][--c->count[k]];
+					iomem__range_unlock(ra);
+					*result = s;
+					return kIOReturnSuccess;
+				}
+			}
+		}
+	}
+	st = iomem__range_alloc_locked(ra, n, amask, limit, result);
+	iomem__range_gate(ra);
+	iomem__range_unlock(ra);
+	return st;
+}
+
+IOMEM_FORCEINLINE IOReturn iomem__range_alloc(IORangeAllocator *ra, IORangeScalar size, IORangeScalar alignment,
+                                              IORangeScalar limit, IORangeScalar *result)
+{
+	IORangeScalar amask, n;
+	iomem__range_cache *c;
+	if (IOMEM_UNLIKELY(!ra || !result || !size))
+		return kIOReturnBadArgument;
+	amask = alignment ? alignment - 1 : ra->mask;
+	if (IOMEM_UNLIKELY(alignment & amask))
+		return kIOReturnBadArgument;
+	n = (size + ra->mask) & ~ra->mask;
+	if (IOMEM_UNLIKELY(n < size))
+		return kIOReturnNoSpace;
+	c = ra->cache;
+	if (c && !(ra->options & kLocking)) {     /* hot path: the top of the class, */
+		IORangeScalar k = (n - 1) >> ra->qshift;  /* no call, nothing saved */
+		if (k < IOMEM_RANGE_CACHE_CLASSES && c->count[k]) {
+			unsigned j = c->count[k] - 1u;
+			IORangeScalar s = c->start[k][j];
+			if (IOMEM_LIKELY(!(s & amask) && s + (n - 1) <= limit)) {
+				c->count[k] = (uint8_t)j;
+				*result = s;
+				return kIOReturnSuccess;
+			}
+		}
+	}
+	return iomem__range_alloc_slow(ra, n, amask, limit, result);
+}
+
+/* --- public API ------------------------------------------------------ */
+
+IOMEM_API IORangeAllocator *IORangeAllocator_withRange(IORangeScalar endOfRange, IORangeScalar defaultAlignment,
+                                                       UInt32 capacity, IOOptionBits options)
+{
+	IORangeAllocator *ra;
+	if (defaultAlignment == 0)
+		defaultAlignment = 1;
+	if (defaultAlignment & (defaultAlignment - 1))
+		return NULL;
+	if (capacity == 0)
+		capacity = 1;
+	if (capacity > IOMEM__RANGE_MAX_SLOTS - IOMEM__RANGE_CACHE_SLOTS)
+		capacity = IOMEM__RANGE_MAX_SLOTS - IOMEM__RANGE_CACHE_SLOTS;
+	ra = (IORangeAllocator *)iomem__alloc_internal(sizeof *ra, "IORangeAllocator");
+	if (!ra)
+		return NULL;
+	ra->refcount = 1;
+	ra->options = options;
+	ra->mask = defaultAlignment - 1;
+	ra->qshift = iomem__flog2(defaultAlignment);
+	ra->increment = capacity;
+	if (!iomem__mutex_init(&ra->lock)) {   /* always: retain/release may need it */
+		iomem__free_internal(ra, sizeof *ra, "IORangeAllocator");
+		return NULL;
+	}
+	if (options & IOMEM_RANGE_CACHE) {
+		ra->cache = (iomem__range_cache *)iomem__alloc_internal(sizeof *ra->cache, "IORangeAllocator cache");
+		ra->reserve = IOMEM__RANGE_CACHE_SLOTS;
+		if (ra->cache && !endOfRange) {
+			IOReturn st;
+			iomem__range_lock(ra);              /* grow drops it to allocate */
+			st = iomem__range_grow(ra);
+			iomem__range_unlock(ra);
+			if (st != kIOReturnSuccess) {
+				IORangeAllocator_release(ra);
+				return NULL;
+			}
+		}
+		if (!ra->cache) {
+			IORangeAllocator_release(ra);
+			return NULL;
+		}
+	}
+	if (endOfRange) {
+		/* IOKit: deallocate(0, endOfRange + 1), size rounded; a size that
+		 * wraps (or rounds past 2^64) reaches the top of the space. */
+		IORangeScalar size = endOfRange + 1, rounded = (size + ra->mask) & ~ra->mask;
+		IORangeScalar e = (size == 0 || rounded < size) ? IOMEM__RANGE_ALL : rounded - 1;
+		IOReturn st;
+		iomem__range_lock(ra);
+		st = iomem__range_grow(ra);
+		if (st == kIOReturnSuccess) {
+			iomem__range_new(ra, 0, 0, 0, e);
+			ra->units = e + 1;
+		}
+		iomem__range_unlock(ra);
+		if (st != kIOReturnSuccess) {
+			IORangeAllocator_release(ra);
+			return NULL;
+		}
+	}
+	iomem__range_gate(ra);
+	return ra;
+}
+
+IOMEM_API void IORangeAllocator_retain(IORangeAllocator *ra)
+{
+	if (!ra)
+		return;
+#if defined(__GNUC__) || defined(__clang__)
+	__atomic_fetch_add(&ra->refcount, 1u, __ATOMIC_RELAXED);
+#else
+	iomem__mutex_lock(&ra->lock);
+	ra->refcount++;
+	iomem__mutex_unlock(&ra->lock);
+#endif
+}
+
+IOMEM_API void IORangeAllocator_release(IORangeAllocator *ra)
+{
+	uint32_t left;
+	if (!ra)
+		return;
+#if defined(__GNUC__) || defined(__clang__)
+	left = __atomic_sub_fetch(&ra->refcount, 1u, __ATOMIC_ACQ_REL);
+#else
+	iomem__mutex_lock(&ra->lock);
+	left = --ra->refcount;
+	iomem__mutex_unlock(&ra->lock);
+#endif
+	if (left)
+		return;
+	if (ra->nodes)
+		iomem__free_internal(ra->nodes, (vm_size_t)(ra->capacity + 1) * sizeof(iomem__range_node),
+		                     "IORangeAllocator fragments");
+	if (ra->cache)
+		iomem__free_internal(ra->cache, sizeof *ra->cache, "IORangeAllocator cache");
+	iomem__mutex_destroy(&ra->lock);
+	iomem__free_internal(ra, sizeof *ra, "IORangeAllocator");
+}
+
+IOMEM_API bool IORangeAllocator_allocate(IORangeAllocator *ra, IORangeScalar size, IORangeScalar *result,
+                                         IORangeScalar alignment)
+{
+	return iomem__range_alloc(ra, size, alignment, IOMEM__RANGE_ALL, result) == kIOReturnSuccess;
+}
+
+IOMEM_API bool IORangeAllocator_allocateRange(IORangeAllocator *ra, IORangeScalar start, IORangeScalar size)
+{
+	iomem__range_overlap ov = { false, 0, 0 };
+	IORangeScalar n, e;
+	bool ok = false;
+	if (!ra || !size)
+		return false;
+	n = (size + ra->mask) & ~ra->mask;
+	if (n < size || n - 1 > ~start)
+		return false;
+	e = start + (n - 1);
+	iomem__range_lock(ra);
+	for (;;) {
+		uint32_t p = iomem__range_find_le(ra, start);
+		const iomem__range_node *f;
+		if (!p || ra->nodes[p].end < e) {
+			if (iomem__range_cache_overlaps(ra, start, e)) {
+				iomem__range_flush(ra, &ov);
+				continue;
+			}
+			break;
+		}
+		f = &ra->nodes[p];
+		if (start != f->start && e != f->end && !iomem__range_have_slot(ra)) {
+			if (iomem__range_make_slot(ra, &ov) != kIOReturnSuccess)
+				break;
+			continue;
+		}
+		iomem__range_carve(ra, p, start, e);
+		ok = true;
+		break;
+	}
+	iomem__range_gate(ra);
+	iomem__range_unlock(ra);
+	return ok;
+}
+
+/* Push [start, start + n - 1] onto its cache class if it may go there
+ * (lock held). */
+IOMEM_FORCEINLINE bool iomem__range_cache_push(IORangeAllocator *ra, iomem__range_cache *c, IORangeScalar start,
+                                               IORangeScalar n)
+{
+	IORangeScalar k = (n - 1) >> ra->qshift;
+	if (ra->gate && k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) && c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
+#if IOMEM__DEBUG
+		/* debug: a range already free (tree or cache) takes the tree
+		 * path, which reports it and keeps the union */
+		IORangeScalar e = start + (n - 1);
+		uint32_t p = iomem__range_find_le(ra, e);
+		if ((p && ra->nodes[p].end >= start) || iomem__range_cache_overlaps(ra, start, e))
+			return false;
+#endif
+		c->start[k][c->count[k]++] = start;
+		return true;
+	}
+	return false;
+}
+
+/* Everything but an unlocked cache push: the cache with the lock, the
+ * tree, the debug checks and reports. */
+IOMEM__PRIVATE IOMEM__RANGE_NOINLINE void iomem__range_free_slow(IORangeAllocator *ra, IORangeScalar start,
+                                                                 IORangeScalar size, IORangeScalar e)
+{
+	iomem__range_overlap ov = { false, 0, 0 };
+	bool lost = false;
+	iomem__range_lock(ra);
+	if (ra->cache && iomem__range_cache_push(ra, ra->cache, start, e - start + 1)) {
+		iomem__range_unlock(ra);
+		return;
+	}
+#if IOMEM__DEBUG
+	if (iomem__range_cache_overlaps(ra, start, e))
+		iomem__range_flush(ra, &ov);     /* the tree path then sees the overlap */
+#endif
+	for (;;) {
+		iomem__range_spot w = iomem__range_locate(ra, start, e);
+		if (!w.tp && !w.tq && !iomem__range_have_slot(ra)) {
+			if (iomem__range_make_slot(ra, &ov) != kIOReturnSuccess) {
+				lost = true;
+				ra->lost_ranges++;
+				ra->lost_units += e - start + 1;
+				break;
+			}
+			continue;
+		}
+		iomem__range_free_at(ra, w, start, e, &ov);
+		break;
+	}
+	iomem__range_gate(ra);
+	iomem__range_unlock(ra);
+#if IOMEM__DEBUG
+	if (ov.hit)
+		iomem__report("IORangeAllocator_deallocate(%p, %x, %x): double or overlapping deallocation: "
+		              "[%x, %x] is already free (the union is kept)", (void *)ra,
+		              (unsigned long long)start, (unsigned long long)size,
+		              (unsigned long long)ov.start, (unsigned long long)ov.end);
+	if (lost)
+		iomem__report("IORangeAllocator_deallocate(%p, %x, %x): no fragment slot (increment 0 or out of "
+		              "memory); the range is lost", (void *)ra, (unsigned long long)start,
+		              (unsigned long long)size);
+#else
+	(void)lost;
+	(void)size;
+#endif
+}
+
+IOMEM_API void IORangeAllocator_deallocate(IORangeAllocator *ra, IORangeScalar start, IORangeScalar size)
+{
+	IORangeScalar n, e;
+	iomem__range_cache *c;
+	if (IOMEM_UNLIKELY(!ra))
+		return;
+	n = (size + ra->mask) & ~ra->mask;
+	if (IOMEM_UNLIKELY(size == 0 || n < size || n - 1 > ~start)) {
+#if IOMEM__DEBUG
+		iomem__report("IORangeAllocator_deallocate(%p, %x, %x): %s; ignored", (void *)ra,
+		              (unsigned long long)start, (unsigned long long)size,
+		              size == 0 ? "size 0" : "the range runs past 2^64-1");
+#endif
+		return;
+	}
+	e = start + (n - 1);
+	c = ra->cache;
+	if (c && !(ra->options & kLocking) && !IOMEM__DEBUG) {   /* hot path: no call */
+		IORangeScalar k = (n - 1) >> ra->qshift;
+		if (ra->gate && k < IOMEM_RANGE_CACHE_CLASSES && !(start & ra->mask) &&
+		    c->count[k] < IOMEM_RANGE_CACHE_DEPTH) {
+			c->start[k][c->count[k]++] = start;
+			return;
+		}
+	}
+	iomem__range_free_slow(ra, start, size, e);
+}
+
+IOMEM_API UInt32 IORangeAllocator_getFragmentCount(IORangeAllocator *ra)
+{
+	iomem__range_overlap ov = { false, 0, 0 };
+	UInt32 count;
+	if (!ra)
+		return 0;
+	iomem__range_lock(ra);
+	iomem__range_flush(ra, &ov);
+	count = ra->count;
+	iomem__range_unlock(ra);
+	return count;
+}
+
+IOMEM_API UInt32 IORangeAllocator_getFragmentCapacity(IORangeAllocator *ra)
+{
+	/* Putting cached ranges back may use reserve slots: they then count. */
+	if (!ra || !ra->capacity)
+		return 0;
+	return ra->capacity - ra->reserve > ra->count ? ra->capacity - ra->reserve : ra->count;
+}
+
+IOMEM_API void IORangeAllocator_setFragmentCapacityIncrement(IORangeAllocator *ra, UInt32 count)
+{
+	if (!ra)
+		return;
+	iomem__range_lock(ra);
+	ra->increment = count;
+	iomem__range_unlock(ra);
+}
+
+IOMEM_API IORangeScalar IORangeAllocator_getFreeCount(IORangeAllocator *ra)
+{
+	IORangeScalar units;
+	bool any;
+	if (!ra)
+		return 0;
+	iomem__range_lock(ra);
+	units = ra->units + iomem__range_cache_units(ra);
+	any = ra->count != 0 || iomem__range_cache_entries(ra->cache) != 0;
+	iomem__range_unlock(ra);
+	return (units == 0 && any) ? IOMEM__RANGE_ALL : units;
+}
+
+IOMEM_API UInt32 IORangeAllocator_serialize(IORangeAllocator *ra, IORangeScalar *pairs, UInt32 maxPairs)
+{
+	iomem__range_overlap ov = { false, 0, 0 };
+	UInt32 count, i = 0;
+	uint32_t x;
+	if (!ra)
+		return 0;
+	if (!pairs)
+		maxPairs = 0;
+	iomem__range_lock(ra);
+	iomem__range_flush(ra, &ov);
+	count = ra->count;
+	for (x = ra->root ? iomem__range_min(ra->nodes, ra->root) : 0; x && i < maxPairs;
+	     x = iomem__range_next(ra->nodes, x), i++) {
+		pairs[2 * (vm_size_t)i] = ra->nodes[x].start;
+		pairs[2 * (vm_size_t)i + 1] = ra->nodes[x].end;
+	}
+	iomem__range_unlock(ra);
+	return count;
+}
+
+IOMEM_API IOReturn iomem_range_get_stats(IORangeAllocator *ra, iomem_range_stats *out)
+{
+	if (!out)
+		return kIOReturnBadArgument;
+	iomem__memset(out, 0, sizeof *out);
+	if (!ra)
+		return kIOReturnBadArgument;
+	iomem__range_lock(ra);
+	out->fragments = ra->count;
+	out->capacity = !ra->capacity ? 0 : ra->capacity - ra->reserve > ra->count ? ra->capacity - ra->reserve : ra->count;
+	out->increment = ra->increment;
+	out->cached_ranges = iomem__range_cache_entries(ra->cache);
+	out->cached_units = iomem__range_cache_units(ra);
+	out->free_units = ra->units + out->cached_units;
+	if (out->free_units == 0 && (ra->count || out->cached_ranges))
+		out->free_units = IOMEM__RANGE_ALL;
+	out->lost_ranges = ra->lost_ranges;
+	out->lost_units = ra->lost_units;
+	out->slot_size = sizeof(iomem__range_node);
+	out->footprint = sizeof *ra + (ra->nodes ? (vm_size_t)(ra->capacity + 1) * sizeof(iomem__range_node) : 0) +
+	                 (ra->cache ? sizeof *ra->cache : 0);
+	iomem__range_unlock(ra);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE bool iomem__range_check(const IORangeAllocator *ra)
+{
+	const iomem__range_node *n = ra->nodes;
+	const iomem__range_cache *c = ra->cache;
+	uint32_t x, prev = 0, count = 0, odd = 0, listed = 0, chain = 0, black = 0;
+	IORangeScalar units = 0;
+	unsigned b, k, j;
+	if (!n)
+		return ra->root == 0 && ra->count == 0 && ra->capacity == 0 && ra->binmap == 0 && ra->units == 0;
+	if (n[0].red || n[0].maxbin || (ra->root && (n[ra->root].parent || n[ra->root].red)))
+		return false;
+	/* in-order walk: order, disjoint + coalesced, per-node fields */
+	for (x = ra->root ? iomem__range_min(n, ra->root) : 0; x; prev = x, x = iomem__range_next(n, x)) {
+		uint32_t y, h = 0;
+		if (++count > ra->capacity || n[x].start > n[x].end)
+			return false;
+		if (prev && (n[prev].end == IOMEM__RANGE_ALL || n[prev].end + 1 >= n[x].start))
+			return false;
+		if (n[x].bin != iomem__range_bin(n[x].start, n[x].end) ||
+		    (ra->aug && n[x].maxbin != iomem__range_calc(n, x)) ||
+		    n[x].odd != iomem__range_isodd(ra, n[x].start, n[x].end))
+			return false;
+		if ((n[x].kid[0] && n[n[x].kid[0]].parent != x) || (n[x].kid[1] && n[n[x].kid[1]].parent != x))
+			return false;
+		if (n[x].red && (n[n[x].kid[0]].red || n[n[x].kid[1]].red))
+			return false;
+		if (!n[x].kid[0] || !n[x].kid[1]) {        /* black height of every nil path */
+			for (y = x; y; y = n[y].parent)
+				h += !n[y].red;
+			if (black == 0)
+				black = h;
+			else if (h != black)
+				return false;
+		}
+		odd += n[x].odd;
+		units += n[x].end - n[x].start + 1;
+	}
+	if (count != ra->count || odd != ra->odd || units != ra->units)
+		return false;
+	for (b = 0; b < IOMEM__RANGE_BINS; b++) {
+		uint32_t p = 0;
+		if (!ra->head[b] != !(ra->binmap & ((uint64_t)1 << b)))
+			return false;
+		for (x = ra->head[b]; x; p = x, x = n[x].next) {
+			if (n[x].bin != b || n[x].prev != p || ++listed > count)
+				return false;
+		}
+	}
+	if (listed != count)
+		return false;
+	for (x = ra->unused; x; x = n[x].next)
+		if (x > ra->capacity || ++chain > ra->capacity)
+			return false;
+	if (chain != ra->capacity - ra->count)
+		return false;
+	if (c) {
+		uint32_t entries = 0;
+		IORangeScalar cu = 0;
+		for (k = 0; k < IOMEM_RANGE_CACHE_CLASSES; k++) {
+			IORangeScalar size = ((IORangeScalar)k + 1) << ra->qshift;
+			if (c->count[k] > IOMEM_RANGE_CACHE_DEPTH)
+				return false;
+			for (j = 0; j < c->count[k]; j++) {
+				IORangeScalar s = c->start[k][j];
+				uint32_t p = iomem__range_find_le(ra, s + (size - 1));
+				if ((s & ra->mask) || s + (size - 1) < s || (p && n[p].end >= s))
+					return false;
+				entries++;
+				cu += size;
+			}
+		}
+		if (entries != iomem__range_cache_entries(c) || cu != iomem__range_cache_units(ra) ||
+		    entries > ra->capacity - ra->count || entries > ra->reserve ||
+		    ra->gate != (ra->capacity - ra->count >= ra->reserve))
+			return false;
+	}
+	return true;
+}
+
+IOMEM_API bool iomem_range_invariants_hold(IORangeAllocator *ra)
+{
+	bool ok;
+	if (!ra)
+		return true;
+	iomem__range_lock(ra);
+	ok = iomem__range_check(ra);
+	iomem__range_unlock(ra);
+	return ok;
+}
+
+IOMEM_API IOReturn iomem__range_alloc_below(IORangeAllocator *ra, IORangeScalar size, IORangeScalar alignment,
+                                            IORangeScalar limit, IORangeScalar *result)
+{
+	return iomem__range_alloc(ra, size, alignment, limit, result);
+}
+
+IOMEM_API IOReturn iomem__range_alloc_pages(IORangeAllocator *ra, IORangeScalar npages, unsigned page_shift,
+                                            IORangeScalar align_pages, IORangeScalar limit, IORangeScalar *out)
+{
+	if (!npages || page_shift >= 64 || npages > (IOMEM__RANGE_ALL >> page_shift) ||
+	    align_pages > (IOMEM__RANGE_ALL >> page_shift))
+		return kIOReturnBadArgument;
+	return iomem__range_alloc(ra, npages << page_shift, align_pages << page_shift, limit, out);
+}
+
+IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start, IORangeScalar npages,
+                                       unsigned page_shift)
+{
+	if (!npages || page_shift >= 64 || npages > (IOMEM__RANGE_ALL >> page_shift)) {
+#if IOMEM__DEBUG
+		iomem__report("iomem__range_free_pages(%p, %x, %u pages << %u): bad size; ignored", (void *)ra,
+		              (unsigned long long)start, (unsigned long long)npages, (unsigned long long)page_shift);
+#endif
+		return;
+	}
+	IORangeAllocator_deallocate(ra, start, npages << page_shift);
+}
+
 
 /* >>impl-backend: the out-of-line part of the selected backend. */
 #if defined(IOMEM_BACKEND_BAREMETAL)

@@ -45,7 +45,8 @@
 #define BENCH_GROUPS(X)                                                        \
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
-    X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory")
+    X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
+    X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint")
 /* e.g. later:
     X(seggen, "segment generation vs linux/fbsd/xnu models and the store floor")
     X(range,  "IORangeAllocator / IOVA vs sorted-array, bitmap, magazine")
