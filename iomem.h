@@ -83,6 +83,9 @@
  *   IOMEM_API                  global  linkage of out-of-line functions
  *                                      (default extern; static with
  *                                      IOMEM_STATIC, for one-TU programs)
+ *   IOMEM_USE_INTRINSICS 0|1   global  compiler builtins for bit scans
+ *                                      (default 1); 0 = portable C, for
+ *                                      compilers without them (both tested)
  *
  * DEBUG LAYER
  * ===========
@@ -161,6 +164,20 @@
 #else
 #  define IOMEM_LIKELY(x)   (x)
 #  define IOMEM_UNLIKELY(x) (x)
+#endif
+
+/* Cold paths kept out of line, and a write prefetch. "__noinline__", not
+ * "noinline": the kernel defines noinline as a macro. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define IOMEM__NOINLINE __attribute__((__noinline__))
+#  define IOMEM__PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+#else
+#  define IOMEM__NOINLINE
+#  define IOMEM__PREFETCHW(p) ((void)(p))
+#endif
+
+#ifndef IOMEM_USE_INTRINSICS   /* 0: portable bit scans instead of builtins */
+#  define IOMEM_USE_INTRINSICS 1
 #endif
 
 #if defined(__cplusplus) && __cplusplus >= 201103L
@@ -1785,18 +1802,36 @@ IOMEM__PRIVATE void iomem__fmt_putc(iomem__fmt_buf *b, char c)
 	b->len++;
 }
 
+/* No 64-bit division: on 32-bit cores it would need libgcc's helpers.
+ * Hex is shifts; decimal subtracts powers of ten (at most 9 per digit). */
 IOMEM__PRIVATE void iomem__fmt_num(iomem__fmt_buf *b, unsigned long long v, unsigned base, bool prefix)
 {
-	char tmp[24];
-	int n = 0;
+	static const unsigned long long pow10[20] = {
+		10000000000000000000ull, 1000000000000000000ull, 100000000000000000ull,
+		10000000000000000ull, 1000000000000000ull, 100000000000000ull, 10000000000000ull,
+		1000000000000ull, 100000000000ull, 10000000000ull, 1000000000ull, 100000000ull,
+		10000000ull, 1000000ull, 100000ull, 10000ull, 1000ull, 100ull, 10ull, 1ull };
+	bool started = false;
+	int k;
 	if (prefix) { iomem__fmt_putc(b, '0'); iomem__fmt_putc(b, 'x'); }
-	do {
-		unsigned d = (unsigned)(v % base);
-		tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-		v /= base;
-	} while (v != 0);
-	while (n > 0)
-		iomem__fmt_putc(b, tmp[--n]);
+	if (base == 16) {
+		for (k = 60; k >= 0; k -= 4) {
+			unsigned d = (unsigned)(v >> k) & 0xfu;
+			if (d == 0 && !started && k > 0)
+				continue;
+			started = true;
+			iomem__fmt_putc(b, (char)(d < 10 ? '0' + d : 'a' + d - 10));
+		}
+		return;
+	}
+	for (k = 0; k < 20; k++) {
+		unsigned d = 0;
+		while (v >= pow10[k]) { v -= pow10[k]; d++; }
+		if (d == 0 && !started && k < 19)
+			continue;
+		started = true;
+		iomem__fmt_putc(b, (char)('0' + d));
+	}
 }
 
 IOMEM__PRIVATE vm_size_t iomem__vformat(char *buf, vm_size_t cap, const char *fmt, iomem__va_list ap)
@@ -3474,17 +3509,7 @@ IOMEM_API void IOInterleavedMemoryDescriptor_clearMemoryDescriptors(IOInterleave
 #ifndef IOMEM_RANGE_CACHE_DEPTH     /* impl: cached ranges per size */
 #  define IOMEM_RANGE_CACHE_DEPTH 16
 #endif
-#ifndef IOMEM_USE_INTRINSICS        /* impl: 0 = portable bit scans */
-#  define IOMEM_USE_INTRINSICS 1
-#endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#  define IOMEM__RANGE_NOINLINE __attribute__((__noinline__))
-#  define IOMEM__RANGE_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
-#else
-#  define IOMEM__RANGE_NOINLINE
-#  define IOMEM__RANGE_PREFETCHW(p) ((void)(p))
-#endif
 
 #define IOMEM__RANGE_BINS      64u
 #define IOMEM__RANGE_MAX_SLOTS 0x7fffffffu
@@ -4067,8 +4092,8 @@ IOMEM__PRIVATE void iomem__range_free_at(IORangeAllocator *ra, iomem__range_spot
 	 * to be written (it likely changes class): fetch them now. */
 	a = w.tp ? w.p : w.q;
 	if (a) {
-		IOMEM__RANGE_PREFETCHW(&n[n[a].prev]);
-		IOMEM__RANGE_PREFETCHW(&n[n[a].next]);
+		IOMEM__PREFETCHW(&n[n[a].prev]);
+		IOMEM__PREFETCHW(&n[n[a].next]);
 	}
 	if (w.tp) {
 		a = w.p;
@@ -4358,7 +4383,7 @@ IOMEM__PRIVATE IOReturn iomem__range_alloc_locked(IORangeAllocator *ra, IORangeS
 }
 
 /* Everything but an unlocked cache hit at the top of its class. */
-IOMEM__PRIVATE IOMEM__RANGE_NOINLINE IOReturn iomem__range_alloc_slow(IORangeAllocator *ra, IORangeScalar n,
+IOMEM__PRIVATE IOMEM__NOINLINE IOReturn iomem__range_alloc_slow(IORangeAllocator *ra, IORangeScalar n,
                                                                       IORangeScalar amask, IORangeScalar limit,
                                                                       IORangeScalar *result)
 {
@@ -4584,7 +4609,7 @@ IOMEM_FORCEINLINE bool iomem__range_cache_push(IORangeAllocator *ra, iomem__rang
 
 /* Everything but an unlocked cache push: the cache with the lock, the
  * tree, the debug checks and reports. */
-IOMEM__PRIVATE IOMEM__RANGE_NOINLINE void iomem__range_free_slow(IORangeAllocator *ra, IORangeScalar start,
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__range_free_slow(IORangeAllocator *ra, IORangeScalar start,
                                                                  IORangeScalar size, IORangeScalar e)
 {
 	iomem__range_overlap ov = { false, 0, 0 };

@@ -61,12 +61,16 @@
  *   at either end is cleaned and invalidated instead.
  *
  * LOCKING
- *   lock/unlock bracket every heap operation and the debug layer's table; they
- *   are never nested by iomem. For a single core with interrupt handlers that
- *   allocate, mask interrupts in lock and restore in unlock (keep the saved
- *   state in *user, e.g. PRIMASK on Cortex-M or mstatus.MIE on RISC-V); for
- *   several cores take a spinlock as well. Without hooks nothing is locked:
- *   call iomem from one context only.
+ *   lock/unlock bracket every heap operation, the debug layer's table, and
+ *   every object lock (a kIOMemoryThreadSafe descriptor, a kLocking range
+ *   allocator): there is one lock domain, and it NESTS - preparing a
+ *   thread-safe descriptor holds its lock while the heap's is taken. So the
+ *   hooks must be re-entrant on one core: for a single core with interrupt
+ *   handlers that allocate, mask interrupts in lock and restore in unlock with
+ *   a nesting depth (keep the saved state and the depth in *user, e.g. PRIMASK
+ *   on Cortex-M or mstatus.MIE on RISC-V); for several cores add a spinlock
+ *   with an owner and a depth. Without hooks nothing is locked: call iomem
+ *   from one context only.
  */
 #ifndef IOMEM_BAREMETAL_H_INCLUDED
 #define IOMEM_BAREMETAL_H_INCLUDED

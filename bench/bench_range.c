@@ -124,11 +124,22 @@ static BENCH_NOINLINE int sa_free(sorted_array *a, uint64_t s, uint64_t size)
 
 /* ---- the calls under test ------------------------------------------------- */
 #define RA_ALLOC(st, n, out) (IORangeAllocator_allocate((st)->ra, (n), (out), 0) ? 0 : -1)
-#define RA_FREE(st, s, n) (IORangeAllocator_deallocate((st)->ra, (s), (n)), 0)
+static inline int ra_free_call(IORangeAllocator *ra, IORangeScalar s, IORangeScalar n)
+{
+    IORangeAllocator_deallocate(ra, s, n);
+    return 0;
+}
+static inline int no_free_call(IORangeScalar s, IORangeScalar n)
+{
+    (void)s;
+    (void)n;
+    return 0;
+}
+#define RA_FREE(st, s, n) ra_free_call((st)->ra, (s), (n))
 #define SA_ALLOC(st, n, out) sa_alloc(&(st)->sa, (n), (out))
 #define SA_FREE(st, s, n) sa_free(&(st)->sa, (s), (n))
 #define NO_ALLOC(st, n, out) (*(out) = (n) + (st)->ci, 0)
-#define NO_FREE(st, s, n) ((void)(s), (void)(n), 0)
+#define NO_FREE(st, s, n) no_free_call((s), (n))
 
 typedef struct range_state {
     IORangeAllocator *ra;
