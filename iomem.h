@@ -1274,8 +1274,18 @@ struct IOMemoryDescriptor {
 	uint32_t               iomem__extent_count;
 	uint32_t               iomem__hint;      /* last extent found (relaxed atomic) */
 	IOByteCount            iomem__length;
+	/* Fixed stride, set with the extents (iomem__md_set_stride): when
+	 * every extent but the first and last is 2^shift bytes, the one
+	 * holding offset o is (o + bias) >> shift, found with no hint (whose
+	 * store and reload chain sequential calls). With bias 0, offsets
+	 * below ext_limit (the last multiple of 2^shift <= length, else 0)
+	 * take a shorter path: no bias, no clip at the length. */
+	IOByteCount            iomem__ext_limit;
+	uint32_t               iomem__ext_bias;  /* 2^shift - length of extent 0 */
+	uint32_t               iomem__ext_mask;  /* 2^shift - 1 */
 	uint8_t                iomem__kind;
 	uint8_t                iomem__physical;  /* general: physical ranges */
+	uint8_t                iomem__ext_shift; /* 0: extents not uniform */
 	uint16_t               iomem__mapper_options;
 	uint32_t               iomem__refcount;
 	IOOptionBits           iomem__flags;
@@ -1377,7 +1387,10 @@ IOMEM_INLINE bool iomem_md_walk_init(iomem_md_walk *w, const IOMemoryDescriptor 
 		w->n = 0;
 		return false;
 	}
-	w->i = iomem_extents_find(w->e, w->n, 0, offset);
+	if (md->iomem__ext_shift != 0)     /* fixed stride: O(1), see getPhysicalSegment */
+		w->i = (uint32_t)((offset + md->iomem__ext_bias) >> md->iomem__ext_shift);
+	else
+		w->i = iomem_extents_find(w->e, w->n, 0, offset);
 	return true;
 }
 
@@ -1418,6 +1431,29 @@ IOMEM_FORCEINLINE addr64_t IOMemoryDescriptor_getPhysicalSegment(IOMemoryDescrip
 {
 	const iomem_md_extent *e = md->iomem__extents;
 	IOByteCount mdlen = md->iomem__length;
+	if (IOMEM_LIKELY(offset < md->iomem__ext_limit)) {
+		/* fixed stride from offset 0 (bias 0), below the last multiple of
+		 * 2^shift <= length: index and length are arithmetic, only phys
+		 * is loaded, so a sequential walk's next offset never waits on
+		 * memory (the hint path's store and reload cost ~11 cycles a
+		 * call), and no clip at the length is needed */
+		IOByteCount mask = md->iomem__ext_mask, w = offset & mask;
+		if (length != NULL)
+			*length = mask + 1 - w;                /* to e[i].end */
+		return e[offset >> md->iomem__ext_shift].phys + w;
+	}
+	if (md->iomem__ext_shift != 0 && offset < mdlen) {
+		/* any fixed stride: as above in t = offset + bias, where extents
+		 * start at multiples of 2^shift; t < extent_count << shift < 2^63 */
+		IOByteCount mask = md->iomem__ext_mask, t = offset + md->iomem__ext_bias, w = t & mask;
+		if (length != NULL) {
+			IOByteCount seg = mask + 1 - w;        /* to e[i].end */
+			*length = seg < mdlen - offset ? seg : mdlen - offset;
+		}
+		/* offset - extent start is w, except in extent 0, which starts at
+		 * 0 rather than at -bias: there w = offset + bias >= offset */
+		return e[t >> md->iomem__ext_shift].phys + (w < offset ? w : offset);
+	}
 	if (IOMEM_LIKELY(e != NULL && offset < mdlen)) {
 		uint32_t h = IOMEM__LOAD_RELAXED32(&md->iomem__hint), n = md->iomem__extent_count, i;
 		IOByteCount start, end;
@@ -1437,7 +1473,15 @@ IOMEM_FORCEINLINE addr64_t IOMemoryDescriptor_getPhysicalSegment(IOMemoryDescrip
 			*length = (end < mdlen ? end : mdlen) - offset;
 		return pa;
 	}
-	return iomem__md_segment_slow(md, offset, length, options);
+	{
+		/* a local, so the caller's length is never address-taken and can
+		 * stay in a register on the inline paths */
+		IOByteCount l;
+		addr64_t pa = iomem__md_segment_slow(md, offset, &l, options);
+		if (length != NULL)
+			*length = l;
+		return pa;
+	}
 }
 
 /** IOMemoryDescriptor_getPhysicalAddress - getPhysicalSegment(md, 0, NULL, 0). */
@@ -2387,6 +2431,56 @@ IOMEM__PRIVATE void iomem__md_free_extents(IOMemoryDescriptor *md)
 	md->iomem__extents = NULL;
 	md->iomem__extent_count = 0;
 	md->iomem__hint = 0;
+	md->iomem__ext_shift = 0;
+	md->iomem__ext_bias = 0;
+	md->iomem__ext_mask = 0;
+	md->iomem__ext_limit = 0;
+}
+
+/* The aligned fixed-stride limit for the current length: with bias 0,
+ * the last multiple of 2^shift <= length (below it every extent ends at
+ * the next multiple, before the length); else 0. Call whenever the length
+ * or the extents change. */
+IOMEM__PRIVATE void iomem__md_set_ext_limit(IOMemoryDescriptor *md)
+{
+	md->iomem__ext_limit = md->iomem__ext_shift != 0 && md->iomem__ext_bias == 0
+	                     ? md->iomem__length & ~(IOByteCount)md->iomem__ext_mask : 0;
+}
+
+/* Sets the fixed stride of the @n extents @e (see iomem__ext_shift), or
+ * clears it. The stride L is the smallest power of two >= every extent
+ * length (>= 2, as shift 0 means none); uniform when every extent but the
+ * first and last is exactly L long. Then extent i covers
+ * [i*L - bias, (i+1)*L - bias) with bias = L - length of extent 0.
+ * L <= 2^31 keeps bias and mask in 32 bits and offset + bias < n * L <
+ * 2^63. Segments are extent-bounded on both paths, so results are the
+ * same; they are maximal because the builder merges physically adjacent
+ * runs (no two consecutive extents are adjacent). */
+IOMEM__PRIVATE void iomem__md_set_stride(IOMemoryDescriptor *md, const iomem_md_extent *e, uint32_t n)
+{
+	IOByteCount prev = 0, max = 0, L;
+	unsigned i, k = 1;
+	md->iomem__ext_shift = 0;
+	md->iomem__ext_bias = 0;
+	md->iomem__ext_mask = 0;
+	md->iomem__ext_limit = 0;
+	for (i = 0; i < n; i++) {
+		if (e[i].end - prev > max)
+			max = e[i].end - prev;
+		prev = e[i].end;
+	}
+	while (k < 31 && ((IOByteCount)1 << k) < max)
+		k++;
+	L = (IOByteCount)1 << k;
+	if (n == 0 || L < max || e[0].end == 0 || e[n - 1].end < md->iomem__length)
+		return;
+	for (i = 1; i + 1 < n; i++)
+		if (e[i].end - e[i - 1].end != L)
+			return;
+	md->iomem__ext_bias = (uint32_t)(L - e[0].end);
+	md->iomem__ext_mask = (uint32_t)(L - 1);
+	md->iomem__ext_shift = (uint8_t)k;
+	iomem__md_set_ext_limit(md);
 }
 
 /* Physical ranges -> extents (at creation). */
@@ -2408,6 +2502,7 @@ IOMEM__PRIVATE bool iomem__md_build_physical(IOMemoryDescriptor *md)
 		}
 	}
 	md->iomem__extent_count = b.n;
+	iomem__md_set_stride(md, ext, b.n);
 	md->iomem__extents = ext;
 	return true;
 }
@@ -2480,6 +2575,7 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 	iomem__platform_free(pa);
 	md->iomem__extent_count = b.n;
 	md->iomem__hint = 0;
+	iomem__md_set_stride(md, ext, b.n);
 	md->iomem__extents = ext;
 	return kIOReturnSuccess;
 }
@@ -3274,6 +3370,7 @@ IOMEM_API void IOBufferMemoryDescriptor_setLength(IOBufferMemoryDescriptor *bmd,
 	/* the range (what is wired and unwired) keeps the capacity; segments
 	 * and byte access are clipped at the length */
 	bmd->iomem__length = length;
+	iomem__md_set_ext_limit(bmd);
 }
 
 IOMEM_API vm_size_t IOBufferMemoryDescriptor_getCapacity(IOBufferMemoryDescriptor *bmd)
