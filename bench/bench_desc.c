@@ -140,6 +140,20 @@ static IOMemoryDescriptor *scattered_buffer(uint64_t pages)
                                                  kIODirectionInOut, false);
 }
 
+/* Runs of mean 2 pages: extents of unequal length, so getPhysicalSegment
+ * cannot use the fixed-stride path and searches (O(log extents)). */
+static IOMemoryDescriptor *runs_buffer(uint64_t pages)
+{
+    iomem_posix_phys_layout l;
+    memset(&l, 0, sizeof l);
+    l.policy = IOMEM_POSIX_LAYOUT_RUNS;
+    l.run_mean = 2;
+    l.seed = 7;
+    iomem_posix_set_phys_layout(&l);
+    return IOBufferMemoryDescriptor_withCapacity((vm_size_t)(pages * iomem__platform_page_size()),
+                                                 kIODirectionInOut, false);
+}
+
 static void fill_offsets(uint64_t *offs, IOByteCount length, uint64_t seed)
 {
     for (uint32_t i = 0; i < OFF_POOL_N; i++)
@@ -149,7 +163,7 @@ static void fill_offsets(uint64_t *offs, IOByteCount length, uint64_t seed)
 int bench_group_desc(bench_ctx *ctx)
 {
     int rc = -1;
-    IOMemoryDescriptor *big = NULL, *s64 = NULL, *e4096 = NULL, *e16 = NULL;
+    IOMemoryDescriptor *big = NULL, *s64 = NULL, *e4096 = NULL, *e16 = NULL, *r8192 = NULL, *r32 = NULL;
     uint64_t *offs_a = malloc(OFF_POOL_N * sizeof *offs_a);
     uint64_t *offs_b = malloc(OFF_POOL_N * sizeof *offs_b);
     IOPhysicalRange *flat = NULL;
@@ -260,6 +274,32 @@ int bench_group_desc(bench_ctx *ctx)
             goto out;
     }
 
+    /* ---- random offset, non-uniform extents (the searching path) ---- */
+    r8192 = runs_buffer(8192);
+    r32 = runs_buffer(32);
+    if (!r8192 || !r32) {
+        bench_fail(ctx, "runs buffers for the random-offset test failed");
+        goto out;
+    }
+    fill_offsets(offs_a, IOMemoryDescriptor_getLength(r8192), UINT64_C(0x9E3779B97F4A7C15));
+    fill_offsets(offs_b, IOMemoryDescriptor_getLength(r32), UINT64_C(0xD1B54A32D192ED03));
+    memset(&wa, 0, sizeof wa);
+    memset(&wb, 0, sizeof wb);
+    wa.md = r8192;
+    wa.offs = offs_a;
+    wb.md = r32;
+    wb.offs = offs_b;
+    {
+        uint32_t na, nb;
+        iomem_md_extents(r8192, &na);
+        iomem_md_extents(r32, &nb);
+        bench_note(ctx, "random offsets, runs of mean 2 pages: %u-extent vs %u-extent descriptors", na, nb);
+        bench_kernel a = {.name = "random getPhysicalSegment, runs, ~4096 extents", .fn = k_random, .state = &wa};
+        bench_kernel b = {.name = "random getPhysicalSegment, runs, ~16 extents", .fn = k_random, .state = &wb};
+        if (bench_compare(ctx, &a, &b, BENCH_RATIO_LE(4.0)) != 0)
+            goto out;
+    }
+
     /* ---- memory ---- */
     {
         uint32_t na;
@@ -277,6 +317,8 @@ out:
     IOMemoryDescriptor_release(s64);
     IOMemoryDescriptor_release(e4096);
     IOMemoryDescriptor_release(e16);
+    IOMemoryDescriptor_release(r8192);
+    IOMemoryDescriptor_release(r32);
     free(flat);
     free(offs_a);
     free(offs_b);
