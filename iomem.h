@@ -23,8 +23,15 @@
  *                         IOMallocPageable and their frees, IONew/IODelete
  *   >>debug               iomem_stats, iomem_leak_report
  *   >>range               IORangeAllocator
- *   >>desc                IOMemoryDescriptor and its kinds
- *   >>implementation      the part compiled once (IOMEM_IMPLEMENTATION)
+ *   >>desc                IOMemoryDescriptor and its kinds, the extent walk
+ *   >>implementation      the part compiled once (IOMEM_IMPLEMENTATION):
+ *     >>impl-format         the reports' formatter (no libc)
+ *     >>impl-ioreturn       IOReturnString and friends
+ *     >>impl-debug          the debug layer's tracking table
+ *     >>impl-alloc          IOMallocPageable family, aligned-free reports
+ *     >>impl-desc           descriptors: wiring, extents, every kind
+ *     >>impl-range          IORangeAllocator: tree, size classes, cache
+ *     >>impl-backend        the out-of-line part of the selected backend
  *
  * USAGE
  * =====
@@ -43,6 +50,17 @@
  *
  *       void *ring = IOMallocAligned(4096, 64);    // 64-byte aligned
  *       IOFreeAligned(ring, 4096);
+ *
+ *       // a DMA buffer and its physical segments (the scatter/gather list)
+ *       IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(
+ *               16384, kIODirectionInOut, false);      // +1, prepared
+ *       IOByteCount off = 0, seg;
+ *       while (off < IOMemoryDescriptor_getLength(bmd)) {
+ *           addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(bmd, off, &seg, 0);
+ *           program_device(pa, seg);                   // your hardware
+ *           off += seg;
+ *       }
+ *       IOMemoryDescriptor_release(bmd);
  *
  * BACKENDS
  * ========
