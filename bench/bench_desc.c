@@ -160,6 +160,30 @@ static void fill_offsets(uint64_t *offs, IOByteCount length, uint64_t seed)
         offs[i] = bench_rand_range(&seed, 0, length - 1);
 }
 
+/* Random-offset getPhysicalSegment on a descriptor with many extents
+ * against one with few, interleaved; target: many / few <= 4. */
+static int random_pair(bench_ctx *ctx, IOMemoryDescriptor *many, IOMemoryDescriptor *few,
+                       const char *many_name, const char *few_name, uint64_t *offs_a, uint64_t *offs_b)
+{
+    walk_state wa, wb;
+    uint32_t na, nb;
+    memset(&wa, 0, sizeof wa);
+    memset(&wb, 0, sizeof wb);
+    fill_offsets(offs_a, IOMemoryDescriptor_getLength(many), UINT64_C(0x9E3779B97F4A7C15));
+    fill_offsets(offs_b, IOMemoryDescriptor_getLength(few), UINT64_C(0xD1B54A32D192ED03));
+    wa.md = many;
+    wa.offs = offs_a;
+    wb.md = few;
+    wb.offs = offs_b;
+    iomem_md_extents(many, &na);
+    iomem_md_extents(few, &nb);
+    bench_note(ctx, "%s: %u-extent vs %u-extent descriptors, %u-offset pools", many_name, na, nb,
+               (unsigned)OFF_POOL_N);
+    bench_kernel a = {.name = many_name, .fn = k_random, .state = &wa};
+    bench_kernel b = {.name = few_name, .fn = k_random, .state = &wb};
+    return bench_compare(ctx, &a, &b, BENCH_RATIO_LE(4.0));
+}
+
 int bench_group_desc(bench_ctx *ctx)
 {
     int rc = -1;
@@ -247,58 +271,21 @@ int bench_group_desc(bench_ctx *ctx)
                         "ns", 2.0);
     }
 
-    /* ---- random offset: 4096 vs 16 extents ---- */
+    /* ---- random offsets: many vs few extents, uniform (fixed-stride path)
+     *      and runs of mean 2 pages (the searching path) ---- */
     e4096 = scattered_buffer(4096);
     e16 = scattered_buffer(16);
-    if (!e4096 || !e16) {
-        bench_fail(ctx, "scattered buffers for the random-offset test failed");
-        goto out;
-    }
-    fill_offsets(offs_a, IOMemoryDescriptor_getLength(e4096), UINT64_C(0x9E3779B97F4A7C15));
-    fill_offsets(offs_b, IOMemoryDescriptor_getLength(e16), UINT64_C(0xD1B54A32D192ED03));
-    memset(&wa, 0, sizeof wa);
-    memset(&wb, 0, sizeof wb);
-    wa.md = e4096;
-    wa.offs = offs_a;
-    wb.md = e16;
-    wb.offs = offs_b;
-    {
-        uint32_t na, nb;
-        iomem_md_extents(e4096, &na);
-        iomem_md_extents(e16, &nb);
-        bench_note(ctx, "random offsets: %u-extent vs %u-extent descriptors, %u-offset pools",
-                   na, nb, (unsigned)OFF_POOL_N);
-        bench_kernel a = {.name = "random getPhysicalSegment, 4096 extents", .fn = k_random, .state = &wa};
-        bench_kernel b = {.name = "random getPhysicalSegment, 16 extents", .fn = k_random, .state = &wb};
-        if (bench_compare(ctx, &a, &b, BENCH_RATIO_LE(4.0)) != 0)
-            goto out;
-    }
-
-    /* ---- random offset, non-uniform extents (the searching path) ---- */
     r8192 = runs_buffer(8192);
     r32 = runs_buffer(32);
-    if (!r8192 || !r32) {
-        bench_fail(ctx, "runs buffers for the random-offset test failed");
+    if (!e4096 || !e16 || !r8192 || !r32) {
+        bench_fail(ctx, "buffers for the random-offset test failed");
         goto out;
     }
-    fill_offsets(offs_a, IOMemoryDescriptor_getLength(r8192), UINT64_C(0x9E3779B97F4A7C15));
-    fill_offsets(offs_b, IOMemoryDescriptor_getLength(r32), UINT64_C(0xD1B54A32D192ED03));
-    memset(&wa, 0, sizeof wa);
-    memset(&wb, 0, sizeof wb);
-    wa.md = r8192;
-    wa.offs = offs_a;
-    wb.md = r32;
-    wb.offs = offs_b;
-    {
-        uint32_t na, nb;
-        iomem_md_extents(r8192, &na);
-        iomem_md_extents(r32, &nb);
-        bench_note(ctx, "random offsets, runs of mean 2 pages: %u-extent vs %u-extent descriptors", na, nb);
-        bench_kernel a = {.name = "random getPhysicalSegment, runs, ~4096 extents", .fn = k_random, .state = &wa};
-        bench_kernel b = {.name = "random getPhysicalSegment, runs, ~16 extents", .fn = k_random, .state = &wb};
-        if (bench_compare(ctx, &a, &b, BENCH_RATIO_LE(4.0)) != 0)
-            goto out;
-    }
+    if (random_pair(ctx, e4096, e16, "random getPhysicalSegment, 4096 extents",
+                    "random getPhysicalSegment, 16 extents", offs_a, offs_b) != 0 ||
+        random_pair(ctx, r8192, r32, "random getPhysicalSegment, runs, ~4096 extents",
+                    "random getPhysicalSegment, runs, ~16 extents", offs_a, offs_b) != 0)
+        goto out;
 
     /* ---- memory ---- */
     {
