@@ -1213,9 +1213,11 @@ IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start
  *
  * THE WALK ENGINE: prepare compresses the wired pages into extents (runs of
  * physically contiguous memory), 16 bytes each: {physical address, end
- * offset}. getPhysicalSegment is O(1) for a sequential walk (a hint, then
- * hint + 1) and O(log extents) at a random offset (branch-free binary
- * search). iomem_md_extents() exposes them to the DMA layer.
+ * offset}. When the extents have one power-of-two length (fully scattered
+ * pages), getPhysicalSegment indexes them directly, O(1) at any offset;
+ * otherwise it is O(1) for a sequential walk (a hint, then hint + 1) and
+ * O(log extents) at a random offset (branch-free binary search).
+ * iomem_md_extents() and iomem_md_walk expose them to the DMA layer.
  *
  * DEVIATIONS from IOKit (deliberate, see the issue and reference §8.3):
  *   - no system mapper exists yet: every address is CPU-physical and the
