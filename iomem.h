@@ -3898,16 +3898,20 @@ IOMEM_FORCEINLINE uint32_t iomem__range_next(const iomem__range_node *n, uint32_
 
 /* One descent: the last fragment starting at or below @key (or 0), and in
  * *@succ the first one starting above it (or 0). Branch-free steps: the
- * keys are random, so a branch per level would mostly mispredict. */
+ * keys are random, so a branch per level would mostly mispredict. Both
+ * children are read with the start and picked with a mask (gcc turns a
+ * ternary here into a branch), so each level waits for one load, not for
+ * the start and then kid[go]. */
 IOMEM_FORCEINLINE uint32_t iomem__range_find_around(const IORangeAllocator *ra, IORangeScalar key, uint32_t *succ)
 {
 	const iomem__range_node *n = ra->nodes;
 	uint32_t x = ra->root, best = 0, after = 0;
 	while (x) {
-		unsigned go = n[x].start <= key;
-		best = go ? x : best;
-		after = go ? after : x;
-		x = n[x].kid[go];
+		uint32_t l = n[x].kid[0], r = n[x].kid[1];
+		uint32_t m = (uint32_t)0 - (uint32_t)(n[x].start <= key);   /* all ones: go right */
+		best = (x & m) | (best & ~m);
+		after = (after & m) | (x & ~m);
+		x = l ^ ((l ^ r) & m);
 	}
 	*succ = after;
 	return best;
