@@ -225,9 +225,17 @@ IOMEM_INLINE IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes
 	bytes = PAGE_ALIGN(bytes);
 	ram->bytes = bytes;
 	if (contiguous) {
-		gfp_t gfp = GFP_KERNEL | __GFP_ZERO;
+		/* __GFP_NOWARN: a block above the buddy allocator's largest order
+		 * is a plain failure (NULL), not a WARN that taints the kernel */
+		gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN;
 		if (max_phys <= 0xFFFFFFFFull)
 			gfp |= GFP_DMA32;
+		/* alloc_pages_exact(n) takes a buddy block of order get_order(n),
+		 * naturally aligned to its size, and frees the tail: aligned to
+		 * @align (a power of two) only when n >= align. So ask for
+		 * max(bytes, align) and keep it all (freed with that size). */
+		if (align > bytes)
+			ram->bytes = bytes = align;
 		ram->address = alloc_pages_exact(bytes, gfp);
 		if (ram->address == NULL)
 			return kIOReturnNoMemory;
