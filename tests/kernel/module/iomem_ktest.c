@@ -1842,6 +1842,102 @@ static void t_desc_bad_input(void)
 	EXPECT_REPORTS(reports);
 }
 
+/*
+ * kIOMemoryThreadSafe (and every sub descriptor) serialises prepare/complete
+ * on a per-object lock, and prepare allocates and wires under it (the
+ * extents; a sub prepares its parent). In the kernel that lock must allow
+ * sleeping: a driver-defined kind's prepare/complete hooks record the
+ * context they run in.
+ */
+struct ktest_ctx_probe {
+	int calls;
+	bool atomic;
+};
+
+static void probe_note(IOMemoryDescriptor *md)
+{
+	struct ktest_ctx_probe *pr = iomem_md_getContext(md);
+
+	pr->calls++;
+	if (irqs_disabled() || preempt_count() != 0)
+		pr->atomic = true;
+}
+
+static addr64_t probe_segment(IOMemoryDescriptor *md, IOByteCount offset, IOByteCount *length,
+			      IOOptionBits options)
+{
+	(void)md; (void)offset; (void)options;
+	if (length)
+		*length = 0;
+	return 0;
+}
+
+static IOReturn probe_prepare(IOMemoryDescriptor *md, IODirection direction)
+{
+	(void)direction;
+	probe_note(md);
+	return kIOReturnSuccess;
+}
+
+static IOReturn probe_complete(IOMemoryDescriptor *md, IODirection direction)
+{
+	(void)direction;
+	probe_note(md);
+	return kIOReturnSuccess;
+}
+
+static const iomem_md_ops probe_ops = {
+	.name = "ktest-context-probe",
+	.getPhysicalSegment = probe_segment,
+	.prepare = probe_prepare,
+	.complete = probe_complete,
+};
+
+static void t_desc_thread_safe_lock_may_sleep(void)
+{
+	struct ktest_ctx_probe pr = { 0, false };
+	IOMemoryDescriptor *c, *s;
+	unsigned char *v = vmalloc(3 * PAGE_SIZE);
+	IOMemoryDescriptor *md;
+
+	c = iomem_md_withOps(&probe_ops, &pr, PAGE_SIZE, kIODirectionInOut | kIOMemoryThreadSafe);
+	if (EXPECT(c)) {
+		EXPECT_EQ(IOMemoryDescriptor_prepare(c, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(IOMemoryDescriptor_complete(c, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(pr.calls, 2);
+		EXPECT(!pr.atomic);		/* under the object's own lock */
+		pr.calls = 0;
+		pr.atomic = false;
+		s = IOSubMemoryDescriptor_withSubRange(c, 16, 64, kIODirectionInOut);
+		if (EXPECT(s)) {
+			EXPECT(IOMemoryDescriptor_getFlags(s) & kIOMemoryThreadSafe);
+			EXPECT_EQ(IOMemoryDescriptor_prepare(s, kIODirectionNone), kIOReturnSuccess);
+			EXPECT_EQ(IOMemoryDescriptor_complete(s, kIODirectionNone), kIOReturnSuccess);
+			EXPECT_EQ(pr.calls, 2);
+			EXPECT(!pr.atomic);	/* under the sub's lock, and the parent's */
+			IOMemoryDescriptor_release(s);
+		}
+		IOMemoryDescriptor_release(c);
+	}
+	/* a thread-safe general descriptor over vmalloc memory: prepare builds
+	 * its extents under the lock */
+	if (EXPECT(v)) {
+		kfill(v, 3 * PAGE_SIZE, 16);
+		md = IOMemoryDescriptor_withAddressRange((uintptr_t)v + 8, 3 * PAGE_SIZE - 16,
+							 kIODirectionInOut | kIOMemoryThreadSafe, kernel_task);
+		if (EXPECT(md)) {
+			if (EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess)) {
+				check_segments(md, v + 8, 3 * PAGE_SIZE - 16);
+				check_bytes(md, v + 8, 3 * PAGE_SIZE - 16);
+				EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+			}
+			IOMemoryDescriptor_release(md);
+		}
+		vfree(v);
+	}
+	EXPECT_REPORTS(0);
+}
+
 /* ------------------------------------------------------------------ */
 /* kernel-only                                                          */
 
@@ -2119,6 +2215,7 @@ static const struct ktest_case tests[] = {
 	T(t_desc_physical_and_device_memory),
 	T(t_desc_sub_multi_interleaved),
 	T(t_desc_bad_input),
+	T(t_desc_thread_safe_lock_may_sleep),
 	T(t_kernel_no_leaks_no_warnings),
 };
 
