@@ -573,6 +573,18 @@ enum {
 #  include "backends/iomem_baremetal.h"
 #endif
 
+/* The descriptors' per-object lock (kIOMemoryThreadSafe, every sub): prepare
+ * allocates and wires under it, so it must allow that. A backend whose
+ * iomem__mutex does not (Linux: a spinlock with IRQs off) defines
+ * IOMEM__HAVE_SLEEP_LOCK and iomem__sleep_lock with the same four calls. */
+#ifndef IOMEM__HAVE_SLEEP_LOCK
+typedef iomem__mutex iomem__sleep_lock;
+IOMEM_INLINE bool iomem__sleep_lock_init(iomem__sleep_lock *l)    { return iomem__mutex_init(l); }
+IOMEM_INLINE void iomem__sleep_lock_destroy(iomem__sleep_lock *l) { iomem__mutex_destroy(l); }
+IOMEM_INLINE void iomem__sleep_lock_lock(iomem__sleep_lock *l)    { iomem__mutex_lock(l); }
+IOMEM_INLINE void iomem__sleep_lock_unlock(iomem__sleep_lock *l)  { iomem__mutex_unlock(l); }
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -1208,7 +1220,8 @@ IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start
  * prepared or completed at the same time. prepare/complete/readBytes/
  * writeBytes serialise on a per-object lock only with kIOMemoryThreadSafe
  * (sub descriptors always have it); otherwise the caller serialises them
- * against each other. Buffer accessors (setLength, appendBytes, ...) are
+ * against each other. That lock may sleep (Linux: a struct mutex, as
+ * IOKit's IORecursiveLock), so those calls need process context there. Buffer accessors (setLength, appendBytes, ...) are
  * never locked: the caller serialises.
  *
  * THE WALK ENGINE: prepare compresses the wired pages into extents (runs of
@@ -1314,7 +1327,7 @@ struct IOMemoryDescriptor {
 	uint32_t               iomem__auto_prepared;   /* prepares the object owns */
 	uint64_t               iomem__preparation_id;
 	const iomem_md_ops    *iomem__ops;
-	iomem__mutex          *iomem__lock;      /* kIOMemoryThreadSafe only */
+	iomem__sleep_lock     *iomem__lock;      /* kIOMemoryThreadSafe only */
 	union {
 		struct {                         /* general, buffer, device */
 			IOAddressRange *ranges;
@@ -2363,13 +2376,13 @@ IOMEM__PRIVATE uint64_t iomem__md_new_id(void)
 IOMEM__PRIVATE void iomem__md_lock(IOMemoryDescriptor *md)
 {
 	if (md->iomem__lock != NULL)
-		iomem__mutex_lock(md->iomem__lock);
+		iomem__sleep_lock_lock(md->iomem__lock);
 }
 
 IOMEM__PRIVATE void iomem__md_unlock(IOMemoryDescriptor *md)
 {
 	if (md->iomem__lock != NULL)
-		iomem__mutex_unlock(md->iomem__lock);
+		iomem__sleep_lock_unlock(md->iomem__lock);
 }
 
 IOMEM__PRIVATE unsigned iomem__page_shift(void)
@@ -2391,8 +2404,8 @@ IOMEM__PRIVATE IOMemoryDescriptor *iomem__md_alloc(iomem_md_kind kind, IOOptionB
 	md->iomem__refcount = 1;
 	md->iomem__flags = flags;
 	if (flags & kIOMemoryThreadSafe) {
-		md->iomem__lock = (iomem__mutex *)iomem__alloc_internal(sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
-		if (md->iomem__lock == NULL || !iomem__mutex_init(md->iomem__lock)) {
+		md->iomem__lock = (iomem__sleep_lock *)iomem__alloc_internal(sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
+		if (md->iomem__lock == NULL || !iomem__sleep_lock_init(md->iomem__lock)) {
 			if (md->iomem__lock != NULL)
 				iomem__free_internal(md->iomem__lock, sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
 			iomem__free_internal(md, sizeof *md, IOMEM__MD_NAME);
@@ -2881,7 +2894,7 @@ IOMEM__PRIVATE void iomem__md_free(IOMemoryDescriptor *md)
 		break;
 	}
 	if (md->iomem__lock != NULL) {
-		iomem__mutex_destroy(md->iomem__lock);
+		iomem__sleep_lock_destroy(md->iomem__lock);
 		iomem__free_internal(md->iomem__lock, sizeof *md->iomem__lock, "IOMemoryDescriptor lock");
 	}
 	iomem__free_internal(md, sizeof *md, IOMEM__MD_NAME);

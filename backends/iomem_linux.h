@@ -18,6 +18,8 @@
  *                                         kvmalloc took from vmalloc (large
  *                                         sizes, and all pageable memory)
  *                                         must be freed in process context
+ *   descriptor lock (iomem__sleep_lock)   here: struct mutex: prepare allocates
+ *                                         and wires under it (process context)
  *   log / panic                           here: pr_info / WARN (the call then
  *                                         returns its documented error)
  *   --- added by the issues that follow ---
@@ -44,6 +46,7 @@
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
 #include <linux/spinlock.h>
+#include <linux/mutex.h>
 #include <linux/string.h>
 #include <linux/bug.h>
 #include <linux/printk.h>
@@ -133,6 +136,16 @@ IOMEM_INLINE void iomem__mutex_unlock(iomem__mutex *m)
 {
 	spin_unlock_irqrestore(&m->lock, m->flags);
 }
+
+/* The descriptors' per-object lock: prepare allocates (GFP_KERNEL) under it,
+ * which a spinlock with IRQs off does not allow. mutex_init gives every
+ * descriptor lock one lockdep class; a sub of a sub nests two of them. */
+#define IOMEM__HAVE_SLEEP_LOCK 1
+typedef struct mutex iomem__sleep_lock;
+IOMEM_INLINE bool iomem__sleep_lock_init(iomem__sleep_lock *l)    { mutex_init(l); return true; }
+IOMEM_INLINE void iomem__sleep_lock_destroy(iomem__sleep_lock *l) { mutex_destroy(l); }
+IOMEM_INLINE void iomem__sleep_lock_lock(iomem__sleep_lock *l)    { mutex_lock(l); }
+IOMEM_INLINE void iomem__sleep_lock_unlock(iomem__sleep_lock *l)  { mutex_unlock(l); }
 
 IOMEM_INLINE void iomem__platform_log(const char *msg)
 {
@@ -225,9 +238,17 @@ IOMEM_INLINE IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes
 	bytes = PAGE_ALIGN(bytes);
 	ram->bytes = bytes;
 	if (contiguous) {
-		gfp_t gfp = GFP_KERNEL | __GFP_ZERO;
+		/* __GFP_NOWARN: a block above the buddy allocator's largest order
+		 * is a plain failure (NULL), not a WARN that taints the kernel */
+		gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN;
 		if (max_phys <= 0xFFFFFFFFull)
 			gfp |= GFP_DMA32;
+		/* alloc_pages_exact(n) takes a buddy block of order get_order(n),
+		 * naturally aligned to its size, and frees the tail: aligned to
+		 * @align (a power of two) only when n >= align. So ask for
+		 * max(bytes, align) and keep it all (freed with that size). */
+		if (align > bytes)
+			ram->bytes = bytes = align;
 		ram->address = alloc_pages_exact(bytes, gfp);
 		if (ram->address == NULL)
 			return kIOReturnNoMemory;

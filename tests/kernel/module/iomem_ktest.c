@@ -11,7 +11,9 @@
  * (tests/test_types.c, tests/test_alloc.c, tests/test_debug.c; the names
  * below say which) plus kernel-only ones (kvmalloc's vmalloc fallback,
  * pageable memory is vmalloc, IOFree under a spinlock, huge sizes refused
- * without a kernel warning, the edu device and the DMA mode of the VM).
+ * without a kernel warning, the edu device and the DMA mode of the VM) and
+ * the descriptors of tests/test_desc_*.c, checked against the kernel's own
+ * translation (virt_to_phys, vmalloc_to_page).
  *
  * Output: TAP 13 on the kernel log, every line prefixed with
  * "<module name>: ", ending with "KTEST-RESULT pass=N fail=N skip=N":
@@ -1117,6 +1119,826 @@ static void t_debug_concurrent_tracking_is_consistent(void)
 #endif /* IOMEM__DEBUG */
 
 /* ------------------------------------------------------------------ */
+/* descriptors (tests/test_desc_*.c), checked against the kernel's view */
+
+#define DBG_REPORTS(n) (IOMEM__DEBUG ? (n) : 0)
+
+/* the kernel's own translation of a kernel virtual address */
+static phys_addr_t kphys(const void *va)
+{
+	if (is_vmalloc_addr(va)) {
+		struct page *pg = vmalloc_to_page(va);
+
+		return pg ? page_to_phys(pg) + offset_in_page(va) : 0;
+	}
+	return virt_to_phys((void *)va);
+}
+
+static void kfill(void *p, size_t n, unsigned int seed)
+{
+	unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		b[i] = (unsigned char)(i * 31 + seed * 7 + (i >> 9));
+}
+
+/*
+ * The segments of @md over bytes [@from, @from + @len) against the kernel's
+ * translation of @va + (offset - @from): at the first byte, every virtual
+ * page start inside and the last byte; maximal (the next byte is not
+ * physically adjacent) unless @maximal is false (multi/interleaved never
+ * merge across children); covering @len exactly. Returns the number of
+ * segments, -1 on a mismatch.
+ */
+static int check_span(IOMemoryDescriptor *md, IOByteCount from, const unsigned char *va,
+		      IOByteCount len, bool maximal)
+{
+	IOByteCount off = 0, seg;
+	int nseg = 0;
+
+	while (off < len) {
+		addr64_t pa;
+		IOByteCount k;
+
+		seg = 0;
+		pa = IOMemoryDescriptor_getPhysicalSegment(md, from + off, &seg, 0);
+		if (!EXPECT(pa != 0 && seg != 0)) {
+			DIAG("  at offset %#llx of %#llx", (unsigned long long)off,
+			     (unsigned long long)len);
+			return -1;
+		}
+		if (seg > len - off)	/* a child's run may go on: the caller's span ends */
+			seg = len - off;
+		for (k = 0; k < seg; k += PAGE_SIZE - offset_in_page(va + off + k)) {
+			if (!EXPECT_EQ(pa + k, kphys(va + off + k))) {
+				DIAG("  offset %#llx + %#llx", (unsigned long long)off,
+				     (unsigned long long)k);
+				return -1;
+			}
+		}
+		if (!EXPECT_EQ(pa + seg - 1, kphys(va + off + seg - 1)))
+			return -1;
+		if (maximal && off + seg < len && !EXPECT(kphys(va + off + seg) != pa + seg)) {
+			DIAG("  segment at %#llx (%#llx bytes) is not maximal",
+			     (unsigned long long)off, (unsigned long long)seg);
+			return -1;
+		}
+		off += seg;
+		nseg++;
+	}
+	EXPECT_EQ(off, len);
+	return nseg;
+}
+
+/* all of @md over @va: check_span, exact length, 0/0 at and after the end */
+static int check_segments(IOMemoryDescriptor *md, const unsigned char *va, IOByteCount len)
+{
+	IOByteCount seg, off = 0;
+	int n;
+
+	EXPECT_EQ(IOMemoryDescriptor_getLength(md), len);
+	n = check_span(md, 0, va, len, true);
+	/* the segments cover the length exactly */
+	while (off < len) {
+		if (!IOMemoryDescriptor_getPhysicalSegment(md, off, &seg, 0) || !seg)
+			break;
+		off += seg;
+	}
+	EXPECT_EQ(off, len);
+	seg = 77;
+	EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, len, &seg, 0), 0);
+	EXPECT_EQ(seg, 0);
+	seg = 77;
+	EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, len + PAGE_SIZE + 3, &seg, 0), 0);
+	EXPECT_EQ(seg, 0);
+	return n;
+}
+
+/* readBytes of all of @md equals @want; a write round trip through @md shows in @mem */
+static void check_bytes(IOMemoryDescriptor *md, const unsigned char *want, size_t len)
+{
+	unsigned char *out = kvmalloc(len + 1, GFP_KERNEL);
+
+	if (!EXPECT(out))
+		return;
+	memset(out, 0x5a, len + 1);
+	EXPECT_EQ(IOMemoryDescriptor_readBytes(md, 0, out, len), len);
+	EXPECT(memcmp(out, want, len) == 0);
+	EXPECT_EQ(out[len], 0x5a);
+	/* all or nothing */
+	EXPECT_EQ(IOMemoryDescriptor_readBytes(md, 1, out, len), 0);
+	EXPECT_EQ(IOMemoryDescriptor_readBytes(md, len + 1, out, 1), 0);
+	EXPECT_EQ(IOMemoryDescriptor_readBytes(md, 0, NULL, len), 0);
+	EXPECT_EQ(IOMemoryDescriptor_readBytes(md, ~(IOByteCount)0, out, 2), 0);
+	kvfree(out);
+}
+
+/* kmalloc memory (one slab object over 4 pages), unaligned start */
+static void t_desc_with_address_kmalloc_segments(void)
+{
+	const size_t size = 3 * PAGE_SIZE + 300, skew = 37, len = 3 * PAGE_SIZE + 200;
+	unsigned char *buf = kmalloc(size, GFP_KERNEL), *in = NULL, *out = NULL;
+	IOMemoryDescriptor *md;
+	unsigned char before;
+	uint64_t id;
+
+	if (!EXPECT(buf))
+		return;
+	EXPECT(!is_vmalloc_addr(buf));
+	kfill(buf, size, 1);
+	md = IOMemoryDescriptor_withAddress(buf + skew, len, kIODirectionInOut);
+	if (!EXPECT(md))
+		goto out;
+	EXPECT_EQ(iomem_md_kind_of(md), IOMEM_MD_GENERAL);
+	id = IOMemoryDescriptor_getPreparationID(md);
+	EXPECT(id > kIOPreparationIDAlwaysPrepared);
+	/* the linear map: one physically contiguous segment */
+	EXPECT_EQ(check_segments(md, buf + skew, len), 1);
+	EXPECT_EQ(IOMemoryDescriptor_getPhysicalAddress(md), virt_to_phys(buf + skew));
+	check_bytes(md, buf + skew, len);
+	/* nested prepare/complete keep the auto-prepare wiring */
+	EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+	EXPECT_EQ(check_segments(md, buf + skew, len), 1);
+	/* writes land in the kernel's memory, zero fill with NULL, nothing past the end */
+	in = kmalloc(500, GFP_KERNEL);
+	out = kmalloc(500, GFP_KERNEL);
+	if (EXPECT(in && out)) {
+		kfill(in, 500, 9);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, PAGE_SIZE - 250, in, 500), 500);
+		EXPECT(memcmp(buf + skew + PAGE_SIZE - 250, in, 500) == 0);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, 10, NULL, 300), 300);
+		EXPECT(all_bytes(buf + skew + 10, 300, 0));
+		before = buf[skew + len - 10];
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, len - 10, in, 11), 0);
+		EXPECT_EQ(buf[skew + len - 10], before);	/* all or nothing */
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, len - 10, in, 10), 10);
+		EXPECT(memcmp(buf + skew + len - 10, in, 10) == 0);
+		EXPECT_EQ(IOMemoryDescriptor_readBytes(md, PAGE_SIZE - 250, out, 500), 500);
+		EXPECT(memcmp(out, in, 500) == 0);
+	}
+	EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);	/* auto: reported */
+	EXPECT_REPORTS(DBG_REPORTS(1));
+	if (IOMEM__DEBUG)
+		EXPECT_REPORT_HAS("IOMemoryDescriptor_complete");
+	EXPECT_EQ(check_segments(md, buf + skew, len), 1);	/* the object's own wiring survives */
+	IOMemoryDescriptor_release(md);
+	/* one byte, and a range ending exactly at a page boundary */
+	md = IOMemoryDescriptor_withAddress(buf + PAGE_SIZE - 1, 1, kIODirectionIn);
+	if (EXPECT(md)) {
+		EXPECT_EQ(check_segments(md, buf + PAGE_SIZE - 1, 1), 1);
+		IOMemoryDescriptor_release(md);
+	}
+out:
+	kfree(in);
+	kfree(out);
+	kfree(buf);
+	EXPECT_REPORTS(DBG_REPORTS(1));
+}
+
+/* vmalloc memory: page by page through vmalloc_to_page, explicit prepare */
+static void t_desc_with_address_vmalloc_segments(void)
+{
+	const size_t size = 9 * PAGE_SIZE, skew = 100, len = 8 * PAGE_SIZE + 50;
+	unsigned char *v = vmalloc(size), *k = kmalloc(3000, GFP_KERNEL), *out = NULL;
+	IOMemoryDescriptor *md = NULL;
+	IOAddressRange r[2];
+	IOByteCount seg;
+	int n;
+
+	if (!EXPECT(v && k))
+		goto out;
+	kfill(v, size, 2);
+	kfill(k, 3000, 3);
+	md = IOMemoryDescriptor_withAddress(v + skew, len, kIODirectionInOut);
+	if (!EXPECT(md))
+		goto out;
+	n = check_segments(md, v + skew, len);
+	EXPECT(n >= 1 && n <= 9);
+	DIAG("vmalloc: %d segment(s) over 9 pages", n);
+	check_bytes(md, v + skew, len);
+	EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, 2 * PAGE_SIZE - 3, NULL, PAGE_SIZE + 6), PAGE_SIZE + 6);
+	EXPECT(all_bytes(v + skew + 2 * PAGE_SIZE - 3, PAGE_SIZE + 6, 0));
+	IOMemoryDescriptor_release(md);
+
+	/* not auto-prepared: 0 until prepare (reported under IOMEM_DEBUG) */
+	md = IOMemoryDescriptor_withAddressRange((uintptr_t)v, size, kIODirectionInOut, kernel_task);
+	if (!EXPECT(md))
+		goto out;
+	seg = 77;
+	EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, 0, &seg, 0), 0);
+	EXPECT_EQ(seg, 0);
+	EXPECT_REPORTS(DBG_REPORTS(1));
+	if (IOMEM__DEBUG)
+		EXPECT_REPORT_HAS("IOMemoryDescriptor_getPhysicalSegment");
+	if (EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess)) {
+		check_segments(md, v, size);
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+	}
+	EXPECT_EQ(IOMemoryDescriptor_getPreparationID(md), kIOPreparationIDUnprepared);
+	IOMemoryDescriptor_release(md);
+
+	/* two ranges: vmalloc then kmalloc, concatenated */
+	r[0].address = (uintptr_t)(v + PAGE_SIZE + 5);
+	r[0].length = 2 * PAGE_SIZE;
+	r[1].address = (uintptr_t)(k + 1);
+	r[1].length = 2000;
+	md = IOMemoryDescriptor_withAddressRanges(r, 2, kIODirectionInOut, kernel_task);
+	if (!EXPECT(md))
+		goto out;
+	if (EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess)) {
+		EXPECT_EQ(IOMemoryDescriptor_getLength(md), 2 * PAGE_SIZE + 2000);
+		EXPECT(check_span(md, 0, v + PAGE_SIZE + 5, 2 * PAGE_SIZE, false) >= 1);
+		EXPECT_EQ(check_span(md, 2 * PAGE_SIZE, k + 1, 2000, true), 1);
+		seg = 77;
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, 2 * PAGE_SIZE + 2000, &seg, 0), 0);
+		EXPECT_EQ(seg, 0);
+		out = kmalloc(2 * PAGE_SIZE + 2000, GFP_KERNEL);
+		if (EXPECT(out)) {
+			EXPECT_EQ(IOMemoryDescriptor_readBytes(md, 0, out, 2 * PAGE_SIZE + 2000),
+				  2 * PAGE_SIZE + 2000);
+			EXPECT(!memcmp(out, v + PAGE_SIZE + 5, 2 * PAGE_SIZE));
+			EXPECT(!memcmp(out + 2 * PAGE_SIZE, k + 1, 2000));
+		}
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+	}
+	IOMemoryDescriptor_release(md);
+out:
+	kfree(out);
+	kfree(k);
+	vfree(v);
+	EXPECT_REPORTS(DBG_REPORTS(1));
+}
+
+/* buffers: vmalloc-backed, contiguous, aligned, below 4 GiB; accessors */
+static void t_desc_buffer_memory(void)
+{
+	const size_t cap = 5 * PAGE_SIZE + 123;
+	IOBufferMemoryDescriptor *b;
+	unsigned char *p, *tmp = kmalloc(cap, GFP_KERNEL);
+	addr64_t pa;
+	IOByteCount seg;
+	int n;
+
+	if (!EXPECT(tmp))
+		return;
+	b = IOBufferMemoryDescriptor_withCapacity(cap, kIODirectionInOut, false);
+	if (EXPECT(b)) {
+		EXPECT_EQ(iomem_md_kind_of(b), IOMEM_MD_BUFFER);
+		EXPECT_EQ(IOBufferMemoryDescriptor_getCapacity(b), cap);
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		EXPECT(p && PAGE_ALIGNED(p));
+		EXPECT(all_bytes(p, cap, 0));		/* zero-filled (init_on_alloc=0) */
+		n = check_segments(b, p, cap);
+		EXPECT(n >= 1);
+		kfill(p, cap, 4);
+		check_bytes(b, p, cap);
+		kfill(tmp, cap, 5);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(b, 0, tmp, cap), cap);
+		EXPECT(!memcmp(p, tmp, cap));
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(b, 7, NULL, cap - 7), cap - 7);
+		EXPECT(all_bytes(p + 7, cap - 7, 0));
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(b, cap - 3, tmp, 4), 0);	/* all or nothing */
+		EXPECT(all_bytes(p + 7, cap - 7, 0));
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(b, ~(IOByteCount)0 - 1, tmp, 4), 0);
+		/* setLength: segments end at the length */
+		IOBufferMemoryDescriptor_setLength(b, cap + 1);
+		EXPECT_EQ(IOMemoryDescriptor_getLength(b), cap);
+		IOBufferMemoryDescriptor_setLength(b, PAGE_SIZE + 10);
+		check_segments(b, p, PAGE_SIZE + 10);
+		EXPECT_EQ(IOMemoryDescriptor_readBytes(b, PAGE_SIZE, tmp, 11), 0);
+		EXPECT(IOBufferMemoryDescriptor_getBytesNoCopyRange(b, PAGE_SIZE + 9, 1) == p + PAGE_SIZE + 9);
+		EXPECT(!IOBufferMemoryDescriptor_getBytesNoCopyRange(b, PAGE_SIZE + 9, 2));
+		/* appendBytes grows across a page boundary, then truncates at the capacity */
+		kfill(tmp, cap, 6);
+		EXPECT(IOBufferMemoryDescriptor_appendBytes(b, tmp, 2 * PAGE_SIZE));
+		EXPECT_EQ(IOMemoryDescriptor_getLength(b), 3 * PAGE_SIZE + 10);
+		EXPECT(!memcmp(p + PAGE_SIZE + 10, tmp, 2 * PAGE_SIZE));
+		check_segments(b, p, 3 * PAGE_SIZE + 10);
+		EXPECT(IOBufferMemoryDescriptor_appendBytes(b, tmp, cap));
+		EXPECT_EQ(IOMemoryDescriptor_getLength(b), cap);
+		EXPECT(!memcmp(p + 3 * PAGE_SIZE + 10, tmp, cap - 3 * PAGE_SIZE - 10));
+		EXPECT(!IOBufferMemoryDescriptor_appendBytes(b, NULL, 1));
+		check_segments(b, p, cap);
+		IOMemoryDescriptor_release(b);
+	}
+
+	/* contiguous: one segment, aligned to the capacity (a power of two) */
+	b = IOBufferMemoryDescriptor_withCapacity(4 * PAGE_SIZE, kIODirectionInOut, true);
+	if (EXPECT(b)) {
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		EXPECT_EQ(check_segments(b, p, 4 * PAGE_SIZE), 1);
+		pa = IOMemoryDescriptor_getPhysicalSegment(b, 0, &seg, 0);
+		EXPECT_EQ(pa & (4 * PAGE_SIZE - 1), 0);
+		EXPECT_EQ(seg, 4 * PAGE_SIZE);
+		IOMemoryDescriptor_release(b);
+	}
+
+	/* an alignment above the size */
+	b = IOBufferMemoryDescriptor_inTaskWithOptions(kernel_task, kIODirectionInOut, PAGE_SIZE, 16 * PAGE_SIZE);
+	if (EXPECT(b)) {
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		EXPECT_EQ(check_segments(b, p, PAGE_SIZE), 1);
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalAddress(b) & (16 * PAGE_SIZE - 1), 0);
+		EXPECT(all_bytes(p, PAGE_SIZE, 0));
+		IOMemoryDescriptor_release(b);
+	}
+	b = IOBufferMemoryDescriptor_inTaskWithOptions(kernel_task, kIODirectionInOut, 3 * PAGE_SIZE + 1, 1);
+	if (EXPECT(b)) {
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		EXPECT(check_segments(b, p, 3 * PAGE_SIZE + 1) >= 1);
+		IOMemoryDescriptor_release(b);
+	}
+
+	/* below 4 GiB, physically contiguous */
+	b = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionInOut,
+							     3 * PAGE_SIZE, 0xFFFFF000ull);
+	if (EXPECT(b)) {
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		EXPECT_EQ(check_segments(b, p, 3 * PAGE_SIZE), 1);
+		pa = IOMemoryDescriptor_getPhysicalAddress(b);
+		EXPECT(pa + 3 * PAGE_SIZE - 1 <= 0xFFFFFFFFull);
+		EXPECT_EQ(pa, kphys(p));
+		EXPECT(all_bytes(p, 3 * PAGE_SIZE, 0));
+		kfill(p, 3 * PAGE_SIZE, 7);
+		check_bytes(b, p, 3 * PAGE_SIZE);
+		IOMemoryDescriptor_release(b);
+	}
+	/* 64 KiB alignment from the mask's lowest bit */
+	b = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionIn,
+							     PAGE_SIZE, 0xFFFF0000ull);
+	if (EXPECT(b)) {
+		pa = IOMemoryDescriptor_getPhysicalAddress(b);
+		EXPECT_EQ(pa & 0xFFFF, 0);
+		EXPECT(pa + PAGE_SIZE - 1 <= 0xFFFFFFFFull);
+		EXPECT_EQ(pa, kphys(IOBufferMemoryDescriptor_getBytesNoCopy(b)));
+		IOMemoryDescriptor_release(b);
+	}
+
+	/* withBytes */
+	kfill(tmp, 700, 8);
+	b = IOBufferMemoryDescriptor_withBytes(tmp, 700, kIODirectionOut, false);
+	if (EXPECT(b)) {
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		EXPECT(!memcmp(p, tmp, 700));
+		EXPECT_EQ(check_segments(b, p, 700), 1);
+		check_bytes(b, tmp, 700);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(b, 0, tmp, 1), 0);	/* Out: wired read-only */
+		IOMemoryDescriptor_release(b);
+	}
+
+	/* pageable: prepare first */
+	b = IOBufferMemoryDescriptor_inTaskWithOptions(kernel_task, kIOMemoryPageable | kIODirectionInOut,
+						      2 * PAGE_SIZE, 0);
+	if (EXPECT(b)) {
+		p = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		if (EXPECT_EQ(IOMemoryDescriptor_prepare(b, kIODirectionNone), kIOReturnSuccess)) {
+			check_segments(b, p, 2 * PAGE_SIZE);
+			IOMemoryDescriptor_complete(b, kIODirectionNone);
+		}
+		IOMemoryDescriptor_release(b);
+	}
+	kfree(tmp);
+	EXPECT_REPORTS(0);
+}
+
+/* requests that cannot be met: NULL, with no kernel warning (order > MAX_ORDER) */
+static void t_desc_buffer_impossible_requests_without_warning(void)
+{
+	bool warned = test_taint(TAINT_WARN);
+
+	EXPECT(!IOBufferMemoryDescriptor_withCapacity(64u << 20, kIODirectionIn, true));
+	EXPECT(!IOBufferMemoryDescriptor_inTaskWithOptions(kernel_task, kIODirectionIn, PAGE_SIZE, 1u << 30));
+	EXPECT(!IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionIn,
+							       32u << 20, 0xFFFFF000ull));
+	EXPECT(!IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionIn,
+							       PAGE_SIZE, 0xFFFull));
+	EXPECT(warned || !test_taint(TAINT_WARN));
+	EXPECT_REPORTS(0);
+}
+
+/* physical and device descriptors over a kmalloc buffer's physical address */
+static void t_desc_physical_and_device_memory(void)
+{
+	const size_t size = 2 * PAGE_SIZE + 64;
+	unsigned char *buf = kmalloc(size, GFP_KERNEL), *out = kmalloc(size, GFP_KERNEL);
+	phys_addr_t phys;
+	IOMemoryDescriptor *md;
+	IODeviceMemory *d, *ds;
+	IOByteCount seg;
+
+	if (!EXPECT(buf && out))
+		goto out;
+	kfill(buf, size, 10);
+	phys = virt_to_phys(buf);
+	md = IOMemoryDescriptor_withPhysicalAddress(phys + 5, size - 5, kIODirectionInOut);
+	if (EXPECT(md)) {
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, 0, &seg, 0), phys + 5);
+		EXPECT_EQ(seg, size - 5);
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, 100, &seg, 0), phys + 105);
+		EXPECT_EQ(seg, size - 105);
+		EXPECT_EQ(check_segments(md, buf + 5, size - 5), 1);
+		check_bytes(md, buf + 5, size - 5);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, PAGE_SIZE, NULL, 100), 100);
+		EXPECT(all_bytes(buf + 5 + PAGE_SIZE, 100, 0));
+		EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);	/* physical: fine */
+		IOMemoryDescriptor_release(md);
+	}
+	kfill(buf, size, 11);
+	d = IODeviceMemory_withRange(phys, size);
+	if (EXPECT(d)) {
+		EXPECT_EQ(iomem_md_kind_of(d), IOMEM_MD_DEVICE);
+		EXPECT_EQ(IOMemoryDescriptor_getDirection(d), kIODirectionNone);
+		EXPECT_EQ(check_segments(d, buf, size), 1);
+		check_bytes(d, buf, size);
+		ds = IODeviceMemory_withSubRange(d, PAGE_SIZE - 8, 16);
+		if (EXPECT(ds)) {
+			EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(ds, 0, &seg, 0), phys + PAGE_SIZE - 8);
+			EXPECT_EQ(seg, 16);
+			check_bytes(ds, buf + PAGE_SIZE - 8, 16);
+			IOMemoryDescriptor_release(ds);
+		}
+		EXPECT(!IODeviceMemory_withSubRange(d, size, 1));
+		IOMemoryDescriptor_release(d);
+	}
+out:
+	kfree(buf);
+	kfree(out);
+	EXPECT_REPORTS(0);
+}
+
+/* sub, multi and interleaved over kmalloc, vmalloc, buffer and physical children */
+static void t_desc_sub_multi_interleaved(void)
+{
+	const size_t vsize = 4 * PAGE_SIZE, ksize = 1000;
+	unsigned char *v = vmalloc(vsize), *k = kmalloc(ksize, GFP_KERNEL), *want = NULL, *out = NULL;
+	IOMemoryDescriptor *vm = NULL, *ph = NULL, *buf = NULL, *s = NULL, *s2 = NULL, *m = NULL, *im = NULL;
+	IOMemoryDescriptor *c[3];
+	unsigned char *bp;
+	IOByteCount seg, total;
+
+	if (!EXPECT(v && k))
+		goto out;
+	kfill(v, vsize, 12);
+	kfill(k, ksize, 13);
+	vm = IOMemoryDescriptor_withAddressRange((uintptr_t)v, vsize, kIODirectionInOut, kernel_task);
+	ph = IOMemoryDescriptor_withPhysicalAddress(virt_to_phys(k), ksize, kIODirectionInOut);
+	buf = IOBufferMemoryDescriptor_withCapacity(2 * PAGE_SIZE, kIODirectionInOut, false);
+	if (!EXPECT(vm && ph && buf))
+		goto out;
+	bp = IOBufferMemoryDescriptor_getBytesNoCopy(buf);
+	kfill(bp, 2 * PAGE_SIZE, 14);
+
+	/* sub of an unprepared virtual parent: its prepare wires the parent */
+	s = IOSubMemoryDescriptor_withSubRange(vm, PAGE_SIZE - 10, 2 * PAGE_SIZE, kIODirectionInOut);
+	if (!EXPECT(s))
+		goto out;
+	EXPECT_EQ(iomem_md_kind_of(s), IOMEM_MD_SUB);
+	EXPECT_EQ(IOMemoryDescriptor_getLength(s), 2 * PAGE_SIZE);
+	EXPECT_EQ(iomem_md_getRetainCount(vm), 2);
+	if (EXPECT_EQ(IOMemoryDescriptor_prepare(s, kIODirectionNone), kIOReturnSuccess)) {
+		check_segments(s, v + PAGE_SIZE - 10, 2 * PAGE_SIZE);
+		check_bytes(s, v + PAGE_SIZE - 10, 2 * PAGE_SIZE);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(s, 5, NULL, 20), 20);
+		EXPECT(all_bytes(v + PAGE_SIZE - 5, 20, 0));
+		/* a sub of the sub */
+		s2 = IOSubMemoryDescriptor_withSubRange(s, 3, PAGE_SIZE, kIODirectionIn);
+		if (EXPECT(s2)) {
+			EXPECT_EQ(IOMemoryDescriptor_prepare(s2, kIODirectionNone), kIOReturnSuccess);
+			check_segments(s2, v + PAGE_SIZE - 7, PAGE_SIZE);
+			IOMemoryDescriptor_complete(s2, kIODirectionNone);
+		}
+		EXPECT_EQ(IOMemoryDescriptor_complete(s, kIODirectionNone), kIOReturnSuccess);
+	}
+
+	/* multi: [sub of vmalloc, buffer, physical kmalloc] */
+	c[0] = s;
+	c[1] = buf;
+	c[2] = ph;
+	m = IOMultiMemoryDescriptor_withDescriptors(c, 3, kIODirectionInOut, false);
+	if (!EXPECT(m))
+		goto out;
+	total = 2 * PAGE_SIZE + 2 * PAGE_SIZE + ksize;
+	EXPECT_EQ(IOMemoryDescriptor_getLength(m), total);
+	/* room for the multi and for the interleaved one below */
+	want = kvmalloc(6 * PAGE_SIZE + ksize, GFP_KERNEL);
+	out = kvmalloc(6 * PAGE_SIZE + ksize, GFP_KERNEL);
+	if (!EXPECT(want && out))
+		goto out;
+	if (EXPECT_EQ(IOMemoryDescriptor_prepare(m, kIODirectionNone), kIOReturnSuccess)) {
+		EXPECT(check_span(m, 0, v + PAGE_SIZE - 10, 2 * PAGE_SIZE, false) >= 1);
+		EXPECT(check_span(m, 2 * PAGE_SIZE, bp, 2 * PAGE_SIZE, false) >= 1);
+		EXPECT_EQ(check_span(m, 4 * PAGE_SIZE, k, ksize, true), 1);
+		/* no merge across children: the segment at a child's last byte is 1 byte */
+		IOMemoryDescriptor_getPhysicalSegment(m, 2 * PAGE_SIZE - 1, &seg, 0);
+		EXPECT_EQ(seg, 1);
+		seg = 77;
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(m, total, &seg, 0), 0);
+		EXPECT_EQ(seg, 0);
+		memcpy(want, v + PAGE_SIZE - 10, 2 * PAGE_SIZE);
+		memcpy(want + 2 * PAGE_SIZE, bp, 2 * PAGE_SIZE);
+		memcpy(want + 4 * PAGE_SIZE, k, ksize);
+		check_bytes(m, want, total);
+		/* a write across the child boundaries */
+		kfill(want, total, 15);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(m, 0, want, total), total);
+		EXPECT(!memcmp(v + PAGE_SIZE - 10, want, 2 * PAGE_SIZE));
+		EXPECT(!memcmp(bp, want + 2 * PAGE_SIZE, 2 * PAGE_SIZE));
+		EXPECT(!memcmp(k, want + 4 * PAGE_SIZE, ksize));
+		EXPECT_EQ(IOMemoryDescriptor_complete(m, kIODirectionNone), kIOReturnSuccess);
+	}
+
+	/* interleaved: slices of the buffer, the physical one and the buffer again */
+	im = IOInterleavedMemoryDescriptor_withCapacity(4, kIODirectionInOut);
+	if (!EXPECT(im))
+		goto out;
+	EXPECT(IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, buf, 100, PAGE_SIZE));
+	EXPECT(IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, ph, 10, 500));
+	EXPECT(IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, buf, PAGE_SIZE + 7, 50));
+	EXPECT(IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, vm, 0, vsize));
+	total = PAGE_SIZE + 500 + 50 + vsize;
+	EXPECT_EQ(IOMemoryDescriptor_getLength(im), total);
+	if (EXPECT_EQ(IOMemoryDescriptor_prepare(im, kIODirectionNone), kIOReturnSuccess)) {
+		EXPECT(check_span(im, 0, bp + 100, PAGE_SIZE, false) >= 1);
+		EXPECT_EQ(check_span(im, PAGE_SIZE, k + 10, 500, true), 1);
+		EXPECT_EQ(check_span(im, PAGE_SIZE + 500, bp + PAGE_SIZE + 7, 50, true), 1);
+		EXPECT(check_span(im, PAGE_SIZE + 550, v, vsize, false) >= 1);
+		IOMemoryDescriptor_getPhysicalSegment(im, PAGE_SIZE - 1, &seg, 0);
+		EXPECT_EQ(seg, 1);
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(im, total - 1, NULL, 0), kphys(v + vsize - 1));
+		seg = 77;
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(im, total, &seg, 0), 0);
+		EXPECT_EQ(seg, 0);
+		memcpy(want, bp + 100, PAGE_SIZE);
+		memcpy(want + PAGE_SIZE, k + 10, 500);
+		memcpy(want + PAGE_SIZE + 500, bp + PAGE_SIZE + 7, 50);
+		memcpy(want + PAGE_SIZE + 550, v, vsize);
+		check_bytes(im, want, total);
+		EXPECT_EQ(IOMemoryDescriptor_complete(im, kIODirectionNone), kIOReturnSuccess);
+	}
+	EXPECT_EQ(iomem_md_getRetainCount(buf), 4);	/* ours, the multi's, two slices */
+out:
+	IOMemoryDescriptor_release(im);
+	IOMemoryDescriptor_release(m);
+	IOMemoryDescriptor_release(s2);
+	IOMemoryDescriptor_release(s);
+	IOMemoryDescriptor_release(buf);
+	IOMemoryDescriptor_release(ph);
+	IOMemoryDescriptor_release(vm);
+	kvfree(want);
+	kvfree(out);
+	kfree(k);
+	vfree(v);
+	EXPECT_REPORTS(0);
+}
+
+/* the host suites' bad input, in the kernel */
+static void t_desc_bad_input(void)
+{
+	unsigned char *buf = kmalloc(PAGE_SIZE, GFP_KERNEL);
+	IOAddressRange r[2], wrap = { ~(mach_vm_address_t)0 - 10, 100 };
+	IOAddressRange huge[2] = { { 0x1000, ~(mach_vm_size_t)0 - 0x2000 }, { 0x1000, 0x3000 } };
+	IOMemoryDescriptor *p, *md, *c[2], *im, *m;
+	IOByteCount seg;
+	int reports = 0;
+
+	if (!EXPECT(buf))
+		return;
+	r[0].address = (uintptr_t)buf;
+	r[0].length = 64;
+	r[1].address = (uintptr_t)buf + 64;
+	r[1].length = 64;
+	EXPECT(!IOMemoryDescriptor_withAddress(NULL, 64, kIODirectionIn));
+	EXPECT(!IOMemoryDescriptor_withAddressRanges(NULL, 1, kIODirectionIn, kernel_task));
+	EXPECT(!IOMemoryDescriptor_withAddressRanges(r, 0, kIODirectionIn, kernel_task));
+	EXPECT(!IOMemoryDescriptor_withAddressRanges(&wrap, 1, kIODirectionIn, kernel_task));
+	EXPECT(!IOMemoryDescriptor_withAddressRanges(&wrap, 1, kIODirectionIn, NULL));
+	EXPECT(!IOMemoryDescriptor_withAddressRanges(huge, 2, kIODirectionIn, NULL));
+	EXPECT(!IOMemoryDescriptor_withAddress(buf, ~(IOByteCount)0 - 8, kIODirectionIn));
+	EXPECT(!IOMemoryDescriptor_withOptions(NULL, 1, 0, kernel_task, kIOMemoryTypeVirtual, NULL));
+	EXPECT(!IOMemoryDescriptor_withOptions(r, 2, 0, NULL, kIOMemoryTypeVirtual, NULL));
+	EXPECT(!IOMemoryDescriptor_withOptions(r, 2, 0, kernel_task, kIOMemoryTypePhysical, NULL));
+	EXPECT(!IOMemoryDescriptor_withOptions(r, 2, 0, kernel_task, kIOMemoryTypeUPL, NULL));
+	EXPECT(!IOMemoryDescriptor_withPersistentMemoryDescriptor(NULL));
+	EXPECT_EQ(IOMemoryDescriptor_prepare(NULL, 0), kIOReturnBadArgument);
+	EXPECT_EQ(IOMemoryDescriptor_complete(NULL, 0), kIOReturnBadArgument);
+	EXPECT_EQ(IOMemoryDescriptor_readBytes(NULL, 0, buf, 1), 0);
+	EXPECT_EQ(IOMemoryDescriptor_writeBytes(NULL, 0, buf, 1), 0);
+	IOMemoryDescriptor_release(NULL);
+	EXPECT(!IOBufferMemoryDescriptor_withCapacity(0, kIODirectionIn, false));
+	EXPECT(!IOBufferMemoryDescriptor_inTaskWithOptions(NULL, 0, 4096, 1));
+	EXPECT(!IOBufferMemoryDescriptor_withBytes(NULL, 10, kIODirectionIn, false));
+	EXPECT(!IOBufferMemoryDescriptor_inTaskWithOptions(kernel_task, kIOMemoryPageable |
+		kIOMemoryPhysicallyContiguous, 4096, 1));
+	EXPECT(!IOBufferMemoryDescriptor_withOptions(0, ~(vm_size_t)0, 1));
+	EXPECT(!IOInterleavedMemoryDescriptor_withCapacity(0, kIODirectionIn));
+	EXPECT_REPORTS(0);
+
+	/* zero length: 0 with length 0 everywhere */
+	md = IOMemoryDescriptor_withAddress(buf, 0, kIODirectionIn);
+	if (EXPECT(md)) {
+		seg = 77;
+		EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, 0, &seg, 0), 0);
+		EXPECT_EQ(seg, 0);
+		EXPECT_EQ(IOMemoryDescriptor_readBytes(md, 0, buf, 1), 0);
+		IOMemoryDescriptor_release(md);
+	}
+	EXPECT_REPORTS(0);
+
+	/* sub ranges outside the parent, overflowing */
+	p = IOMemoryDescriptor_withPhysicalAddress(virt_to_phys(buf), PAGE_SIZE, kIODirectionIn);
+	if (EXPECT(p)) {
+		EXPECT(!IOSubMemoryDescriptor_withSubRange(NULL, 0, 1, 0));
+		EXPECT(!IOSubMemoryDescriptor_withSubRange(p, PAGE_SIZE + 1, 0, 0));
+		EXPECT(!IOSubMemoryDescriptor_withSubRange(p, PAGE_SIZE / 2, PAGE_SIZE / 2 + 1, 0));
+		EXPECT(!IOSubMemoryDescriptor_withSubRange(p, 0x10, ~(IOByteCount)0 - 8, 0));
+		md = IOSubMemoryDescriptor_withSubRange(p, PAGE_SIZE, 0, 0);
+		if (EXPECT(md)) {
+			seg = 1;
+			EXPECT_EQ(IOMemoryDescriptor_getPhysicalSegment(md, 0, &seg, 0), 0);
+			EXPECT_EQ(seg, 0);
+			IOMemoryDescriptor_release(md);
+		}
+		/* multi: NULL child, count 0, length overflow */
+		c[0] = p;
+		c[1] = NULL;
+		EXPECT(!IOMultiMemoryDescriptor_withDescriptors(NULL, 2, kIODirectionIn, false));
+		EXPECT(!IOMultiMemoryDescriptor_withDescriptors(c, 0, kIODirectionIn, false));
+		EXPECT(!IOMultiMemoryDescriptor_withDescriptors(c, 2, kIODirectionIn, false));
+		c[0] = IOMemoryDescriptor_withPhysicalAddress(0x1000, ~(IOByteCount)0 - 0x2000, kIODirectionIn);
+		c[1] = c[0];
+		if (EXPECT(c[0])) {	/* twice 2^64 - 0x2001 bytes overflows */
+			m = IOMultiMemoryDescriptor_withDescriptors(c, 2, kIODirectionIn, false);
+			EXPECT(!m);
+			IOMemoryDescriptor_release(m);
+			EXPECT_EQ(iomem_md_getRetainCount(c[0]), 1);
+			IOMemoryDescriptor_release(c[0]);
+		}
+		EXPECT_EQ(iomem_md_getRetainCount(p), 1);
+		/* interleaved: outside, overflow, NULL, not interleaved, full */
+		im = IOInterleavedMemoryDescriptor_withCapacity(1, kIODirectionIn);
+		if (EXPECT(im)) {
+			EXPECT(!IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, NULL, 0, 1));
+			EXPECT(!IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, p, PAGE_SIZE / 2, PAGE_SIZE / 2 + 1));
+			EXPECT(!IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, p, 8, ~(IOByteCount)0 - 4));
+			EXPECT(!IOInterleavedMemoryDescriptor_setMemoryDescriptor(p, p, 0, 1));
+			EXPECT(IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, p, 0, 16));
+			EXPECT(!IOInterleavedMemoryDescriptor_setMemoryDescriptor(im, p, 16, 16));
+			IOMemoryDescriptor_release(im);
+		}
+		IOMemoryDescriptor_release(p);
+	}
+	EXPECT_REPORTS(0);
+
+	/* complete without prepare (reported under IOMEM_DEBUG, ignored) */
+	md = IOMemoryDescriptor_withAddressRange((uintptr_t)buf, 64, kIODirectionIn, kernel_task);
+	if (EXPECT(md)) {
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+		reports = DBG_REPORTS(1);
+		EXPECT_REPORTS(reports);
+		if (IOMEM__DEBUG)
+			EXPECT_REPORT_HAS("IOMemoryDescriptor_complete");
+		IOMemoryDescriptor_release(md);
+	}
+	/* release of a prepared descriptor (reported, then completed) */
+	md = IOMemoryDescriptor_withAddressRange((uintptr_t)buf, PAGE_SIZE, kIODirectionOut, kernel_task);
+	if (EXPECT(md)) {
+		EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionIn), kIOReturnNotWritable);
+		EXPECT_EQ(IOMemoryDescriptor_writeBytes(md, 0, buf, 1), 0);	/* wired read-only */
+		IOMemoryDescriptor_release(md);
+		reports += DBG_REPORTS(1);
+		EXPECT_REPORTS(reports);
+		if (IOMEM__DEBUG)
+			EXPECT_REPORT_HAS("IOMemoryDescriptor_release");
+	}
+	/* a prepared sub released: completes the parent */
+	p = IOMemoryDescriptor_withAddressRange((uintptr_t)buf, PAGE_SIZE, kIODirectionIn, kernel_task);
+	if (EXPECT(p)) {
+		md = IOSubMemoryDescriptor_withSubRange(p, 0, 10, kIODirectionIn);
+		if (EXPECT(md)) {
+			EXPECT_EQ(IOMemoryDescriptor_prepare(md, 0), kIOReturnSuccess);
+			EXPECT(IOMemoryDescriptor_getPreparationID(p) > kIOPreparationIDAlwaysPrepared);
+			IOMemoryDescriptor_release(md);
+			reports += DBG_REPORTS(1);
+			EXPECT_REPORTS(reports);
+			EXPECT_EQ(IOMemoryDescriptor_getPreparationID(p), kIOPreparationIDUnprepared);
+		}
+		/* complete without prepare on a sub */
+		md = IOSubMemoryDescriptor_withSubRange(p, 0, 10, kIODirectionIn);
+		if (EXPECT(md)) {
+			EXPECT_EQ(IOMemoryDescriptor_complete(md, 0), kIOReturnSuccess);
+			reports += DBG_REPORTS(1);
+			EXPECT_REPORTS(reports);
+			IOMemoryDescriptor_release(md);
+		}
+		IOMemoryDescriptor_release(p);
+	}
+	kfree(buf);
+	EXPECT_REPORTS(reports);
+}
+
+/*
+ * kIOMemoryThreadSafe (and every sub descriptor) serialises prepare/complete
+ * on a per-object lock, and prepare allocates and wires under it (the
+ * extents; a sub prepares its parent). In the kernel that lock must allow
+ * sleeping: a driver-defined kind's prepare/complete hooks record the
+ * context they run in.
+ */
+struct ktest_ctx_probe {
+	int calls;
+	bool atomic;
+};
+
+static void probe_note(IOMemoryDescriptor *md)
+{
+	struct ktest_ctx_probe *pr = iomem_md_getContext(md);
+
+	pr->calls++;
+	if (irqs_disabled() || preempt_count() != 0)
+		pr->atomic = true;
+}
+
+static addr64_t probe_segment(IOMemoryDescriptor *md, IOByteCount offset, IOByteCount *length,
+			      IOOptionBits options)
+{
+	(void)md; (void)offset; (void)options;
+	if (length)
+		*length = 0;
+	return 0;
+}
+
+static IOReturn probe_prepare(IOMemoryDescriptor *md, IODirection direction)
+{
+	(void)direction;
+	probe_note(md);
+	return kIOReturnSuccess;
+}
+
+static IOReturn probe_complete(IOMemoryDescriptor *md, IODirection direction)
+{
+	(void)direction;
+	probe_note(md);
+	return kIOReturnSuccess;
+}
+
+static const iomem_md_ops probe_ops = {
+	.name = "ktest-context-probe",
+	.getPhysicalSegment = probe_segment,
+	.prepare = probe_prepare,
+	.complete = probe_complete,
+};
+
+static void t_desc_thread_safe_lock_may_sleep(void)
+{
+	struct ktest_ctx_probe pr = { 0, false };
+	IOMemoryDescriptor *c, *s;
+	unsigned char *v = vmalloc(3 * PAGE_SIZE);
+	IOMemoryDescriptor *md;
+
+	c = iomem_md_withOps(&probe_ops, &pr, PAGE_SIZE, kIODirectionInOut | kIOMemoryThreadSafe);
+	if (EXPECT(c)) {
+		EXPECT_EQ(IOMemoryDescriptor_prepare(c, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(IOMemoryDescriptor_complete(c, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(pr.calls, 2);
+		EXPECT(!pr.atomic);		/* under the object's own lock */
+		pr.calls = 0;
+		pr.atomic = false;
+		s = IOSubMemoryDescriptor_withSubRange(c, 16, 64, kIODirectionInOut);
+		if (EXPECT(s)) {
+			EXPECT(IOMemoryDescriptor_getFlags(s) & kIOMemoryThreadSafe);
+			EXPECT_EQ(IOMemoryDescriptor_prepare(s, kIODirectionNone), kIOReturnSuccess);
+			EXPECT_EQ(IOMemoryDescriptor_complete(s, kIODirectionNone), kIOReturnSuccess);
+			EXPECT_EQ(pr.calls, 2);
+			EXPECT(!pr.atomic);	/* under the sub's lock, and the parent's */
+			IOMemoryDescriptor_release(s);
+		}
+		IOMemoryDescriptor_release(c);
+	}
+	/* a thread-safe general descriptor over vmalloc memory: prepare builds
+	 * its extents under the lock */
+	if (EXPECT(v)) {
+		kfill(v, 3 * PAGE_SIZE, 16);
+		md = IOMemoryDescriptor_withAddressRange((uintptr_t)v + 8, 3 * PAGE_SIZE - 16,
+							 kIODirectionInOut | kIOMemoryThreadSafe, kernel_task);
+		if (EXPECT(md)) {
+			if (EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess)) {
+				check_segments(md, v + 8, 3 * PAGE_SIZE - 16);
+				check_bytes(md, v + 8, 3 * PAGE_SIZE - 16);
+				EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+			}
+			IOMemoryDescriptor_release(md);
+		}
+		vfree(v);
+	}
+	EXPECT_REPORTS(0);
+}
+
+/* ------------------------------------------------------------------ */
 /* kernel-only                                                          */
 
 /* Above KMALLOC_MAX_SIZE kvmalloc must fall back to vmalloc; small blocks
@@ -1385,6 +2207,15 @@ static const struct ktest_case tests[] = {
 	T(t_kernel_page_size),
 	T(t_kernel_edu_device_and_dma_mode),
 	T(t_kernel_edu_dma_engine),
+	/* descriptors (tests/test_desc_*.c) against the kernel's translation */
+	T(t_desc_with_address_kmalloc_segments),
+	T(t_desc_with_address_vmalloc_segments),
+	T(t_desc_buffer_memory),
+	T(t_desc_buffer_impossible_requests_without_warning),
+	T(t_desc_physical_and_device_memory),
+	T(t_desc_sub_multi_interleaved),
+	T(t_desc_bad_input),
+	T(t_desc_thread_safe_lock_may_sleep),
 	T(t_kernel_no_leaks_no_warnings),
 };
 
