@@ -3303,6 +3303,8 @@ IOMEM__PRIVATE IOBufferMemoryDescriptor *iomem__bmd_create(task_t task, IOOption
 	} else if (physicalMask != 0) {
 		highest = physicalMask | (alignment - 1);
 	}
+	if (alignment > ((mach_vm_address_t)1 << 31))
+		return NULL;                              /* from the mask: would truncate in vm_size_t */
 	if ((options & (kIOMemorySharingTypeMask)) || (options & kIOMemoryClearEncrypt))
 		if (alignment < page)
 			alignment = page;

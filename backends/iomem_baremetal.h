@@ -727,17 +727,33 @@ IOMEM_API void iomem__platform_unwire(uintptr_t page_va, vm_size_t npages)
 	(void)page_va; (void)npages;
 }
 
+/* Page by page: phys_to_virt maps an address, not a run, so every page of
+ * the segment is translated on its own (a run may leave the mapping, or on
+ * a 32-bit core cross 4 GiB). All or nothing: every page is checked first. */
 IOMEM_API bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys)
 {
-	void *v = iomem__baremetal_phys_to_virt(pa);
-	if (v == NULL)
-		return false;                       /* not addressable on this core */
-	if (!to_phys)
-		iomem__memcpy(buf, v, (vm_size_t)len);
-	else if (buf != NULL)
-		iomem__memcpy(v, buf, (vm_size_t)len);
-	else
-		iomem__memset(v, 0, (vm_size_t)len);
+	IOPhysicalAddress64 page = iomem__baremetal_page_size(), p, end = pa + len;   /* no wrap: ranges are checked */
+	unsigned char *b = (unsigned char *)buf;
+	for (p = pa; p < end; ) {
+		if (iomem__baremetal_phys_to_virt(p) == NULL)
+			return false;               /* not addressable on this core */
+		if ((p | (page - 1)) == ~(IOPhysicalAddress64)0)
+			break;                      /* the last page of the address space */
+		p = (p | (page - 1)) + 1;
+	}
+	for (p = pa; p < end; ) {
+		vm_size_t n = (vm_size_t)((end - p < page - (p & (page - 1))) ? end - p : page - (p & (page - 1)));
+		void *v = iomem__baremetal_phys_to_virt(p);
+		if (!to_phys)
+			iomem__memcpy(b, v, n);
+		else if (b != NULL)
+			iomem__memcpy(v, b, n);
+		else
+			iomem__memset(v, 0, n);
+		if (b != NULL)
+			b += n;
+		p += n;
+	}
 	return true;
 }
 

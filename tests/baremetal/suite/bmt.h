@@ -50,6 +50,13 @@ void bmt_suite_alloc(void);    /* IOMalloc family, IONew, IOReturn, types */
 void bmt_suite_debug(void);    /* the debug layer (or its absence) */
 void bmt_suite_heap(void);     /* the O(1) heap on its own: stress, bounds, misuse */
 void bmt_suite_cache(void);    /* default cache maintenance */
+void bmt_suite_desc_translated(void);  /* descriptors through translation hooks (heap still empty) */
+void bmt_suite_desc(void);     /* descriptors: general, buffer, physical, device, sub/multi/interleaved */
+
+/* Re-initialise with t_init.c's final description plus a translation hook
+ * pair (both NULL: the default identity translation). */
+IOReturn bmt_desc_reinit(IOPhysicalAddress64 (*v2p)(void *, const void *),
+                         void *(*p2v)(void *, IOPhysicalAddress64));
 
 /* The memory the final description gives iomem (t_init.c). */
 #define BMT_HEAP0_BYTES (160u * 1024u)

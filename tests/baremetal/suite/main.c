@@ -12,10 +12,12 @@ int main(void)
 	bm_puts(IOMEM__DEBUG ? ", IOMEM_DEBUG=1\n" : ", IOMEM_DEBUG=0\n");
 
 	bmt_suite_init();
+	bmt_suite_desc_translated();
 	bmt_suite_alloc();
 	bmt_suite_debug();
 	bmt_suite_heap();
 	bmt_suite_cache();
+	bmt_suite_desc();
 
 #if IOMEM__DEBUG
 	BMT_OK(iomem_leak_report(NULL, NULL) == 0, "end: nothing leaked (debug layer)");

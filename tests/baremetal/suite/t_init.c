@@ -39,6 +39,18 @@ static IOReturn h_map(void *u, IOPhysicalAddress64 p, IOPhysicalLength64 l, IOOp
 }
 static IOReturn h_unmap(void *u, uint64_t iova, IOPhysicalLength64 l) { (void)u; (void)iova; (void)l; return kIOReturnSuccess; }
 
+IOReturn bmt_desc_reinit(IOPhysicalAddress64 (*v2p)(void *, const void *),
+                         void *(*p2v)(void *, IOPhysicalAddress64))
+{
+	iomem_baremetal_desc d = {
+		.heap = { { heap0, sizeof heap0 }, { heap1, sizeof heap1 } },
+		.dma_base = (uintptr_t)bounce, .dma_length = sizeof bounce,
+		.bounce = { bounce, sizeof bounce },
+		.virt_to_phys = v2p, .phys_to_virt = p2v,
+	};
+	return iomem_baremetal_init(&d);
+}
+
 static bool init_bad(const iomem_baremetal_desc *d)
 {
 	return iomem_baremetal_init(d) == kIOReturnBadArgument;
