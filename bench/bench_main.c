@@ -612,6 +612,13 @@ static void json_num(FILE *f, double v)
         fprintf(f, "%.6g", v);
 }
 
+/* , "key": number */
+static void json_field_num(FILE *f, const char *key, double v)
+{
+    fprintf(f, ", \"%s\": ", key);
+    json_num(f, v);
+}
+
 static void json_samples(FILE *f, const double *s, int n)
 {
     if (!s) {
@@ -648,29 +655,21 @@ static int write_json(const bench_ctx *ctx, const char *path, int cpu, double gh
         fputs(", \"name\": ", f);
         json_str(f, r->name);
         if (r->kind == RES_TIMING) {
-            fputs(", \"kind\": \"timing\", \"ns_median\": ", f);
-            json_num(f, r->a_med);
-            fputs(", \"ns_best\": ", f);
-            json_num(f, r->a_best);
+            fputs(", \"kind\": \"timing\"", f);
+            json_field_num(f, "ns_median", r->a_med);
+            json_field_num(f, "ns_best", r->a_best);
             fputs(", \"baseline\": ", f);
             if (r->base_name[0])
                 json_str(f, r->base_name);
             else
                 fputs("null", f);
-            fputs(", \"baseline_ns_median\": ", f);
-            json_num(f, r->b_med);
-            fputs(", \"baseline_ns_best\": ", f);
-            json_num(f, r->b_best);
-            fputs(", \"ratio_median\": ", f);
-            json_num(f, r->ratio_med);
-            fputs(", \"ratio_best\": ", f);
-            json_num(f, r->ratio_best);
-            fputs(", \"diff_ns_median\": ", f);
-            json_num(f, r->diff_med);
-            fputs(", \"diff_ns_best\": ", f);
-            json_num(f, r->diff_best);
-            fputs(", \"diff_ns_paired_median\": ", f);
-            json_num(f, r->diff_paired);
+            json_field_num(f, "baseline_ns_median", r->b_med);
+            json_field_num(f, "baseline_ns_best", r->b_best);
+            json_field_num(f, "ratio_median", r->ratio_med);
+            json_field_num(f, "ratio_best", r->ratio_best);
+            json_field_num(f, "diff_ns_median", r->diff_med);
+            json_field_num(f, "diff_ns_best", r->diff_best);
+            json_field_num(f, "diff_ns_paired_median", r->diff_paired);
             fputs(", \"target\": ", f);
             if (r->target.kind == BENCH_TARGET_NONE) {
                 fputs("null", f);
@@ -696,8 +695,7 @@ static int write_json(const bench_ctx *ctx, const char *path, int cpu, double gh
         } else {
             fputs(", \"kind\": \"exact\", \"family\": ", f);
             json_str(f, r->family);
-            fputs(", \"value\": ", f);
-            json_num(f, r->value);
+            json_field_num(f, "value", r->value);
             fputs(", \"unit\": ", f);
             json_str(f, r->unit);
             fputs(", \"target\": ", f);
@@ -707,8 +705,7 @@ static int write_json(const bench_ctx *ctx, const char *path, int cpu, double gh
                 snprintf(t, sizeof t, "value <= %.0f", r->limit);
                 json_str(f, t);
             }
-            fputs(", \"limit\": ", f);
-            json_num(f, r->limit);
+            json_field_num(f, "limit", r->limit);
             fprintf(f, ", \"pass\": %s}", r->status == ST_PASS   ? "true"
                                           : r->status == ST_MISS ? "false"
                                                                  : "null");
