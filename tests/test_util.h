@@ -43,8 +43,9 @@ static void iomem_test_record_panic(const char *msg)
 	} while (0)
 
 /* IOMEM_TEST(suite, name) { body } - a Criterion test that fails when the
- * body leaves anything allocated. (Criterion ignores failures, and even
- * crashes, in a suite's .fini hook, so the check must run inside the test.)
+ * body leaves anything allocated. (Criterion ignores assertion failures in
+ * a suite's .fini hook - the test still counts as passing - so the check
+ * runs inside the test, where it fails that test by name.)
  * Tests that need Criterion options (.signal, .init) use Test() and call
  * iomem_test_assert_no_leaks() themselves. */
 #define IOMEM_TEST(suite, name)                                                     \
