@@ -13,15 +13,6 @@
 #include <unistd.h>
 
 
-static bool all_bytes(const void *p, size_t n, unsigned char v)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != v)
-			return false;
-	return true;
-}
-
 /* ---- IOMalloc / IOMallocZero / IOFree ---- */
 
 IOMEM_TEST(iomalloc, sizes_are_usable_and_aligned)
@@ -32,7 +23,7 @@ IOMEM_TEST(iomalloc, sizes_are_usable_and_aligned)
 		cr_assert_not_null(p);
 		cr_expect_eq((uintptr_t)p % IOMEM_MALLOC_ALIGN, 0);
 		memset(p, 0x5a, sizes[i]);
-		cr_expect(all_bytes(p, sizes[i], 0x5a));
+		cr_expect(iomem_test_all_bytes(p, sizes[i], 0x5a));
 		IOFree(p, sizes[i]);
 	}
 	iomem_test_expect_reports(0);
@@ -80,7 +71,7 @@ IOMEM_TEST(iomalloc, zero_variant_is_zeroed_even_on_reused_memory)
 		IOFree(dirty, n);
 		unsigned char *z = IOMallocZero(n);
 		cr_assert_not_null(z);
-		cr_expect(all_bytes(z, n, 0), "IOMallocZero(%zu) not zeroed", (size_t)n);
+		cr_expect(iomem_test_all_bytes(z, n, 0), "IOMallocZero(%zu) not zeroed", (size_t)n);
 		IOFree(z, n);
 	}
 }
@@ -158,7 +149,7 @@ IOMEM_TEST(aligned, many_live_blocks_do_not_overlap)
 		memset(p[i], i & 0xff, (size_t)(i % 97) + 1);
 	}
 	for (int i = 0; i < N; i++) {
-		cr_expect(all_bytes(p[i], (size_t)(i % 97) + 1, (unsigned char)(i & 0xff)));
+		cr_expect(iomem_test_all_bytes(p[i], (size_t)(i % 97) + 1, (unsigned char)(i & 0xff)));
 		IOFreeAligned(p[i], (vm_size_t)(i % 97) + 1);
 	}
 	iomem_test_expect_reports(0);
@@ -223,12 +214,12 @@ IOMEM_TEST(pageable, page_aligned_zeroed_whole_pages)
 		unsigned char *p = IOMallocPageable(sizes[i], 0);
 		cr_assert_not_null(p);
 		cr_expect_eq((uintptr_t)p % page, 0);
-		cr_expect(all_bytes(p, rounded, 0));
+		cr_expect(iomem_test_all_bytes(p, rounded, 0));
 		memset(p, 0x11, rounded);                /* the whole last page is usable */
 		IOFreePageable(p, sizes[i]);
 		p = IOMallocPageableZero(sizes[i], page);
 		cr_assert_not_null(p);
-		cr_expect(all_bytes(p, rounded, 0));
+		cr_expect(iomem_test_all_bytes(p, rounded, 0));
 		IOFreePageable(p, sizes[i]);
 	}
 	iomem_test_expect_reports(0);
@@ -276,7 +267,7 @@ IOMEM_TEST(ionew, typed_arrays)
 	IODelete(a, uint32_t, 100);
 	uint64_t *z = IONewZero(uint64_t, 33);
 	cr_assert_not_null(z);
-	cr_expect(all_bytes(z, 33 * sizeof *z, 0));
+	cr_expect(iomem_test_all_bytes(z, 33 * sizeof *z, 0));
 	IODelete(z, uint64_t, 33);
 	iomem_test_expect_reports(0);
 }

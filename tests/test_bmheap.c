@@ -29,15 +29,6 @@
 static uint64_t arena[ARENA_BYTES / 8];
 static uint64_t arena2[64 * 1024 / 8];
 
-static bool all_bytes(const void *p, size_t n, unsigned char v)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != v)
-			return false;
-	return true;
-}
-
 static uint64_t rnd(uint64_t *s)
 {
 	uint64_t x = *s;
@@ -118,7 +109,7 @@ Test(heapcore, random_stress_against_a_shadow)
 		uint64_t r = rnd(&seed);
 		size_t i = r % SLOTS;
 		if (slot[i].p) {
-			cr_assert(all_bytes(slot[i].p, slot[i].n, slot[i].tag), "block %zu corrupted at op %ld", i, op);
+			cr_assert(iomem_test_all_bytes(slot[i].p, slot[i].n, slot[i].tag), "block %zu corrupted at op %ld", i, op);
 			cr_assert(iomem__heap_free(&h, slot[i].p));
 			slot[i].p = NULL;
 			continue;
@@ -141,7 +132,7 @@ Test(heapcore, random_stress_against_a_shadow)
 	cr_expect_gt(ooms, 0, "the stress should reach exhaustion");
 	for (size_t i = 0; i < SLOTS; i++)
 		if (slot[i].p) {
-			cr_assert(all_bytes(slot[i].p, slot[i].n, slot[i].tag));
+			cr_assert(iomem_test_all_bytes(slot[i].p, slot[i].n, slot[i].tag));
 			cr_assert(iomem__heap_free(&h, slot[i].p));
 		}
 	iomem_heap_census c;
@@ -172,7 +163,7 @@ Test(heapcore, misuse_is_refused_and_touches_nothing)
 	cr_expect(iomem__heap_free(&h, b));
 	cr_expect_not(iomem__heap_free(&h, b));                       /* double free */
 	cr_expect_eq(h.diag.rejected_frees, 6);
-	cr_expect(all_bytes(a, 64, 0xaa) && all_bytes(c, 64, 0xcc));
+	cr_expect(iomem_test_all_bytes(a, 64, 0xaa) && iomem_test_all_bytes(c, 64, 0xcc));
 	cr_expect(iomem__heap_check(&h, NULL));
 	cr_expect(iomem__heap_free(&h, NULL));
 }
@@ -302,10 +293,10 @@ Test(backend, iomalloc_family_over_the_heap)
 	void *a = IOMalloc(100), *z = IOMallocZero(300), *al = IOMallocAligned(1000, 256);
 	unsigned char *pg = IOMallocPageable(5000, 0);
 	cr_assert(a && z && al && pg);
-	cr_expect(all_bytes(z, 300, 0));
+	cr_expect(iomem_test_all_bytes(z, 300, 0));
 	cr_expect_eq((uintptr_t)al % 256, 0);
 	cr_expect_eq((uintptr_t)pg % 4096, 0);
-	cr_expect(all_bytes(pg, 8192, 0));
+	cr_expect(iomem_test_all_bytes(pg, 8192, 0));
 	iomem_heap_diagnostics d;
 	cr_assert_eq(iomem_baremetal_heap_diagnostics(&d), kIOReturnSuccess);
 	cr_expect_eq(d.arenas, 2);
@@ -330,7 +321,7 @@ Test(backend, foreign_free_is_reported_and_harmless)
 	IOFree(b + 16, 48);
 	iomem_test_expect_reports(1);
 	iomem_test_expect_report_has(IOMEM__DEBUG ? "never allocated" : "not a live block");
-	cr_expect(all_bytes(a, 64, 1) && all_bytes(b, 64, 2));
+	cr_expect(iomem_test_all_bytes(a, 64, 1) && iomem_test_all_bytes(b, 64, 2));
 	cr_expect_eq(iomem_baremetal_heap_check(NULL), kIOReturnSuccess);
 	IOFree(a, 64);
 	IOFree(b, 64);
@@ -378,7 +369,7 @@ static void *worker(void *arg)
 			return (void *)1;
 		memset(a, 1, n);
 		memset(b, 2, n);
-		if (!all_bytes(a, n, 1))
+		if (!iomem_test_all_bytes(a, n, 1))
 			return (void *)2;
 		IOFree(a, n);
 		IOFreeAligned(b, n);

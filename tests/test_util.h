@@ -10,6 +10,8 @@
 #ifndef IOMEM_TEST_UTIL_H
 #define IOMEM_TEST_UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 static char iomem_test_panic_msg[512];
@@ -22,6 +24,16 @@ static void iomem_test_record_panic(const char *msg)
 }
 
 #define IOMEM_PANIC(msg) iomem_test_record_panic(msg)
+
+/* True when all @n bytes at @p equal @v. */
+static inline bool iomem_test_all_bytes(const void *p, size_t n, unsigned char v)
+{
+	const unsigned char *b = (const unsigned char *)p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != v)
+			return false;
+	return true;
+}
 
 /* Asserts that exactly @n reports were made since the test began. */
 #define iomem_test_expect_reports(n) \
