@@ -302,7 +302,8 @@ IOMEM_API struct iomem_task iomem_kernel_task;
 #define kernel_task (&iomem_kernel_task)
 
 /* Forward declarations of the object types the three headers define. */
-typedef struct IOMapper IOMapper;
+typedef struct IOMapper IOMapper;                 /* iomem_map.h */
+typedef struct IODMACommand IODMACommand;         /* iomem_dma.h */
 #define kIOMapperSystem ((IOMapper *)0)   /* "use the system mapper" */
 
 /* >>ioreturn ============================================================== */

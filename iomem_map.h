@@ -18,10 +18,8 @@
  *   >>cache           IOFlushProcessorCache
  *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION)
  *
- * All of these arrive with the mapped-memory issue; until then this header
- * declares nothing beyond iomem.h (kIOMapperSystem and the map options and
- * cache modes are already in iomem.h). The README's feature table says what
- * works on which backend today.
+ * The map options and cache modes are in iomem.h. The README's feature
+ * table says what works on which backend today.
  *
  * LICENSE: MIT (see iomem.h).
  */
@@ -37,6 +35,104 @@ extern "C" {
 /* >>memmap ================================================================ */
 
 /* >>mapper ================================================================ */
+/*
+ * IOMapper (reference §4.1): an IOMMU. Its modern interface is an ops table
+ * a platform (or a test) implements; iomem ships a simulated IOMMU on POSIX
+ * and wraps the kernel's IOMMU API on Linux. The system mapper is the one
+ * IODMACommand uses when given NULL (kIOMapperSystem) with kMapped; there
+ * is none until a platform sets one (iomem_mapper_set_system).
+ *
+ * How IODMACommand uses a mapper: at the first prepare (kMapped, mapper
+ * present) it calls iovmMapMemory(mapper, md, offset, length, options,
+ * &spec, cmd, NULL, &addr, &maplen) once for the whole prepared range (of
+ * the bounce buffer when one is in use) and emits segments from the one
+ * contiguous IOVA run [addr, addr + length); at the last complete it calls
+ * iovmUnmapMemory(mapper, md, cmd, addr, maplen) with the same values.
+ */
+
+/* IODMAMapSpecification (IOKit layout, the device a void *). */
+typedef struct IODMAMapSpecification {
+	uint64_t alignment;         /* of the IOVA of the first byte's page */
+	void    *device;            /* the per-device handle, or NULL */
+	uint32_t options;
+	uint8_t  numAddressBits;    /* the IOVA must end below 2^bits; 0 = 64 */
+	uint8_t  resvA[3];
+	uint32_t resvB[4];
+} IODMAMapSpecification;
+
+enum {
+	kIODMAMapReadAccess           = 0x00000001,
+	kIODMAMapWriteAccess          = 0x00000002,
+	kIODMAMapPhysicallyContiguous = 0x00000010,
+	kIODMAMapDeviceMemory         = 0x00000020,
+	kIODMAMapPagingPath           = 0x00000040,
+	kIODMAMapIdentityMap          = 0x00000080,
+	kIODMAMapPageListFullyOccupied = 0x00000100,
+	kIODMAMapFixedAddress         = 0x00000200
+};
+
+/**
+ * iomem_mapper_ops - what an IOMMU implements. Every hook gets the mapper;
+ * its context is iomem_mapper_getContext(mapper).
+ *   getPageSize          the IOMMU page size (a power of two).
+ *   iovmMapMemory        map bytes [@descriptorOffset, +@length) of the
+ *                        prepared @memory; *@mapAddress = the IOVA of the
+ *                        byte at @descriptorOffset (its page offset kept),
+ *                        *@mapLength = the bytes of IOVA space used (may be
+ *                        more: page rounding). @mapOptions: kIODMAMap*
+ *                        access bits. @pageList is always NULL here.
+ *                        kIOReturnNoSpace / kIOReturnNoResources when the
+ *                        IOVA space or the table is full.
+ *   iovmUnmapMemory      undo one iovmMapMemory (same address and length).
+ *   iovmInsert           map physical [@physicalAddress, +@length) at IOVA
+ *                        @mapAddress + @offset (IOMapperInsertPage).
+ *   mapToPhysicalAddress the CPU-physical address behind an IOVA (0: none).
+ *   iovaAlloc/iovaFree   IOVA space without a descriptor, in pages
+ *                        (IOMapperIOVMAlloc/Free); may be NULL (-> 0).
+ *   free                 the last release; may be NULL.
+ */
+typedef struct iomem_mapper_ops {
+	const char *name;
+	uint64_t (*getPageSize)(IOMapper *mapper);
+	IOReturn (*iovmMapMemory)(IOMapper *mapper, IOMemoryDescriptor *memory, uint64_t descriptorOffset,
+	                          uint64_t length, uint32_t mapOptions, const IODMAMapSpecification *mapSpecification,
+	                          IODMACommand *dmaCommand, const void *pageList,
+	                          uint64_t *mapAddress, uint64_t *mapLength);
+	IOReturn (*iovmUnmapMemory)(IOMapper *mapper, IOMemoryDescriptor *memory, IODMACommand *dmaCommand,
+	                            uint64_t mapAddress, uint64_t mapLength);
+	IOReturn (*iovmInsert)(IOMapper *mapper, uint32_t options, uint64_t mapAddress, uint64_t offset,
+	                       uint64_t physicalAddress, uint64_t length);
+	uint64_t (*mapToPhysicalAddress)(IOMapper *mapper, uint64_t mappedAddress);
+	IOReturn (*iovaAlloc)(IOMapper *mapper, uint64_t pages, uint32_t mapOptions, uint64_t *iova);
+	void     (*iovaFree)(IOMapper *mapper, uint64_t iova, uint64_t pages);
+	void     (*free)(IOMapper *mapper);
+} iomem_mapper_ops;
+
+/** iomem_mapper_withOps - a mapper over @ops (kept; must outlive it) and
+ * @context. +1, or NULL (NULL @ops or a required hook missing: getPageSize,
+ * iovmMapMemory, iovmUnmapMemory, mapToPhysicalAddress). Thread-safe. */
+IOMEM_API IOMapper *iomem_mapper_withOps(const iomem_mapper_ops *ops, void *context);
+IOMEM_API void *iomem_mapper_getContext(IOMapper *mapper);
+IOMEM_API void IOMapper_retain(IOMapper *mapper);
+IOMEM_API void IOMapper_release(IOMapper *mapper);
+/** iomem_mapper_set_system - make @mapper (retained; NULL: none) the system
+ * mapper; the previous one is released. Set it before creating commands. */
+IOMEM_API void iomem_mapper_set_system(IOMapper *mapper);
+/** iomem_mapper_copy_system - the system mapper, +1, or NULL when none. */
+IOMEM_API IOMapper *iomem_mapper_copy_system(void);
+
+/* The ops as IOKit's member functions (argument checks, then the hook). */
+IOMEM_API uint64_t IOMapper_getPageSize(IOMapper *mapper);
+IOMEM_API IOReturn IOMapper_iovmMapMemory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
+        const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand,
+        const void *pageList, uint64_t *mapAddress, uint64_t *mapLength);
+IOMEM_API IOReturn IOMapper_iovmUnmapMemory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        IODMACommand *dmaCommand, uint64_t mapAddress, uint64_t mapLength);
+IOMEM_API IOReturn IOMapper_iovmInsert(IOMapper *mapper, uint32_t options, uint64_t mapAddress,
+        uint64_t offset, uint64_t physicalAddress, uint64_t length);
+IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mappedAddress);
+
 
 /* >>mappedio ============================================================== */
 
