@@ -2826,19 +2826,38 @@ IOMEM_API addr64_t iomem__md_segment_slow(IOMemoryDescriptor *md, IOByteCount of
 	return pa;
 }
 
-IOMEM_API void IOMemoryDescriptor_retain(IOMemoryDescriptor *md)
+/* Reference counts of the library's objects (descriptors, commands,
+ * mappers, maps): atomic where the compiler has atomics; on bare metal no
+ * read-modify-write atomics are assumed (Cortex-M0), the platform lock
+ * hooks instead. iomem__ref_release returns the count left. */
+IOMEM__PRIVATE void iomem__ref_retain(uint32_t *count)
 {
-	if (md == NULL)
-		return;
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
-	__atomic_fetch_add(&md->iomem__refcount, 1u, __ATOMIC_RELAXED);
+	__atomic_fetch_add(count, 1u, __ATOMIC_RELAXED);
 #else
-	/* bare metal: no read-modify-write atomics assumed (Cortex-M0), the
-	 * platform lock hooks instead */
 	iomem__mutex_lock(&iomem__md_id_lock);
-	md->iomem__refcount++;
+	(*count)++;
 	iomem__mutex_unlock(&iomem__md_id_lock);
 #endif
+}
+
+IOMEM__PRIVATE uint32_t iomem__ref_release(uint32_t *count)
+{
+	uint32_t left;
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
+	left = __atomic_sub_fetch(count, 1u, __ATOMIC_ACQ_REL);
+#else
+	iomem__mutex_lock(&iomem__md_id_lock);
+	left = --(*count);
+	iomem__mutex_unlock(&iomem__md_id_lock);
+#endif
+	return left;
+}
+
+IOMEM_API void IOMemoryDescriptor_retain(IOMemoryDescriptor *md)
+{
+	if (md != NULL)
+		iomem__ref_retain(&md->iomem__refcount);
 }
 
 IOMEM_API uint32_t iomem_md_getRetainCount(IOMemoryDescriptor *md)
@@ -2903,17 +2922,7 @@ IOMEM__PRIVATE void iomem__md_free(IOMemoryDescriptor *md)
 
 IOMEM_API void IOMemoryDescriptor_release(IOMemoryDescriptor *md)
 {
-	uint32_t left;
-	if (md == NULL)
-		return;
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
-	left = __atomic_sub_fetch(&md->iomem__refcount, 1u, __ATOMIC_ACQ_REL);
-#else
-	iomem__mutex_lock(&iomem__md_id_lock);
-	left = --md->iomem__refcount;
-	iomem__mutex_unlock(&iomem__md_id_lock);
-#endif
-	if (left == 0)
+	if (md != NULL && iomem__ref_release(&md->iomem__refcount) == 0)
 		iomem__md_free(md);
 }
 

@@ -16,7 +16,8 @@
  *                     IOMapperIOVMAlloc / IOMapperIOVMFree / IOMapperInsertPage
  *   >>mappedio        IOMappedRead8/16/32/64, IOMappedWrite8/16/32/64
  *   >>cache           IOFlushProcessorCache
- *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION)
+ *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
+ *     >>impl-mapper     the IOMapper object and the system mapper
  *
  * The map options and cache modes are in iomem.h. The README's feature
  * table says what works on which backend today.
@@ -148,5 +149,113 @@ IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mapp
 
 #if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_MAP__IMPLEMENTATION_INCLUDED)
 #define IOMEM_MAP__IMPLEMENTATION_INCLUDED 1
+
+/* >>impl-mapper: the IOMapper object, the system mapper ----------------- */
+
+struct IOMapper {
+	const iomem_mapper_ops *ops;
+	void                   *context;
+	uint32_t                refcount;
+};
+
+static iomem__mutex iomem__mapper_system_lock = IOMEM__MUTEX_INITIALIZER(iomem__mapper_system_lock);
+static IOMapper *iomem__mapper_system;
+
+IOMEM_API IOMapper *iomem_mapper_withOps(const iomem_mapper_ops *ops, void *context)
+{
+	IOMapper *m;
+	if (ops == NULL || ops->getPageSize == NULL || ops->iovmMapMemory == NULL ||
+	    ops->iovmUnmapMemory == NULL || ops->mapToPhysicalAddress == NULL)
+		return NULL;
+	m = (IOMapper *)iomem__alloc_internal(sizeof *m, "IOMapper");
+	if (m == NULL)
+		return NULL;
+	m->ops = ops;
+	m->context = context;
+	m->refcount = 1;
+	return m;
+}
+
+IOMEM_API void *iomem_mapper_getContext(IOMapper *mapper)
+{
+	return mapper ? mapper->context : NULL;
+}
+
+IOMEM_API void IOMapper_retain(IOMapper *mapper)
+{
+	if (mapper != NULL)
+		iomem__ref_retain(&mapper->refcount);
+}
+
+IOMEM_API void IOMapper_release(IOMapper *mapper)
+{
+	if (mapper == NULL || iomem__ref_release(&mapper->refcount) != 0)
+		return;
+	if (mapper->ops->free != NULL)
+		mapper->ops->free(mapper);
+	iomem__free_internal(mapper, sizeof *mapper, "IOMapper");
+}
+
+IOMEM_API void iomem_mapper_set_system(IOMapper *mapper)
+{
+	IOMapper *old;
+	IOMapper_retain(mapper);
+	iomem__mutex_lock(&iomem__mapper_system_lock);
+	old = iomem__mapper_system;
+	iomem__mapper_system = mapper;
+	iomem__mutex_unlock(&iomem__mapper_system_lock);
+	IOMapper_release(old);
+}
+
+IOMEM_API IOMapper *iomem_mapper_copy_system(void)
+{
+	IOMapper *m;
+	iomem__mutex_lock(&iomem__mapper_system_lock);
+	m = iomem__mapper_system;
+	IOMapper_retain(m);
+	iomem__mutex_unlock(&iomem__mapper_system_lock);
+	return m;
+}
+
+IOMEM_API uint64_t IOMapper_getPageSize(IOMapper *mapper)
+{
+	return mapper ? mapper->ops->getPageSize(mapper) : 0;
+}
+
+IOMEM_API IOReturn IOMapper_iovmMapMemory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
+        const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand,
+        const void *pageList, uint64_t *mapAddress, uint64_t *mapLength)
+{
+	if (mapper == NULL || memory == NULL || length == 0 || mapAddress == NULL || mapLength == NULL ||
+	    descriptorOffset > IOMemoryDescriptor_getLength(memory) ||
+	    length > IOMemoryDescriptor_getLength(memory) - descriptorOffset)
+		return kIOReturnBadArgument;
+	return mapper->ops->iovmMapMemory(mapper, memory, descriptorOffset, length, mapOptions,
+	                                  mapSpecification, dmaCommand, pageList, mapAddress, mapLength);
+}
+
+IOMEM_API IOReturn IOMapper_iovmUnmapMemory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        IODMACommand *dmaCommand, uint64_t mapAddress, uint64_t mapLength)
+{
+	if (mapper == NULL || mapLength == 0)
+		return kIOReturnBadArgument;
+	return mapper->ops->iovmUnmapMemory(mapper, memory, dmaCommand, mapAddress, mapLength);
+}
+
+IOMEM_API IOReturn IOMapper_iovmInsert(IOMapper *mapper, uint32_t options, uint64_t mapAddress,
+        uint64_t offset, uint64_t physicalAddress, uint64_t length)
+{
+	if (mapper == NULL || length == 0)
+		return kIOReturnBadArgument;
+	if (mapper->ops->iovmInsert == NULL)
+		return kIOReturnUnsupported;
+	return mapper->ops->iovmInsert(mapper, options, mapAddress, offset, physicalAddress, length);
+}
+
+IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mappedAddress)
+{
+	return mapper ? mapper->ops->mapToPhysicalAddress(mapper, mappedAddress) : mappedAddress;
+}
 
 #endif /* IOMEM_IMPLEMENTATION */
