@@ -1009,7 +1009,7 @@ IOMEM_API mach_vm_size_t IOMemoryMap_getSize(IOMemoryMap *map)
 
 IOMEM_API task_t IOMemoryMap_getAddressTask(IOMemoryMap *map)
 {
-	if (map == NULL)
+	if (map == NULL || map->address == 0)
 		return NULL;
 	return map->super != NULL ? IOMemoryMap_getAddressTask(map->super) : map->task;
 }
