@@ -31,6 +31,8 @@
 
 #include "iomem.h"
 
+#ifndef IOMEM__BACKEND_CONFLICT   /* iomem.h gave the one clear error */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -353,11 +355,13 @@ IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mapp
 } /* extern "C" */
 #endif
 
+#endif /* !IOMEM__BACKEND_CONFLICT */
 #endif /* IOMEM_MAP_H_INCLUDED */
 
 /* >>implementation ======================================================== */
 
-#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_MAP__IMPLEMENTATION_INCLUDED)
+#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_MAP__IMPLEMENTATION_INCLUDED) && \
+    !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM_MAP__IMPLEMENTATION_INCLUDED 1
 
 /* >>impl-mapper: the IOMapper object, the system mapper ----------------- */
