@@ -773,3 +773,44 @@ Test(memmap, concurrent_map_and_release)
 	cr_expect_null(IOMemoryDescriptor_map(b, kIOMapReference));
 	IOMemoryDescriptor_release(b);
 }
+
+/* ---- a driver's own kind, and machine pages larger than the host's ---- */
+
+static addr64_t custom_segment(IOMemoryDescriptor *md, IOByteCount offset, IOByteCount *length, IOOptionBits options)
+{
+	return IOMemoryDescriptor_getPhysicalSegment((IOMemoryDescriptor *)iomem_md_getContext(md), offset, length,
+	                                             options);
+}
+
+static const iomem_md_ops custom_ops = { .name = "memmap-test", .getPhysicalSegment = custom_segment };
+
+Test(memmap, custom_kind_maps_through_its_physical_segments)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	IOBufferMemoryDescriptor *b = new_buffer(3 * PG);
+	IOMemoryDescriptor *c = iomem_md_withOps(&custom_ops, b, 3 * PG, kIODirectionInOut);
+	cr_assert_not_null(c);
+	IOMemoryMap *m = IOMemoryDescriptor_map(c, 0);
+	cr_assert_not_null(m);
+	expect_alias(map_ptr(m), bytes_of(b), 3 * PG, 1);
+	IOMemoryMap_release(m);
+	IOMemoryDescriptor_release(c);
+	IOMemoryDescriptor_release(b);
+}
+
+Test(memmap, machine_pages_larger_than_the_host_page)
+{
+	if (iomem_posix_set_page_size(16384) != kIOReturnSuccess)
+		cr_skip_test("host page larger than 16 KiB");
+	cr_assert_eq(PG, 16384);
+	IOBufferMemoryDescriptor *b = new_buffer(2 * PG);
+	IOMemoryMap *m = IOMemoryDescriptor_createMappingInTask(b, kernel_task, 0, kIOMapAnywhere | kIOMapGuardedSmall,
+	                                                        PG / 2 + 3, PG);
+	cr_assert_not_null(m);
+	cr_expect_eq((uintptr_t)map_ptr(m) % sysconf(_SC_PAGESIZE), (PG / 2 + 3) % sysconf(_SC_PAGESIZE));
+	expect_alias(map_ptr(m), bytes_of(b) + PG / 2 + 3, PG, 2);
+	cr_expect(access_faults(map_ptr(m) - (PG / 2 + 3) % sysconf(_SC_PAGESIZE) - 1, false),
+	          "a guard of one machine page before the first host page");
+	IOMemoryMap_release(m);
+	IOMemoryDescriptor_release(b);
+}
