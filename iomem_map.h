@@ -60,8 +60,8 @@ extern "C" {
  *       RAM) is mmap'ed from its memfd into one reserved range, so a write
  *       through the map is seen through the buffer and vice versa;
  *       kIOMapReadOnly maps PROT_READ (a write faults: SIGSEGV). Memory that
- *       is not memfd RAM (malloc'ed or stack memory, RAM under a strict
- *       -std=c99 build where memfd_create is hidden, device frames) cannot be
+ *       is not memfd RAM (malloc'ed or stack memory, device frames, and all
+ *       RAM off Linux or in a strict -std=c99/c11 build) cannot be
  *       aliased in user space: a single-range kernel_task descriptor mapped
  *       at offset 0 with kIOMapAnywhere and without kIOMapUnique,
  *       kIOMapReadOnly or a guard then maps to its own address (a static
@@ -88,11 +88,14 @@ extern "C" {
  * and wireRange of one map must not race with each other (caller
  * serialises), as the map's address changes under them.
  *
- * DEVIATIONS: a sub-map is also found for a fixed-address request whose
+ * DEVIATIONS: on POSIX, map() of a buffer is a second mapping where IOKit
+ * would hand back the buffer's own kernel address (so aliasing is real and
+ * testable); a sub-map is also found for a fixed-address request whose
  * address is the one the sub-range has in the live map (IOKit compares
  * the live map's own start only); unique maps are never shared;
  * IOMemoryMap_getPhysicalSegment range-checks @offset against the map;
- * taskDied is not provided (there are no other tasks).
+ * taskDied is not provided (there are no other tasks); a failed
+ * kIOMapOverwrite mapping leaves its range unmapped.
  */
 
 /**

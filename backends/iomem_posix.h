@@ -168,10 +168,11 @@ IOMEM_FORCEINLINE void *iomem__memcpy(void *dst, const void *src, vm_size_t n) {
 /* ---- the software machine (descriptor layer's platform contract) -------- *
  *
  * User space has no physical addresses, so this backend models a machine:
- *   - RAM for buffer descriptors is memfd-backed (one memfd per buffer, so a
- *     later mapping layer can alias the same pages with mmap); under a strict
- *     -std=c99, where glibc hides memfd_create, it falls back to private
- *     /dev/zero pages (no aliasing possible);
+ *   - RAM for buffer descriptors is memfd-backed (one memfd per buffer, so
+ *     IOMemoryMap can alias the same pages with mmap; the raw system call
+ *     when glibc hides memfd_create's declaration); under a strict
+ *     -std=c99/c11, or off Linux, it falls back to private /dev/zero pages
+ *     (no aliasing possible);
  *   - any page of the process that is wired (prepare) gets a pseudo-physical
  *     frame chosen by the current layout policy, kept until its last unwire;
  *     a page wired twice keeps its frame (the wire count is per page);
