@@ -975,7 +975,20 @@ IOMEM_API void IOMemoryMap_release(IOMemoryMap *map)
 	uint32_t left;
 	if (map == NULL)
 		return;
-	/* under the lock, so a reuse lookup never retains a dying map */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_BACKEND_BAREMETAL)
+	{
+		/* not the last reference: drop it without the lock (a lookup
+		 * only ever raises a count it sees under the lock, so this can
+		 * never hide a 1 -> 0 from it) */
+		uint32_t c = __atomic_load_n(&map->refcount, __ATOMIC_RELAXED);
+		while (c > 1)
+			if (__atomic_compare_exchange_n(&map->refcount, &c, c - 1, true,
+			                                __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+				return;
+	}
+#endif
+	/* the last one under the lock, so a reuse lookup never retains a
+	 * dying map */
 	iomem__mutex_lock(&iomem__map_lock);
 	left = iomem__ref_release(&map->refcount);
 	if (left == 0)
