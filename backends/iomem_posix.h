@@ -721,9 +721,10 @@ IOMEM_API void iomem_posix_machine_stats(iomem_posix_machine_stats_t *out)
 }
 
 /* memfd_create is a GNU declaration: without _GNU_SOURCE (a default
- * -std=gnu11 build), Linux still has the system call. Under a strict
+ * -std=gnu11 build: glibc's _DEFAULT_SOURCE, musl's _BSD_SOURCE), Linux
+ * still has the system call. Under a strict
  * -std=c99/c11 neither is declared: RAM falls back to /dev/zero pages. */
-#if !defined(MFD_CLOEXEC) && defined(__linux__) && defined(_DEFAULT_SOURCE)
+#if !defined(MFD_CLOEXEC) && defined(__linux__) && (defined(_DEFAULT_SOURCE) || defined(_BSD_SOURCE))
 #  include <sys/syscall.h>
 #  if defined(SYS_memfd_create)
 #    define IOMEM__POSIX_SYS_MEMFD 1
