@@ -10,7 +10,8 @@
  *
  * TABLE OF CONTENTS                        (search for ">>name" to jump)
  *   >>memmap          IOMemoryMap: map, createMappingInTask, setMapping,
- *                     the accessors, unmap, redirect, wireRange
+ *                     the accessors, unmap, redirect, wireRange; DriverKit
+ *                     CreateMapping / GetAddress / GetLength / GetOffset
  *   >>mapper          IOMapper: system and per-device mappers, iovmMapMemory /
  *                     iovmUnmapMemory / iovmInsert / mapToPhysicalAddress,
  *                     IOMapperIOVMAlloc / IOMapperIOVMFree / IOMapperInsertPage
