@@ -304,6 +304,7 @@ IOMEM_API struct iomem_task iomem_kernel_task;
 /* Forward declarations of the object types the three headers define. */
 typedef struct IOMapper IOMapper;                 /* iomem_map.h */
 typedef struct IODMACommand IODMACommand;         /* iomem_dma.h */
+typedef struct IOMemoryMap IOMemoryMap;           /* iomem_map.h */
 #define kIOMapperSystem ((IOMapper *)0)   /* "use the system mapper" */
 
 /* >>ioreturn ============================================================== */
@@ -1329,6 +1330,7 @@ struct IOMemoryDescriptor {
 	uint64_t               iomem__preparation_id;
 	const iomem_md_ops    *iomem__ops;
 	iomem__sleep_lock     *iomem__lock;      /* kIOMemoryThreadSafe only */
+	IOMemoryMap           *iomem__maps;      /* its live maps, a weak list (iomem_map.h) */
 	union {
 		struct {                         /* general, buffer, device */
 			IOAddressRange *ranges;
