@@ -3057,6 +3057,11 @@ IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirecti
 
 /* ---- bytes --------------------------------------------------------------- */
 
+/* Up to this many ranges, readBytes/writeBytes of prepared virtual memory
+ * scan the ranges and copy through their addresses; above, the extents
+ * find the place in O(log n) and the copy goes through physical memory. */
+#define IOMEM__MD_COPY_VIRTUAL_RANGES 16u
+
 IOMEM__PRIVATE IOByteCount iomem__md_copy(IOMemoryDescriptor *md, IOByteCount offset, void *buf,
                                           IOByteCount length, bool to_md)
 {
@@ -3068,6 +3073,38 @@ IOMEM__PRIVATE IOByteCount iomem__md_copy(IOMemoryDescriptor *md, IOByteCount of
 	if (to_md && (md->iomem__flags & kIOMemoryPreparedReadOnly)) {
 		iomem__md_unlock(md);
 		return 0;
+	}
+	if (IOMEM__MD_IS_GENERAL(md) && !md->iomem__physical && md->iomem__extents != NULL &&
+	    md->iomem__u.g.count <= IOMEM__MD_COPY_VIRTUAL_RANGES) {
+		/* prepared kernel_task memory: its virtual ranges are CPU addresses,
+		 * so copy run by run through them (one memcpy per range, no
+		 * physical lookup per page); a scan of the ranges is cheaper than
+		 * the physical path for the few-range descriptors this serves */
+		const IOAddressRange *r = md->iomem__u.g.ranges;
+		IOByteCount skip = offset;
+		uint32_t i;
+		for (i = 0; i < md->iomem__u.g.count && done < length; i++) {
+			IOByteCount n;
+			unsigned char *va;
+			if (skip >= r[i].length) {
+				skip -= r[i].length;
+				continue;
+			}
+			va = (unsigned char *)(uintptr_t)r[i].address + skip;
+			n = r[i].length - skip;
+			if (n > length - done)
+				n = length - done;
+			if (!to_md)
+				iomem__memcpy(b + done, va, n);
+			else if (b != NULL)
+				iomem__memcpy(va, b + done, n);
+			else
+				iomem__memset(va, 0, n);
+			done += n;
+			skip = 0;
+		}
+		iomem__md_unlock(md);
+		return done;
 	}
 	while (done < length) {
 		IOByteCount seg;

@@ -88,7 +88,16 @@ IOMEM_API vm_size_t iomem__posix_page_size;
 
 IOMEM_INLINE vm_size_t iomem__posix_host_page_size(void)
 {
-	return (vm_size_t)sysconf(_SC_PAGESIZE);
+	/* cached: the page size is asked on every prepare and copy, and
+	 * sysconf is a call through a switch; racing first calls store the
+	 * same value (relaxed atomics keep that race defined) */
+	static vm_size_t cached;
+	vm_size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	if (IOMEM_UNLIKELY(p == 0)) {
+		p = (vm_size_t)sysconf(_SC_PAGESIZE);
+		__atomic_store_n(&cached, p, __ATOMIC_RELAXED);
+	}
+	return p;
 }
 
 /* The machine's page size: the host's unless iomem_posix_set_page_size()
