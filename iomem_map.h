@@ -307,6 +307,24 @@ enum {
  *   iovaAlloc/iovaFree   IOVA space without a descriptor, in pages
  *                        (IOMapperIOVMAlloc/Free); may be NULL (-> 0).
  *   free                 the last release; may be NULL.
+ *
+ * Optional, for a mapper whose mappings are not one contiguous IOVA run
+ * (the Linux DMA API: dma_map_sg through swiotlb or dma-direct gives a
+ * segment list). When iovmMapExtents is set IODMACommand uses it instead
+ * of iovmMapMemory:
+ *   iovmMapExtents       map bytes [@descriptorOffset, +@length) of the
+ *                        prepared @memory and return the device addresses
+ *                        as extents: (*@extents)[i].phys is a device
+ *                        address, .end the end offset of that piece
+ *                        relative to @descriptorOffset (the last .end ==
+ *                        @length). The array stays valid until
+ *                        iovmUnmapExtents(@handle). Errors as iovmMapMemory.
+ *   iovmUnmapExtents     undo one iovmMapExtents.
+ *   iovmSync             make the device's writes visible to the CPU
+ *                        (@direction kIODirectionIn) or the CPU's writes to
+ *                        the device (kIODirectionOut); may be NULL
+ *                        (coherent). IODMACommand calls it at prepare (Out),
+ *                        complete (In) and synchronize.
  */
 typedef struct iomem_mapper_ops {
 	const char *name;
@@ -323,6 +341,12 @@ typedef struct iomem_mapper_ops {
 	IOReturn (*iovaAlloc)(IOMapper *mapper, uint64_t pages, uint32_t mapOptions, uint64_t *iova);
 	void     (*iovaFree)(IOMapper *mapper, uint64_t iova, uint64_t pages);
 	void     (*free)(IOMapper *mapper);
+	IOReturn (*iovmMapExtents)(IOMapper *mapper, IOMemoryDescriptor *memory, uint64_t descriptorOffset,
+	                           uint64_t length, uint32_t mapOptions, const IODMAMapSpecification *mapSpecification,
+	                           IODMACommand *dmaCommand, const iomem_md_extent **extents, uint32_t *count,
+	                           void **handle);
+	void     (*iovmUnmapExtents)(IOMapper *mapper, IODMACommand *dmaCommand, void *handle);
+	void     (*iovmSync)(IOMapper *mapper, IODMACommand *dmaCommand, void *handle, IODirection direction);
 } iomem_mapper_ops;
 
 /** iomem_mapper_withOps - a mapper over @ops (kept; must outlive it) and
