@@ -18,6 +18,7 @@
  *   >>dmacontroller   IODMAController ops table and registry (DMA controller issue)
  *   >>dmaevent        IODMAEventSource                       (DMA controller issue)
  *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION)
+ *     >>impl-cursor     IOMemoryCursor: the generator, specialised per byte order
  *
  * The README's feature table says what works on which backend today.
  *
@@ -310,6 +311,189 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
 }
 
 /* >>cursor ================================================================ */
+/*
+ * IOMemoryCursor and its three byte orders (reference §5): the legacy,
+ * stateless way to turn a prepared descriptor into physical segments
+ * (IODMACommand superseded it in 10.4.7; drivers ported from older code
+ * still use it).
+ *
+ *   IONaturalMemoryCursor *c = IONaturalMemoryCursor_withSpecification(
+ *           65536, 0, 1);                      // 64 KiB segments, +1
+ *   IOPhysicalSegment seg[32];
+ *   IOByteCount pos = 0, xfer;
+ *   UInt32 n;
+ *   while ((n = IONaturalMemoryCursor_getPhysicalSegments(c, md, pos, seg, 32, 0, &xfer)) != 0) {
+ *       queue_to_device(seg, n);               // host-order {location, length}
+ *       pos += xfer;                           // the caller keeps the position
+ *   }                                          // 0 with pos < length: an error
+ *   IOMemoryCursor_release(c);
+ *
+ * THE RULES (IOKit's, kept):
+ *   - a call emits the first segments of [fromPosition, fromPosition +
+ *     maxTransferSize): the maximal physically contiguous runs, each cut
+ *     into maxSegmentSize pieces from its start; at most maxSegments of
+ *     them, the last one as long as the limits allow;
+ *   - the per-call maxTransferSize (a UInt32) overrides the cursor's; 0
+ *     takes the cursor's, truncated to 32 bits (unlimited = 0xFFFFFFFF), so
+ *     one call never moves more than 4 GiB - 1;
+ *   - the cursor keeps no position: the caller advances fromPosition by
+ *     *transferSize. A call costs the same at any position: the walk
+ *     starts where the previous call on the descriptor stopped (O(1)) or
+ *     finds its place in O(log extents) - never a rescan from range 0
+ *     (XNU's is O(segments x ranges)).
+ *
+ * DECISIONS AND DEVIATIONS (reference §8.3):
+ *   - maxSegmentSize 0 (IOKit's default argument!) means the largest
+ *     segment, 0xFFFFFFFF; IOKit emits zero-length segments until the
+ *     array is full, and a caller advancing by the transfer size (0) loops
+ *     forever. Larger values are clamped to 0xFFFFFFFF, as IOKit does.
+ *   - alignment: IOKit has no alignment code (only a debug assert that it
+ *     is 1); any value is accepted and ignored, 0 and 1 silently, others
+ *     reported under IOMEM_DEBUG.
+ *   - the transfer is counted in 64 bits and capped at maxTransferSize, so
+ *     it is exact; IOKit's 32-bit counter can wrap when runs pass 4 GiB,
+ *     emitting more than 4 GiB and reporting the total modulo 2^32.
+ *   - a piece with no physical address ends the call cleanly after the
+ *     segments before it (IOKit asserts, then loops forever in release);
+ *     the next call at that position returns 0 before the end: an error.
+ *   - bad input (NULL cursor, descriptor or segments, maxSegments 0,
+ *     fromPosition at or past the end, an unprepared descriptor) returns 0
+ *     and sets *transferSize to 0 (IOKit leaves it untouched for the first
+ *     ones and crashes or panics on the others); an unprepared virtual
+ *     descriptor is reported under IOMEM_DEBUG (XNU panics).
+ *   - addresses are CPU-physical, as getPhysicalSegment's (no system mapper
+ *     for descriptors yet; IOKit returns IOVAs when one exists).
+ *   - the built-in cursors write their byte order inline in the walk (no
+ *     call per segment); a user segment function is called per segment.
+ *
+ * OWNERSHIP: the factories return +1 (NULL on failure); retain/release.
+ * A call holds no reference on the descriptor; it must stay prepared for
+ * the call's duration. THREAD SAFETY: a cursor is immutable after creation,
+ * so any number of threads may generate with one cursor at once (better
+ * than IOKit, which promises nothing); retain/release are atomic.
+ */
+
+/** IOKit's IOMemoryCursor::PhysicalSegment: 16 bytes, host order for the
+ * natural cursor, the same layout byte-swapped for big/little. */
+typedef struct IOPhysicalSegment {
+	IOPhysicalAddress location;
+	IOPhysicalLength  length;
+} IOPhysicalSegment;
+typedef IOPhysicalSegment IOMemoryCursor_PhysicalSegment;
+
+/** Stores @segment as element @segmentIndex of the caller's array @segments. */
+typedef void (*IOMemoryCursor_SegmentFunction)(IOPhysicalSegment segment, void *segments,
+                                               UInt32 segmentIndex);
+/* IOKit's legacy names of the function type */
+typedef IOMemoryCursor_SegmentFunction IOMemoryCursor_OutputSegmentFunc;
+typedef IOMemoryCursor_SegmentFunction OutputSegmentFunc;
+
+/* One object type; the subclass names are typedefs of it, so any cursor
+ * passes where an IOMemoryCursor * is expected. Fields are private. */
+typedef struct IOMemoryCursor IOMemoryCursor;
+typedef IOMemoryCursor IONaturalMemoryCursor;
+typedef IOMemoryCursor IOBigMemoryCursor;
+typedef IOMemoryCursor IOLittleMemoryCursor;
+
+/**
+ * IOMemoryCursor_withSpecification - a cursor that stores each segment
+ * with @outSegFunc.
+ * @maxSegmentSize: longest segment; 0 or > 0xFFFFFFFF -> 0xFFFFFFFF (see
+ *                  DECISIONS above; IOKit's default argument is 0).
+ * @maxTransferSize: most bytes per call; 0 = unlimited (IOKit's default).
+ * @alignment: IOKit's default 1; accepted and ignored (no alignment logic
+ *             in IOKit), reported under IOMEM_DEBUG unless 0 or 1.
+ * Passing IONatural/IOBig/IOLittleMemoryCursor_outputSegment gives the
+ * built-in (inlined) cursor of that byte order.
+ * Returns +1, or NULL: NULL @outSegFunc, @maxTransferSize > 0xFFFFFFFF
+ * (both as IOKit), out of memory. Thread-safe.
+ */
+IOMEM_API IOMemoryCursor *IOMemoryCursor_withSpecification(IOMemoryCursor_SegmentFunction outSegFunc,
+        IOPhysicalLength maxSegmentSize, IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+
+/**
+ * IOMemoryCursor_genPhysicalSegments - the segments of @descriptor from
+ * @fromPosition, stored with the cursor's function into @segments[0..n).
+ * @maxSegments: size of @segments (at most this many are written).
+ * @maxTransferSize: most bytes this call; 0 = the cursor's (see the RULES).
+ * @transferSize: out, may be NULL: bytes covered by the segments written.
+ * Returns n, the number of segments written. 0 (and *transferSize 0) when
+ * @fromPosition >= the length (exhausted), and for bad input: NULL
+ * @cursor, @descriptor or @segments, @maxSegments 0, an unprepared
+ * descriptor (reported under IOMEM_DEBUG), or a piece of the descriptor
+ * with no physical address at @fromPosition. Never writes past
+ * @maxSegments elements; allocates nothing. The descriptor is +0 and must
+ * stay prepared during the call. Thread-safe (see THREAD SAFETY).
+ * O(log extents) to start, then O(1) per segment for general, buffer and
+ * device descriptors.
+ */
+IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMemoryDescriptor *descriptor,
+        IOByteCount fromPosition, void *segments, UInt32 maxSegments, UInt32 maxTransferSize,
+        IOByteCount *transferSize);
+
+/** IOMemoryCursor_retain - one more reference (NULL: nothing). Atomic. */
+IOMEM_API void IOMemoryCursor_retain(IOMemoryCursor *cursor);
+/** IOMemoryCursor_release - drop one reference; the last frees the cursor
+ * (NULL: nothing). Atomic. */
+IOMEM_API void IOMemoryCursor_release(IOMemoryCursor *cursor);
+
+/**
+ * IONaturalMemoryCursor_outputSegment / IOBigMemoryCursor_outputSegment /
+ * IOLittleMemoryCursor_outputSegment - IOKit's three segment functions:
+ * store @segment at ((IOPhysicalSegment *)@segments)[@segmentIndex], its
+ * location then its length, each 8 bytes in host / big-endian /
+ * little-endian order (big and little accept any alignment of @segments).
+ * Usable as an IOMemoryCursor_SegmentFunction; a cursor made with one of
+ * them does the same stores inline instead of calling it.
+ */
+IOMEM_API void IONaturalMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex);
+IOMEM_API void IOBigMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex);
+IOMEM_API void IOLittleMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex);
+/* IOKit's legacy names of the three */
+#define naturalOutputSegment IONaturalMemoryCursor_outputSegment
+#define bigOutputSegment     IOBigMemoryCursor_outputSegment
+#define littleOutputSegment  IOLittleMemoryCursor_outputSegment
+
+/**
+ * IONaturalMemoryCursor_withSpecification / IOBigMemoryCursor_withSpecification /
+ * IOLittleMemoryCursor_withSpecification - IOMemoryCursor_withSpecification
+ * with that class's outputSegment: same arguments (IOKit's default
+ * @alignment is 1), same results.
+ */
+IOMEM_API IONaturalMemoryCursor *IONaturalMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+IOMEM_API IOBigMemoryCursor *IOBigMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+IOMEM_API IOLittleMemoryCursor *IOLittleMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+
+/**
+ * IONaturalMemoryCursor_getPhysicalSegments / IOBigMemoryCursor_getPhysicalSegments /
+ * IOLittleMemoryCursor_getPhysicalSegments - IOKit's typed inline wrappers:
+ * IOMemoryCursor_genPhysicalSegments with an IOPhysicalSegment array (the
+ * output is the cursor's own byte order, as in IOKit). Same results.
+ */
+IOMEM_INLINE UInt32 IONaturalMemoryCursor_getPhysicalSegments(IONaturalMemoryCursor *cursor,
+        IOMemoryDescriptor *descriptor, IOByteCount fromPosition, IOPhysicalSegment *segments,
+        UInt32 maxSegments, UInt32 maxTransferSize, IOByteCount *transferSize)
+{
+	return IOMemoryCursor_genPhysicalSegments(cursor, descriptor, fromPosition, segments, maxSegments,
+	                                          maxTransferSize, transferSize);
+}
+IOMEM_INLINE UInt32 IOBigMemoryCursor_getPhysicalSegments(IOBigMemoryCursor *cursor,
+        IOMemoryDescriptor *descriptor, IOByteCount fromPosition, IOPhysicalSegment *segments,
+        UInt32 maxSegments, UInt32 maxTransferSize, IOByteCount *transferSize)
+{
+	return IOMemoryCursor_genPhysicalSegments(cursor, descriptor, fromPosition, segments, maxSegments,
+	                                          maxTransferSize, transferSize);
+}
+IOMEM_INLINE UInt32 IOLittleMemoryCursor_getPhysicalSegments(IOLittleMemoryCursor *cursor,
+        IOMemoryDescriptor *descriptor, IOByteCount fromPosition, IOPhysicalSegment *segments,
+        UInt32 maxSegments, UInt32 maxTransferSize, IOByteCount *transferSize)
+{
+	return IOMemoryCursor_genPhysicalSegments(cursor, descriptor, fromPosition, segments, maxSegments,
+	                                          maxTransferSize, transferSize);
+}
 
 /* >>dmacontroller ========================================================= */
 
@@ -325,5 +509,257 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
 
 #if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_DMA__IMPLEMENTATION_INCLUDED)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
+
+/* >>impl-cursor: IOMemoryCursor ------------------------------------------- */
+
+/* The output formats; a constant argument of the force-inline generator,
+ * so each built-in cursor gets its own loop with its stores inline. */
+enum {
+	IOMEM__CURSOR_USER = 0,     /* call outSeg per segment */
+	IOMEM__CURSOR_NATURAL,
+	IOMEM__CURSOR_BIG,
+	IOMEM__CURSOR_LITTLE
+};
+
+struct IOMemoryCursor {
+	IOMemoryCursor_SegmentFunction outSeg;
+	IOPhysicalLength maxSegmentSize;    /* 1..0xFFFFFFFF */
+	IOPhysicalLength maxTransferSize;   /* all ones: unlimited */
+	IOPhysicalLength alignMask;         /* stored, never used (as IOKit) */
+	uint32_t         refcount;
+	uint32_t         format;            /* IOMEM__CURSOR_* */
+};
+
+#define IOMEM__CURSOR_NAME "IOMemoryCursor"
+#define IOMEM__CURSOR_SEG_MAX ((IOPhysicalLength)0xFFFFFFFFu)
+
+/* Stores @v at @p (any alignment) in big (@big) or little endian order. */
+IOMEM_FORCEINLINE void iomem__cursor_store64(void *p, uint64_t v, int big)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__)
+	if (big != (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__))
+		v = __builtin_bswap64(v);
+	__builtin_memcpy(p, &v, sizeof v);   /* one store where the target allows */
+#else
+	unsigned char *b = (unsigned char *)p;
+	int k;
+	for (k = 0; k < 8; k++)
+		b[k] = (unsigned char)(v >> (big ? 56 - 8 * k : 8 * k));
+#endif
+}
+
+IOMEM_FORCEINLINE void iomem__cursor_put(const IOMemoryCursor *c, void *segments, UInt32 index,
+                                         IOPhysicalAddress location, IOPhysicalLength length, int format)
+{
+	if (format == IOMEM__CURSOR_NATURAL) {
+		IOPhysicalSegment *s = (IOPhysicalSegment *)segments + index;
+		s->location = location;
+		s->length = length;
+	} else if (format == IOMEM__CURSOR_BIG || format == IOMEM__CURSOR_LITTLE) {
+		unsigned char *s = (unsigned char *)segments + (vm_size_t)index * sizeof(IOPhysicalSegment);
+		iomem__cursor_store64(s, location, format == IOMEM__CURSOR_BIG);
+		iomem__cursor_store64(s + sizeof(IOPhysicalAddress), length, format == IOMEM__CURSOR_BIG);
+	} else {
+		IOPhysicalSegment seg;
+		seg.location = location;
+		seg.length = length;
+		c->outSeg(seg, segments, index);
+	}
+}
+
+/*
+ * iomem_walk_init, but on the extents path the search for @pos starts at
+ * the descriptor's hint - where the last call on it stopped - so a caller
+ * resuming where it stopped finds its place in O(1) whatever the number of
+ * extents, and anywhere else in O(log extents) (fixed-stride extents: O(1)
+ * by arithmetic, as iomem_md_walk_init).
+ */
+IOMEM_FORCEINLINE bool iomem__cursor_walk_init(iomem_walk *w, IOMemoryDescriptor *md, IOByteCount pos,
+                                               IOByteCount end)
+{
+	const iomem_md_extent *e = md->iomem__extents;
+	if (e == NULL || md->iomem__ext_shift != 0 || pos >= end)
+		return iomem_walk_init(w, md, pos, end);
+	w->md = NULL;
+	w->off = pos;
+	w->end = end;
+	w->error = false;
+	w->ext.e = e;
+	w->ext.n = md->iomem__extent_count;
+	w->ext.off = pos;
+	w->ext.length = end;             /* end <= the descriptor's length */
+	w->ext.i = iomem_extents_find(e, w->ext.n, IOMEM__LOAD_RELAXED32(&md->iomem__hint), pos);
+	return true;
+}
+
+/*
+ * The generator (reference §5.1, IOKit's loop restated on maximal runs):
+ * the walk covers [pos, pos + transfer limit) and yields maximal runs (the
+ * descriptor's extents are maximal; the getPhysicalSegment path merges);
+ * each run is cut into maxSegmentSize pieces from its start; the call
+ * stops when maxSegments are written - the last one taking what the limits
+ * allow, as IOKit's reserved last slot does. Same output as IOKit's loop.
+ */
+IOMEM_FORCEINLINE UInt32 iomem__cursor_gen(const IOMemoryCursor *c, IOMemoryDescriptor *md, IOByteCount pos,
+                                           void *segments, UInt32 maxSegments, IOByteCount limit,
+                                           IOByteCount *transferSize, int format)
+{
+	const IOPhysicalLength maxSeg = c->maxSegmentSize;
+	IOByteCount total = 0, len, end;
+	addr64_t pa = 0;
+	UInt32 n = 0;
+	iomem_walk w;
+
+	end = md->iomem__length;
+	if (end - pos > limit)
+		end = pos + limit;
+	if (iomem__cursor_walk_init(&w, md, pos, end)) {
+		while (n < maxSegments && (len = iomem_walk_next(&w, &pa)) != 0) {
+			if (IOMEM_UNLIKELY(pa == 0))
+				break;             /* no physical address: end cleanly */
+			while (IOMEM_UNLIKELY(len > maxSeg)) {
+				iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
+				total += maxSeg;
+				if (n == maxSegments)
+					goto done;
+				pa += maxSeg;
+				len -= maxSeg;
+			}
+			iomem__cursor_put(c, segments, n++, pa, len, format);
+			total += len;
+		}
+done:
+		/* where this call stopped: the next call resumes there in O(1) */
+		if (w.md == NULL && w.ext.i != 0)
+			IOMEM__STORE_RELAXED32(&md->iomem__hint, w.ext.i - 1);
+	}
+	if (transferSize != NULL)
+		*transferSize = total;
+	return n;
+}
+
+IOMEM__PRIVATE IOMemoryCursor *iomem__cursor_create(IOMemoryCursor_SegmentFunction outSegFunc,
+        IOPhysicalLength maxSegmentSize, IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	IOMemoryCursor *c;
+	if (outSegFunc == NULL || maxTransferSize > 0xFFFFFFFFu)
+		return NULL;
+#if IOMEM__DEBUG
+	if (alignment > 1)
+		iomem__report("IOMemoryCursor_withSpecification: alignment %u is ignored "
+		              "(IOKit's cursors have no alignment code; use IODMACommand)",
+		              (unsigned long long)alignment);
+#endif
+	c = (IOMemoryCursor *)iomem__alloc_internal(sizeof *c, IOMEM__CURSOR_NAME);
+	if (c == NULL)
+		return NULL;
+	c->outSeg = outSegFunc;
+	c->maxSegmentSize = (maxSegmentSize == 0 || maxSegmentSize > IOMEM__CURSOR_SEG_MAX)
+	                    ? IOMEM__CURSOR_SEG_MAX : maxSegmentSize;
+	c->maxTransferSize = maxTransferSize ? maxTransferSize : ~(IOPhysicalLength)0;
+	c->alignMask = alignment - 1;
+	c->refcount = 1;
+	if (outSegFunc == IONaturalMemoryCursor_outputSegment)
+		c->format = IOMEM__CURSOR_NATURAL;
+	else if (outSegFunc == IOBigMemoryCursor_outputSegment)
+		c->format = IOMEM__CURSOR_BIG;
+	else if (outSegFunc == IOLittleMemoryCursor_outputSegment)
+		c->format = IOMEM__CURSOR_LITTLE;
+	else
+		c->format = IOMEM__CURSOR_USER;
+	return c;
+}
+
+IOMEM_API IOMemoryCursor *IOMemoryCursor_withSpecification(IOMemoryCursor_SegmentFunction outSegFunc,
+        IOPhysicalLength maxSegmentSize, IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(outSegFunc, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API IONaturalMemoryCursor *IONaturalMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(IONaturalMemoryCursor_outputSegment, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API IOBigMemoryCursor *IOBigMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(IOBigMemoryCursor_outputSegment, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API IOLittleMemoryCursor *IOLittleMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(IOLittleMemoryCursor_outputSegment, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API void IOMemoryCursor_retain(IOMemoryCursor *cursor)
+{
+	if (cursor != NULL)
+		iomem__ref_retain(&cursor->refcount);
+}
+
+IOMEM_API void IOMemoryCursor_release(IOMemoryCursor *cursor)
+{
+	if (cursor != NULL && iomem__ref_release(&cursor->refcount) == 0)
+		iomem__free_internal(cursor, sizeof *cursor, IOMEM__CURSOR_NAME);
+}
+
+IOMEM_API void IONaturalMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	((IOPhysicalSegment *)segments)[segmentIndex] = segment;
+}
+
+IOMEM_API void IOBigMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	iomem__cursor_put(NULL, segments, segmentIndex, segment.location, segment.length, IOMEM__CURSOR_BIG);
+}
+
+IOMEM_API void IOLittleMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	iomem__cursor_put(NULL, segments, segmentIndex, segment.location, segment.length, IOMEM__CURSOR_LITTLE);
+}
+
+IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMemoryDescriptor *descriptor,
+        IOByteCount fromPosition, void *segments, UInt32 maxSegments, UInt32 maxTransferSize,
+        IOByteCount *transferSize)
+{
+	IOByteCount limit;
+	if (IOMEM_UNLIKELY(cursor == NULL || descriptor == NULL || segments == NULL || maxSegments == 0 ||
+	                   fromPosition >= descriptor->iomem__length)) {
+		if (transferSize != NULL)
+			*transferSize = 0;
+		return 0;
+	}
+	if (IOMEM_UNLIKELY(descriptor->iomem__extents == NULL &&
+	                   (descriptor->iomem__kind == IOMEM_MD_GENERAL || descriptor->iomem__kind == IOMEM_MD_BUFFER ||
+	                    descriptor->iomem__kind == IOMEM_MD_DEVICE))) {
+#if IOMEM__DEBUG
+		iomem__report("IOMemoryCursor_genPhysicalSegments(%p): descriptor %p is not prepared "
+		              "(call IOMemoryDescriptor_prepare first)", (void *)cursor, (void *)descriptor);
+#endif
+		if (transferSize != NULL)
+			*transferSize = 0;
+		return 0;
+	}
+	/* IOKit: 0 takes the cursor's maximum truncated to 32 bits */
+	limit = maxTransferSize ? maxTransferSize : (UInt32)cursor->maxTransferSize;
+	switch (cursor->format) {
+	case IOMEM__CURSOR_NATURAL:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_NATURAL);
+	case IOMEM__CURSOR_BIG:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_BIG);
+	case IOMEM__CURSOR_LITTLE:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_LITTLE);
+	default:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_USER);
+	}
+}
+
 
 #endif /* IOMEM_IMPLEMENTATION */
