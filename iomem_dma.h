@@ -568,55 +568,48 @@ IOMEM_FORCEINLINE void iomem__cursor_put(const IOMemoryCursor *c, void *segments
 }
 
 /*
- * iomem_walk_init, but on the extents path the search for @pos starts at
- * the descriptor's hint - where the last call on it stopped - so a caller
- * resuming where it stopped finds its place in O(1) whatever the number of
- * extents, and anywhere else in O(log extents) (fixed-stride extents: O(1)
- * by arithmetic, as iomem_md_walk_init).
- */
-IOMEM_FORCEINLINE bool iomem__cursor_walk_init(iomem_walk *w, IOMemoryDescriptor *md, IOByteCount pos,
-                                               IOByteCount end)
-{
-	const iomem_md_extent *e = md->iomem__extents;
-	if (e == NULL || md->iomem__ext_shift != 0 || pos >= end)
-		return iomem_walk_init(w, md, pos, end);
-	w->md = NULL;
-	w->off = pos;
-	w->end = end;
-	w->error = false;
-	w->ext.e = e;
-	w->ext.n = md->iomem__extent_count;
-	w->ext.off = pos;
-	w->ext.length = end;             /* end <= the descriptor's length */
-	w->ext.i = iomem_extents_find(e, w->ext.n, IOMEM__LOAD_RELAXED32(&md->iomem__hint), pos);
-	return true;
-}
-
-/*
  * The generator (reference §5.1, IOKit's loop restated on maximal runs):
- * the walk covers [pos, pos + transfer limit) and yields maximal runs (the
- * descriptor's extents are maximal; the getPhysicalSegment path merges);
- * each run is cut into maxSegmentSize pieces from its start; the call
- * stops when maxSegments are written - the last one taking what the limits
- * allow, as IOKit's reserved last slot does. Same output as IOKit's loop.
+ * [pos, end) is cut into the maximal physically contiguous runs (the
+ * descriptor's extents are maximal; the iomem_walk path merges), each run
+ * into maxSegmentSize pieces from its start; the call stops when
+ * maxSegments are written - the last one taking what the limits allow, as
+ * IOKit's reserved last slot does. The same output as IOKit's loop.
+ *
+ * General, buffer and device descriptors are walked straight over their
+ * extents: the start is found with the extent engine (O(1) for a fixed
+ * stride, else iomem_extents_find from the descriptor's hint - where the
+ * last call on it stopped, so a caller resuming there pays O(1) whatever
+ * the number of extents, O(log extents) anywhere else), then one extent
+ * per segment. Other kinds go through the shared walk (iomem_walk).
  */
 IOMEM_FORCEINLINE UInt32 iomem__cursor_gen(const IOMemoryCursor *c, IOMemoryDescriptor *md, IOByteCount pos,
                                            void *segments, UInt32 maxSegments, IOByteCount limit,
                                            IOByteCount *transferSize, int format)
 {
 	const IOPhysicalLength maxSeg = c->maxSegmentSize;
+	const iomem_md_extent *e = md->iomem__extents;
 	IOByteCount total = 0, len, end;
 	addr64_t pa = 0;
 	UInt32 n = 0;
-	iomem_walk w;
 
-	end = md->iomem__length;
+	end = md->iomem__length;           /* pos < end: checked by the caller */
 	if (end - pos > limit)
 		end = pos + limit;
-	if (iomem__cursor_walk_init(&w, md, pos, end)) {
-		while (n < maxSegments && (len = iomem_walk_next(&w, &pa)) != 0) {
+	if (IOMEM_LIKELY(e != NULL)) {
+		IOByteCount off = pos, eend;
+		uint32_t i;
+		if (md->iomem__ext_shift != 0)
+			i = (uint32_t)((pos + md->iomem__ext_bias) >> md->iomem__ext_shift);
+		else
+			i = iomem_extents_find(e, md->iomem__extent_count, IOMEM__LOAD_RELAXED32(&md->iomem__hint), pos);
+		pa = e[i].phys + (pos - (i ? e[i - 1].end : 0));
+		for (;;) {
+			/* extent i from off, with every check: the first one, the
+			 * last one, one to split, one with no address */
+			eend = e[i].end < end ? e[i].end : end;
+			len = eend - off;
 			if (IOMEM_UNLIKELY(pa == 0))
-				break;             /* no physical address: end cleanly */
+				break;                     /* no physical address: end cleanly */
 			while (IOMEM_UNLIKELY(len > maxSeg)) {
 				iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
 				total += maxSeg;
@@ -627,12 +620,54 @@ IOMEM_FORCEINLINE UInt32 iomem__cursor_gen(const IOMemoryCursor *c, IOMemoryDesc
 			}
 			iomem__cursor_put(c, segments, n++, pa, len, format);
 			total += len;
+			off = eend;
+			if (off >= end || n == maxSegments)
+				break;
+			/* the fast path: whole extents that need none of that
+			 * (extent i + 1 exists while off < end); one branch */
+			{
+				const iomem_md_extent *x = e + i + 1;
+				IOByteCount off0 = off;
+				while (n < maxSegments) {
+					IOPhysicalAddress p = x->phys;
+					IOByteCount ee = x->end, l = ee - off;
+					if (IOMEM_UNLIKELY((ee >= end) | (l > maxSeg) | (p == 0)))
+						break;
+					iomem__cursor_put(c, segments, n++, p, l, format);
+					off = ee;
+					x++;
+				}
+				total += off - off0;
+				i = (uint32_t)(x - e) - 1;
+			}
+			if (n == maxSegments)
+				break;
+			pa = e[++i].phys;
 		}
 done:
-		/* where this call stopped: the next call resumes there in O(1) */
-		if (w.md == NULL && w.ext.i != 0)
-			IOMEM__STORE_RELAXED32(&md->iomem__hint, w.ext.i - 1);
+		/* i holds the last byte written: the next call resumes in O(1) */
+		if (md->iomem__ext_shift == 0)
+			IOMEM__STORE_RELAXED32(&md->iomem__hint, i);
+	} else {
+		iomem_walk w;
+		if (iomem_walk_init(&w, md, pos, end)) {
+			while (n < maxSegments && (len = iomem_walk_next(&w, &pa)) != 0) {
+				if (IOMEM_UNLIKELY(pa == 0))
+					break;
+				while (IOMEM_UNLIKELY(len > maxSeg)) {
+					iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
+					total += maxSeg;
+					if (n == maxSegments)
+						goto out;
+					pa += maxSeg;
+					len -= maxSeg;
+				}
+				iomem__cursor_put(c, segments, n++, pa, len, format);
+				total += len;
+			}
+		}
 	}
+out:
 	if (transferSize != NULL)
 		*transferSize = total;
 	return n;

@@ -22,6 +22,7 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
+#include "iomem_dma.h"   /* the cursor group (bench_cursor.c) */
 
 #include "bench.h"
 
