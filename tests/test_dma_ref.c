@@ -177,7 +177,8 @@ IOMEM_TEST(dma_ref, gen_internal_alignment_after_a_cut)
 	phys_set s;
 	dma_ref_spec sp = { 0, 0x1800, 0, 1, 1, 0x1000, false };
 	/* b cuts at 0x1800, d pulls the end back to a 0x1000 boundary; the
-	 * uncut 0x200800 run keeps its misaligned start (not cursor mode) */
+	 * 0x200800 run ends aligned: kept whole, misaligned start and all
+	 * (not cursor mode) */
 	static const dma_ref_seg want[] = {
 		{ 0x100000, 0x1000 }, { 0x101000, 0x1000 }, { 0x102000, 0x1000 }, { 0x103000, 0x1000 },
 		{ 0x200800, 0x1800 }, { 0x300000, 0x1000 }, { 0x301000, 0x1000 },
@@ -185,18 +186,41 @@ IOMEM_TEST(dma_ref, gen_internal_alignment_after_a_cut)
 	uint64_t off = 0;
 	phys_make(&s, abcd, 4);
 	gen_expect(s.md, 0, 0x7800, &sp, &off, 10, kIOReturnSuccess, want, 7, 0x7800);
-	/* cursor mode: segment 4 (index 4 in the call) starts misaligned */
+	/* cursor mode: segment 4 starts misaligned for align_internal */
 	sp.cursor_mode = true;
 	off = 0;
 	gen_expect(s.md, 0, 0x7800, &sp, &off, 10, kIOReturnNotAligned, NULL, 0, 0);
 	gen_expect(s.md, 0, 0x7800, &sp, &off, 4, kIOReturnSuccess, want, 4, 0x4000);
-	/* resumed: it is the call's FIRST segment now, checked against
-	 * align (1), not align_internal - IOKit's per-call index */
-	gen_expect(s.md, 0, 0x7800, &sp, &off, 10, kIOReturnSuccess, want + 4, 3, 0x7800);
-	/* with align 0x1000 the first segment of that call fails too */
-	sp.align = 0x1000;
-	off = 0x4000;
+	/* resuming does not make it a "first" segment */
 	gen_expect(s.md, 0, 0x7800, &sp, &off, 10, kIOReturnNotAligned, NULL, 0, 0);
+	/* the first segment of a range prepared from 0x4000 is checked against
+	 * align (1 here), not align_internal */
+	off = 0;
+	gen_expect(s.md, 0x4000, 0x3800, &sp, &off, 10, kIOReturnSuccess, want + 4, 3, 0x3800);
+	sp.align = 0x1000;
+	off = 0;
+	gen_expect(s.md, 0x4000, 0x3800, &sp, &off, 10, kIOReturnNotAligned, NULL, 0, 0);
+	phys_free(&s);
+}
+
+IOMEM_TEST(dma_ref, gen_internal_alignment_at_a_run_end)
+{
+	/* d also trims a segment that ends at its run's end (the reference:
+	 * "so that the next segment's start is aligned"), not at the prepared
+	 * end: {0x100000,0x1800} -> 0x1000 + a 0x800 tail */
+	static const dma_ref_seg two[] = { { 0x100000, 0x1800 }, { 0x200000, 0x1000 } };
+	static const dma_ref_seg want[] = { { 0x100000, 0x1000 }, { 0x101000, 0x800 }, { 0x200000, 0x1000 } };
+	dma_ref_spec sp = { 0, 0, 0, 1, 1, 0x1000, false };
+	phys_set s;
+	uint64_t off = 0;
+	phys_make(&s, two, 2);
+	gen_expect(s.md, 0, 0x2800, &sp, &off, 8, kIOReturnSuccess, want, 3, 0x2800);
+	sp.cursor_mode = true;   /* every start aligned: fine in cursor mode too */
+	off = 0;
+	gen_expect(s.md, 0, 0x2800, &sp, &off, 8, kIOReturnSuccess, want, 3, 0x2800);
+	/* prepared up to 0x1800 only: nothing follows, no trim */
+	off = 0;
+	gen_expect(s.md, 0, 0x1800, &sp, &off, 8, kIOReturnSuccess, two, 1, 0x1800);
 	phys_free(&s);
 }
 
@@ -222,15 +246,20 @@ IOMEM_TEST(dma_ref, gen_length_alignment)
 
 IOMEM_TEST(dma_ref, gen_trims_see_the_unclipped_run)
 {
-	/* one 0x4000 run, prepared [0, 0x1400): maxSeg 0x1800 + internal 0x1000
-	 * cut the UNclipped run to 0x1000 first; the clip comes last */
+	/* one 0x4000 run, prepared [0, 0x3000), resumed at 0x800 with
+	 * align_length 0x1000: c trims the UNclipped 0x3800 to 0x3000, the clip
+	 * (step f) then gives 0x2800 in one segment (clipping first would give
+	 * 0x2000 + 0x800) */
 	static const dma_ref_seg one[] = { { 0x100000, 0x4000 } };
-	static const dma_ref_seg want[] = { { 0x100000, 0x1000 }, { 0x101000, 0x400 } };
-	dma_ref_spec sp = { 0, 0x1800, 0, 1, 1, 0x1000, false };
+	static const dma_ref_seg want[] = { { 0x100800, 0x2800 } };
+	dma_ref_spec sp = { 0, 0, 0, 1, 0x1000, 1, false };
 	phys_set s;
-	uint64_t off = 0;
+	uint64_t off = 0x800;
 	phys_make(&s, one, 1);
-	gen_expect(s.md, 0, 0x1400, &sp, &off, 8, kIOReturnSuccess, want, 2, 0x1400);
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, want, 1, 0x3000);
+	sp.cursor_mode = true;   /* the checked length is the trimmed 0x3000 */
+	off = 0x800;
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, want, 1, 0x3000);
 	phys_free(&s);
 }
 

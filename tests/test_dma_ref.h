@@ -25,11 +25,14 @@
  *          page, so the piece is clipped at its page end (see BOUNCE below);
  *   b.     cut to max_segment;
  *   c.     trim the length to a multiple of align_length (if non-zero left);
- *   d.     only when a, b or c cut something (IOKit then has a pushed-back
- *          "next" address): trim so the next start is a multiple of
- *          align_internal (if non-zero left);
- *   e.     cursor mode: start & (index-in-this-call ? align_internal-1 :
- *          align-1), length & (align_length-1) -> kIOReturnNotAligned;
+ *   d.     when the segment ends before the prepared end: trim so the end
+ *          (the next segment's start) is a multiple of align_internal (if
+ *          non-zero left) - the reference's words; (from memory, XNU only
+ *          does it when a, b or c pushed a remainder back: not modelled);
+ *   e.     cursor mode: start & (the prepared range's first segment ?
+ *          align-1 : align_internal-1), length & (align_length-1) ->
+ *          kIOReturnNotAligned ("first segment" / "segments 2..n" of the
+ *          reference; XNU counts per call - not modelled);
  *   f.     clip at the prepared end (and stop there);
  *   emit;  the call stops after *nsegs segments (IOKit's reserved last slot
  *          gives exactly that) or at the prepared end.
@@ -158,8 +161,8 @@ static IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, uint64_t 
 	internal_mask = (uint64_t)(spec->align_internal ? spec->align_internal : 1) - 1;
 
 	for (;;) {
-		uint64_t addr = 0, len, next = 0, reduce;
-		bool cut = false, last = false;
+		uint64_t addr = 0, len, reduce;
+		bool last = false;
 
 		/* 1-2: the maximal run at pos (merging done by the run builder) */
 		len = dma_ref__run_at(md, pos, md_end, &addr, kIOMemoryMapperNone);
@@ -170,40 +173,28 @@ static IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, uint64_t 
 		if (addr + len - 1 > max_phys) {
 			if (spec->cursor_mode)
 				return kIOReturnMessageTooLarge;
-			if (addr <= max_phys) {
+			if (addr <= max_phys)
 				len = max_phys + 1 - addr;          /* straddles: cut at the limit */
-				cut = true;
-			} else if (pg - (addr & (pg - 1)) < len) {
+			else if (pg - (addr & (pg - 1)) < len)
 				len = pg - (addr & (pg - 1));       /* bounced page by page */
-				cut = true;
-			}                                       /* (else nothing pushed back) */
-			if (cut)
-				next = addr + len;
 		}
 		/* b: maximum segment size */
-		if (len > max_seg) {
+		if (len > max_seg)
 			len = max_seg;
-			cut = true;
-			next = addr + len;
-		}
 		/* c: length alignment */
 		reduce = len & length_mask;
-		if (reduce != 0 && len > reduce) {
+		if (reduce != 0 && len > reduce)
 			len -= reduce;
-			cut = true;
-			next = addr + len;
-		}
-		/* d: the next segment's start, only with a pushed-back remainder */
-		if (cut) {
-			reduce = next & internal_mask;
-			if (reduce != 0 && len > reduce) {
+		/* d: the next segment's start (when one follows in the range) */
+		if (pos + len < prep_end) {
+			reduce = (addr + len) & internal_mask;
+			if (reduce != 0 && len > reduce)
 				len -= reduce;
-				next = addr + len;
-			}
 		}
-		/* e: cursor-mode verification */
+		/* e: cursor-mode verification; the first segment of the prepared
+		 * range against align, the others against align_internal */
 		if (spec->cursor_mode) {
-			uint64_t mask = n ? internal_mask : align_mask;
+			uint64_t mask = pos == prep_off ? align_mask : internal_mask;
 			if ((addr & mask) != 0 || (len & length_mask) != 0)
 				return kIOReturnNotAligned;
 		}
