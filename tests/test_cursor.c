@@ -9,6 +9,7 @@
 #include "iomem.h"
 #include "iomem_dma.h"
 #include "test_desc_util.h"
+#include "test_dma_ref.h"
 
 #include <pthread.h>
 
@@ -716,5 +717,116 @@ IOMEM_TEST(cursor, concurrent_calls_on_one_cursor)
 		cr_expect_eq(a[i].total, 50 * IOMemoryDescriptor_getLength(md));
 	IOMemoryCursor_release(c);
 	IOMemoryDescriptor_release(md);
+	iomem_test_expect_reports(0);
+}
+
+/* ---- differential: against the reference model (tests/test_dma_ref.h) ---- */
+
+/* decodes segment @i of @raw written by a cursor of @format (0 natural,
+ * 1 big, 2 little, 3 user = natural layout) */
+static IOPhysicalSegment decode_seg(const unsigned char *raw, UInt32 i, int format)
+{
+	IOPhysicalSegment s;
+	const unsigned char *p = raw + (size_t)i * sizeof(IOPhysicalSegment);
+	if (format == 1) {
+		s.location = be64_at(p);
+		s.length = be64_at(p + 8);
+	} else if (format == 2) {
+		s.location = le64_at(p);
+		s.length = le64_at(p + 8);
+	} else {
+		memcpy(&s, p, sizeof s);
+	}
+	return s;
+}
+
+static void compare_with_ref(IOMemoryCursor *c, int format, IOMemoryDescriptor *md, IOByteCount from,
+                             uint64_t effMaxSeg, uint64_t cursorMax, UInt32 xferArg, UInt32 maxSegs,
+                             const char *what)
+{
+	enum { CAP = 48 };
+	unsigned char raw[(CAP + 1) * sizeof(IOPhysicalSegment)];
+	dma_ref_seg ref[CAP];
+	uint64_t rx = 0;
+	IOByteCount x = 777;
+	uint32_t rn;
+	UInt32 n;
+	cr_assert(maxSegs <= CAP);
+	memset(raw, 0x5A, sizeof raw);
+	n = IOMemoryCursor_genPhysicalSegments(c, md, from, raw, maxSegs, xferArg, &x);
+	rn = dma_ref_cursor(md, from, effMaxSeg, cursorMax, xferArg, ref, maxSegs, &rx);
+	cr_assert_eq(n, rn, "%s: from %llu: %u segments, reference %u", what, (unsigned long long)from, n, rn);
+	cr_assert_eq(x, rx, "%s: from %llu: transfer %llu, reference %llu", what, (unsigned long long)from,
+	             (unsigned long long)x, (unsigned long long)rx);
+	for (UInt32 i = 0; i < n; i++) {
+		IOPhysicalSegment s = decode_seg(raw, i, format);
+		cr_assert(s.location == ref[i].addr && s.length == ref[i].len,
+		          "%s: from %llu segment %u: {%llx, %llx}, reference {%llx, %llx}", what,
+		          (unsigned long long)from, i, (unsigned long long)s.location, (unsigned long long)s.length,
+		          (unsigned long long)ref[i].addr, (unsigned long long)ref[i].len);
+	}
+	cr_assert(iomem_test_all_bytes(raw + (size_t)n * sizeof(IOPhysicalSegment),
+	                               sizeof raw - (size_t)n * sizeof(IOPhysicalSegment), 0x5A),
+	          "%s: written past the %u segments", what, n);
+}
+
+/* test_dma_ref.h's functions are plain static: this suite uses the
+ * cursor model only; keep the others referenced */
+static void *const dma_ref_unused[] = { (void *)(uintptr_t)dma_ref_gen, (void *)(uintptr_t)dma_ref_runs };
+
+static void user_natural(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	memcpy((unsigned char *)segments + (size_t)segmentIndex * sizeof segment, &segment, sizeof segment);
+}
+
+Test(cursor, differential_against_the_reference_model, .timeout = 120)
+{
+	uint64_t seed = 0xC0A5C0A5ull ^ (uint64_t)0x6;
+	dma_ref_rng r = { seed };
+	int cases = 0;
+	fprintf(stderr, "cursor differential test seed %#llx\n", (unsigned long long)seed);
+	for (int iter = 0; iter < 150; iter++) {
+		dma_ref_md m;
+		dma_ref_random_layout(&r, true);
+		cr_assert_eq(dma_ref_random_md(&r, 2, 6, kIODirectionInOut, &m), kIOReturnSuccess, "iter %d", iter);
+		/* a random specification: maxSegmentSize 0 and > 4 GiB included */
+		uint64_t pick = dma_ref_range(&r, 0, 9), maxSeg, effMaxSeg, cursorMax;
+		maxSeg = pick == 0 ? 0 : pick == 1 ? 0x123456789ull : pick < 5 ? dma_ref_range(&r, 1, 600)
+		                                                            : dma_ref_range(&r, 1, 5 * DESC_PAGE);
+		effMaxSeg = (maxSeg == 0 || maxSeg > 0xFFFFFFFFu) ? 0xFFFFFFFFu : maxSeg;
+		cursorMax = dma_ref_range(&r, 0, 2) == 0 ? 0 : dma_ref_range(&r, 1, 8 * DESC_PAGE);
+		int format = (int)dma_ref_range(&r, 0, 3);
+		IOMemoryCursor *c = format == 0 ? IONaturalMemoryCursor_withSpecification(maxSeg, cursorMax, 1)
+		                  : format == 1 ? IOBigMemoryCursor_withSpecification(maxSeg, cursorMax, 1)
+		                  : format == 2 ? IOLittleMemoryCursor_withSpecification(maxSeg, cursorMax, 1)
+		                                : IOMemoryCursor_withSpecification(user_natural, maxSeg, cursorMax, 1);
+		cr_assert_not_null(c);
+		/* random positions, each call independent */
+		for (int k = 0; k < 12; k++) {
+			IOByteCount from = dma_ref_range(&r, 0, m.length + 2);
+			UInt32 xferArg = dma_ref_range(&r, 0, 2) ? 0 : (UInt32)dma_ref_range(&r, 1, 6 * DESC_PAGE);
+			UInt32 maxSegs = (UInt32)dma_ref_range(&r, 1, 48);
+			compare_with_ref(c, format, m.md, from, effMaxSeg, cursorMax, xferArg, maxSegs, "random position");
+			cases++;
+		}
+		/* IOKit's loop: resume where the last call stopped, to the end */
+		{
+			IOByteCount pos = 0, x;
+			UInt32 maxSegs = (UInt32)dma_ref_range(&r, 1, 6);
+			unsigned char raw[6 * sizeof(IOPhysicalSegment)];
+			while (pos < m.length) {
+				compare_with_ref(c, format, m.md, pos, effMaxSeg, cursorMax, 0, maxSegs, "sequential");
+				cr_assert_neq(IOMemoryCursor_genPhysicalSegments(c, m.md, pos, raw, maxSegs, 0, &x), 0);
+				pos += x;
+				cases++;
+			}
+			cr_assert_eq(pos, m.length);
+		}
+		IOMemoryCursor_release(c);
+		dma_ref_md_release(&m);
+	}
+	fprintf(stderr, "cursor differential test: %d calls compared\n", cases);
+	cr_assert_not_null(dma_ref_unused[0]);
+	iomem_test_assert_no_leaks();
 	iomem_test_expect_reports(0);
 }
