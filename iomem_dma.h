@@ -627,15 +627,34 @@ IOMEM_FORCEINLINE UInt32 iomem__cursor_gen(const IOMemoryCursor *c, IOMemoryDesc
 			 * (extent i + 1 exists while off < end); one branch */
 			{
 				const iomem_md_extent *x = e + i + 1;
+				const unsigned shift = md->iomem__ext_shift;
 				IOByteCount off0 = off;
-				while (n < maxSegments) {
-					IOPhysicalAddress p = x->phys;
-					IOByteCount ee = x->end, l = ee - off;
-					if (IOMEM_UNLIKELY((ee >= end) | (l > maxSeg) | (p == 0)))
-						break;
-					iomem__cursor_put(c, segments, n++, p, l, format);
-					off = ee;
-					x++;
+				if (shift != 0 && ((IOByteCount)1 << shift) <= maxSeg) {
+					/* fixed stride (e.g. scattered pages): every extent
+					 * ending before end is 2^shift long, so only the
+					 * address is loaded and the count is known */
+					const IOByteCount stride = (IOByteCount)1 << shift;
+					IOByteCount whole = (end - off - 1) >> shift;
+					UInt32 k = whole < (IOByteCount)(maxSegments - n) ? (UInt32)whole : maxSegments - n, j;
+					for (j = 0; j < k; j++) {
+						IOPhysicalAddress p = x[j].phys;
+						if (IOMEM_UNLIKELY(p == 0))
+							break;
+						iomem__cursor_put(c, segments, n + j, p, stride, format);
+					}
+					n += j;
+					x += j;
+					off += (IOByteCount)j << shift;
+				} else {
+					while (n < maxSegments) {
+						IOPhysicalAddress p = x->phys;
+						IOByteCount ee = x->end, l = ee - off;
+						if (IOMEM_UNLIKELY((ee >= end) | (l > maxSeg) | (p == 0)))
+							break;
+						iomem__cursor_put(c, segments, n++, p, l, format);
+						off = ee;
+						x++;
+					}
 				}
 				total += off - off0;
 				i = (uint32_t)(x - e) - 1;
