@@ -253,6 +253,29 @@ static const IOAddressRange odd_ranges[] = {
 	{ 0x0102030405060000ull, 0x0708 }, { 0x1112131415160000ull, 0x1718 },
 };
 
+/* IOKit counts the transfer in a UInt32 that wraps when runs pass 4 GiB
+ * (two 3 GiB runs: 6 GiB emitted, 2 GiB reported); iomem stops at the
+ * 32-bit maximum and reports it exactly. */
+IOMEM_TEST(cursor, one_call_never_moves_4_GiB)
+{
+	static const IOAddressRange r[] = { { 0x100000000ull, 0xC0000000ull }, { 0x300000000ull, 0xC0000000ull } };
+	IOMemoryDescriptor *md = phys_md(r, 2);
+	IOMemoryCursor *c = IOBigMemoryCursor_withSpecification(0, 0, 1);
+	unsigned char raw[4 * 16];
+	IOByteCount x;
+	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(c, md, 0, raw, 4, 0, &x), 2);
+	cr_expect_eq(be64_at(raw + 8), 0xC0000000ull);
+	cr_expect_eq(be64_at(raw + 16), 0x300000000ull);
+	cr_expect_eq(be64_at(raw + 24), 0xFFFFFFFFull - 0xC0000000ull);
+	cr_expect_eq(x, 0xFFFFFFFFull);
+	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(c, md, x, raw, 4, 0, &x), 1);
+	cr_expect_eq(be64_at(raw), 0x300000000ull + 0xFFFFFFFFull - 0xC0000000ull);
+	cr_expect_eq(x, 0x180000000ull - 0xFFFFFFFFull);
+	IOMemoryCursor_release(c);
+	IOMemoryDescriptor_release(md);
+	iomem_test_expect_reports(0);
+}
+
 IOMEM_TEST(cursor, big_and_little_byte_order_as_raw_bytes)
 {
 	IOMemoryDescriptor *md = phys_md(odd_ranges, 2);
