@@ -567,6 +567,41 @@ IOMEM_FORCEINLINE void iomem__cursor_put(const IOMemoryCursor *c, void *segments
 	}
 }
 
+/* Sub, multi, interleaved and custom descriptors: the shared walk
+ * (iomem_walk, getPhysicalSegment per piece, merged into maximal runs).
+ * Out of line, so the extents loop stays small; the format is a plain
+ * argument here (a predicted branch next to the getPhysicalSegment calls). */
+IOMEM__PRIVATE IOMEM__NOINLINE UInt32 iomem__cursor_gen_walk(const IOMemoryCursor *c, IOMemoryDescriptor *md,
+        IOByteCount pos, IOByteCount end, void *segments, UInt32 maxSegments, IOByteCount *transferSize,
+        int format)
+{
+	const IOPhysicalLength maxSeg = c->maxSegmentSize;
+	IOByteCount len, sum = 0;
+	addr64_t pa = 0;
+	UInt32 n = 0;
+	iomem_walk w;
+	if (iomem_walk_init(&w, md, pos, end)) {
+		while (n < maxSegments && (len = iomem_walk_next(&w, &pa)) != 0) {
+			if (IOMEM_UNLIKELY(pa == 0))
+				break;             /* no physical address: end cleanly */
+			while (IOMEM_UNLIKELY(len > maxSeg)) {
+				iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
+				sum += maxSeg;
+				if (n == maxSegments)
+					goto out;
+				pa += maxSeg;
+				len -= maxSeg;
+			}
+			iomem__cursor_put(c, segments, n++, pa, len, format);
+			sum += len;
+		}
+	}
+out:
+	if (transferSize != NULL)
+		*transferSize = sum;
+	return n;
+}
+
 /*
  * The generator (reference §5.1, IOKit's loop restated on maximal runs):
  * [pos, end) is cut into the maximal physically contiguous runs (the
@@ -668,25 +703,8 @@ done:
 		if (md->iomem__ext_shift == 0)
 			IOMEM__STORE_RELAXED32(&md->iomem__hint, i);
 	} else {
-		iomem_walk w;
-		if (iomem_walk_init(&w, md, pos, end)) {
-			while (n < maxSegments && (len = iomem_walk_next(&w, &pa)) != 0) {
-				if (IOMEM_UNLIKELY(pa == 0))
-					break;
-				while (IOMEM_UNLIKELY(len > maxSeg)) {
-					iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
-					total += maxSeg;
-					if (n == maxSegments)
-						goto out;
-					pa += maxSeg;
-					len -= maxSeg;
-				}
-				iomem__cursor_put(c, segments, n++, pa, len, format);
-				total += len;
-			}
-		}
+		return iomem__cursor_gen_walk(c, md, pos, end, segments, maxSegments, transferSize, format);
 	}
-out:
 	if (transferSize != NULL)
 		*transferSize = total;
 	return n;
