@@ -533,18 +533,36 @@ struct IOMemoryCursor {
 #define IOMEM__CURSOR_NAME "IOMemoryCursor"
 #define IOMEM__CURSOR_SEG_MAX ((IOPhysicalLength)0xFFFFFFFFu)
 
-/* Stores @v at @p (any alignment) in big (@big) or little endian order. */
-IOMEM_FORCEINLINE void iomem__cursor_store64(void *p, uint64_t v, int big)
-{
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__)
-	if (big != (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__))
-		v = __builtin_bswap64(v);
-	__builtin_memcpy(p, &v, sizeof v);   /* one store where the target allows */
+#  define IOMEM__CURSOR_VECTOR_STORE 1
+#  define IOMEM__CURSOR_HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+#else
+#  define IOMEM__CURSOR_VECTOR_STORE 0
+#endif
+
+/* Stores the segment {@location, @length} at @p (any alignment), each field
+ * 8 bytes in big (@big) or little endian order; with GCC/Clang as one
+ * 16-byte vector store (bswap each field first when the order differs from
+ * the host's), so the three byte orders cost the same. */
+IOMEM_FORCEINLINE void iomem__cursor_store_seg(void *p, uint64_t location, uint64_t length, int big)
+{
+#if IOMEM__CURSOR_VECTOR_STORE
+	typedef uint64_t iomem__v2u64 __attribute__((vector_size(16)));
+	iomem__v2u64 t;
+	if (big != IOMEM__CURSOR_HOST_BIG) {
+		location = __builtin_bswap64(location);
+		length = __builtin_bswap64(length);
+	}
+	t[0] = location;
+	t[1] = length;
+	__builtin_memcpy(p, &t, sizeof t);   /* one 16-byte store where the target has one */
 #else
 	unsigned char *b = (unsigned char *)p;
 	int k;
-	for (k = 0; k < 8; k++)
-		b[k] = (unsigned char)(v >> (big ? 56 - 8 * k : 8 * k));
+	for (k = 0; k < 8; k++) {
+		b[k] = (unsigned char)(location >> (big ? 56 - 8 * k : 8 * k));
+		b[8 + k] = (unsigned char)(length >> (big ? 56 - 8 * k : 8 * k));
+	}
 #endif
 }
 
@@ -552,13 +570,17 @@ IOMEM_FORCEINLINE void iomem__cursor_put(const IOMemoryCursor *c, void *segments
                                          IOPhysicalAddress location, IOPhysicalLength length, int format)
 {
 	if (format == IOMEM__CURSOR_NATURAL) {
+#if IOMEM__CURSOR_VECTOR_STORE
+		/* host order: the very same store as the other two */
+		iomem__cursor_store_seg((IOPhysicalSegment *)segments + index, location, length, IOMEM__CURSOR_HOST_BIG);
+#else
 		IOPhysicalSegment *s = (IOPhysicalSegment *)segments + index;
 		s->location = location;
 		s->length = length;
+#endif
 	} else if (format == IOMEM__CURSOR_BIG || format == IOMEM__CURSOR_LITTLE) {
-		unsigned char *s = (unsigned char *)segments + (vm_size_t)index * sizeof(IOPhysicalSegment);
-		iomem__cursor_store64(s, location, format == IOMEM__CURSOR_BIG);
-		iomem__cursor_store64(s + sizeof(IOPhysicalAddress), length, format == IOMEM__CURSOR_BIG);
+		iomem__cursor_store_seg((unsigned char *)segments + (vm_size_t)index * sizeof(IOPhysicalSegment),
+		                        location, length, format == IOMEM__CURSOR_BIG);
 	} else {
 		IOPhysicalSegment seg;
 		seg.location = location;
