@@ -337,10 +337,14 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
  *     takes the cursor's, truncated to 32 bits (unlimited = 0xFFFFFFFF), so
  *     one call never moves more than 4 GiB - 1;
  *   - the cursor keeps no position: the caller advances fromPosition by
- *     *transferSize. A call costs the same at any position: the walk
- *     starts where the previous call on the descriptor stopped (O(1)) or
- *     finds its place in O(log extents) - never a rescan from range 0
- *     (XNU's is O(segments x ranges)).
+ *     *transferSize. A call costs the same at any position, never a
+ *     rescan from range 0 (XNU's is O(segments x ranges)): on general,
+ *     buffer and device descriptors it starts where the previous call on
+ *     the descriptor stopped in O(1) (a hint kept in the descriptor),
+ *     anywhere else in O(log extents) (O(1) for fixed-stride extents, e.g.
+ *     scattered pages), then costs O(1) per segment; sub, multi,
+ *     interleaved and custom descriptors go through getPhysicalSegment per
+ *     piece (O(log children) each, merged into maximal runs).
  *
  * DECISIONS AND DEVIATIONS (reference §8.3):
  *   - maxSegmentSize 0 (IOKit's default argument!) means the largest

@@ -555,6 +555,38 @@ IOMEM_TEST(cursor, multi_and_sub_merge_contiguous_children)
 	iomem_test_expect_reports(0);
 }
 
+IOMEM_TEST(cursor, interleaved_slices)
+{
+	IOMemoryDescriptor *a = IOMemoryDescriptor_withPhysicalAddress(0x50000, 0x3000, kIODirectionInOut);
+	IOMemoryDescriptor *il = IOInterleavedMemoryDescriptor_withCapacity(3, kIODirectionInOut);
+	IOMemoryCursor *c = IOLittleMemoryCursor_withSpecification(0x800, 0, 1);
+	unsigned char raw[8 * 16];
+	IOByteCount x;
+	cr_assert_not_null(a);
+	cr_assert_not_null(il);
+	/* slices 0x2000+0x100, then 0x0+0x1000, then 0x1000+0x80: the last one
+	 * continues the second physically, so they merge */
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, a, 0x2000, 0x100));
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, a, 0, 0x1000));
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, a, 0x1000, 0x80));
+	cr_assert_eq(IOMemoryDescriptor_prepare(il, kIODirectionNone), kIOReturnSuccess);
+	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(c, il, 0, raw, 8, 0, &x), 4);
+	cr_expect_eq(le64_at(raw), 0x52000);
+	cr_expect_eq(le64_at(raw + 8), 0x100);
+	cr_expect_eq(le64_at(raw + 16), 0x50000);
+	cr_expect_eq(le64_at(raw + 24), 0x800);
+	cr_expect_eq(le64_at(raw + 32), 0x50800);
+	cr_expect_eq(le64_at(raw + 40), 0x800);
+	cr_expect_eq(le64_at(raw + 48), 0x51000);
+	cr_expect_eq(le64_at(raw + 56), 0x80);
+	cr_expect_eq(x, 0x1180);
+	IOMemoryDescriptor_complete(il, kIODirectionNone);
+	IOMemoryCursor_release(c);
+	IOMemoryDescriptor_release(il);
+	IOMemoryDescriptor_release(a);
+	iomem_test_expect_reports(0);
+}
+
 /* ---- virtual memory on every layout: against the machine's translation ---- */
 
 IOMEM_TEST(cursor, buffers_on_every_layout)
