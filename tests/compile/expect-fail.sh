@@ -12,7 +12,7 @@ if [ "$rc" -eq 0 ]; then
 	echo "FAIL: the command succeeded but was expected to fail: $*"
 	exit 1
 fi
-if ! printf '%s\n' "$out" | grep -E -- "$regex" >/dev/null; then   # not -q: an early exit SIGPIPEs printf (pipefail)
+if ! printf '%s\n' "$out" | grep -Eq -- "$regex"; then
 	echo "FAIL: the command failed (exit $rc) but its output does not match /$regex/"
 	exit 1
 fi
