@@ -195,6 +195,11 @@ IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentLength(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *cmd);
+/** iomem_dmacmd_getMapper - the mapper whose IOVAs genIOVMSegments emits
+ * (+0): set for kMapped/kNonCoherent with a mapper; NULL when the segments
+ * are CPU-physical (kUnmapped, kBypassed, no mapper) or @cmd is NULL. Not an
+ * IOKit API (a software DMA engine translates through it). */
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd);
 
 /* ---- DriverKit shapes (reference §6) ------------------------------------ */
 
@@ -876,6 +881,13 @@ IOMEM_API void IODMACommand_release(IODMACommand *cmd)
 
 /* ---- accessors ------------------------------------------------------------ */
 
+IOMEM__PRIVATE bool iomem__dma_uses_mapper(const IODMACommand *cmd)
+{
+	uint32_t type = cmd->iomem__mapping_options & IODMACommand_kTypeMask;
+	return cmd->iomem__mapper != NULL && (type == IODMACommand_kMapped || type == IODMACommand_kNonCoherent);
+}
+
+
 IOMEM_API UInt8 IODMACommand_getNumAddressBits(const IODMACommand *cmd)
 {
 	return cmd ? cmd->iomem__bits : 0;
@@ -892,6 +904,11 @@ IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *c
 {
 	return cmd ? cmd->iomem__align_mask_int + 1 : 0;
 }
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd)
+{
+	return cmd != NULL && iomem__dma_uses_mapper(cmd) ? cmd->iomem__mapper : NULL;
+}
+
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd)
 {
 	return cmd ? cmd->iomem__md : NULL;
@@ -904,12 +921,6 @@ IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IOD
 }
 
 /* ---- bouncing ------------------------------------------------------------- */
-
-IOMEM__PRIVATE bool iomem__dma_uses_mapper(const IODMACommand *cmd)
-{
-	uint32_t type = cmd->iomem__mapping_options & IODMACommand_kTypeMask;
-	return cmd->iomem__mapper != NULL && (type == IODMACommand_kMapped || type == IODMACommand_kNonCoherent);
-}
 
 IOMEM__PRIVATE void iomem__dma_free_bounce(IODMACommand *cmd)
 {

@@ -163,6 +163,7 @@ IOMEM_TEST(dmacmd, spec_rules)
 	c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0,
 	                                   IODMACommand_kBypassed | IODMACommand_kIterateOnly, 0, 1, NULL, NULL);
 	cr_assert_not_null(c, "kBypassed without any mapper is accepted");
+	cr_expect_null(iomem_dmacmd_getMapper(c));
 	IODMACommand_release(c);
 	c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kNonCoherent, 0, 1, NULL, (void *)0x1234);
 	cr_assert_not_null(c);
@@ -725,6 +726,8 @@ IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 48, 3 * PG, IODMACommand_kMapped, 0, 1, m, NULL);
 	cr_assert_not_null(c);
 	IOMapper_release(m);                  /* the command keeps it */
+	cr_expect_eq(iomem_dmacmd_getMapper(c), m);
+	cr_expect_null(iomem_dmacmd_getMapper(NULL));
 	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, PG, 7 * PG, true, true), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, PG, 7 * PG, true, true), kIOReturnSuccess);
