@@ -823,6 +823,10 @@ IOMEM_TEST(dmacmd_rules, driverkit_prepare_complete)
 	IOFreeAligned(arena, (vm_size_t)(npages * PG));
 }
 
+/* BUG (bugs-dmacmd.md, dmatest 15:2x "PerformOperation"): the "short
+ * copies" below must be kIOReturnUnderrun (reference §6: only a length
+ * above either descriptor's length is BadArgument); the implementation
+ * returns BadArgument for a range that merely runs past the end. */
 IOMEM_TEST(dmacmd_rules, driverkit_perform_operation)
 {
 	IOMemoryDescriptor *dma = buffer(2 * PG, kIODirectionInOut, 20), *data = buffer(PG, kIODirectionInOut, 21);
@@ -875,4 +879,52 @@ IOMEM_TEST(dmacmd_rules, driverkit_perform_operation)
 	free(dd0);
 	IOMemoryDescriptor_release(dma);
 	IOMemoryDescriptor_release(data);
+}
+
+/* BUG/DEVIATION (bugs-dmacmd.md, dmatest 15:2x "clip order"): reference
+ * §2.1 step f clips a segment at the prepared end AFTER the address limit,
+ * the trims and the cursor checks (a-e), which therefore see the run as
+ * the descriptor has it, unclipped (IOKit's source walk is not clipped).
+ * The implementation clips the run at the prepared end first. */
+IOMEM_TEST(dmacmd_rules, gen_clip_comes_after_the_checks)
+{
+	/* a run straddling 4 GiB, only the part below prepared: in cursor mode
+	 * the unclipped run breaks the 32-bit limit -> MessageTooLarge */
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withPhysicalAddress(0xFFFFF000ull, 0x2000, kIODirectionInOut);
+	cr_assert_not_null(md);
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0,
+	                                                 IODMACommand_kUnmapped | IODMACommand_kIterateOnly, 0, 1, NULL, NULL);
+	cr_assert_not_null(c);
+	IODMACommand_Segment64 s[4];
+	UInt64 off = 0;
+	UInt32 n = 4;
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 0, 0x1000, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnMessageTooLarge,
+	             "the address check must see the run before the clip (step f last)");
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(md);
+	/* length alignment 0x1000 on one 0x4000 run, prepared [0, 0x3000),
+	 * resumed at 0x800: c trims the unclipped 0x3800 to 0x3000, f clips to
+	 * 0x2800 -> one segment {base+0x800, 0x2800} (clipping first gives
+	 * 0x2000 and a 0x800 tail that fails the cursor length check) */
+	md = IOMemoryDescriptor_withPhysicalAddress(0x40000000ull, 0x4000, kIODirectionInOut);
+	cr_assert_not_null(md);
+	IODMACommand_SegmentOptions o = { sizeof o, 0, 0, 0, 1, 0x1000, 1 };
+	c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped | IODMACommand_kIterateOnly,
+	                                          NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 0, 0x3000, true, true), kIOReturnSuccess);
+	off = 0x800;
+	n = 4;
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnSuccess, "trims before the clip");
+	cr_assert_eq(n, 1);
+	cr_assert_eq(s[0].fIOVMAddr, 0x40000800ull);
+	cr_assert_eq(s[0].fLength, 0x2800);
+	cr_assert_eq(off, 0x3000);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(md);
 }
