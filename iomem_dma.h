@@ -402,8 +402,31 @@ enum { IOMEM__DMA_BOUNCE_NONE = 0, IOMEM__DMA_BOUNCE_DOUBLE, IOMEM__DMA_BOUNCE_S
 #define IOMEM__DMA_ALL ((uint64_t)~(uint64_t)0)
 #define IOMEM__DMA_NOPOS ((IOByteCount)~(IOByteCount)0)
 
-/* ---- byte order: byte stores the compilers merge into one (bswap) store */
+/* ---- byte order: one swapped store (builtins), else byte stores ------- */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+    defined(__ORDER_LITTLE_ENDIAN__) && defined(__ORDER_BIG_ENDIAN__)
+#  define IOMEM__DMA_BSWAP 1
+IOMEM_FORCEINLINE void iomem__st32(unsigned char *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+IOMEM_FORCEINLINE void iomem__st64(unsigned char *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+#  if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#    define IOMEM__BE32(v) __builtin_bswap32(v)
+#    define IOMEM__BE64(v) __builtin_bswap64(v)
+#    define IOMEM__LE32(v) (v)
+#    define IOMEM__LE64(v) (v)
+#  else
+#    define IOMEM__BE32(v) (v)
+#    define IOMEM__BE64(v) (v)
+#    define IOMEM__LE32(v) __builtin_bswap32(v)
+#    define IOMEM__LE64(v) __builtin_bswap64(v)
+#  endif
+#endif
 
+#ifdef IOMEM__DMA_BSWAP
+IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__BE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__LE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__BE64(v)); }
+IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__LE64(v)); }
+#else
 IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v)
 {
 	p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
@@ -424,6 +447,7 @@ IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v)
 	iomem__st_le32(p, (uint32_t)v);
 	iomem__st_le32(p + 4, (uint32_t)(v >> 32));
 }
+#endif
 
 /* Stores one segment in format @fmt (a constant after inlining). */
 IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunction fn, IODMACommand *cmd,
@@ -1446,9 +1470,81 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 	}
 	max_seg = cmd->iomem__max_seg;
 	max_phys = cmd->iomem__max_phys;
-	if (IOMEM_LIKELY(cmd->iomem__simple)) {
-		/* no alignment rule, no sparse page: runs straight out, split at
-		 * max_seg; a run past the limit can only be an error here */
+	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+		/* no alignment rule, no sparse page, extents: runs straight out
+		 * of the extent array, split at max_seg; a run past the limit can
+		 * only be an error here. The walk's fields live in locals (few
+		 * enough to stay in registers); the relative offset is derived
+		 * from the extent offset at the end. */
+		const iomem_md_extent *e = w.ext.e;
+		uint32_t xi = w.ext.i;
+		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		IOByteCount delta = pos - (xoff - run_len);
+		if (w.ext.n == 0)
+			xend = xoff;
+		else if (xend > e[w.ext.n - 1].end)
+			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		if (run_len == 0 && xoff < xend && xi != 0 && xoff != e[xi - 1].end) {
+			/* the walk starts inside an extent: that piece first */
+			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+			run_pa = e[xi].phys + (xoff - e[xi - 1].end);
+			run_len = eend - xoff;
+			xoff = eend;
+			xi++;
+		} else if (run_len == 0 && xoff < xend && xi == 0 && xoff != 0) {
+			IOByteCount eend = e[0].end < xend ? e[0].end : xend;
+			run_pa = e[0].phys + xoff;
+			run_len = eend - xoff;
+			xoff = eend;
+			xi++;
+		}
+		for (;;) {
+			addr64_t a;
+			IOByteCount l;
+			if (run_len != 0) {
+				a = run_pa;
+				l = run_len;
+				run_len = 0;
+			} else {
+				IOByteCount eend;
+				if (i >= n || xoff >= xend)
+					break;
+				eend = e[xi].end;
+				a = e[xi].phys;
+				xi++;
+				if (eend > xend)
+					eend = xend;
+				l = eend - xoff;
+				xoff = eend;
+			}
+			if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
+				return kIOReturnMessageTooLarge;
+			if (IOMEM_UNLIKELY(l > max_seg)) {
+				/* split: fixed-size pieces, no division */
+				do {
+					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
+						return kIOReturnMessageTooLarge;
+					i++;
+					a += max_seg;
+					l -= max_seg;
+				} while (l > max_seg && i < n);
+				if (i >= n) {
+					run_pa = a;            /* the rest: next call */
+					run_len = l;
+					break;
+				}
+			}
+			if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
+				return kIOReturnMessageTooLarge;
+			i++;
+			if (i >= n)
+				break;
+		}
+		w.ext.i = xi;
+		w.ext.off = xoff;
+		pos = xoff - run_len + delta;
+	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
 		while (i < n) {
 			if (run_len == 0) {
 				run_len = iomem_walk_next(&w, &run_pa);
