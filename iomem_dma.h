@@ -1441,6 +1441,45 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_wa
 	}
 }
 
+/* Whole extents [*xi, stop) of the extent fast path, each one segment; a
+ * run longer than max_seg is left in *run_pa and *run_len for the split path.
+ * @limit (a constant) checks the address limit. */
+IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
+                                            IODMACommand *cmd, void *segs, UInt32 *ip, uint32_t stop,
+                                            uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
+                                            uint64_t max_seg, uint64_t max_phys, addr64_t *run_pa,
+                                            IOByteCount *run_len)
+{
+	UInt32 i = *ip;
+	uint32_t xi = *xip;
+	IOByteCount xoff = *xoffp;
+	IOReturn r = kIOReturnSuccess;
+	while (xi < stop) {
+		IOByteCount eend = e[xi].end, l = eend - xoff;
+		addr64_t a = e[xi].phys;
+		xi++;
+		xoff = eend;
+		if (limit && IOMEM_UNLIKELY(a + l - 1 > max_phys)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		if (IOMEM_UNLIKELY(l > max_seg)) {
+			*run_pa = a;
+			*run_len = l;
+			break;
+		}
+		if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		i++;
+	}
+	*ip = i;
+	*xip = xi;
+	*xoffp = xoff;
+	return r;
+}
+
 /* The engine, specialised per output format @fmt (a constant). */
 IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMACommand_SegmentFunction fn,
                                           UInt64 *offsetP, void *segs, UInt32 *numP)
@@ -1477,68 +1516,70 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 		 * enough to stay in registers); the relative offset is derived
 		 * from the extent offset at the end. */
 		const iomem_md_extent *e = w.ext.e;
-		uint32_t xi = w.ext.i;
+		uint32_t xi = w.ext.i, xlast;
 		IOByteCount xoff = w.ext.off, xend = w.ext.length;
 		IOByteCount delta = pos - (xoff - run_len);
 		if (w.ext.n == 0)
 			xend = xoff;
 		else if (xend > e[w.ext.n - 1].end)
 			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
-		if (run_len == 0 && xoff < xend && xi != 0 && xoff != e[xi - 1].end) {
+		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
 			/* the walk starts inside an extent: that piece first */
 			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
-			run_pa = e[xi].phys + (xoff - e[xi - 1].end);
-			run_len = eend - xoff;
-			xoff = eend;
-			xi++;
-		} else if (run_len == 0 && xoff < xend && xi == 0 && xoff != 0) {
-			IOByteCount eend = e[0].end < xend ? e[0].end : xend;
-			run_pa = e[0].phys + xoff;
+			run_pa = e[xi].phys + (xoff - (xi != 0 ? e[xi - 1].end : 0));
 			run_len = eend - xoff;
 			xoff = eend;
 			xi++;
 		}
+		/* the extent holding the last byte: the only one clipped */
+		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
 		for (;;) {
-			addr64_t a;
-			IOByteCount l;
+			uint32_t stop;
+			IOReturn r;
 			if (run_len != 0) {
-				a = run_pa;
-				l = run_len;
-				run_len = 0;
-			} else {
-				IOByteCount eend;
-				if (i >= n || xoff >= xend)
-					break;
-				eend = e[xi].end;
-				a = e[xi].phys;
-				xi++;
-				if (eend > xend)
-					eend = xend;
-				l = eend - xoff;
-				xoff = eend;
-			}
-			if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
-				return kIOReturnMessageTooLarge;
-			if (IOMEM_UNLIKELY(l > max_seg)) {
-				/* split: fixed-size pieces, no division */
-				do {
+				/* a piece: a split run's rest, a partial extent */
+				addr64_t a = run_pa;
+				IOByteCount l = run_len;
+				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
+					return kIOReturnMessageTooLarge;
+				while (l > max_seg && i < n) {
+					/* split: fixed-size pieces, no division */
 					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
 						return kIOReturnMessageTooLarge;
 					i++;
 					a += max_seg;
 					l -= max_seg;
-				} while (l > max_seg && i < n);
+				}
 				if (i >= n) {
-					run_pa = a;            /* the rest: next call */
+					run_pa = a;                /* the rest: next call */
 					run_len = l;
 					break;
 				}
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
+					return kIOReturnMessageTooLarge;
+				i++;
+				run_len = 0;
 			}
-			if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
-				return kIOReturnMessageTooLarge;
-			i++;
-			if (i >= n)
+			if (i >= n || xoff >= xend)
 				break;
+			/* whole extents before the last: no clip, one check each */
+			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
+			if (max_phys == IOMEM__DMA_ALL)
+				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			else
+				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			if (r != kIOReturnSuccess)
+				return r;
+			if (run_len == 0 && xi == xlast && i < n && xoff < xend) {
+				/* the last extent, clipped at the end */
+				IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+				run_pa = e[xi].phys;
+				run_len = eend - xoff;
+				xoff = eend;
+				xi++;
+			}
 		}
 		w.ext.i = xi;
 		w.ext.off = xoff;
