@@ -352,7 +352,7 @@ struct IODMACommand {
 	IOByteCount iomem__prep_off, iomem__prep_len;
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
-	uint32_t  iomem__npages, iomem__page_hint;
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
 	/* the resumable walk: the run at relative offset iomem__pos */
 	iomem_walk  iomem__walk;
@@ -555,6 +555,7 @@ typedef struct iomem__dma_bounce_page {
 	unsigned char       *va;       /* its CPU address */
 	iomem__bounce_chunk *chunk;
 	uint32_t             slot;
+	uint32_t             in;       /* offset in the page */
 } iomem__dma_bounce_page;
 
 static iomem__mutex iomem__bounce_lock = IOMEM__MUTEX_INITIALIZER(iomem__bounce_lock);
@@ -563,9 +564,9 @@ static struct {
 	uint64_t chunks, reserve;          /* chunks held, chunks to keep */
 } iomem__bounce_pool;
 
-IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(void)
+IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 {
-	vm_size_t page = iomem__platform_page_size(), bytes = page * IOMEM__BOUNCE_SLOTS;
+	vm_size_t bytes = page * IOMEM__BOUNCE_SLOTS;
 	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__alloc_internal(sizeof *c, "IODMACommand bounce chunk");
 	if (c == NULL)
 		return NULL;
@@ -624,51 +625,70 @@ IOMEM__PRIVATE void iomem__bounce_list_remove(iomem__bounce_chunk *c)
 	c->listed = false;
 }
 
-/* One low page: its chunk and slot. False when none can be had. O(1)
- * unless a new chunk must come from the platform. */
-IOMEM__PRIVATE bool iomem__bounce_slot_alloc(iomem__bounce_chunk **chunk, uint32_t *slot)
+/* Low pages for pg[0..count): chunk, slot, and the page's addresses in
+ * pa/va (the caller adds the in-page offset). One lock round for the
+ * batch; O(1) a page unless a new chunk must come from the platform.
+ * Returns how many were allocated (fewer when memory runs out: the caller
+ * frees what it got). */
+IOMEM__PRIVATE uint32_t iomem__bounce_alloc(iomem__dma_bounce_page *pg, uint32_t count, vm_size_t page)
 {
-	iomem__bounce_chunk *c;
-	for (;;) {
-		iomem__mutex_lock(&iomem__bounce_lock);
-		c = iomem__bounce_pool.list;
-		if (IOMEM_LIKELY(c != NULL && c->page == iomem__platform_page_size())) {
-			uint32_t s = (uint32_t)iomem__ctz64(c->free);
-			c->free &= c->free - 1;
-			if (c->free == 0)
-				iomem__bounce_list_remove(c);
-			iomem__mutex_unlock(&iomem__bounce_lock);
-			*chunk = c;
-			*slot = s;
-			return true;
-		}
-		iomem__mutex_unlock(&iomem__bounce_lock);
-		/* allocated outside the lock: the platform may sleep */
-		c = iomem__bounce_chunk_new();
-		if (c == NULL)
-			return false;
-		iomem__mutex_lock(&iomem__bounce_lock);
-		iomem__bounce_pool.chunks++;
-		iomem__bounce_list_add(c);
-		iomem__mutex_unlock(&iomem__bounce_lock);
-	}
-}
-
-IOMEM__PRIVATE void iomem__bounce_slot_free(iomem__bounce_chunk *c, uint32_t slot)
-{
-	bool drop = false;
+	uint32_t k = 0;
 	iomem__mutex_lock(&iomem__bounce_lock);
-	c->free |= (uint64_t)1 << slot;
-	if (!c->listed)
-		iomem__bounce_list_add(c);
-	if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
-		iomem__bounce_list_remove(c);
-		iomem__bounce_pool.chunks--;
-		drop = true;
+	while (k < count) {
+		iomem__bounce_chunk *c = iomem__bounce_pool.list;
+		uint32_t s;
+		if (IOMEM_UNLIKELY(c == NULL || c->page != page)) {
+			/* allocated outside the lock: the platform may sleep */
+			iomem__mutex_unlock(&iomem__bounce_lock);
+			c = iomem__bounce_chunk_new(page);
+			iomem__mutex_lock(&iomem__bounce_lock);
+			if (c == NULL)
+				break;
+			iomem__bounce_pool.chunks++;
+			iomem__bounce_list_add(c);
+		}
+		s = (uint32_t)iomem__ctz64(c->free);
+		c->free &= c->free - 1;
+		if (c->free == 0)
+			iomem__bounce_list_remove(c);
+		pg[k].chunk = c;
+		pg[k].slot = s;
+		pg[k].pa = c->ram.phys + (IOPhysicalAddress)s * page;
+		pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * page;
+		k++;
 	}
 	iomem__mutex_unlock(&iomem__bounce_lock);
-	if (drop)
+	return k;
+}
+
+/* Gives back the low pages of pg[0..count); a chunk that empties goes back
+ * to the platform unless the reserve keeps it. One lock round. */
+IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t count)
+{
+	iomem__bounce_chunk *drop = NULL;
+	uint32_t k;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	for (k = 0; k < count; k++) {
+		iomem__bounce_chunk *c = pg[k].chunk;
+		if (c == NULL)
+			continue;
+		pg[k].chunk = NULL;
+		c->free |= (uint64_t)1 << pg[k].slot;
+		if (!c->listed)
+			iomem__bounce_list_add(c);
+		if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
+			iomem__bounce_list_remove(c);
+			iomem__bounce_pool.chunks--;
+			c->next = drop;
+			drop = c;
+		}
+	}
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	while (drop != NULL) {
+		iomem__bounce_chunk *c = drop;
+		drop = c->next;
 		iomem__bounce_chunk_free(c);
+	}
 }
 
 IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
@@ -692,7 +712,7 @@ IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
 	while (iomem__bounce_pool.chunks < iomem__bounce_pool.reserve) {
 		iomem__bounce_chunk *c;
 		iomem__mutex_unlock(&iomem__bounce_lock);
-		c = iomem__bounce_chunk_new();
+		c = iomem__bounce_chunk_new(iomem__platform_page_size());
 		if (c == NULL)
 			return kIOReturnNoResources;
 		iomem__mutex_lock(&iomem__bounce_lock);
@@ -798,6 +818,9 @@ IOMEM__PRIVATE IODMACommand *iomem__dma_alloc(void *refCon)
 IOMEM__PRIVATE void iomem__dma_free(IODMACommand *cmd)
 {
 	IODMACommand_clearMemoryDescriptor(cmd, true);
+	if (cmd->iomem__pages != NULL)
+		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *cmd->iomem__pages,
+		                     "IODMACommand bounce pages");
 	IOMapper_release(cmd->iomem__mapper);
 	iomem__sleep_lock_destroy(&cmd->iomem__dk_lock);
 	iomem__free_internal(cmd, sizeof *cmd, "IODMACommand");
@@ -948,19 +971,13 @@ IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IOD
 
 IOMEM__PRIVATE void iomem__dma_free_bounce(IODMACommand *cmd)
 {
-	uint32_t i;
 	if (cmd->iomem__copy_md != NULL) {
 		IOMemoryDescriptor_release(cmd->iomem__copy_md);
 		cmd->iomem__copy_md = NULL;
 	}
-	if (cmd->iomem__pages != NULL) {
-		for (i = 0; i < cmd->iomem__npages; i++)
-			if (cmd->iomem__pages[i].chunk != NULL)
-				iomem__bounce_slot_free(cmd->iomem__pages[i].chunk, cmd->iomem__pages[i].slot);
-		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__npages * sizeof *cmd->iomem__pages,
-		                     "IODMACommand bounce pages");
-		cmd->iomem__pages = NULL;
-	}
+	if (cmd->iomem__npages != 0)
+		iomem__bounce_free(cmd->iomem__pages, cmd->iomem__npages);
+	/* the array stays for the next preparation (freed with the command) */
 	cmd->iomem__npages = 0;
 	cmd->iomem__page_hint = 0;
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_NONE;
@@ -983,19 +1000,27 @@ IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
 
 /* Sparse: a low page for each piece of the prepared range lying in a page
  * above the limit (@count of them, found by the preflight). */
-IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count)
+IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, vm_size_t page)
 {
 	iomem_walk w;
 	addr64_t pa;
-	IOByteCount len, doff, pmask = iomem__platform_page_size() - 1;
+	IOByteCount len, doff, pmask = page - 1;
 	uint64_t maxp = cmd->iomem__max_phys;
-	uint32_t k = 0;
-	iomem__dma_bounce_page *pg = (iomem__dma_bounce_page *)iomem__alloc_internal(
-	        (vm_size_t)count * sizeof *pg, "IODMACommand bounce pages");
-	if (pg == NULL)
-		return false;
-	cmd->iomem__pages = pg;
-	cmd->iomem__npages = count;
+	uint32_t k = 0, got, j;
+	iomem__dma_bounce_page *pg = cmd->iomem__pages;
+	if (count > cmd->iomem__pages_cap) {
+		/* grown only: kept across preparations */
+		pg = (iomem__dma_bounce_page *)iomem__alloc_internal((vm_size_t)count * sizeof *pg,
+		                                                      "IODMACommand bounce pages");
+		if (pg == NULL)
+			return false;
+		if (cmd->iomem__pages != NULL)
+			iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *pg,
+			                     "IODMACommand bounce pages");
+		cmd->iomem__pages = pg;
+		cmd->iomem__pages_cap = count;
+	}
+	/* the pieces, in descriptor order */
 	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
 	doff = cmd->iomem__prep_off;
 	while ((len = iomem_walk_next(&w, &pa)) != 0) {
@@ -1005,30 +1030,32 @@ IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count)
 				p = maxp + 1;
 			while (p < e && k < count) {
 				IOByteCount piece = (pmask + 1) - (p & pmask);
-				iomem__bounce_chunk *c;
-				uint32_t s;
-				IOPhysicalAddress bpa;
 				if (piece > e - p)
 					piece = e - p;
-				if (!iomem__bounce_slot_alloc(&c, &s))
-					return false;
-				pg[k].chunk = c;
-				pg[k].slot = s;
-				bpa = c->ram.phys + (IOPhysicalAddress)s * c->page;
 				pg[k].doff = doff + (p - pa);
 				pg[k].len = piece;
-				pg[k].pa = bpa + (p & pmask);
-				pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * c->page + (p & pmask);
+				pg[k].in = (uint32_t)(p & pmask);
+				pg[k].chunk = NULL;
 				k++;
-				if (bpa + c->page - 1 > maxp)
-					return false;     /* the pool is above this device's limit */
 				p += piece;
 			}
 		}
 		doff += len;
 	}
+	if (k != count)
+		return false;
+	got = iomem__bounce_alloc(pg, count, page);    /* pa/va: the pages */
+	cmd->iomem__npages = got;
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_SPARSE;
-	return k == count;
+	if (got != count)
+		return false;
+	for (j = 0; j < count; j++) {
+		if (pg[j].pa + page - 1 > maxp)
+			return false;                  /* the pool is above this device's limit */
+		pg[j].pa += pg[j].in;
+		pg[j].va += pg[j].in;
+	}
+	return true;
 }
 
 /* Copies between the descriptor and the bounce storage. */
@@ -1042,13 +1069,22 @@ IOMEM__PRIVATE void iomem__dma_sync(IODMACommand *cmd, bool to_md)
 		else
 			IOMemoryDescriptor_readBytes(md, cmd->iomem__prep_off, b, cmd->iomem__prep_len);
 	} else if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_SPARSE) {
-		uint32_t i;
-		for (i = 0; i < cmd->iomem__npages; i++) {
-			iomem__dma_bounce_page *p = &cmd->iomem__pages[i];
+		uint32_t i = 0, n = cmd->iomem__npages;
+		const iomem__dma_bounce_page *p = cmd->iomem__pages;
+		while (i < n) {
+			/* one copy for consecutive pieces whose bounce pages follow
+			 * each other too (slots of one chunk) */
+			IOByteCount len = p[i].len;
+			uint32_t j = i + 1;
+			while (j < n && p[j].doff == p[i].doff + len && p[j].va == p[i].va + len) {
+				len += p[j].len;
+				j++;
+			}
 			if (to_md)
-				IOMemoryDescriptor_writeBytes(md, p->doff, p->va, p->len);
+				IOMemoryDescriptor_writeBytes(md, p[i].doff, p[i].va, len);
 			else
-				IOMemoryDescriptor_readBytes(md, p->doff, p->va, p->len);
+				IOMemoryDescriptor_readBytes(md, p[i].doff, p[i].va, len);
+			i = j;
 		}
 	}
 }
@@ -1086,6 +1122,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 	IODirection dir;
 	bool use_mapper, check_addr, need_align, misaligned = false;
 	uint32_t high = 0;
+	vm_size_t page = 0;                   /* read once: sysconf on POSIX */
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
 	if (cmd->iomem__out_fn == NULL || cmd->iomem__md == NULL)
@@ -1140,7 +1177,9 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		iomem_walk w;
 		addr64_t pa;
 		IOByteCount len, pos = 0;
-		unsigned shift = iomem__dma_page_shift();
+		unsigned shift;
+		page = iomem__platform_page_size();
+		shift = iomem__flog2((uint64_t)page);
 		iomem_walk_init(&w, md, offset, offset + length);
 		while ((len = iomem_walk_next(&w, &pa)) != 0) {
 			if (need_align) {
@@ -1168,7 +1207,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		if (!iomem__dma_alloc_double(cmd))
 			return kIOReturnNoResources;
 	} else if (high != 0) {
-		if (!iomem__dma_alloc_sparse(cmd, high)) {
+		if (!iomem__dma_alloc_sparse(cmd, high, page)) {
 			/* IOKit's rule 4: no page list -> the double buffer */
 			iomem__dma_free_bounce(cmd);
 			if (!iomem__dma_alloc_double(cmd))
@@ -1633,9 +1672,17 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
 					if (p == NULL)
 						return kIOReturnMessageTooLarge;
+					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
+					IOByteCount run = l;
 					a = p->pa + (doff - p->doff);
 					if (l > p->len - (doff - p->doff))
 						l = p->len - (doff - p->doff);
+					/* the next pieces of this run, when their bounce
+					 * pages follow (slots of one chunk): one segment */
+					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
+						p++;
+						l += p->len < run - l ? p->len : run - l;
+					}
 				}
 			}
 			/* b. the segment size */
