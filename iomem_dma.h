@@ -352,7 +352,7 @@ struct IODMACommand {
 	IOByteCount iomem__prep_off, iomem__prep_len;
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
-	uint32_t  iomem__npages, iomem__page_hint;
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
 	/* the resumable walk: the run at relative offset iomem__pos */
 	iomem_walk  iomem__walk;
@@ -402,8 +402,31 @@ enum { IOMEM__DMA_BOUNCE_NONE = 0, IOMEM__DMA_BOUNCE_DOUBLE, IOMEM__DMA_BOUNCE_S
 #define IOMEM__DMA_ALL ((uint64_t)~(uint64_t)0)
 #define IOMEM__DMA_NOPOS ((IOByteCount)~(IOByteCount)0)
 
-/* ---- byte order: byte stores the compilers merge into one (bswap) store */
+/* ---- byte order: one swapped store (builtins), else byte stores ------- */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+    defined(__ORDER_LITTLE_ENDIAN__) && defined(__ORDER_BIG_ENDIAN__)
+#  define IOMEM__DMA_BSWAP 1
+IOMEM_FORCEINLINE void iomem__st32(unsigned char *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+IOMEM_FORCEINLINE void iomem__st64(unsigned char *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+#  if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#    define IOMEM__BE32(v) __builtin_bswap32(v)
+#    define IOMEM__BE64(v) __builtin_bswap64(v)
+#    define IOMEM__LE32(v) (v)
+#    define IOMEM__LE64(v) (v)
+#  else
+#    define IOMEM__BE32(v) (v)
+#    define IOMEM__BE64(v) (v)
+#    define IOMEM__LE32(v) __builtin_bswap32(v)
+#    define IOMEM__LE64(v) __builtin_bswap64(v)
+#  endif
+#endif
 
+#ifdef IOMEM__DMA_BSWAP
+IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__BE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__LE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__BE64(v)); }
+IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__LE64(v)); }
+#else
 IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v)
 {
 	p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
@@ -424,6 +447,7 @@ IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v)
 	iomem__st_le32(p, (uint32_t)v);
 	iomem__st_le32(p + 4, (uint32_t)(v >> 32));
 }
+#endif
 
 /* Stores one segment in format @fmt (a constant after inlining). */
 IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunction fn, IODMACommand *cmd,
@@ -531,6 +555,7 @@ typedef struct iomem__dma_bounce_page {
 	unsigned char       *va;       /* its CPU address */
 	iomem__bounce_chunk *chunk;
 	uint32_t             slot;
+	uint32_t             in;       /* offset in the page */
 } iomem__dma_bounce_page;
 
 static iomem__mutex iomem__bounce_lock = IOMEM__MUTEX_INITIALIZER(iomem__bounce_lock);
@@ -539,9 +564,9 @@ static struct {
 	uint64_t chunks, reserve;          /* chunks held, chunks to keep */
 } iomem__bounce_pool;
 
-IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(void)
+IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 {
-	vm_size_t page = iomem__platform_page_size(), bytes = page * IOMEM__BOUNCE_SLOTS;
+	vm_size_t bytes = page * IOMEM__BOUNCE_SLOTS;
 	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__alloc_internal(sizeof *c, "IODMACommand bounce chunk");
 	if (c == NULL)
 		return NULL;
@@ -600,51 +625,70 @@ IOMEM__PRIVATE void iomem__bounce_list_remove(iomem__bounce_chunk *c)
 	c->listed = false;
 }
 
-/* One low page: its chunk and slot. False when none can be had. O(1)
- * unless a new chunk must come from the platform. */
-IOMEM__PRIVATE bool iomem__bounce_slot_alloc(iomem__bounce_chunk **chunk, uint32_t *slot)
+/* Low pages for pg[0..count): chunk, slot, and the page's addresses in
+ * pa/va (the caller adds the in-page offset). One lock round for the
+ * batch; O(1) a page unless a new chunk must come from the platform.
+ * Returns how many were allocated (fewer when memory runs out: the caller
+ * frees what it got). */
+IOMEM__PRIVATE uint32_t iomem__bounce_alloc(iomem__dma_bounce_page *pg, uint32_t count, vm_size_t page)
 {
-	iomem__bounce_chunk *c;
-	for (;;) {
-		iomem__mutex_lock(&iomem__bounce_lock);
-		c = iomem__bounce_pool.list;
-		if (IOMEM_LIKELY(c != NULL && c->page == iomem__platform_page_size())) {
-			uint32_t s = (uint32_t)iomem__ctz64(c->free);
-			c->free &= c->free - 1;
-			if (c->free == 0)
-				iomem__bounce_list_remove(c);
-			iomem__mutex_unlock(&iomem__bounce_lock);
-			*chunk = c;
-			*slot = s;
-			return true;
-		}
-		iomem__mutex_unlock(&iomem__bounce_lock);
-		/* allocated outside the lock: the platform may sleep */
-		c = iomem__bounce_chunk_new();
-		if (c == NULL)
-			return false;
-		iomem__mutex_lock(&iomem__bounce_lock);
-		iomem__bounce_pool.chunks++;
-		iomem__bounce_list_add(c);
-		iomem__mutex_unlock(&iomem__bounce_lock);
-	}
-}
-
-IOMEM__PRIVATE void iomem__bounce_slot_free(iomem__bounce_chunk *c, uint32_t slot)
-{
-	bool drop = false;
+	uint32_t k = 0;
 	iomem__mutex_lock(&iomem__bounce_lock);
-	c->free |= (uint64_t)1 << slot;
-	if (!c->listed)
-		iomem__bounce_list_add(c);
-	if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
-		iomem__bounce_list_remove(c);
-		iomem__bounce_pool.chunks--;
-		drop = true;
+	while (k < count) {
+		iomem__bounce_chunk *c = iomem__bounce_pool.list;
+		uint32_t s;
+		if (IOMEM_UNLIKELY(c == NULL || c->page != page)) {
+			/* allocated outside the lock: the platform may sleep */
+			iomem__mutex_unlock(&iomem__bounce_lock);
+			c = iomem__bounce_chunk_new(page);
+			iomem__mutex_lock(&iomem__bounce_lock);
+			if (c == NULL)
+				break;
+			iomem__bounce_pool.chunks++;
+			iomem__bounce_list_add(c);
+		}
+		s = (uint32_t)iomem__ctz64(c->free);
+		c->free &= c->free - 1;
+		if (c->free == 0)
+			iomem__bounce_list_remove(c);
+		pg[k].chunk = c;
+		pg[k].slot = s;
+		pg[k].pa = c->ram.phys + (IOPhysicalAddress)s * page;
+		pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * page;
+		k++;
 	}
 	iomem__mutex_unlock(&iomem__bounce_lock);
-	if (drop)
+	return k;
+}
+
+/* Gives back the low pages of pg[0..count); a chunk that empties goes back
+ * to the platform unless the reserve keeps it. One lock round. */
+IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t count)
+{
+	iomem__bounce_chunk *drop = NULL;
+	uint32_t k;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	for (k = 0; k < count; k++) {
+		iomem__bounce_chunk *c = pg[k].chunk;
+		if (c == NULL)
+			continue;
+		pg[k].chunk = NULL;
+		c->free |= (uint64_t)1 << pg[k].slot;
+		if (!c->listed)
+			iomem__bounce_list_add(c);
+		if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
+			iomem__bounce_list_remove(c);
+			iomem__bounce_pool.chunks--;
+			c->next = drop;
+			drop = c;
+		}
+	}
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	while (drop != NULL) {
+		iomem__bounce_chunk *c = drop;
+		drop = c->next;
 		iomem__bounce_chunk_free(c);
+	}
 }
 
 IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
@@ -668,7 +712,7 @@ IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
 	while (iomem__bounce_pool.chunks < iomem__bounce_pool.reserve) {
 		iomem__bounce_chunk *c;
 		iomem__mutex_unlock(&iomem__bounce_lock);
-		c = iomem__bounce_chunk_new();
+		c = iomem__bounce_chunk_new(iomem__platform_page_size());
 		if (c == NULL)
 			return kIOReturnNoResources;
 		iomem__mutex_lock(&iomem__bounce_lock);
@@ -774,6 +818,9 @@ IOMEM__PRIVATE IODMACommand *iomem__dma_alloc(void *refCon)
 IOMEM__PRIVATE void iomem__dma_free(IODMACommand *cmd)
 {
 	IODMACommand_clearMemoryDescriptor(cmd, true);
+	if (cmd->iomem__pages != NULL)
+		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *cmd->iomem__pages,
+		                     "IODMACommand bounce pages");
 	IOMapper_release(cmd->iomem__mapper);
 	iomem__sleep_lock_destroy(&cmd->iomem__dk_lock);
 	iomem__free_internal(cmd, sizeof *cmd, "IODMACommand");
@@ -924,19 +971,13 @@ IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IOD
 
 IOMEM__PRIVATE void iomem__dma_free_bounce(IODMACommand *cmd)
 {
-	uint32_t i;
 	if (cmd->iomem__copy_md != NULL) {
 		IOMemoryDescriptor_release(cmd->iomem__copy_md);
 		cmd->iomem__copy_md = NULL;
 	}
-	if (cmd->iomem__pages != NULL) {
-		for (i = 0; i < cmd->iomem__npages; i++)
-			if (cmd->iomem__pages[i].chunk != NULL)
-				iomem__bounce_slot_free(cmd->iomem__pages[i].chunk, cmd->iomem__pages[i].slot);
-		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__npages * sizeof *cmd->iomem__pages,
-		                     "IODMACommand bounce pages");
-		cmd->iomem__pages = NULL;
-	}
+	if (cmd->iomem__npages != 0)
+		iomem__bounce_free(cmd->iomem__pages, cmd->iomem__npages);
+	/* the array stays for the next preparation (freed with the command) */
 	cmd->iomem__npages = 0;
 	cmd->iomem__page_hint = 0;
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_NONE;
@@ -959,19 +1000,27 @@ IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
 
 /* Sparse: a low page for each piece of the prepared range lying in a page
  * above the limit (@count of them, found by the preflight). */
-IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count)
+IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, vm_size_t page)
 {
 	iomem_walk w;
 	addr64_t pa;
-	IOByteCount len, doff, pmask = iomem__platform_page_size() - 1;
+	IOByteCount len, doff, pmask = page - 1;
 	uint64_t maxp = cmd->iomem__max_phys;
-	uint32_t k = 0;
-	iomem__dma_bounce_page *pg = (iomem__dma_bounce_page *)iomem__alloc_internal(
-	        (vm_size_t)count * sizeof *pg, "IODMACommand bounce pages");
-	if (pg == NULL)
-		return false;
-	cmd->iomem__pages = pg;
-	cmd->iomem__npages = count;
+	uint32_t k = 0, got, j;
+	iomem__dma_bounce_page *pg = cmd->iomem__pages;
+	if (count > cmd->iomem__pages_cap) {
+		/* grown only: kept across preparations */
+		pg = (iomem__dma_bounce_page *)iomem__alloc_internal((vm_size_t)count * sizeof *pg,
+		                                                      "IODMACommand bounce pages");
+		if (pg == NULL)
+			return false;
+		if (cmd->iomem__pages != NULL)
+			iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *pg,
+			                     "IODMACommand bounce pages");
+		cmd->iomem__pages = pg;
+		cmd->iomem__pages_cap = count;
+	}
+	/* the pieces, in descriptor order */
 	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
 	doff = cmd->iomem__prep_off;
 	while ((len = iomem_walk_next(&w, &pa)) != 0) {
@@ -981,30 +1030,32 @@ IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count)
 				p = maxp + 1;
 			while (p < e && k < count) {
 				IOByteCount piece = (pmask + 1) - (p & pmask);
-				iomem__bounce_chunk *c;
-				uint32_t s;
-				IOPhysicalAddress bpa;
 				if (piece > e - p)
 					piece = e - p;
-				if (!iomem__bounce_slot_alloc(&c, &s))
-					return false;
-				pg[k].chunk = c;
-				pg[k].slot = s;
-				bpa = c->ram.phys + (IOPhysicalAddress)s * c->page;
 				pg[k].doff = doff + (p - pa);
 				pg[k].len = piece;
-				pg[k].pa = bpa + (p & pmask);
-				pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * c->page + (p & pmask);
+				pg[k].in = (uint32_t)(p & pmask);
+				pg[k].chunk = NULL;
 				k++;
-				if (bpa + c->page - 1 > maxp)
-					return false;     /* the pool is above this device's limit */
 				p += piece;
 			}
 		}
 		doff += len;
 	}
+	if (k != count)
+		return false;
+	got = iomem__bounce_alloc(pg, count, page);    /* pa/va: the pages */
+	cmd->iomem__npages = got;
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_SPARSE;
-	return k == count;
+	if (got != count)
+		return false;
+	for (j = 0; j < count; j++) {
+		if (pg[j].pa + page - 1 > maxp)
+			return false;                  /* the pool is above this device's limit */
+		pg[j].pa += pg[j].in;
+		pg[j].va += pg[j].in;
+	}
+	return true;
 }
 
 /* Copies between the descriptor and the bounce storage. */
@@ -1018,13 +1069,22 @@ IOMEM__PRIVATE void iomem__dma_sync(IODMACommand *cmd, bool to_md)
 		else
 			IOMemoryDescriptor_readBytes(md, cmd->iomem__prep_off, b, cmd->iomem__prep_len);
 	} else if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_SPARSE) {
-		uint32_t i;
-		for (i = 0; i < cmd->iomem__npages; i++) {
-			iomem__dma_bounce_page *p = &cmd->iomem__pages[i];
+		uint32_t i = 0, n = cmd->iomem__npages;
+		const iomem__dma_bounce_page *p = cmd->iomem__pages;
+		while (i < n) {
+			/* one copy for consecutive pieces whose bounce pages follow
+			 * each other too (slots of one chunk) */
+			IOByteCount len = p[i].len;
+			uint32_t j = i + 1;
+			while (j < n && p[j].doff == p[i].doff + len && p[j].va == p[i].va + len) {
+				len += p[j].len;
+				j++;
+			}
 			if (to_md)
-				IOMemoryDescriptor_writeBytes(md, p->doff, p->va, p->len);
+				IOMemoryDescriptor_writeBytes(md, p[i].doff, p[i].va, len);
 			else
-				IOMemoryDescriptor_readBytes(md, p->doff, p->va, p->len);
+				IOMemoryDescriptor_readBytes(md, p[i].doff, p[i].va, len);
+			i = j;
 		}
 	}
 }
@@ -1062,6 +1122,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 	IODirection dir;
 	bool use_mapper, check_addr, need_align, misaligned = false;
 	uint32_t high = 0;
+	vm_size_t page = 0;                   /* read once: sysconf on POSIX */
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
 	if (cmd->iomem__out_fn == NULL || cmd->iomem__md == NULL)
@@ -1116,7 +1177,9 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		iomem_walk w;
 		addr64_t pa;
 		IOByteCount len, pos = 0;
-		unsigned shift = iomem__dma_page_shift();
+		unsigned shift;
+		page = iomem__platform_page_size();
+		shift = iomem__flog2((uint64_t)page);
 		iomem_walk_init(&w, md, offset, offset + length);
 		while ((len = iomem_walk_next(&w, &pa)) != 0) {
 			if (need_align) {
@@ -1144,7 +1207,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		if (!iomem__dma_alloc_double(cmd))
 			return kIOReturnNoResources;
 	} else if (high != 0) {
-		if (!iomem__dma_alloc_sparse(cmd, high)) {
+		if (!iomem__dma_alloc_sparse(cmd, high, page)) {
 			/* IOKit's rule 4: no page list -> the double buffer */
 			iomem__dma_free_bounce(cmd);
 			if (!iomem__dma_alloc_double(cmd))
@@ -1417,6 +1480,45 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_wa
 	}
 }
 
+/* Whole extents [*xi, stop) of the extent fast path, each one segment; a
+ * run longer than max_seg is left in *run_pa and *run_len for the split path.
+ * @limit (a constant) checks the address limit. */
+IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
+                                            IODMACommand *cmd, void *segs, UInt32 *ip, uint32_t stop,
+                                            uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
+                                            uint64_t max_seg, uint64_t max_phys, addr64_t *run_pa,
+                                            IOByteCount *run_len)
+{
+	UInt32 i = *ip;
+	uint32_t xi = *xip;
+	IOByteCount xoff = *xoffp;
+	IOReturn r = kIOReturnSuccess;
+	while (xi < stop) {
+		IOByteCount eend = e[xi].end, l = eend - xoff;
+		addr64_t a = e[xi].phys;
+		xi++;
+		xoff = eend;
+		if (limit && IOMEM_UNLIKELY(a + l - 1 > max_phys)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		if (IOMEM_UNLIKELY(l > max_seg)) {
+			*run_pa = a;
+			*run_len = l;
+			break;
+		}
+		if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		i++;
+	}
+	*ip = i;
+	*xip = xi;
+	*xoffp = xoff;
+	return r;
+}
+
 /* The engine, specialised per output format @fmt (a constant). */
 IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMACommand_SegmentFunction fn,
                                           UInt64 *offsetP, void *segs, UInt32 *numP)
@@ -1446,9 +1548,83 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 	}
 	max_seg = cmd->iomem__max_seg;
 	max_phys = cmd->iomem__max_phys;
-	if (IOMEM_LIKELY(cmd->iomem__simple)) {
-		/* no alignment rule, no sparse page: runs straight out, split at
-		 * max_seg; a run past the limit can only be an error here */
+	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+		/* no alignment rule, no sparse page, extents: runs straight out
+		 * of the extent array, split at max_seg; a run past the limit can
+		 * only be an error here. The walk's fields live in locals (few
+		 * enough to stay in registers); the relative offset is derived
+		 * from the extent offset at the end. */
+		const iomem_md_extent *e = w.ext.e;
+		uint32_t xi = w.ext.i, xlast;
+		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		IOByteCount delta = pos - (xoff - run_len);
+		if (w.ext.n == 0)
+			xend = xoff;
+		else if (xend > e[w.ext.n - 1].end)
+			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
+			/* the walk starts inside an extent: that piece first */
+			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+			run_pa = e[xi].phys + (xoff - (xi != 0 ? e[xi - 1].end : 0));
+			run_len = eend - xoff;
+			xoff = eend;
+			xi++;
+		}
+		/* the extent holding the last byte: the only one clipped */
+		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
+		for (;;) {
+			uint32_t stop;
+			IOReturn r;
+			if (run_len != 0) {
+				/* a piece: a split run's rest, a partial extent */
+				addr64_t a = run_pa;
+				IOByteCount l = run_len;
+				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
+					return kIOReturnMessageTooLarge;
+				while (l > max_seg && i < n) {
+					/* split: fixed-size pieces, no division */
+					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
+						return kIOReturnMessageTooLarge;
+					i++;
+					a += max_seg;
+					l -= max_seg;
+				}
+				if (i >= n) {
+					run_pa = a;                /* the rest: next call */
+					run_len = l;
+					break;
+				}
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
+					return kIOReturnMessageTooLarge;
+				i++;
+				run_len = 0;
+			}
+			if (i >= n || xoff >= xend)
+				break;
+			/* whole extents before the last: no clip, one check each */
+			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
+			if (max_phys == IOMEM__DMA_ALL)
+				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			else
+				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			if (r != kIOReturnSuccess)
+				return r;
+			if (run_len == 0 && xi == xlast && i < n && xoff < xend) {
+				/* the last extent, clipped at the end */
+				IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+				run_pa = e[xi].phys;
+				run_len = eend - xoff;
+				xoff = eend;
+				xi++;
+			}
+		}
+		w.ext.i = xi;
+		w.ext.off = xoff;
+		pos = xoff - run_len + delta;
+	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
 		while (i < n) {
 			if (run_len == 0) {
 				run_len = iomem_walk_next(&w, &run_pa);
@@ -1496,9 +1672,17 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
 					if (p == NULL)
 						return kIOReturnMessageTooLarge;
+					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
+					IOByteCount run = l;
 					a = p->pa + (doff - p->doff);
 					if (l > p->len - (doff - p->doff))
 						l = p->len - (doff - p->doff);
+					/* the next pieces of this run, when their bounce
+					 * pages follow (slots of one chunk): one segment */
+					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
+						p++;
+						l += p->len < run - l ? p->len : run - l;
+					}
 				}
 			}
 			/* b. the segment size */
