@@ -111,7 +111,7 @@ static inline uint64_t dma_ref__run_at(IOMemoryDescriptor *md, uint64_t pos, uin
 /* The naive per-page physical map of [@off, @off + @len): maximal runs.
  * Returns the count, or -1 when @cap overflows or a byte has no physical
  * address (or the range leaves the descriptor). */
-static long dma_ref_runs(IOMemoryDescriptor *md, uint64_t off, uint64_t len, dma_ref_seg *out, size_t cap)
+static inline long dma_ref_runs(IOMemoryDescriptor *md, uint64_t off, uint64_t len, dma_ref_seg *out, size_t cap)
 {
 	uint64_t pos = off, end = off + len;
 	size_t n = 0;
@@ -138,7 +138,7 @@ static long dma_ref_runs(IOMemoryDescriptor *md, uint64_t off, uint64_t len, dma
  * kIOReturnBadArgument (NULL pointer or *@nsegs 0), kIOReturnInternalError
  * (a byte with no physical address). On error *@offset and *@nsegs are
  * unchanged; @out may hold the segments before the failing one. */
-static IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, uint64_t prep_len,
+static inline IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, uint64_t prep_len,
                             const dma_ref_spec *spec, uint64_t *offset, dma_ref_seg *out, uint32_t *nsegs)
 {
 	uint64_t pg = dma_ref_page();
@@ -223,7 +223,7 @@ static IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, uint64_t 
  * be NULL) = the bytes, a 32-bit counter as IOKit's. Walks with default
  * options (getPhysicalSegment(..., 0)). A byte with no physical address
  * ends the walk there (IOKit would loop; reference §5.1). */
-static uint32_t dma_ref_cursor(IOMemoryDescriptor *md, uint64_t from, uint64_t max_segment,
+static inline uint32_t dma_ref_cursor(IOMemoryDescriptor *md, uint64_t from, uint64_t max_segment,
                                uint64_t cursor_max_transfer, uint32_t max_transfer, dma_ref_seg *out,
                                uint32_t max_segs, uint64_t *transfer)
 {
@@ -307,7 +307,7 @@ typedef struct dma_ref_md {
 	bool                prepared;
 } dma_ref_md;
 
-static void dma_ref_md_release(dma_ref_md *m)
+static inline void dma_ref_md_release(dma_ref_md *m)
 {
 	if (m->prepared)
 		IOMemoryDescriptor_complete(m->md, m->direction);
@@ -336,7 +336,7 @@ static inline bool dma_ref__keep(dma_ref_md *m, IOMemoryDescriptor *md)
  * lengths, sometimes an empty range), buffer (sometimes contiguous), or
  * physical over a buffer's frames. NULL on failure (everything created so
  * far stays owned by @m). Length >= 1. */
-static IOMemoryDescriptor *dma_ref__leaf(dma_ref_rng *r, dma_ref_md *m, uint64_t max_pages, IODirection dir)
+static inline IOMemoryDescriptor *dma_ref__leaf(dma_ref_rng *r, dma_ref_md *m, uint64_t max_pages, IODirection dir)
 {
 	uint64_t pg = dma_ref_page();
 	int kind = (int)dma_ref_range(r, 0, 2);
@@ -400,7 +400,7 @@ static IOMemoryDescriptor *dma_ref__leaf(dma_ref_rng *r, dma_ref_md *m, uint64_t
 	}
 }
 
-static IOMemoryDescriptor *dma_ref__node(dma_ref_rng *r, dma_ref_md *m, unsigned depth, uint64_t max_pages,
+static inline IOMemoryDescriptor *dma_ref__node(dma_ref_rng *r, dma_ref_md *m, unsigned depth, uint64_t max_pages,
                                          IODirection dir)
 {
 	int kind = depth == 0 ? 0 : (int)dma_ref_range(r, 0, 3);   /* 0,1 leaf; 2 sub; 3 multi */
@@ -439,7 +439,7 @@ static IOMemoryDescriptor *dma_ref__node(dma_ref_rng *r, dma_ref_md *m, unsigned
  * Returns kIOReturnSuccess with *@out filled (@out->md +1, length >= 1), or
  * an error with nothing left allocated. Release with dma_ref_md_release.
  */
-static IOReturn dma_ref_random_md(dma_ref_rng *r, unsigned max_depth, uint64_t max_pages, IODirection direction,
+static inline IOReturn dma_ref_random_md(dma_ref_rng *r, unsigned max_depth, uint64_t max_pages, IODirection direction,
                                   dma_ref_md *out)
 {
 	IOMemoryDescriptor *md;
@@ -464,7 +464,7 @@ static IOReturn dma_ref_random_md(dma_ref_rng *r, unsigned max_depth, uint64_t m
 
 /* A random POSIX layout: IDENTITY, CONTIGUOUS, SCATTERED, RUNS (mean 2 or
  * 8) or HIGH (when @allow_high). Returns the policy set. */
-static iomem_posix_layout dma_ref_random_layout(dma_ref_rng *r, bool allow_high)
+static inline iomem_posix_layout dma_ref_random_layout(dma_ref_rng *r, bool allow_high)
 {
 	iomem_posix_phys_layout l;
 	memset(&l, 0, sizeof l);
