@@ -622,6 +622,46 @@ IOMEM_TEST(cursor, buffers_on_every_layout)
 	iomem_test_expect_reports(0);
 }
 
+/* Fixed-stride extents (scattered pages) ending exactly where the call
+ * ends: at the descriptor's end, or at a transfer limit on a page boundary;
+ * with room to spare and with exactly enough slots. */
+IOMEM_TEST(cursor, scattered_pages_to_an_exact_end)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 5);
+	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(12 * DESC_PAGE, kIODirectionInOut, false);
+	IOMemoryCursor *c = IONaturalMemoryCursor_withSpecification(0, 0, 1);
+	IOPhysicalSegment s[20];
+	IOByteCount x;
+	cr_assert_not_null(bmd);
+	unsigned char *va = IOBufferMemoryDescriptor_getBytesNoCopy(bmd);
+	for (UInt32 slots = 11; slots <= 20; slots++) {
+		for (IOByteCount from = 0; from <= 2 * DESC_PAGE; from += DESC_PAGE / 2) {
+			IOByteCount want = 12 * DESC_PAGE - from;
+			UInt32 pages = (UInt32)((want + DESC_PAGE - 1) / DESC_PAGE), n;
+			memset(s, 0x5A, sizeof s);
+			n = IONaturalMemoryCursor_getPhysicalSegments(c, bmd, from, s, slots, 0, &x);
+			cr_assert_eq(n, pages < slots ? pages : slots, "from %llu, %u slots: %u segments",
+			             (unsigned long long)from, slots, n);
+			for (UInt32 i = 0; i < n; i++) {
+				IOByteCount off = from + (IOByteCount)i * DESC_PAGE - (i ? from % DESC_PAGE : 0);
+				cr_assert_eq(s[i].location, iomem_posix_virt_to_phys(va + off));
+				cr_assert(s[i].length > 0 && s[i].length <= DESC_PAGE);
+			}
+			if (n == pages)
+				cr_assert_eq(x, want);
+			cr_assert(iomem_test_all_bytes(&s[n], (20 - n) * sizeof s[0], 0x5A));
+			/* a transfer limit on a page boundary */
+			n = IONaturalMemoryCursor_getPhysicalSegments(c, bmd, from, s, slots, (UInt32)(5 * DESC_PAGE), &x);
+			cr_assert_eq(x, 5 * DESC_PAGE);
+			cr_assert_eq(n, from % DESC_PAGE ? 6 : 5);
+			cr_assert_neq(s[n - 1].length, 0);
+		}
+	}
+	IOMemoryCursor_release(c);
+	IOMemoryDescriptor_release(bmd);
+	iomem_test_expect_reports(0);
+}
+
 /* ---- random descriptors: every IOKit rule as a property ---- */
 
 /* Checks one call's output against the rules, with getPhysicalSegment as
