@@ -478,6 +478,14 @@ IOMEM_TEST(cursor, zero_physical_address_ends_the_walk)
 	/* past the hole it works again */
 	cr_assert_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, 0x300, s, 4, 0, &x), 1);
 	expect_seg(&s[0], 0x9000, 0x50, 0);
+	IOMemoryDescriptor_release(md);
+	/* the same with extents of unequal lengths (the searching path) */
+	static const IOAddressRange r2[] = { { 0x5000, 0x100 }, { 0x7000, 0x300 }, { 0, 0x200 }, { 0x9000, 0x50 } };
+	md = phys_md(r2, 4);
+	cr_assert_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, 0, s, 4, 0, &x), 2);
+	expect_seg(&s[1], 0x7000, 0x300, 1);
+	cr_expect_eq(x, 0x400);
+	cr_expect_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, x, s, 4, 0, &x), 0);
 	IOMemoryCursor_release(c);
 	IOMemoryDescriptor_release(md);
 	iomem_test_expect_reports(0);
