@@ -23,6 +23,7 @@
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
 #include "iomem_map.h"   /* its implementation: the memmap group */
+#include "iomem_dma.h"   /* the cursor group (bench_cursor.c) */
 
 #include "bench.h"
 
