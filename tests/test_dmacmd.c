@@ -710,7 +710,10 @@ static uint64_t tm_phys(IOMapper *m, uint64_t a)
 	tmap *t = iomem_mapper_getContext(m);
 	return IOMemoryDescriptor_getPhysicalSegment(t->md, a - TM_BASE, NULL, 0);
 }
-static const iomem_mapper_ops tm_ops = { "test", tm_page, tm_map, tm_unmap, NULL, tm_phys, NULL, NULL, NULL };
+static const iomem_mapper_ops tm_ops = {
+	.name = "test", .getPageSize = tm_page, .iovmMapMemory = tm_map,
+	.iovmUnmapMemory = tm_unmap, .mapToPhysicalAddress = tm_phys,
+};
 
 IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 {
