@@ -391,6 +391,10 @@ struct IOMapper {
 
 static iomem__mutex iomem__mapper_system_lock = IOMEM__MUTEX_INITIALIZER(iomem__mapper_system_lock);
 static IOMapper *iomem__mapper_system;
+/* The system mapper's software IOMMU state when it is one (else NULL): the
+ * C accessors' hot path reads this one pointer. */
+static void *iomem__mapper_system_sw;
+IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper);
 
 /* The system mapper is also read without the lock (the C accessors,
  * IOMappedRead/Write): a release store, an acquire load. */
@@ -398,8 +402,8 @@ static IOMapper *iomem__mapper_system;
 #  define IOMEM__MAP_LOAD_PTR(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #  define IOMEM__MAP_STORE_PTR(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #else
-#  define IOMEM__MAP_LOAD_PTR(p)     (*(IOMapper *volatile *)(p))
-#  define IOMEM__MAP_STORE_PTR(p, v) (*(IOMapper *volatile *)(p) = (v))
+#  define IOMEM__MAP_LOAD_PTR(p)     (*(p))
+#  define IOMEM__MAP_STORE_PTR(p, v) (*(p) = (v))
 #endif
 
 IOMEM_API IOMapper *iomem_mapper_withOps(const iomem_mapper_ops *ops, void *context)
@@ -444,6 +448,8 @@ IOMEM_API void iomem_mapper_set_system(IOMapper *mapper)
 	iomem__mutex_lock(&iomem__mapper_system_lock);
 	old = iomem__mapper_system;
 	IOMEM__MAP_STORE_PTR(&iomem__mapper_system, mapper);
+	IOMEM__MAP_STORE_PTR(&iomem__mapper_system_sw,
+	                     mapper != NULL && mapper->ops->free == iomem__swiommu_destroy ? mapper->context : NULL);
 	iomem__mutex_unlock(&iomem__mapper_system_lock);
 	IOMapper_release(old);
 }
@@ -502,11 +508,14 @@ IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mapp
 /* >>impl-swiommu: the software IOMMU ------------------------------------ */
 
 /* Page-table entries: the frame's physical address | these bits (a page
- * is present when R is set). Leaves hold 512 entries (4 KiB). */
+ * is present when R is set). A leaf holds 512 entries and, after them, the
+ * number of entries present (so a free can see "nothing mapped here" with
+ * one load per leaf). */
 #define IOMEM__SWIOMMU_R          ((uint64_t)1)
 #define IOMEM__SWIOMMU_W          ((uint64_t)2)
 #define IOMEM__SWIOMMU_LEAF_SHIFT 9u
 #define IOMEM__SWIOMMU_LEAF_N     ((uint64_t)1 << IOMEM__SWIOMMU_LEAF_SHIFT)
+#define IOMEM__SWIOMMU_LEAF_BYTES ((vm_size_t)((IOMEM__SWIOMMU_LEAF_N + 1) * sizeof(uint64_t)))
 
 /* The per-thread IOVA cache needs thread-local storage and pthread keys:
  * POSIX with GCC/Clang only. Entries are read without the lock on its
@@ -532,6 +541,8 @@ typedef struct iomem__swiommu {
 	unsigned            cpu_shift;     /* log2 of the CPU page at creation */
 	uint64_t            mask;          /* IOMMU page - 1 */
 	uint64_t            first, count;  /* the space in IOMMU pages: [first, first + count) */
+	uint64_t            last32;        /* last page a 32-bit page number can start a range at */
+	bool                same_page;     /* IOMMU page == CPU page (the C accessors' hot path) */
 	IORangeAllocator   *ra;            /* free IOVA pages (page numbers) */
 	uint64_t          **dir;           /* ndir leaves, allocated on first use */
 	uint64_t            ndir;
@@ -542,8 +553,7 @@ typedef struct iomem__swiommu {
 } iomem__swiommu;
 
 /* A software IOMMU is recognised by its free hook (C++ has no tentative
- * definition of the ops table). */
-IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper);
+ * definition of the ops table; declared with the system mapper above). */
 
 IOMEM_FORCEINLINE iomem__swiommu *iomem__swiommu_of(IOMapper *m)
 {
@@ -572,16 +582,17 @@ IOMEM__PRIVATE bool iomem__swiommu_set(iomem__swiommu *s, uint64_t page, uint64_
 	for (; n != 0; n--, page++, pa += s->mask + 1) {
 		uint64_t i = page - s->first, **slot = &s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT], *e;
 		if (*slot == NULL) {
-			uint64_t *leaf = (uint64_t *)iomem__alloc_internal(IOMEM__SWIOMMU_LEAF_N * sizeof(uint64_t),
-			                                                   "iomem_swiommu page table");
+			uint64_t *leaf = (uint64_t *)iomem__alloc_internal(IOMEM__SWIOMMU_LEAF_BYTES, "iomem_swiommu page table");
 			if (leaf == NULL)
 				return false;
 			IOMEM__DIR_STORE(slot, leaf);
 			s->leaves++;
 		}
 		e = &(*slot)[i & (IOMEM__SWIOMMU_LEAF_N - 1)];
-		if (!(*e & IOMEM__SWIOMMU_R))
+		if (!(*e & IOMEM__SWIOMMU_R)) {
 			s->mapped++;
+			IOMEM__PTE_STORE(&(*slot)[IOMEM__SWIOMMU_LEAF_N], (*slot)[IOMEM__SWIOMMU_LEAF_N] + 1);
+		}
 		IOMEM__PTE_STORE(e, pa | bits);
 	}
 	return true;
@@ -600,6 +611,7 @@ IOMEM__PRIVATE void iomem__swiommu_clear(iomem__swiommu *s, uint64_t page, uint6
 			for (t = 0; t < k; t++) {
 				if (leaf[j + t] != 0) {
 					IOMEM__PTE_STORE(&leaf[j + t], 0);
+					IOMEM__PTE_STORE(&leaf[IOMEM__SWIOMMU_LEAF_N], leaf[IOMEM__SWIOMMU_LEAF_N] - 1);
 					s->mapped--;
 				}
 			}
@@ -609,13 +621,20 @@ IOMEM__PRIVATE void iomem__swiommu_clear(iomem__swiommu *s, uint64_t page, uint6
 	}
 }
 
-/* Whether no page of [page, page + n) (inside the space) is mapped; no
- * lock needed (the caller owns the range). */
+/* Whether no page of [page, page + n) (inside the space, n <= 512) is
+ * mapped; no lock needed (the caller owns the range). Usually one load per
+ * leaf (its count of entries present). */
 IOMEM_FORCEINLINE bool iomem__swiommu_none_mapped(iomem__swiommu *s, uint64_t page, uint64_t n)
 {
+	uint64_t i = page - s->first, e = i + n - 1;
+	uint64_t *a = IOMEM__DIR_LOAD(&s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	uint64_t *b = IOMEM__DIR_LOAD(&s->dir[e >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	if (IOMEM_LIKELY((a == NULL || IOMEM__PTE_LOAD(&a[IOMEM__SWIOMMU_LEAF_N]) == 0) &&
+	                 (b == NULL || IOMEM__PTE_LOAD(&b[IOMEM__SWIOMMU_LEAF_N]) == 0)))
+		return true;
 	for (; n != 0; n--, page++) {
-		uint64_t *e = iomem__swiommu_pte(s, page);
-		if (e != NULL && IOMEM__PTE_LOAD(e) != 0)
+		uint64_t *p = iomem__swiommu_pte(s, page);
+		if (p != NULL && IOMEM__PTE_LOAD(p) != 0)
 			return false;
 	}
 	return true;
@@ -696,29 +715,66 @@ IOMEM__PRIVATE IOMEM__NOINLINE iomem__swiommu_mag *iomem__swiommu_mag_claim(iome
 }
 #endif
 
-/* Allocate @n pages aligned to @align pages (0: 1) ending at or below
- * page @limit. Lock NOT held. */
-IOMEM__PRIVATE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
-                                             uint64_t *page)
+/* The per-thread cache's hit paths (inlined): false = take the locked
+ * path. Pop: a cached range of exactly @n pages whose start is aligned to
+ * @align pages (0: 1) and that ends at or below page @limit. Push: a range
+ * of @n pages with nothing mapped in it (else its pages must be cleared
+ * under the lock). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_pop(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
+                                              uint64_t *page)
 {
-	IOReturn st;
 #if IOMEM__SWIOMMU_MAG
 	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
-	if (mag->id == s->id && n <= IOMEM__SWIOMMU_MAG_CLASSES && mag->count[n - 1] != 0) {
+	if (IOMEM_LIKELY(mag->id == s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES && mag->count[n - 1] != 0)) {
 		uint64_t p = mag->page[n - 1][mag->count[n - 1] - 1];
-		if (!(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit) {
+		if (IOMEM_LIKELY(!(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit)) {
 			mag->count[n - 1]--;
 			*page = p;
-			return kIOReturnSuccess;
+			return true;
 		}
 	}
+#else
+	(void)s; (void)n; (void)align; (void)limit; (void)page;
 #endif
+	return false;
+}
+
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_push(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (IOMEM_LIKELY(mag->id == s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES &&
+	                 mag->count[n - 1] < IOMEM__SWIOMMU_MAG_DEPTH && iomem__swiommu_none_mapped(s, page, n))) {
+#if IOMEM__DEBUG
+		unsigned j;
+		for (j = 0; j < mag->count[n - 1]; j++) {
+			if (mag->page[n - 1][j] == page) {
+				iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice; ignored",
+				              (unsigned long long)page, (unsigned long long)n);
+				return true;
+			}
+		}
+#endif
+		mag->page[n - 1][mag->count[n - 1]++] = page;
+		return true;
+	}
+#else
+	(void)s; (void)page; (void)n;
+#endif
+	return false;
+}
+
+/* The locked path of an allocation (see iomem__swiommu_alloc). */
+IOMEM__PRIVATE IOMEM__NOINLINE IOReturn iomem__swiommu_alloc_slow(iomem__swiommu *s, uint64_t n, uint64_t align,
+                                                                  uint64_t limit, uint64_t *page)
+{
+	IOReturn st;
 	iomem__sleep_lock_lock(&s->lock);
 	st = iomem__range_alloc_pages(s->ra, n, 0, align, limit, page);
 	iomem__sleep_lock_unlock(&s->lock);
 #if IOMEM__SWIOMMU_MAG
-	if (st == kIOReturnNoSpace && mag->id == s->id) {   /* give our cached ranges back, retry */
-		iomem__swiommu_mag_drain(mag);
+	if (st == kIOReturnNoSpace && iomem__swiommu_tls.id == s->id) {   /* give our cached ranges back, retry */
+		iomem__swiommu_mag_drain(&iomem__swiommu_tls);
 		iomem__sleep_lock_lock(&s->lock);
 		st = iomem__range_alloc_pages(s->ra, n, 0, align, limit, page);
 		iomem__sleep_lock_unlock(&s->lock);
@@ -727,35 +783,38 @@ IOMEM__PRIVATE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint
 	return st;
 }
 
-/* Unmap and free pages [page, page + n) (inside the space). */
-IOMEM__PRIVATE void iomem__swiommu_free(iomem__swiommu *s, uint64_t page, uint64_t n)
+/* The locked path of a free (see iomem__swiommu_free). */
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__swiommu_free_slow(iomem__swiommu *s, uint64_t page, uint64_t n)
 {
 #if IOMEM__SWIOMMU_MAG
-	if (n <= IOMEM__SWIOMMU_MAG_CLASSES && iomem__swiommu_none_mapped(s, page, n)) {
-		iomem__swiommu_mag *mag = &iomem__swiommu_tls;
-		if (mag->id != s->id)
-			mag = iomem__swiommu_mag_claim(s);
-		if (mag != NULL && mag->count[n - 1] < IOMEM__SWIOMMU_MAG_DEPTH) {
-#if IOMEM__DEBUG
-			unsigned j;
-			for (j = 0; j < mag->count[n - 1]; j++)
-				if (mag->page[n - 1][j] == page)
-					break;
-			if (j < mag->count[n - 1]) {
-				iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice", (unsigned long long)page,
-				              (unsigned long long)n);
-				return;
-			}
-#endif
-			mag->page[n - 1][mag->count[n - 1]++] = page;
-			return;
-		}
-	}
+	/* this thread's cache holds another IOMMU's ranges (or none): take it */
+	if (iomem__swiommu_tls.id != s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES &&
+	    iomem__swiommu_none_mapped(s, page, n) && iomem__swiommu_mag_claim(s) != NULL &&
+	    iomem__swiommu_mag_push(s, page, n))
+		return;
 #endif
 	iomem__sleep_lock_lock(&s->lock);
 	iomem__swiommu_clear(s, page, n);
 	IORangeAllocator_deallocate(s->ra, page, n);
 	iomem__sleep_lock_unlock(&s->lock);
+}
+
+/* Allocate @n pages aligned to @align pages (0: 1) ending at or below
+ * page @limit: the thread's cache, else the range allocator under the
+ * lock. Lock NOT held. */
+IOMEM_FORCEINLINE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
+                                                uint64_t *page)
+{
+	if (iomem__swiommu_mag_pop(s, n, align, limit, page))
+		return kIOReturnSuccess;
+	return iomem__swiommu_alloc_slow(s, n, align, limit, page);
+}
+
+/* Unmap and free pages [page, page + n) (inside the space). */
+IOMEM_FORCEINLINE void iomem__swiommu_free(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+	if (!iomem__swiommu_mag_push(s, page, n))
+		iomem__swiommu_free_slow(s, page, n);
 }
 
 /* The last IOVA page an access limited to @bits may use. */
@@ -989,7 +1048,7 @@ IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper)
 #endif
 	for (i = 0; i < s->ndir; i++)
 		if (s->dir[i] != NULL)
-			iomem__free_internal(s->dir[i], IOMEM__SWIOMMU_LEAF_N * sizeof(uint64_t), "iomem_swiommu page table");
+			iomem__free_internal(s->dir[i], IOMEM__SWIOMMU_LEAF_BYTES, "iomem_swiommu page table");
 	iomem__free_internal(s->dir, (vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
 	IORangeAllocator_release(s->ra);
 	iomem__sleep_lock_destroy(&s->lock);
@@ -1036,6 +1095,8 @@ IOMEM_API IOMapper *iomem_swiommu_create(const iomem_swiommu_desc *desc)
 	s->mask = pg - 1;
 	s->first = base >> shift;
 	s->count = size;
+	s->last32 = s->first + size - 1 < 0xFFFFFFFFu ? s->first + size - 1 : 0xFFFFFFFFu;
+	s->same_page = s->cpu_shift == shift;
 	s->ndir = (size + IOMEM__SWIOMMU_LEAF_N - 1) >> IOMEM__SWIOMMU_LEAF_SHIFT;
 	s->dir = (uint64_t **)iomem__alloc_internal((vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
 	s->ra = IORangeAllocator_withRange(0, 1, 64, IOMEM_RANGE_CACHE);
@@ -1150,7 +1211,7 @@ IOMEM_API IOReturn iomem_swiommu_get_stats(IOMapper *mapper, iomem_swiommu_stats
 	out->maps = s->maps;
 	out->unmaps = s->unmaps;
 	out->faults = s->faults;
-	out->table_bytes = (vm_size_t)(s->ndir * sizeof(uint64_t *) + s->leaves * IOMEM__SWIOMMU_LEAF_N * sizeof(uint64_t));
+	out->table_bytes = (vm_size_t)(s->ndir * sizeof(uint64_t *) + s->leaves * IOMEM__SWIOMMU_LEAF_BYTES);
 	iomem__sleep_lock_unlock(&s->lock);
 	return kIOReturnSuccess;
 }
@@ -1189,7 +1250,7 @@ IOMEM__PRIVATE uint64_t iomem__mapper_pages(IOMapper *m, unsigned pages, unsigne
 	return mpg ? (bytes + mpg - 1) / mpg : 0;
 }
 
-IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
+IOMEM__PRIVATE IOMEM__NOINLINE ppnum_t iomem__iovm_alloc_slow(unsigned pages)
 {
 	IOMapper *m = iomem__mapper_system_peek();
 	iomem__swiommu *s;
@@ -1224,7 +1285,7 @@ IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
 	return (ppnum_t)(iova >> cs);
 }
 
-IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__iovm_free_slow(ppnum_t addr, unsigned pages)
 {
 	IOMapper *m = iomem__mapper_system_peek();
 	iomem__swiommu *s;
@@ -1254,6 +1315,28 @@ IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
 		unsigned cs = iomem__page_shift();
 		m->ops->iovaFree(m, (uint64_t)addr << cs, iomem__mapper_pages(m, pages, cs));
 	}
+}
+
+/* The hot paths: the system mapper is a software IOMMU whose page is the
+ * CPU's, the size is cached (1..8 pages) and this thread's cache can take
+ * or give it: a few loads and stores, no lock, no atomic read-modify-write
+ * (bench group iova). Everything else: the slow paths above. */
+IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)IOMEM__MAP_LOAD_PTR(&iomem__mapper_system_sw);
+	uint64_t page;
+	if (IOMEM_LIKELY(s != NULL && s->same_page) && iomem__swiommu_mag_pop(s, pages, 0, s->last32, &page))
+		return (ppnum_t)page;
+	return iomem__iovm_alloc_slow(pages);
+}
+
+IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)IOMEM__MAP_LOAD_PTR(&iomem__mapper_system_sw);
+	if (IOMEM_LIKELY(s != NULL && s->same_page && (uint64_t)addr - s->first < s->count &&
+	                 pages <= s->count - ((uint64_t)addr - s->first)) && iomem__swiommu_mag_push(s, addr, pages))
+		return;
+	iomem__iovm_free_slow(addr, pages);
 }
 
 IOMEM_API ppnum_t IOMapperInsertPage(ppnum_t addr, unsigned offset, ppnum_t page)

@@ -22,6 +22,7 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
+#include "iomem_map.h"      /* IOMapper, the software IOMMU (bench_iova.c) */
 
 #include "bench.h"
 

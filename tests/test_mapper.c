@@ -777,3 +777,22 @@ IOMEM_TEST(mapper, thread_caches_return_at_thread_exit)
 	IOMapper_release(m);
 	iomem_test_expect_reports(0);
 }
+
+IOMEM_TEST(mapper, double_iovm_free_is_reported)
+{
+	/* without the debug layer a double free is the caller's bug, handed out
+	 * twice later (as with any magazine cache): only the report is tested */
+	if (!IOMEM__DEBUG)
+		return;
+	IOMapper *m = iomem_swiommu_create(NULL);
+	iomem_mapper_set_system(m);
+	ppnum_t p = IOMapperIOVMAlloc(2);
+	cr_assert_neq(p, 0);
+	IOMapperIOVMFree(p, 2);
+	IOMapperIOVMFree(p, 2);
+	iomem_test_expect_reports(1);
+	iomem_test_expect_report_has("freed twice");
+	expect_all_free(m);
+	iomem_mapper_set_system(NULL);
+	IOMapper_release(m);
+}
