@@ -23,6 +23,7 @@
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
 #include "iomem_map.h"      /* IOMapper, the software IOMMU (bench_iova.c) */
+#include "iomem_dma.h"      /* IODMACommand (bench_iova.c) */
 
 #include "bench.h"
 

@@ -423,6 +423,24 @@ IOMEM_TEST(mapper, runs_that_do_not_tile_pages_are_refused)
 	cr_expect_eq(IOMapper_iovmMapMemory(m, md, 0, IOMemoryDescriptor_getLength(md), RW, NULL, NULL, NULL, &a, &l),
 	             kIOReturnNotAligned);
 	expect_all_free(m);
+	/* same offsets in their pages, but the second piece starts inside the
+	 * first one's page on another frame: that page cannot hold both */
+	IOAddressRange shared[2] = { { 0x40000000ull, DESC_PAGE / 2 }, { 0x50000000ull + DESC_PAGE / 2, DESC_PAGE } };
+	IOMemoryDescriptor *md3 = IOMemoryDescriptor_withAddressRanges(shared, 2, kIODirectionInOut, NULL);
+	cr_assert_not_null(md3);
+	cr_expect_eq(IOMapper_iovmMapMemory(m, md3, 0, IOMemoryDescriptor_getLength(md3), RW, NULL, NULL, NULL, &a, &l),
+	             kIOReturnNotAligned);
+	IOMemoryDescriptor_release(md3);
+	/* a piece that continues the previous one physically may share its page */
+	IOAddressRange cont2[2] = { { 0x40000000ull, DESC_PAGE / 2 }, { 0x40000000ull + DESC_PAGE / 2, DESC_PAGE } };
+	md3 = IOMemoryDescriptor_withAddressRanges(cont2, 2, kIODirectionInOut, NULL);
+	cr_assert_not_null(md3);
+	cr_assert_eq(IOMapper_iovmMapMemory(m, md3, 0, IOMemoryDescriptor_getLength(md3), RW, NULL, NULL, NULL, &a, &l),
+	             kIOReturnSuccess);
+	cr_expect_eq(IOMapper_mapToPhysicalAddress(m, a + DESC_PAGE + 5), 0x40000000ull + DESC_PAGE + 5);
+	cr_assert_eq(IOMapper_iovmUnmapMemory(m, md3, NULL, a, l), kIOReturnSuccess);
+	IOMemoryDescriptor_release(md3);
+	expect_all_free(m);
 	/* page-aligned pieces tile: accepted, and the IOVA run joins them */
 	IOAddressRange ok[2] = { { 0x40000000ull + 100, DESC_PAGE - 100 }, { 0x50000000ull, DESC_PAGE + 8 } };
 	IOMemoryDescriptor *md2 = IOMemoryDescriptor_withAddressRanges(ok, 2, kIODirectionInOut, NULL);
