@@ -213,6 +213,10 @@ IOMEM_API void IOMapperInsertPPNPages(ppnum_t addr, unsigned offset, ppnum_t *pa
  * THREAD SAFETY: one lock per IOMMU (may sleep: the descriptor layer's
  * iomem__sleep_lock); every call, translate included, may come from any
  * thread. An unmap is complete when it returns: later translates fault.
+ * CONFIGURATION (impl): IOMEM_SWIOMMU_NO_TLS turns the per-thread cache off
+ * (every allocation then takes the lock). Without IOMEM_DEBUG a range freed
+ * twice into a thread's cache is not detected (it may be handed out twice,
+ * as with any magazine cache); with IOMEM_DEBUG it is reported.
  */
 
 /** Creation parameters; a zero field takes the default noted. */

@@ -810,7 +810,9 @@ IOMEM_TEST(mapper, double_iovm_free_is_reported)
 	IOMapperIOVMFree(p, 2);
 	IOMapperIOVMFree(p, 2);
 	iomem_test_expect_reports(1);
-	iomem_test_expect_report_has("freed twice");
+	/* the thread cache's check, or the range allocator's (no cache) */
+	cr_expect(strstr(iomem_test_panic_msg, "freed twice") != NULL || strstr(iomem_test_panic_msg, "double") != NULL,
+	          "report: %s", iomem_test_panic_msg);
 	expect_all_free(m);
 	iomem_mapper_set_system(NULL);
 	IOMapper_release(m);
