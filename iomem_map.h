@@ -124,7 +124,9 @@ IOMEM_API void *iomem_mapper_getContext(IOMapper *mapper);
 IOMEM_API void IOMapper_retain(IOMapper *mapper);
 IOMEM_API void IOMapper_release(IOMapper *mapper);
 /** iomem_mapper_set_system - make @mapper (retained; NULL: none) the system
- * mapper; the previous one is released. Set it before creating commands. */
+ * mapper; the previous one is released. Set it before creating commands,
+ * and not while the C accessors (IOMapperIOVMAlloc...) or IOMappedRead/
+ * Write may run on other threads: they read it without a reference. */
 IOMEM_API void iomem_mapper_set_system(IOMapper *mapper);
 /** iomem_mapper_copy_system - the system mapper, +1, or NULL when none. */
 IOMEM_API IOMapper *iomem_mapper_copy_system(void);
@@ -167,8 +169,8 @@ IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages);
  * IOMapperIOVMFree - give back @pages CPU pages at page @addr (what
  * IOMapperIOVMAlloc returned, same count): every page mapped in it is
  * unmapped first (later device accesses fault). No system mapper, @addr 0
- * or @pages 0: nothing (reported with IOMEM_DEBUG for addr/pages 0 when a
- * mapper exists). O(@pages).
+ * or @pages 0, a range outside the mapper's space: nothing (reported with
+ * IOMEM_DEBUG when a mapper exists). O(@pages).
  */
 IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages);
 

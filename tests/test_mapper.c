@@ -226,6 +226,49 @@ IOMEM_TEST(mapper, sub_range_of_a_buffer)
 	iomem_test_expect_reports(0);
 }
 
+/* Kinds without extents go through getPhysicalSegment (merged runs). */
+IOMEM_TEST(mapper, sub_and_multi_descriptors)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	IOMapper *m = iomem_swiommu_create(NULL);
+	IOBufferMemoryDescriptor *a = IOBufferMemoryDescriptor_withCapacity(6 * DESC_PAGE, kIODirectionInOut, false);
+	IOBufferMemoryDescriptor *b = IOBufferMemoryDescriptor_withCapacity(2 * DESC_PAGE, kIODirectionInOut, false);
+	cr_assert(a && b);
+	unsigned char *pa_ = IOBufferMemoryDescriptor_getBytesNoCopy(a), *pb = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+	fill(pa_, 6 * DESC_PAGE, 21);
+	fill(pb, 2 * DESC_PAGE, 22);
+	IOSubMemoryDescriptor *sub = IOSubMemoryDescriptor_withSubRange(a, DESC_PAGE + 100, 3 * DESC_PAGE,
+	                                                                kIODirectionInOut);
+	cr_assert_not_null(sub);
+	cr_assert_eq(IOMemoryDescriptor_prepare(sub, kIODirectionNone), kIOReturnSuccess);
+	uint64_t addr, len;
+	cr_assert_eq(IOMapper_iovmMapMemory(m, sub, 0, 3 * DESC_PAGE, RW, NULL, NULL, NULL, &addr, &len),
+	             kIOReturnSuccess);
+	cr_expect_eq(addr & (DESC_PAGE - 1), 100);
+	cr_expect_eq(device_read_check(m, addr, pa_ + DESC_PAGE + 100, 3 * DESC_PAGE), 4);
+	cr_assert_eq(IOMapper_iovmUnmapMemory(m, sub, NULL, addr, len), kIOReturnSuccess);
+	cr_assert_eq(IOMemoryDescriptor_complete(sub, kIODirectionNone), kIOReturnSuccess);
+
+	IOMemoryDescriptor *kids[2] = { a, b };
+	IOMultiMemoryDescriptor *multi = IOMultiMemoryDescriptor_withDescriptors(kids, 2, kIODirectionInOut, false);
+	cr_assert_not_null(multi);
+	cr_assert_eq(IOMemoryDescriptor_prepare(multi, kIODirectionNone), kIOReturnSuccess);
+	cr_assert_eq(IOMapper_iovmMapMemory(m, multi, 5 * DESC_PAGE, 3 * DESC_PAGE, RW, NULL, NULL, NULL, &addr, &len),
+	             kIOReturnSuccess);
+	cr_expect_eq(len, 3 * DESC_PAGE);
+	device_read_check(m, addr, pa_ + 5 * DESC_PAGE, DESC_PAGE);
+	device_read_check(m, addr + DESC_PAGE, pb, 2 * DESC_PAGE);
+	cr_assert_eq(IOMapper_iovmUnmapMemory(m, multi, NULL, addr, len), kIOReturnSuccess);
+	cr_assert_eq(IOMemoryDescriptor_complete(multi, kIODirectionNone), kIOReturnSuccess);
+	expect_all_free(m);
+	IOMemoryDescriptor_release(multi);
+	IOMemoryDescriptor_release(sub);
+	IOMemoryDescriptor_release(a);
+	IOMemoryDescriptor_release(b);
+	IOMapper_release(m);
+	iomem_test_expect_reports(0);
+}
+
 IOMEM_TEST(mapper, read_only_mapping_faults_on_write)
 {
 	IOMapper *m = iomem_swiommu_create(NULL);
