@@ -12,7 +12,9 @@ if [ "$rc" -eq 0 ]; then
 	echo "FAIL: the command succeeded but was expected to fail: $*"
 	exit 1
 fi
-if ! printf '%s\n' "$out" | grep -Eq -- "$regex"; then
+# (a here-string, not a pipe: with pipefail, grep -q exiting at the first
+# match makes a long printf die of SIGPIPE and the pipeline "fail")
+if ! grep -Eq -- "$regex" <<<"$out"; then
 	echo "FAIL: the command failed (exit $rc) but its output does not match /$regex/"
 	exit 1
 fi
