@@ -99,8 +99,12 @@ enum {
 };
 enum { IODMACommand_kForceDoubleBuffer = 0x01000000 };   /* synchronize() */
 
-/* The six output functions (never refuse). 32-bit: {address, length} as two
- * UInt32 at segments + 8*index; 64-bit: two UInt64 at segments + 16*index. */
+/* The six output functions (never refuse; @target unused, may be NULL).
+ * 32-bit: {address, length} as two UInt32 at segments + 8*index (truncated:
+ * the specification rule keeps 32-bit devices at <= 32 address bits; set
+ * maxSegmentSize too); 64-bit: two UInt64 at segments + 16*index. Host =
+ * native order, Big/Little byte-swapped as named. genIOVMSegments
+ * recognises them and inlines the store (a user function is called). */
 IOMEM_API bool IODMACommand_OutputHost32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
 IOMEM_API bool IODMACommand_OutputBig32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
 IOMEM_API bool IODMACommand_OutputLittle32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
@@ -131,17 +135,23 @@ IOMEM_API IODMACommand *IODMACommand_withSpecification(IODMACommand_SegmentFunct
         UInt8 numAddressBits, UInt64 maxSegmentSize, IODMACommand_MappingOptions mappingOptions,
         UInt64 maxTransferSize, UInt32 alignment, IOMapper *mapper, void *refCon);
 /**
- * IODMACommand_withSpecificationOptions - the SegmentOptions form. Refused
- * (NULL; kIOReturnBadArgument from prepareWithSpecification): NULL
- * function or options, numAddressBits > 32 with a 32-bit output, non-zero
- * numAddressBits below the page shift, an alignment that is not a power of
- * two, kBypassed with a mapper, an unknown mapping type.
+ * IODMACommand_withSpecificationOptions - the SegmentOptions form (the
+ * options are copied). Refused (NULL; kIOReturnBadArgument from
+ * prepareWithSpecification / weakWithSpecification): NULL function or
+ * options, numAddressBits > 32 with a 32-bit output (0 becomes 32 there),
+ * non-zero numAddressBits below the page shift, an alignment that is not a
+ * power of two, kBypassed while a mapper exists (given or system), an
+ * unknown mapping type (kTypeMask value other than kMapped, kBypassed,
+ * kNonCoherent, kUnmapped). maxSegmentSize/maxTransferSize 0 = unlimited.
+ * @mapper: retained by the command; NULL = the system mapper (retained
+ * too) for every type but kUnmapped. NULL also when out of memory.
  */
 IOMEM_API IODMACommand *IODMACommand_withSpecificationOptions(IODMACommand_SegmentFunction outSegFunc,
         const IODMACommand_SegmentOptions *segmentOptions, uint32_t mappingOptions,
         IOMapper *mapper, void *refCon);
 /** IODMACommand_withRefCon - a command with no specification yet (use
- * prepareWithSpecification). +1 or NULL. */
+ * prepareWithSpecification; until then prepare returns kIOReturnNotReady).
+ * +1 or NULL (no memory). */
 IOMEM_API IODMACommand *IODMACommand_withRefCon(void *refCon);
 /** IODMACommand_weakWithSpecification - as withSpecification, the result
  * (+1) in *@newCommand; kIOReturnBadArgument (NULL @newCommand or a bad
@@ -154,42 +164,139 @@ IOMEM_API IOReturn IODMACommand_weakWithSpecification(IODMACommand **newCommand,
  * and mapper (not its descriptor); the alignments are copied as they are
  * (IOKit swaps two of them: not reproduced). */
 IOMEM_API IODMACommand *IODMACommand_cloneCommand(IODMACommand *cmd, void *refCon);
+/** IODMACommand_retain / release - +1 / -1 (NULL: no-op; thread-safe).
+ * The last release completes and releases a descriptor still attached
+ * (IOKit leaks it) and releases the mapper. */
 IOMEM_API void IODMACommand_retain(IODMACommand *cmd);
 IOMEM_API void IODMACommand_release(IODMACommand *cmd);
 
 /* ---- descriptor, prepare, complete -------------------------------------- */
+/*
+ * DEVIATIONS from IOKit (reference §2.1, §8.3):
+ *   - a refused nested prepare (other range: kIOReturnNotReady) or a first
+ *     prepare refused for its length alignment (kIOReturnNotAligned) does
+ *     NOT leave the active count raised (IOKit's quirk, item 8, fixed): no
+ *     complete is owed for it;
+ *   - whether to bounce is decided from the prepared range's real physical
+ *     addresses (a preflight walk), never from "the top of RAM";
+ *   - kNonCoherent uses the mapper like kMapped;
+ *   - synchronize(kForceDoubleBuffer) on a nested preparation -> Busy;
+ *   - cloneCommand does not swap the two alignment fields;
+ *   - the bounce pages come from a pool of 64-page low chunks (bitmap +
+ *     ctz); the double buffer is an IOBufferMemoryDescriptor below
+ *     min(4 GiB, the device limit), aligned to max(page, alignment).
+ */
 
+/**
+ * IODMACommand_setMemoryDescriptor - attach @mem (retained; the command
+ * does not wire it: prepare it first). The same descriptor again: success
+ * (with !@autoPrepare every preparation is completed first). Another one
+ * while prepared -> kIOReturnBusy; otherwise the previous one is cleared.
+ * NULL = clear. @autoPrepare: prepare(0, 0, true, true); its failure is
+ * returned and the descriptor is cleared again. Without a mapper the
+ * descriptor is marked DMA active (IOMEM_DEBUG reports its final complete
+ * until the command lets go). kIOReturnBadArgument for a NULL @cmd.
+ */
 IOMEM_API IOReturn IODMACommand_setMemoryDescriptor(IODMACommand *cmd, const IOMemoryDescriptor *mem,
                                                     bool autoPrepare);
+/** IODMACommand_clearMemoryDescriptor - completes every preparation
+ * (@autoComplete; else kIOReturnNotReady while prepared) and releases the
+ * descriptor. Success with none attached; kIOReturnBadArgument (NULL). */
 IOMEM_API IOReturn IODMACommand_clearMemoryDescriptor(IODMACommand *cmd, bool autoComplete);
+/** IODMACommand_getMemoryDescriptor - the client's descriptor (+0) or NULL. */
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd);
+/** IODMACommand_getIOMemoryDescriptor - the double buffer while one is in
+ * use, else the client's descriptor (+0), or NULL. */
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IODMACommand *cmd);
+/**
+ * IODMACommand_prepare - prepare [@offset, @offset + @length) of the
+ * descriptor (@length 0 = the descriptor's length) for DMA: bounce what
+ * the device cannot reach (copy-in when the direction has Out or is None
+ * and @synchronize), map it through the mapper (kMapped with a mapper:
+ * one iovmMapMemory), flush the cache (kNonCoherent and @flushCache).
+ * Nested calls with the same range only count. Errors, in this order:
+ * kIOReturnBadArgument (NULL @cmd), kIOReturnNotReady (no specification
+ * or no descriptor), kIOReturnNoSpace (@length > maxTransferSize),
+ * kIOReturnBadArgument (range outside the descriptor), kIOReturnNotReady
+ * (prepared with another range), kIOReturnNotAligned (@length not a
+ * multiple of fAlignmentLength), kIOReturnNotReady (a piece with no
+ * physical address: descriptor not prepared), kIOReturnNoResources (no
+ * bounce memory; nothing kept, the command still usable), or the mapper's
+ * error. On any error the command is not prepared by this call.
+ */
 IOMEM_API IOReturn IODMACommand_prepare(IODMACommand *cmd, UInt64 offset, UInt64 length,
                                         bool flushCache, bool synchronize);
+/** IODMACommand_complete - undo one prepare; the last one invalidates the
+ * cache (kNonCoherent and @invalidateCache), copies the bounce data back
+ * (direction In or None, and @synchronize), unmaps and frees the bounce
+ * memory. kIOReturnNotReady when not prepared; kIOReturnBadArgument (NULL). */
 IOMEM_API IOReturn IODMACommand_complete(IODMACommand *cmd, bool invalidateCache, bool synchronize);
+/** IODMACommand_prepareWithSpecification - set a new specification (rules
+ * and errors of withSpecificationOptions: kIOReturnBadArgument), then
+ * prepare (its errors). kIOReturnNotPermitted while prepared. */
 IOMEM_API IOReturn IODMACommand_prepareWithSpecification(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, const IODMACommand_SegmentOptions *segmentOptions,
         uint32_t mappingOptions, IOMapper *mapper, UInt64 offset, UInt64 length,
         bool flushCache, bool synchronize);
+/**
+ * IODMACommand_synchronize - kIODirectionOut: copy descriptor -> bounce;
+ * kIODirectionIn: bounce -> descriptor (whatever the descriptor's
+ * direction; a no-op success when nothing is bounced);
+ * kForceDoubleBuffer: success if double-buffered, else complete (copying
+ * back) and prepare again with a double buffer. kIOReturnBadArgument (NULL
+ * @cmd, both In and Out, or none of In/Out/kForceDoubleBuffer),
+ * kIOReturnNotReady (not prepared), kIOReturnBusy (kForceDoubleBuffer on a
+ * nested preparation), or prepare's errors.
+ */
 IOMEM_API IOReturn IODMACommand_synchronize(IODMACommand *cmd, IOOptionBits options);
+/** IODMACommand_getPreparedOffsetAndLength - either pointer may be NULL.
+ * kIOReturnNotReady when not prepared; kIOReturnBadArgument (NULL @cmd). */
 IOMEM_API IOReturn IODMACommand_getPreparedOffsetAndLength(IODMACommand *cmd, UInt64 *offset, UInt64 *length);
+/** IODMACommand_readBytes / writeBytes - copy at @offset relative to the
+ * prepared offset, clamped to the prepared length, through the DMA view
+ * (the bounce copy where bounced). Returns the bytes copied: 0 when not
+ * prepared, @offset >= prepared length, or NULL @cmd/@bytes; fewer when
+ * the descriptor refuses (writeBytes on memory wired Out-only). */
 IOMEM_API UInt64 IODMACommand_readBytes(IODMACommand *cmd, UInt64 offset, void *bytes, UInt64 length);
 IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const void *bytes, UInt64 length);
 
 /* ---- segment generation ------------------------------------------------- */
 
+/**
+ * IODMACommand_genIOVMSegments - up to *@numSegments segments from *@offset
+ * (relative to the prepared offset) through the command's output function:
+ * CPU-physical addresses, IOVAs with a mapper, bounce pages where bounced;
+ * cut at the address limit (straddling), maxSegmentSize, trimmed to
+ * fAlignmentLength multiples and so the next segment starts aligned to
+ * fAlignmentInternalSegments. On success *@offset = the byte after the last
+ * segment, *@numSegments = segments written. Resuming at the previous end
+ * is O(1); any other offset O(log extents). Errors (in/out unchanged,
+ * segments already stored stay): kIOReturnBadArgument (NULL @cmd,
+ * @offset, @segments or @numSegments, *@numSegments 0),
+ * kIOReturnNotReady (not prepared, or the descriptor has no physical
+ * address there), kIOReturnOverrun (*@offset at or past the prepared
+ * length: the normal end), kIOReturnMessageTooLarge (a segment beyond the
+ * address limit that cannot be bounced - cursor/kIterateOnly, mapped - or
+ * the output function returned false), kIOReturnNotAligned (a cursor met
+ * a misaligned segment). Caller serialises calls on one command.
+ */
 IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offset, void *segments,
                                                 UInt32 *numSegments);
 /** IODMACommand_genIOVMSegmentsWithFunction - IOKit's genIOVMSegments
- * overload taking an explicit output function. */
+ * overload taking an explicit output function (NULL: kIOReturnBadArgument);
+ * otherwise as genIOVMSegments. */
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments);
+/** IODMACommand_gen32IOVMSegments / gen64IOVMSegments - genIOVMSegments
+ * with a typed array (the command's output function must match it). */
 IOMEM_API IOReturn IODMACommand_gen32IOVMSegments(IODMACommand *cmd, UInt64 *offset,
                                                   IODMACommand_Segment32 *segments, UInt32 *numSegments);
 IOMEM_API IOReturn IODMACommand_gen64IOVMSegments(IODMACommand *cmd, UInt64 *offset,
                                                   IODMACommand_Segment64 *segments, UInt32 *numSegments);
 
 /* ---- accessors ---------------------------------------------------------- */
+/* The specification as stored (alignments as values: mask + 1; address
+ * bits as given, 32 for a 32-bit output given 0). 0 for a NULL @cmd. */
 
 IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
@@ -215,16 +322,52 @@ typedef struct IOAddressSegment { uint64_t address; uint64_t length; } IOAddress
 enum { kIOMemoryDirectionNone = 0, kIOMemoryDirectionIn = 1, kIOMemoryDirectionOut = 2,
        kIOMemoryDirectionOutIn = 3, kIOMemoryDirectionInOut = 3 };
 
+/**
+ * IODMACommand_Create - a command for @device's IOMMU (@device: the
+ * IOMapper; NULL = the system mapper, none = CPU-physical): OutputHost64,
+ * maxAddressBits, no size or alignment limits, kMapped. +1 in *@command.
+ * kIOReturnBadArgument (NULL @command or @specification, non-zero
+ * @options or specification->options, maxAddressBits > 255 or below the
+ * page shift), kIOReturnNoMemory; *@command NULL on failure.
+ */
 IOMEM_API kern_return_t IODMACommand_Create(IOMapper *device, uint64_t options,
         const IODMACommandSpecification *specification, IODMACommand **command);
+/**
+ * IODMACommand_PrepareForDMA - under the command's lock: prepare (wire)
+ * @memory with its own direction, attach it, prepare [@offset, @length)
+ * (0 = all), generate up to min(*@segmentsCount, 32) segments from 0 into
+ * @segments; *@flags (may be NULL) = kIOMemoryDirectionOut if the device
+ * may read, In if it may write. Any failure undoes all three steps.
+ * kIOReturnBadArgument (NULL @cmd/@memory/@segmentsCount/@segments,
+ * *@segmentsCount 0, non-zero @options), kIOReturnBusy (a descriptor is
+ * attached), or the error of the failing step (descriptor prepare,
+ * IODMACommand_prepare, genIOVMSegments). Segments may not cover the
+ * whole range (as DriverKit): sum them.
+ */
 IOMEM_API kern_return_t IODMACommand_PrepareForDMA(IODMACommand *cmd, uint64_t options,
         IOMemoryDescriptor *memory, uint64_t offset, uint64_t length, uint64_t *flags,
         uint32_t *segmentsCount, IOAddressSegment *segments);
+/** IODMACommand_CompleteDMA - detach (completing the command), then
+ * complete the descriptor if PrepareForDMA prepared it. kIOReturnBadArgument
+ * (NULL @cmd, non-zero @options), kIOReturnNotReady (not prepared). */
 IOMEM_API kern_return_t IODMACommand_CompleteDMA(IODMACommand *cmd, uint64_t options);
+/** IODMACommand_GetPreparation - the prepared offset, length and the
+ * descriptor (+1; any pointer may be NULL). kIOReturnBadArgument (NULL
+ * @cmd), kIOReturnNotReady (not prepared). */
 IOMEM_API kern_return_t IODMACommand_GetPreparation(IODMACommand *cmd, uint64_t *offset, uint64_t *length,
         IOMemoryDescriptor **memory);
 enum { kIODMACommandPerformOperationOptionRead = 0x1, kIODMACommandPerformOperationOptionWrite = 0x2,
        kIODMACommandPerformOperationOptionZero = 0x4 };
+/**
+ * IODMACommand_PerformOperation - exactly one of Read (DMA memory at
+ * @dmaOffset -> @data at @dataOffset), Write (@data -> DMA memory), Zero
+ * (DMA memory; @data unused, may be NULL), @length bytes, through the DMA
+ * view (the bounce copy where bounced) and a 256-byte stack buffer.
+ * kIOReturnBadArgument (NULL @cmd, another @options value, NULL @data for
+ * Read/Write, a range outside the prepared range or @data),
+ * kIOReturnNotReady (not prepared), kIOReturnUnderrun (a short copy, e.g.
+ * writing memory wired Out-only).
+ */
 IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_t options,
         uint64_t dmaOffset, uint64_t length, uint64_t dataOffset, IOMemoryDescriptor *data);
 
