@@ -482,17 +482,21 @@ struct IODMACommand {
 	IOMapper *iomem__mapper;                        /* retained; NULL: none */
 	uint32_t  iomem__refcount;
 	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
 	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
 	/* the descriptor and the preparation */
 	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
 	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
 	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
 	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
 	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
 	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
 	uint32_t  iomem__active;                        /* prepare nesting */
 	IOMemoryDescriptor *iomem__md;                  /* retained */
 	IOByteCount iomem__prep_off, iomem__prep_len;
+	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
+	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
 	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
@@ -622,13 +626,32 @@ IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunctio
 	}
 	case IOMEM__DMA_FMT_BIG64:
 		p = (unsigned char *)segs + (size_t)i * 16;
+#ifdef IOMEM__DMA_BSWAP
+		{
+			/* one 16-byte store, as Host64 */
+			uint64_t pr[2];
+			pr[0] = IOMEM__BE64(addr);
+			pr[1] = IOMEM__BE64(len);
+			__builtin_memcpy(p, pr, 16);
+		}
+#else
 		iomem__st_be64(p, addr);
 		iomem__st_be64(p + 8, len);
+#endif
 		return true;
 	case IOMEM__DMA_FMT_LITTLE64:
 		p = (unsigned char *)segs + (size_t)i * 16;
+#ifdef IOMEM__DMA_BSWAP
+		{
+			uint64_t pr[2];
+			pr[0] = IOMEM__LE64(addr);
+			pr[1] = IOMEM__LE64(len);
+			__builtin_memcpy(p, pr, 16);
+		}
+#else
 		iomem__st_le64(p, addr);
 		iomem__st_le64(p + 8, len);
+#endif
 		return true;
 	default: {
 		IODMACommand_Segment64 s;
@@ -935,6 +958,8 @@ IOMEM__PRIVATE IOReturn iomem__dma_set_spec(IODMACommand *cmd, IODMACommand_Segm
 	cmd->iomem__bits = bits;
 	cmd->iomem__max_phys = (bits >= 1 && bits <= 63) ? (((uint64_t)1 << bits) - 1) : IOMEM__DMA_ALL;
 	cmd->iomem__max_seg = opt->fMaxSegmentSize ? opt->fMaxSegmentSize : IOMEM__DMA_ALL;
+	cmd->iomem__seg_shift = (uint8_t)((opt->fMaxSegmentSize & (opt->fMaxSegmentSize - 1)) == 0 &&
+	                                  opt->fMaxSegmentSize != 0 ? iomem__flog2(opt->fMaxSegmentSize) : 64);
 	cmd->iomem__max_xfer = opt->fMaxTransferSize ? opt->fMaxTransferSize : IOMEM__DMA_ALL;
 	cmd->iomem__align_mask = align - 1;
 	cmd->iomem__align_mask_len = align_len - 1;
@@ -1263,7 +1288,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 	IOMemoryDescriptor *md, *src;
 	IOByteCount mdlen;
 	IODirection dir;
-	bool use_mapper, check_addr, need_align, misaligned = false;
+	bool use_mapper, check_addr, need_align, misaligned = false, preflown = false;
 	uint32_t high = 0;
 	vm_size_t page = 0;                   /* read once: sysconf on POSIX */
 	if (cmd == NULL)
@@ -1340,6 +1365,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		}
 		if (!misaligned && pos != length)
 			return kIOReturnNotReady;        /* no physical address: not prepared */
+		preflown = check_addr && !misaligned;
 		if (!misaligned && high == 0)
 			cmd->iomem__cursor = 1;
 	} else {
@@ -1384,6 +1410,27 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		IOMemoryDescriptor_performOperation(src, kIOMemoryIncoherentIOStore,
 		                                    cmd->iomem__copy_md ? 0 : offset, length);
 	cmd->iomem__simple = !need_align && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_SPARSE;
+	/* the preflight found nothing above the limit (or the double buffer
+	 * is below it): the engine skips the check */
+	cmd->iomem__lim = (preflown && high == 0) || cmd->iomem__bounce == IOMEM__DMA_BOUNCE_DOUBLE
+	                  ? IOMEM__DMA_ALL : cmd->iomem__max_phys;
+	/* one run (an IOVA range, a double buffer, contiguous memory): the
+	 * engine's shortcut, no walk at all */
+	cmd->iomem__single = 0;
+	if (cmd->iomem__simple && length != 0) {
+		if (cmd->iomem__mapped) {
+			cmd->iomem__single_pa = cmd->iomem__iova;
+			cmd->iomem__single = 1;
+		} else {
+			IOByteCount l = 0;
+			addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(src, cmd->iomem__copy_md ? 0 : offset, &l,
+			                                                    kIOMemoryMapperNone);
+			if (pa != 0 && l >= length) {
+				cmd->iomem__single_pa = pa;
+				cmd->iomem__single = 1;
+			}
+		}
+	}
 	cmd->iomem__pos = IOMEM__DMA_NOPOS;
 	cmd->iomem__active = 1;
 	return kIOReturnSuccess;
@@ -1605,16 +1652,18 @@ IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const
 
 /* ---- segment generation --------------------------------------------------- */
 
-/* Positions a walk at relative offset @pos of the preparation. */
-IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_walk *w,
-                                    addr64_t *run_pa, IOByteCount *run_len)
+/* Positions the command's walk at relative offset @pos of the preparation
+ * (the state is valid for @pos whatever the caller then does). */
+IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 {
-	*run_len = 0;
+	iomem_walk *w = &cmd->iomem__walk;
+	cmd->iomem__run_len = 0;
+	cmd->iomem__pos = pos;
 	if (cmd->iomem__mapped) {
 		/* one IOVA run; the walk stays empty */
 		iomem__memset(w, 0, sizeof *w);
-		*run_pa = cmd->iomem__iova + pos;
-		*run_len = cmd->iomem__prep_len - pos;
+		cmd->iomem__run_pa = cmd->iomem__iova + pos;
+		cmd->iomem__run_len = cmd->iomem__prep_len - pos;
 	} else if (cmd->iomem__copy_md != NULL) {
 		iomem_walk_init(w, cmd->iomem__copy_md, pos, cmd->iomem__prep_len);
 	} else {
@@ -1682,29 +1731,39 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 	if (pos >= end)
 		return kIOReturnOverrun;
 	n = *numP;
-	if (IOMEM_LIKELY(pos == cmd->iomem__pos)) {
-		w = cmd->iomem__walk;          /* resume: O(1) */
-		run_pa = cmd->iomem__run_pa;
-		run_len = cmd->iomem__run_len;
-	} else {
-		iomem__dma_seek(cmd, pos, &w, &run_pa, &run_len);
-	}
 	max_seg = cmd->iomem__max_seg;
-	max_phys = cmd->iomem__max_phys;
-	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+	max_phys = cmd->iomem__lim;
+	if (cmd->iomem__single) {
+		/* one run, no walk: the common IOMMU case */
+		addr64_t a = cmd->iomem__single_pa + pos;
+		IOByteCount l = end - pos;
+		if (IOMEM_LIKELY(l <= max_seg && a + l - 1 <= max_phys)) {
+			if (!iomem__dma_emit(fmt, fn, cmd, segs, 0, a, l))
+				return kIOReturnMessageTooLarge;
+			*offsetP = end;
+			*numP = 1;
+			return kIOReturnSuccess;
+		}
+	}
+	if (IOMEM_UNLIKELY(pos != cmd->iomem__pos))
+		iomem__dma_seek(cmd, pos);                 /* else resume: O(1) */
+	run_pa = cmd->iomem__run_pa;
+	run_len = cmd->iomem__run_len;
+	if (IOMEM_LIKELY(cmd->iomem__simple && cmd->iomem__walk.md == NULL)) {
 		/* no alignment rule, no sparse page, extents: runs straight out
 		 * of the extent array, split at max_seg; a run past the limit can
 		 * only be an error here. The walk's fields live in locals (few
 		 * enough to stay in registers); the relative offset is derived
 		 * from the extent offset at the end. */
-		const iomem_md_extent *e = w.ext.e;
-		uint32_t xi = w.ext.i, xlast;
-		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		const iomem_md_extent *e = cmd->iomem__walk.ext.e;
+		uint32_t xi = cmd->iomem__walk.ext.i, xn = cmd->iomem__walk.ext.n, xlast;
+		IOByteCount xoff = cmd->iomem__walk.ext.off, xend = cmd->iomem__walk.ext.length;
 		IOByteCount delta = pos - (xoff - run_len);
-		if (w.ext.n == 0)
+		unsigned sshift = cmd->iomem__seg_shift;
+		if (xn == 0)
 			xend = xoff;
-		else if (xend > e[w.ext.n - 1].end)
-			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		else if (xend > e[xn - 1].end)
+			xend = e[xn - 1].end;             /* xoff < xend: xi < n */
 		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
 			/* the walk starts inside an extent: that piece first */
 			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
@@ -1714,7 +1773,7 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			xi++;
 		}
 		/* the extent holding the last byte: the only one clipped */
-		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
+		xlast = xoff < xend ? iomem_extents_find(e, xn, xn - 1, xend - 1) : xi;
 		for (;;) {
 			uint32_t stop;
 			IOReturn r;
@@ -1724,6 +1783,19 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 				IOByteCount l = run_len;
 				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
 					return kIOReturnMessageTooLarge;
+				if (l > max_seg && sshift < 64) {
+					/* split, power of two: a counted loop of
+					 * fixed-size pieces (no division) */
+					uint64_t k = (l - 1) >> sshift, j;
+					if (k > (uint64_t)(n - i))
+						k = n - i;
+					for (j = 0; j < k; j++)
+						if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+							return kIOReturnMessageTooLarge;
+					i += (UInt32)k;
+					a += k << sshift;
+					l -= k << sshift;
+				}
 				while (l > max_seg && i < n) {
 					/* split: fixed-size pieces, no division */
 					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
@@ -1763,10 +1835,21 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 				xi++;
 			}
 		}
-		w.ext.i = xi;
-		w.ext.off = xoff;
+		/* only scalars go back: no whole-walk copy */
+		cmd->iomem__walk.ext.i = xi;
+		cmd->iomem__walk.ext.off = xoff;
 		pos = xoff - run_len + delta;
-	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		if (i == 0)
+			return kIOReturnNotReady;
+		cmd->iomem__pos = pos;
+		cmd->iomem__run_pa = run_pa;
+		cmd->iomem__run_len = run_len;
+		*offsetP = pos;
+		*numP = i;
+		return kIOReturnSuccess;
+	}
+	w = cmd->iomem__walk;
+	if (IOMEM_LIKELY(cmd->iomem__simple)) {
 		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
 		while (i < n) {
 			if (run_len == 0) {
