@@ -1156,12 +1156,23 @@ IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
 {
 	uint64_t limit = cmd->iomem__max_phys < 0xFFFFFFFFull ? cmd->iomem__max_phys : 0xFFFFFFFFull;
 	uint64_t a = (uint64_t)cmd->iomem__align_mask + 1, page = iomem__platform_page_size();
+	IOByteCount l = 0;
+	addr64_t pa;
 	if (a < page)
 		a = page;
+	if ((limit & ~(a - 1)) == 0)
+		return false;                     /* a mask of 0 would mean "anywhere" */
 	cmd->iomem__copy_md = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionInOut,
 	        cmd->iomem__prep_len, (mach_vm_address_t)(limit & ~(a - 1)));
 	if (cmd->iomem__copy_md == NULL)
 		return false;
+	/* trust, but check: one run, below the limit */
+	pa = IOMemoryDescriptor_getPhysicalSegment(cmd->iomem__copy_md, 0, &l, kIOMemoryMapperNone);
+	if (pa == 0 || l < cmd->iomem__prep_len || pa + cmd->iomem__prep_len - 1 > limit) {
+		IOMemoryDescriptor_release(cmd->iomem__copy_md);
+		cmd->iomem__copy_md = NULL;
+		return false;
+	}
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_DOUBLE;
 	return true;
 }
