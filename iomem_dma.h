@@ -1360,19 +1360,55 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		page = iomem__platform_page_size();
 		shift = iomem__flog2((uint64_t)page);
 		iomem_walk_init(&w, md, offset, offset + length);
+		uint64_t maxp = check_addr ? cmd->iomem__max_phys : IOMEM__DMA_ALL;
+		uint64_t mlen = cmd->iomem__align_mask_len, mint = cmd->iomem__align_mask_int;
 		while ((len = iomem_walk_next(&w, &pa)) != 0) {
-			if (need_align) {
-				uint32_t smask = pos == 0 ? cmd->iomem__align_mask : cmd->iomem__align_mask_int;
-				if ((pa & smask) != 0 || (pos + len < length && (len & cmd->iomem__align_mask_len) != 0)) {
-					misaligned = true;
-					break;
-				}
-			}
-			if (check_addr && pa + len - 1 > cmd->iomem__max_phys) {
-				addr64_t hi = pa > cmd->iomem__max_phys ? pa : cmd->iomem__max_phys + 1;
+			if (pa + len - 1 > maxp) {
+				addr64_t hi = pa > maxp ? pa : maxp + 1;
 				high += (uint32_t)(((pa + len - 1) >> shift) - (hi >> shift) + 1);
 			}
-			pos += len;
+			if (!need_align) {
+				pos += len;
+				continue;
+			}
+			{
+				/* the segments the engine will emit (steps a-d, a
+				 * bounce page for each page above the limit), checked
+				 * as a cursor would (step e) */
+				addr64_t a = pa;
+				IOByteCount rest = len;
+				while (rest != 0) {
+					IOByteCount l = rest;
+					uint64_t r;
+					if (a + l - 1 > maxp) {
+						if (a <= maxp) {
+							l = maxp + 1 - a;
+						} else {
+							IOByteCount pe = page - (a & (page - 1));
+							if (l > pe)
+								l = pe;
+						}
+					}
+					if (l > cmd->iomem__max_seg)
+						l = cmd->iomem__max_seg;
+					if ((l & mlen) != 0 && l > mlen)
+						l &= ~mlen;
+					if (pos + l < length) {
+						r = (a + l) & mint;
+						if (r != 0 && r < l)
+							l -= r;
+					}
+					if ((a & (pos == 0 ? cmd->iomem__align_mask : mint)) != 0 || (l & mlen) != 0) {
+						misaligned = true;
+						break;
+					}
+					a += l;
+					rest -= l;
+					pos += l;
+				}
+				if (misaligned)
+					break;
+			}
 		}
 		if (!misaligned && pos != length)
 			return kIOReturnNotReady;        /* no physical address: not prepared */
@@ -1909,17 +1945,10 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
 					if (p == NULL)
 						return kIOReturnMessageTooLarge;
-					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
-					IOByteCount run = l;
+					/* one bounce page at a time (reference §2.1 a) */
 					a = p->pa + (doff - p->doff);
 					if (l > p->len - (doff - p->doff))
 						l = p->len - (doff - p->doff);
-					/* the next pieces of this run, when their bounce
-					 * pages follow (slots of one chunk): one segment */
-					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
-						p++;
-						l += p->len < run - l ? p->len : run - l;
-					}
 				}
 			}
 			/* b. the segment size */
@@ -2159,11 +2188,25 @@ IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_
 		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
 		return kIOReturnNotReady;
 	}
-	if (dmaOffset > cmd->iomem__prep_len || length > cmd->iomem__prep_len - dmaOffset ||
-	    (data != NULL && (dataOffset > IOMemoryDescriptor_getLength(data) ||
-	                      length > IOMemoryDescriptor_getLength(data) - dataOffset))) {
+	if (length > cmd->iomem__prep_len ||
+	    (data != NULL && options != kIODMACommandPerformOperationOptionZero &&
+	     length > IOMemoryDescriptor_getLength(data))) {
 		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
 		return kIOReturnBadArgument;
+	}
+	{
+		/* a range that runs past either end: a short copy (Underrun) */
+		uint64_t room = dmaOffset < cmd->iomem__prep_len ? cmd->iomem__prep_len - dmaOffset : 0;
+		if (data != NULL && options != kIODMACommandPerformOperationOptionZero) {
+			uint64_t dl = IOMemoryDescriptor_getLength(data);
+			uint64_t droom = dataOffset < dl ? dl - dataOffset : 0;
+			if (droom < room)
+				room = droom;
+		}
+		if (room < length) {
+			length = room;
+			r = kIOReturnUnderrun;
+		}
 	}
 	if (options == kIODMACommandPerformOperationOptionZero)
 		iomem__memset(tmp, 0, sizeof tmp);
@@ -2189,7 +2232,7 @@ IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_
 		done += chunk;
 	}
 	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
-	return r;
+	return r;     /* kIOReturnUnderrun also after a clamped (short) copy */
 }
 
 

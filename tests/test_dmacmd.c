@@ -825,8 +825,13 @@ IOMEM_TEST(dmacmd, driverkit_calls)
 	unsigned char *d = IOBufferMemoryDescriptor_getBytesNoCopy(data);
 	cr_expect_eq(IODMACommand_PerformOperation(c, 3, 0, 10, 0, data), kIOReturnBadArgument);
 	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 10, 0, NULL), kIOReturnBadArgument);
-	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 3 * PG, 0, data), kIOReturnBadArgument);
-	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 3 * PG, 2 * PG, 0, data), kIOReturnBadArgument);
+	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 3 * PG, 0, data), kIOReturnBadArgument);   /* > data */
+	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 5 * PG, 0, data), kIOReturnBadArgument);   /* > prepared */
+	memset(d, 0xA5, 2 * PG);
+	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 4 * PG - 10, 100, 0, data), kIOReturnUnderrun);
+	cr_expect_eq(memcmp(d, p + 4 * PG - 10, 10), 0);       /* the 10 bytes that fit */
+	cr_expect(iomem_test_all_bytes(d + 10, 90, 0xA5));
+	cr_expect_eq(IODMACommand_PerformOperation(c, 2, 0, 100, 2 * PG - 50, data), kIOReturnUnderrun);
 	cr_expect_eq(IODMACommand_PerformOperation(c, kIODMACommandPerformOperationOptionRead, PG + 5, 1000, 7, data),
 	             kIOReturnSuccess);
 	cr_expect_eq(memcmp(d + 7, p + PG + 5, 1000), 0);
@@ -907,8 +912,8 @@ IOMEM_TEST(dmacmd, bounce_pool_reserve)
 	cr_assert_not_null(c);
 	for (int k = 0; k < 3; k++) {
 		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
-		/* consecutive slots of one chunk: one segment */
-		cr_expect_eq(gen_all(c, &t, 0, 3 * PG, 2, 0), 1);
+		/* one bounce page a segment (reference §2.1 a) */
+		cr_expect_eq(gen_all(c, &t, 0, 3 * PG, 2, 0), 3);
 		cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
 	}
 	IODMACommand_release(c);
@@ -981,7 +986,7 @@ IOMEM_TEST(dmacmd, bounce_exhaustion)
 	c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
 	cr_assert_not_null(c);
 	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
-	cr_expect_eq(gen_all(c, &t, 0, 2 * PG, 4, 0), 1);
+	cr_expect_eq(gen_all(c, &t, 0, 2 * PG, 4, 0), 2);
 	IODMACommand_release(c);
 	tbuf_free(&t);
 }
@@ -1099,4 +1104,41 @@ IOMEM_TEST(dmacmd, system_mapper_and_driverkit_device)
 	cr_expect_eq(ctx.unmaps, 1);
 	IOMemoryDescriptor_release(bmd);
 	IODMACommand_release(c);
+}
+
+/* The preflight sees the segments after the cuts: a start 3 bytes into a
+ * page with maxSegment 512 and 16-byte length/internal alignment cannot be
+ * emitted as is -> double buffer, and generation succeeds. */
+IOMEM_TEST(dmacmd, preflight_after_cuts)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	tbuf t;
+	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 12);
+	IODMACommand_SegmentOptions o;
+	memset(&o, 0, sizeof o);
+	o.fMaxSegmentSize = 512;
+	o.fAlignmentLength = 16;
+	o.fAlignmentInternalSegments = 16;
+	IODMACommand *c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 3, 2048, true, true), kIOReturnSuccess);
+	cr_expect_neq(IODMACommand_getIOMemoryDescriptor(c), t.md, "double-buffered");
+	IODMACommand_Segment64 s[8];
+	UInt64 off = 0;
+	UInt32 n = 8;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(off, 2048);
+	cr_expect_eq(n, 4);
+	for (UInt32 i = 0; i < n; i++) {
+		cr_expect_eq(s[i].fLength, 512);
+		cr_expect_eq(s[i].fIOVMAddr % 16, 0);
+		cr_expect_eq(phys_cmp(s[i].fIOVMAddr, t.base + 3 + 512 * i, 512), 0);
+	}
+	/* aligned start: no double buffer */
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 16, 2048, true, true), kIOReturnSuccess);
+	cr_expect_eq(IODMACommand_getIOMemoryDescriptor(c), t.md);
+	IODMACommand_release(c);
+	tbuf_free(&t);
 }
