@@ -181,6 +181,12 @@ IOMEM_API void IODMACommand_release(IODMACommand *cmd);
  *     addresses (a preflight walk), never from "the top of RAM";
  *   - kNonCoherent uses the mapper like kMapped;
  *   - synchronize(kForceDoubleBuffer) on a nested preparation -> Busy;
+ *   - generation clips a run at the prepared end BEFORE the address,
+ *     size and alignment rules (IOKit: after), so no rule looks at bytes
+ *     outside the prepared range; a resumed walk at any offset re-seeks in
+ *     O(log extents) (IOKit restarts from the descriptor's start);
+ *   - the internal-alignment trim (step d) is skipped for the segment that
+ *     ends the prepared range (there is no next segment to align);
  *   - cloneCommand does not swap the two alignment fields;
  *   - the bounce pages come from a pool of 64-page low chunks (bitmap +
  *     ctz); the double buffer is an IOBufferMemoryDescriptor below
