@@ -1206,6 +1206,7 @@ IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, v
 		cmd->iomem__pages_cap = count;
 	}
 	/* the pieces, in descriptor order */
+	iomem__memset(&w, 0, sizeof w);
 	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
 	doff = cmd->iomem__prep_off;
 	while ((len = iomem_walk_next(&w, &pa)) != 0) {
@@ -1365,6 +1366,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		unsigned shift;
 		page = iomem__platform_page_size();
 		shift = iomem__flog2((uint64_t)page);
+		iomem__memset(&w, 0, sizeof w);        /* (a compiler cannot see it is set) */
 		iomem_walk_init(&w, md, offset, offset + length);
 		uint64_t maxp = check_addr ? cmd->iomem__max_phys : IOMEM__DMA_ALL;
 		uint64_t mlen = cmd->iomem__align_mask_len, mint = cmd->iomem__align_mask_int;
