@@ -729,7 +729,8 @@ static uint64_t tm_phys(IOMapper *m, uint64_t a)
 	tmap *t = iomem_mapper_getContext(m);
 	return IOMemoryDescriptor_getPhysicalSegment(t->md, a - TM_BASE, NULL, 0);
 }
-static const iomem_mapper_ops tm_ops = { "test", tm_page, tm_map, tm_unmap, NULL, tm_phys, NULL, NULL, NULL };
+static const iomem_mapper_ops tm_ops = { "test", tm_page, tm_map, tm_unmap, NULL, tm_phys, NULL, NULL, NULL,
+                                         NULL, NULL, NULL };
 
 IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 {
