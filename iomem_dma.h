@@ -2117,9 +2117,20 @@ IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_little64, IOMEM__DMA_FMT_LITTLE64)
 IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_user, IOMEM__DMA_FMT_USER)
 #undef IOMEM__DMA_GEN_INSTANCE
 
+/* The end-of-walk call, answered before the dispatch and the engine's
+ * prologue (every loop ends with one). Same checks, same order. */
+IOMEM_FORCEINLINE bool iomem__dma_at_end(const IODMACommand *cmd, const UInt64 *offset, const void *segments,
+                                         const UInt32 *numSegments)
+{
+	return cmd != NULL && cmd->iomem__active != 0 && offset != NULL && segments != NULL &&
+	       numSegments != NULL && *numSegments != 0 && *offset >= cmd->iomem__prep_len;
+}
+
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments)
 {
+	if (outSegFunc != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	/* one comparison chain per call picks the specialised engine */
 	if (outSegFunc == IODMACommand_OutputHost64)
 		return iomem__dma_gen_host64(cmd, outSegFunc, offset, segments, numSegments);
@@ -2141,6 +2152,8 @@ IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offse
 {
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
+	if (cmd->iomem__out_fn != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	switch (cmd->iomem__fmt) {
 	case IOMEM__DMA_FMT_HOST64:   return iomem__dma_gen_host64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
 	case IOMEM__DMA_FMT_HOST32:   return iomem__dma_gen_host32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
