@@ -1836,6 +1836,19 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 	}
 }
 
+/* The index of the extent holding byte @xend - 1, looked for in
+ * [@xi, @xi + @room] only: beyond that, any index past the range (no
+ * extent there is reached). O(1) for the usual end, else O(log room). */
+IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t xn, uint32_t xi, uint32_t room,
+                                            IOByteCount xend)
+{
+	uint32_t hi = (xn - 1 - xi) < room ? xn - 1 : xi + room;
+	if (e[hi].end < xend)
+		return hi + 1;
+	/* hint: the end is usually in the last or next-to-last reachable one */
+	return xi + iomem_extents_find(e + xi, hi - xi + 1, hi > xi ? hi - xi - 1 : 0, xend - 1);
+}
+
 /* Whole extents [*xi, stop) of the extent fast path, each one segment; a
  * run longer than max_seg is left in *run_pa and *run_len for the split path.
  * @limit (a constant) checks the address limit. */
@@ -1936,8 +1949,6 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			xoff = eend;
 			xi++;
 		}
-		/* the extent holding the last byte: the only one clipped */
-		xlast = xoff < xend ? iomem_extents_find(e, xn, xn - 1, xend - 1) : xi;
 		for (;;) {
 			uint32_t stop;
 			IOReturn r;
@@ -1980,6 +1991,9 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			}
 			if (i >= n || xoff >= xend)
 				break;
+			/* the extent holding the last byte (the only one clipped),
+			 * searched no further than the segments left can reach */
+			xlast = iomem__dma_xlast(e, xn, xi, n - i, xend);
 			/* whole extents before the last: no clip, one check each */
 			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
 			if (max_phys == IOMEM__DMA_ALL)
