@@ -560,6 +560,11 @@ IOMEM_API void iomem_bounce_pool_trim(void);
     !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
 
+/* IOMapper's implementation (its struct: the ops) before ours, also when
+ * the declarations were included first (the map header's own guard makes
+ * this a no-op otherwise) */
+#include "iomem_map.h"
+
 /* >>impl-dmacmd: IODMACommand ------------------------------------------- */
 
 enum {
