@@ -538,7 +538,7 @@ IOMEM_TEST(dmacmd_bounce, exhaustion_no_resources)
 	IOMemoryDescriptor_release(hi);
 }
 
-/* BUG (bugs-dmacmd.md, dmatest 15:3x "preflight"): the preflight must look
+/* BUG (bugs-dmacmd.md, dmatest 15:22 "preflight"): the preflight must look
  * at the segments the walk will emit (after the maxSegment cut and the
  * trims), not at the physical runs (reference bounce rule 1: "any segment
  * violating an alignment rule sets misaligned"). Here the run starts 3
@@ -597,7 +597,7 @@ IOMEM_TEST(dmacmd_bounce, preflight_sees_segments_after_cuts)
 	IOMemoryDescriptor_release(hi);
 }
 
-/* BUG (bugs-dmacmd.md, dmatest 15:3x "double buffer above the limit"): a
+/* BUG (bugs-dmacmd.md, dmatest 15:22 "double buffer above the limit"): a
  * device with address bits = the page shift (4 KiB: the lowest allowed)
  * and memory above: no bounce memory exists that low (the low pool starts
  * at 1 MiB). prepare must refuse (NoResources) - it succeeds with a double
@@ -630,7 +630,7 @@ IOMEM_TEST(dmacmd_bounce, double_buffer_must_be_reachable)
 	IOMemoryDescriptor_release(hi);
 }
 
-/* BUG/DEVIATION (bugs-dmacmd.md, dmatest 15:2x "one bounce page per
+/* BUG/DEVIATION (bugs-dmacmd.md, dmatest 15:22 "one bounce page per
  * segment"): reference §2.1 step a substitutes the bounce page "one page at
  * a time, remainder pushed back", so each bounced page is its own segment;
  * since f65a6f1 consecutive bounce slots are emitted as one segment. */

@@ -823,7 +823,7 @@ IOMEM_TEST(dmacmd_rules, driverkit_prepare_complete)
 	IOFreeAligned(arena, (vm_size_t)(npages * PG));
 }
 
-/* BUG (bugs-dmacmd.md, dmatest 15:2x "PerformOperation"): the "short
+/* BUG (bugs-dmacmd.md, dmatest 15:22 "PerformOperation"): the "short
  * copies" below must be kIOReturnUnderrun (reference §6: only a length
  * above either descriptor's length is BadArgument); the implementation
  * returns BadArgument for a range that merely runs past the end. */
@@ -881,7 +881,7 @@ IOMEM_TEST(dmacmd_rules, driverkit_perform_operation)
 	IOMemoryDescriptor_release(data);
 }
 
-/* BUG/DEVIATION (bugs-dmacmd.md, dmatest 15:2x "clip order"): reference
+/* BUG/DEVIATION (bugs-dmacmd.md, dmatest 15:22 "clip order"): reference
  * §2.1 step f clips a segment at the prepared end AFTER the address limit,
  * the trims and the cursor checks (a-e), which therefore see the run as
  * the descriptor has it, unclipped (IOKit's source walk is not clipped).
@@ -927,4 +927,34 @@ IOMEM_TEST(dmacmd_rules, gen_clip_comes_after_the_checks)
 	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
 	IODMACommand_release(c);
 	IOMemoryDescriptor_release(md);
+}
+
+/* reference §2.1: without a mapper the command marks its descriptor "DMA
+ * active"; the descriptor's final complete while attached is the panic
+ * IOKit has (reported under IOMEM_DEBUG); after clearing, it is fine */
+IOMEM_TEST(dmacmd_rules, dma_active_final_complete_reported)
+{
+	unsigned char *arena = IOMallocAligned((vm_size_t)(2 * PG), (vm_offset_t)PG);
+	cr_assert_not_null(arena);
+	IOAddressRange r = { (mach_vm_address_t)(uintptr_t)arena, 2 * PG };
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withAddressRanges(&r, 1, kIODirectionInOut, kernel_task);
+	cr_assert_not_null(md);
+	cr_assert_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	IODMACommand *c = cmd64(0, 0, IODMACommand_kUnmapped);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	/* the command is inactive but still holds the descriptor */
+	iomem_test_expect_reports(0);
+	IOMemoryDescriptor_complete(md, kIODirectionNone);
+	iomem_test_expect_reports(IOMEM__DEBUG ? 1 : 0);
+	if (IOMEM__DEBUG)
+		iomem_test_expect_report_has("DMA active");
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
+	/* cleared: prepare + final complete report nothing */
+	cr_assert_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	IOMemoryDescriptor_complete(md, kIODirectionNone);
+	iomem_test_expect_reports(IOMEM__DEBUG ? 1 : 0);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(md);
+	IOFreeAligned(arena, (vm_size_t)(2 * PG));
 }
