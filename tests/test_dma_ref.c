@@ -63,7 +63,7 @@ static void expect_segs(const dma_ref_seg *got, uint32_t n, const dma_ref_seg *w
 static void gen_expect(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const dma_ref_spec *spec, uint64_t *off,
                        uint32_t nsegs, IOReturn ret, const dma_ref_seg *want, uint32_t wn, uint64_t new_off)
 {
-	dma_ref_seg out[32];
+	dma_ref_seg out[32] = { { 0, 0 } };
 	uint64_t o = *off;
 	uint32_t n = nsegs;
 	cr_assert(nsegs <= 32);
@@ -82,7 +82,7 @@ static void gen_expect(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const d
 IOMEM_TEST(dma_ref, runs_hand_computed)
 {
 	phys_set s;
-	dma_ref_seg out[8];
+	dma_ref_seg out[8] = { { 0, 0 } };
 	static const dma_ref_seg all[] = { { 0x100000, 0x4000 }, { 0x200800, 0x1800 }, { 0x300000, 0x2000 } };
 	static const dma_ref_seg mid[] = { { 0x101000, 0x3000 }, { 0x200800, 0x800 } };
 	phys_make(&s, abcd, 4);
@@ -103,7 +103,7 @@ IOMEM_TEST(dma_ref, runs_follow_the_machine)
 	/* a 3-page buffer: scattered -> 3 runs of a page at the machine's frames;
 	 * contiguous -> 1 run */
 	uint64_t pg = dma_ref_page();
-	dma_ref_seg out[8];
+	dma_ref_seg out[8] = { { 0, 0 } };
 	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	IOMemoryDescriptor *b = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 3 * pg, pg);
 	cr_assert_not_null(b);
@@ -301,7 +301,7 @@ IOMEM_TEST(dma_ref, gen_address_limit)
 IOMEM_TEST(dma_ref, cursor_hand_computed)
 {
 	phys_set s;
-	dma_ref_seg out[16];
+	dma_ref_seg out[16] = { { 0, 0 } };
 	uint64_t xfer = 1;
 	phys_make(&s, abcd, 4);
 	{
