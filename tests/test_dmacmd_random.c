@@ -173,7 +173,8 @@ static IOReturn ref_full(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const
 static void run_case(int type)
 {
 	static dma_ref_seg runs[MAXSEGS], want[MAXSEGS], got[MAXSEGS];
-	static unsigned char raw[16 * CALLCAP];
+	static uint64_t rawbuf[2 * CALLCAP];   /* 8-byte aligned: Segment64 stores */
+	unsigned char *raw = (unsigned char *)rawbuf;
 	uint64_t pg = dma_ref_page();
 	unsigned shift = 0;
 	dma_ref_md m;
@@ -371,7 +372,7 @@ static void run_case(int type)
 			uint64_t ro = pos, co = pos;
 			uint32_t rn = cap, cn = cap;
 			IOReturn rret = ref_call(md, off, len, &spx, &ro, want, &rn);
-			memset(raw, 0xA5, sizeof raw);
+			memset(rawbuf, 0xA5, sizeof rawbuf);
 			IOReturn cret = f == F_HOST64 && rr(0, 1) ? IODMACommand_gen64IOVMSegments(cmd, &co, (IODMACommand_Segment64 *)(void *)raw, &cn)
 			              : f == F_HOST32 && rr(0, 1) ? IODMACommand_gen32IOVMSegments(cmd, &co, (IODMACommand_Segment32 *)(void *)raw, &cn)
 			              : IODMACommand_genIOVMSegments(cmd, &co, raw, &cn);
