@@ -557,8 +557,9 @@ IOMEM_TEST(dmacmd_random, unmapped)
 /* Address limits below 2^31: the bounce memory may not exist that low.
  * A prepare may then fail (NoResources), but a prepare that succeeds must
  * give segments the device reaches. */
-/* BUG (bugs-dmacmd.md, dmatest 15:22 "double buffer above the limit"):
- * fails (MessageTooLarge after a successful prepare) for bits == page shift. */
+/* (The "double buffer above the limit" bug, dmatest 15:22, is fixed in
+ * 508070b.) BUG (dmatest 15:22 "preflight"): can still fail with "double
+ * buffer expected (misaligned)" until the preflight checks segments. */
 IOMEM_TEST(dmacmd_random, unmapped_low_address_bits)
 {
 	run_cases(T_LOW_BITS, 800, "unmapped_low_address_bits");
