@@ -597,7 +597,8 @@ IOMEM_TEST(dmacmd_bounce, preflight_sees_segments_after_cuts)
 	IOMemoryDescriptor_release(hi);
 }
 
-/* BUG (bugs-dmacmd.md, dmatest 15:22 "double buffer above the limit"): a
+/* (bugs-dmacmd.md, dmatest 15:22 "double buffer above the limit", fixed
+ * in 508070b): a
  * device with address bits = the page shift (4 KiB: the lowest allowed)
  * and memory above: no bounce memory exists that low (the low pool starts
  * at 1 MiB). prepare must refuse (NoResources) - it succeeds with a double

@@ -958,3 +958,50 @@ IOMEM_TEST(dmacmd_rules, dma_active_final_complete_reported)
 	IOMemoryDescriptor_release(md);
 	IOFreeAligned(arena, (vm_size_t)(2 * PG));
 }
+
+/* NULL commands and pointers (our contract, iomem_dma.h): BadArgument
+ * from the IOReturn calls, 0 / NULL from the others, no crash */
+IOMEM_TEST(dmacmd_rules, null_arguments)
+{
+	IODMACommand_Segment64 s[2];
+	UInt64 off = 0, a, b;
+	UInt32 n = 2;
+	unsigned char byte = 0;
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(NULL, NULL, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(NULL, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_prepare(NULL, 0, 0, true, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_complete(NULL, true, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_synchronize(NULL, kIODirectionIn), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_getPreparedOffsetAndLength(NULL, &a, &b), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_genIOVMSegments(NULL, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(NULL, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_gen32IOVMSegments(NULL, &off, (IODMACommand_Segment32 *)(void *)s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_genIOVMSegmentsWithFunction(NULL, kIODMACommandOutputHost64, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_readBytes(NULL, 0, &byte, 1), 0);
+	cr_assert_eq(IODMACommand_writeBytes(NULL, 0, &byte, 1), 0);
+	cr_assert_null(IODMACommand_getMemoryDescriptor(NULL));
+	cr_assert_null(IODMACommand_getIOMemoryDescriptor(NULL));
+	cr_assert_eq(IODMACommand_getNumAddressBits(NULL), 0);
+	cr_assert_null(IODMACommand_cloneCommand(NULL, NULL));
+	IODMACommand_retain(NULL);
+	IODMACommand_release(NULL);
+	cr_assert_eq(IODMACommand_PrepareForDMA(NULL, 0, NULL, 0, 0, NULL, NULL, NULL), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_CompleteDMA(NULL, 0), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_GetPreparation(NULL, NULL, NULL, NULL), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_PerformOperation(NULL, kIODMACommandPerformOperationOptionZero, 0, 1, 0, NULL), kIOReturnBadArgument);
+	/* a live command: NULL function, NULL bytes, NULL descriptor = clear */
+	IOMemoryDescriptor *md = buffer(PG, kIODirectionInOut, 30);
+	IODMACommand *c = cmd64(0, 0, IODMACommand_kMapped);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnSuccess);
+	n = 2;
+	cr_assert_eq(IODMACommand_genIOVMSegmentsWithFunction(c, NULL, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_readBytes(c, 0, NULL, 1), 0);
+	cr_assert_eq(IODMACommand_writeBytes(c, 0, NULL, 1), 0);
+	cr_assert_eq(IODMACommand_getPreparedOffsetAndLength(c, NULL, NULL), kIOReturnSuccess, "still prepared");
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, NULL, true), kIOReturnSuccess, "NULL clears");
+	cr_assert_null(IODMACommand_getMemoryDescriptor(c));
+	good_cycle(c, md);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(md);
+}
