@@ -22,6 +22,7 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
+#include "iomem_map.h"   /* its implementation: the memmap group */
 
 #include "bench.h"
 
