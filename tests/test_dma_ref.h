@@ -287,11 +287,16 @@ static inline uint64_t dma_ref_range(dma_ref_rng *r, uint64_t lo, uint64_t hi)
 	return span == 0 ? dma_ref_rand(r) : lo + dma_ref_rand(r) % span;
 }
 
+/* @n random bytes (eight per draw) */
 static inline void dma_ref_fill(dma_ref_rng *r, void *p, size_t n)
 {
 	unsigned char *b = (unsigned char *)p;
-	for (size_t i = 0; i < n; i++)
-		b[i] = (unsigned char)(dma_ref_rand(r) >> 24);
+	size_t i = 0;
+	while (i < n) {
+		uint64_t x = dma_ref_rand(r);
+		for (int k = 0; k < 8 && i < n; k++, i++, x >>= 8)
+			b[i] = (unsigned char)x;
+	}
 }
 
 #define DMA_REF_MAX_OBJ 64

@@ -35,7 +35,7 @@
  * In the others the prepared range ends where a physical run ends, so they
  * do not depend on that order.
  *
- * 11,200 cases per run (3000 + 5200 + 800 + 1200 + 500 + 500 with 16 KiB pages).
+ * 11,000 cases per run (3000 + 5000 + 800 + 1200, + 500 + 500 with 16 KiB pages).
  * The seed is printed and in every failure message; IOMEM_TEST_SEED=<n>
  * reproduces, IOMEM_TEST_CASES=<n> changes the number of cases.
  */
@@ -556,7 +556,7 @@ IOMEM_TEST(dmacmd_random, iterate_only)
 
 IOMEM_TEST(dmacmd_random, unmapped)
 {
-	run_cases(T_UNMAPPED, 5200, "unmapped");
+	run_cases(T_UNMAPPED, 5000, "unmapped");
 	cr_assert_gt(stats.exact, 100);
 	cr_assert_gt(stats.bounced, 100);
 }
@@ -584,12 +584,12 @@ IOMEM_TEST(dmacmd_random, iterate_only_16k_pages)
 {
 	cr_assert_eq(iomem_posix_set_page_size(16384), kIOReturnSuccess);
 	run_cases(T_ITERATE, 500, "iterate_only_16k_pages");
-	cr_assert_gt(stats.exact, 20);
+	cr_assert_gt(stats.exact, 10);
 }
 
 IOMEM_TEST(dmacmd_random, unmapped_16k_pages)
 {
 	cr_assert_eq(iomem_posix_set_page_size(16384), kIOReturnSuccess);
 	run_cases(T_UNMAPPED, 500, "unmapped_16k_pages");
-	cr_assert_gt(stats.bounced, 20);
+	cr_assert_gt(stats.bounced, 10);
 }
