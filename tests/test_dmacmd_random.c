@@ -170,13 +170,31 @@ static IOReturn ref_call(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const
 	return dma_ref_gen(md, po, pl, sp, off, out, n);
 }
 
-/* the oracle's whole walk in one call; returns the code */
+/* the oracle's whole walk (in calls of MAXSEGS: positions, not calls,
+ * decide every rule); the first call's segments in @out, *@n of them;
+ * returns Success or the walk's first error */
 static IOReturn ref_full(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const dma_ref_spec *sp, dma_ref_seg *out,
                          uint32_t *n)
 {
+	static dma_ref_seg scratch[MAXSEGS];
 	uint64_t off = 0;
-	*n = MAXSEGS;
-	return dma_ref_gen(md, po, pl, sp, &off, out, n);
+	uint32_t stored = 0;
+	bool first = true;
+	for (;;) {
+		uint32_t k = MAXSEGS;
+		IOReturn r = dma_ref_gen(md, po, pl, sp, &off, first ? out : scratch, &k);
+		if (r == kIOReturnOverrun)
+			break;
+		if (r != kIOReturnSuccess) {
+			*n = stored;
+			return r;
+		}
+		if (first)
+			stored = k;
+		first = false;
+	}
+	*n = stored;
+	return kIOReturnSuccess;
 }
 
 static void run_case(int type)
@@ -224,7 +242,7 @@ static void run_case(int type)
 	o.fNumAddressBits = (uint8_t)bits;
 	switch (rr(0, 3)) {
 	case 0: case 1: o.fMaxSegmentSize = 0; break;
-	case 2: o.fMaxSegmentSize = rr(1, 3 * pg); break;
+	case 2: o.fMaxSegmentSize = rr(0, 7) == 0 ? rr(1, 63) : rr(64, 3 * pg); break;
 	default: o.fMaxSegmentSize = (uint64_t)1 << rr(9, shift + 2); break;
 	}
 	if (rr(0, 1)) {
@@ -442,6 +460,7 @@ static void run_case(int type)
 		/* sparse unless misaligned; a failed page-list allocation falls
 		 * back to the double buffer (reference bounce rule 4) */
 		bool sparse = !misaligned && IODMACommand_getIOMemoryDescriptor(cmd) == md;
+		dma_ref_seg *all = malloc((size_t)(len + 1) * sizeof *all);   /* segments >= 1 byte */
 		uint32_t n = 0;
 		uint64_t pos = 0;
 		stats.bounced++;
@@ -459,9 +478,9 @@ static void run_case(int type)
 			cr_assert(cn >= 1 && cn <= cap);
 			uint64_t sum = 0;
 			for (uint32_t i = 0; i < cn; i++) {
-				cr_assert_lt(n, MAXSEGS);
-				got[n] = decode(f, raw, i);
-				sum += got[n].len;
+				all[n] = decode(f, raw, i);
+				sum += all[n].len;
+				cr_assert(all[n].len >= 1 && sum <= len - pos, CTX "segment past the prepared end", CTXA);
 				n++;
 			}
 			cr_assert_eq(co, pos + sum, CTX "offset does not follow the lengths", CTXA);
@@ -470,7 +489,7 @@ static void run_case(int type)
 		cr_assert_eq(pos, len, CTX "bounced walk covers %llu of %llu", CTXA, (unsigned long long)pos, (unsigned long long)len);
 		pos = 0;
 		for (uint32_t i = 0; i < n; i++) {
-			dma_ref_seg s = got[i];
+			dma_ref_seg s = all[i];
 			cr_assert(s.len >= 1, CTX "empty segment", CTXA);
 			cr_assert(s.addr + s.len - 1 <= max_phys, CTX "segment %u {%llx,%llx} above the %u-bit limit", CTXA, i,
 			          (unsigned long long)s.addr, (unsigned long long)s.len, sp.address_bits);
@@ -497,6 +516,7 @@ static void run_case(int type)
 			}
 			pos += s.len;
 		}
+		free(all);
 	}
 
 	/* readBytes through the command: the prepared bytes */
