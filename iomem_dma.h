@@ -560,6 +560,11 @@ IOMEM_API void iomem_bounce_pool_trim(void);
     !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
 
+/* IOMapper's implementation (its struct: the ops) before ours, also when
+ * the declarations were included first (the map header's own guard makes
+ * this a no-op otherwise) */
+#include "iomem_map.h"
+
 /* >>impl-dmacmd: IODMACommand ------------------------------------------- */
 
 enum {
@@ -1836,6 +1841,19 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 	}
 }
 
+/* The index of the extent holding byte @xend - 1, looked for in
+ * [@xi, @xi + @room] only: beyond that, any index past the range (no
+ * extent there is reached). O(1) for the usual end, else O(log room). */
+IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t xn, uint32_t xi, uint32_t room,
+                                            IOByteCount xend)
+{
+	uint32_t hi = (xn - 1 - xi) < room ? xn - 1 : xi + room;
+	if (e[hi].end < xend)
+		return hi + 1;
+	/* hint: the end is usually in the last or next-to-last reachable one */
+	return xi + iomem_extents_find(e + xi, hi - xi + 1, hi > xi ? hi - xi - 1 : 0, xend - 1);
+}
+
 /* Whole extents [*xi, stop) of the extent fast path, each one segment; a
  * run longer than max_seg is left in *run_pa and *run_len for the split path.
  * @limit (a constant) checks the address limit. */
@@ -1936,8 +1954,6 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			xoff = eend;
 			xi++;
 		}
-		/* the extent holding the last byte: the only one clipped */
-		xlast = xoff < xend ? iomem_extents_find(e, xn, xn - 1, xend - 1) : xi;
 		for (;;) {
 			uint32_t stop;
 			IOReturn r;
@@ -1980,6 +1996,9 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			}
 			if (i >= n || xoff >= xend)
 				break;
+			/* the extent holding the last byte (the only one clipped),
+			 * searched no further than the segments left can reach */
+			xlast = iomem__dma_xlast(e, xn, xi, n - i, xend);
 			/* whole extents before the last: no clip, one check each */
 			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
 			if (max_phys == IOMEM__DMA_ALL)
@@ -2117,9 +2136,20 @@ IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_little64, IOMEM__DMA_FMT_LITTLE64)
 IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_user, IOMEM__DMA_FMT_USER)
 #undef IOMEM__DMA_GEN_INSTANCE
 
+/* The end-of-walk call, answered before the dispatch and the engine's
+ * prologue (every loop ends with one). Same checks, same order. */
+IOMEM_FORCEINLINE bool iomem__dma_at_end(const IODMACommand *cmd, const UInt64 *offset, const void *segments,
+                                         const UInt32 *numSegments)
+{
+	return cmd != NULL && cmd->iomem__active != 0 && offset != NULL && segments != NULL &&
+	       numSegments != NULL && *numSegments != 0 && *offset >= cmd->iomem__prep_len;
+}
+
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments)
 {
+	if (outSegFunc != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	/* one comparison chain per call picks the specialised engine */
 	if (outSegFunc == IODMACommand_OutputHost64)
 		return iomem__dma_gen_host64(cmd, outSegFunc, offset, segments, numSegments);
@@ -2141,6 +2171,8 @@ IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offse
 {
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
+	if (cmd->iomem__out_fn != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	switch (cmd->iomem__fmt) {
 	case IOMEM__DMA_FMT_HOST64:   return iomem__dma_gen_host64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
 	case IOMEM__DMA_FMT_HOST32:   return iomem__dma_gen_host32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
