@@ -17,7 +17,9 @@
  *                     IOLittleMemoryCursor                   (memory cursor issue)
  *   >>dmacontroller   IODMAController ops table and registry (DMA controller issue)
  *   >>dmaevent        IODMAEventSource                       (DMA controller issue)
- *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION)
+ *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
+ *     >>impl-dmacontroller  the controller object and the registry
+ *     >>impl-dmaevent       the event source: records, queue, sync wait
  *
  * The README's feature table says what works on which backend today.
  *
@@ -312,8 +314,315 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
 /* >>cursor ================================================================ */
 
 /* >>dmacontroller ========================================================= */
+/*
+ * IODMAController (reference §2.2): a DMA engine. In IOKit it is an abstract
+ * IOService a platform driver subclasses; here it is an ops table the
+ * platform (or a test, or iomem's POSIX software engine, >>posixdma)
+ * implements, wrapped in a reference-counted object.
+ *
+ * There is no IOService/IORegistry in iomem. What IOKit reads from the
+ * registry is given in a small provider record, iomem_dma_provider:
+ *   - phandle       the provider's "AAPL,phandle": a controller created for
+ *                   this provider is named "IODMAController%08X" after it
+ *                   (IODMAController_createControllerName);
+ *   - dmaParent     the "dma-parent" property of a device that uses DMA: one
+ *                   phandle (dmaParentCount 1: every dmaIndex uses it) or an
+ *                   array indexed by dmaIndex.
+ * IODMAController_registerDMAController puts a controller in a process-wide
+ * registry (IOKit's registerService); IODMAController_getController looks a
+ * device's controller up by dma-parent and index. Lookup rules are IOKit's,
+ * except that a controller that is not registered yet gives NULL at once
+ * (IOKit waits for it: there is no matching thread to wait for here), and an
+ * out-of-range dmaIndex, which IOKit panics on, is reported under
+ * IOMEM_DEBUG and gives NULL.
+ *
+ *   static const iomem_dma_controller_ops my_ops = { "mydma", my_init, ... };
+ *   iomem_dma_provider soc = { 0x42, NULL, 0, NULL };        // AAPL,phandle
+ *   IODMAController *c = iomem_dma_controller_withOps(&my_ops, me, &soc);
+ *   IODMAController_registerDMAController(c, 0);            // "IODMAController00000042"
+ *   ...
+ *   UInt32 parents[] = { 0x42 };
+ *   iomem_dma_provider dev = { 0x77, parents, 1, NULL };
+ *   IODMAEventSource *es = IODMAEventSource_dmaEventSource(drv, &dev, done, NULL, 0);
+ *
+ * OWNERSHIP: iomem_dma_controller_withOps returns +1; the registry holds its
+ * own reference until iomem_dma_controller_unregister; every event source
+ * bound to the controller holds one. Providers are +0: they must outlive
+ * what was created from them.
+ * THREAD SAFETY: registry calls are thread-safe (one internal lock); the
+ * ops are called from any thread that calls the event source, and must be
+ * thread-safe themselves.
+ */
+
+/* IOKit's completion/notification timestamp. iomem: nanoseconds of a
+ * monotonic clock (the controller decides; the POSIX engine uses
+ * CLOCK_MONOTONIC). */
+typedef UInt64 AbsoluteTime;
+
+typedef struct IODMAController IODMAController;
+typedef struct IODMAEventSource IODMAEventSource;
+
+/** What IOKit reads from a provider's registry entry (see above). */
+typedef struct iomem_dma_provider {
+	UInt32        phandle;         /* "AAPL,phandle" of this provider */
+	const UInt32 *dmaParent;       /* "dma-parent" phandles, or NULL (none) */
+	UInt32        dmaParentCount;  /* entries in dmaParent; 1 = for every index */
+	void         *context;         /* the platform's, never read by iomem */
+} iomem_dma_provider;
+
+/* "IODMAController" + 8 hex digits + NUL. */
+#define IOMEM_DMA_CONTROLLER_NAME_SIZE 24
+
+/**
+ * iomem_dma_controller_ops - IODMAController's pure virtual interface, with
+ * the controller as first argument (its context: iomem_dma_controller_getContext).
+ * Required: initDMAChannel, startDMACommand, stopDMACommand, queryDMACommand.
+ * A NULL optional hook gives: getFIFODepth/validFIFODepth 0, setFIFODepth/
+ * setFrameSize/setDMAConfig kIOReturnUnsupported, validDMAConfig false,
+ * getFrameCount 0.
+ *   initDMAChannel     bind @dmaES to a channel for @provider's request
+ *                      line @reqIndex; store the channel in *@dmaIndex.
+ *   freeDMAChannel     (iomem) the event source bound to @dmaIndex is being
+ *                      freed: forget it. Optional.
+ *   startDMACommand    start moving @byteCount bytes (0: the rest of the
+ *                      prepared range) at @byteOffset of the prepared @cmd in
+ *                      @direction; completion is reported later through
+ *                      IODMAController_notifyDMACommand (status, count) then
+ *                      IODMAController_completeDMACommand, exactly once per
+ *                      successful start, from any thread (even from inside
+ *                      this call: the event source copes).
+ *   stopDMACommand     stop the channel (@flush: drain the FIFO; @timeout in
+ *                      ns, UINT64_MAX = wait for ever).
+ *   queryDMACommand    the running (or last) command and bytes moved so far.
+ *   getFrameCount      (iomem) frames moved so far by the running or last
+ *                      command on the channel. Optional.
+ *   signalWorkAvailable (iomem) a completion was queued on @es and nobody
+ *                      has installed a work signal (iomem_dma_event_source_
+ *                      setWorkSignal): run iomem_dma_event_source_run(@es)
+ *                      on a callback thread; @es is valid only during the
+ *                      call (retain it to run it later). Optional: without
+ *                      it the owner must call iomem_dma_event_source_run.
+ *   free               the last release. Optional.
+ */
+typedef struct iomem_dma_controller_ops {
+	const char *name;
+	IOReturn    (*initDMAChannel)(IODMAController *controller, const iomem_dma_provider *provider,
+	                              IODMAEventSource *dmaES, UInt32 *dmaIndex, UInt32 reqIndex);
+	void        (*freeDMAChannel)(IODMAController *controller, UInt32 dmaIndex, IODMAEventSource *dmaES);
+	IOReturn    (*startDMACommand)(IODMAController *controller, UInt32 dmaIndex, IODMACommand *dmaCommand,
+	                               IODirection direction, IOByteCount byteCount, IOByteCount byteOffset);
+	IOReturn    (*stopDMACommand)(IODMAController *controller, UInt32 dmaIndex, bool flush, uint64_t timeout);
+	IOReturn    (*queryDMACommand)(IODMAController *controller, UInt32 dmaIndex, IODMACommand **dmaCommand,
+	                               IOByteCount *transferCount, bool waitForIdle);
+	IOByteCount (*getFIFODepth)(IODMAController *controller, UInt32 dmaIndex, IODirection direction);
+	IOReturn    (*setFIFODepth)(IODMAController *controller, UInt32 dmaIndex, IOByteCount depth);
+	IOByteCount (*validFIFODepth)(IODMAController *controller, UInt32 dmaIndex, IOByteCount depth,
+	                              IODirection direction);
+	IOReturn    (*setFrameSize)(IODMAController *controller, UInt32 dmaIndex, UInt8 byteCount);
+	IOReturn    (*setDMAConfig)(IODMAController *controller, UInt32 dmaIndex, const iomem_dma_provider *provider,
+	                            UInt32 reqIndex);
+	bool        (*validDMAConfig)(IODMAController *controller, UInt32 dmaIndex, const iomem_dma_provider *provider,
+	                              UInt32 reqIndex);
+	UInt64      (*getFrameCount)(IODMAController *controller, UInt32 dmaIndex);
+	void        (*signalWorkAvailable)(IODMAController *controller, IODMAEventSource *dmaES);
+	void        (*free)(IODMAController *controller);
+} iomem_dma_controller_ops;
+
+/**
+ * iomem_dma_controller_withOps - a controller over @ops (kept: must outlive
+ * it) and @context, whose own provider is @provider (+0, may be NULL: phandle
+ * 0). +1, or NULL: NULL @ops, a required hook missing, no memory.
+ * Not registered yet. Thread-safe.
+ */
+IOMEM_API IODMAController *iomem_dma_controller_withOps(const iomem_dma_controller_ops *ops, void *context,
+                                                        const iomem_dma_provider *provider);
+IOMEM_API void  IODMAController_retain(IODMAController *controller);
+/** IODMAController_release - drop one reference; the last one calls
+ * ops->free. NULL: no-op. */
+IOMEM_API void  IODMAController_release(IODMAController *controller);
+IOMEM_API void *iomem_dma_controller_getContext(IODMAController *controller);
+/** The controller's name, "IODMAController%08X" of its provider's phandle
+ * (+0, lives as long as the controller); "" for NULL. */
+IOMEM_API const char *iomem_dma_controller_getName(const IODMAController *controller);
+
+/**
+ * IODMAController_createControllerName - IOKit's name of the controller
+ * of provider @phandle, "IODMAController%08X" (upper-case hex), written to
+ * @name (IOMEM_DMA_CONTROLLER_NAME_SIZE bytes; NULL: nothing written).
+ * Returns @name. (IOKit returns an OSSymbol.)
+ */
+IOMEM_API char *IODMAController_createControllerName(UInt32 phandle, char *name);
+
+/**
+ * IODMAController_registerDMAController - name the controller after its
+ * provider's phandle and make it findable by IODMAController_getController.
+ * The registry takes a reference. @options: IOKit's registerService
+ * options, accepted and ignored (registration is synchronous). Returns
+ * kIOReturnSuccess; kIOReturnBadArgument (NULL); kIOReturnExclusiveAccess
+ * when a controller of that name is already registered (IOKit would keep
+ * both and match the first: refused here so lookups are unambiguous).
+ * Thread-safe.
+ */
+IOMEM_API IOReturn IODMAController_registerDMAController(IODMAController *controller, IOOptionBits options);
+/** iomem_dma_controller_register - IODMAController_registerDMAController(c, 0). */
+IOMEM_API IOReturn iomem_dma_controller_register(IODMAController *controller);
+/** iomem_dma_controller_unregister - take it out of the registry and drop
+ * the registry's reference (event sources keep theirs). kIOReturnNotFound
+ * when it is not registered; kIOReturnBadArgument for NULL. Thread-safe. */
+IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller);
+
+/**
+ * IODMAController_getController - the registered controller serving
+ * @provider's DMA request @dmaIndex: the provider's dmaParent phandle (the
+ * only one when dmaParentCount is 1, else entry @dmaIndex) names it.
+ * +1 (release it), or NULL: NULL provider, no dma-parent, no controller of
+ * that name registered (IOKit would wait), or @dmaIndex out of range
+ * (IOKit panics: reported under IOMEM_DEBUG). Thread-safe.
+ */
+IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex);
+
+/**
+ * IODMAController_completeDMACommand / IODMAController_notifyDMACommand -
+ * what a controller calls when a command started on @dmaES finishes:
+ * notify first (status, bytes actually moved, timestamp), then complete,
+ * once each per successful startDMACommand, from any thread (not with a
+ * lock held that the actions take). They forward to the event source
+ * (reference §2.3): notify stores the values and calls the notification
+ * action; complete queues the command for the completion action (or wakes
+ * a synchronous starter). A complete for a command the event source did
+ * not start is reported under IOMEM_DEBUG and ignored (no doubled
+ * completion). @controller may be NULL (unused, as in IOKit).
+ */
+IOMEM_API void IODMAController_completeDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                  IODMACommand *dmaCommand);
+IOMEM_API void IODMAController_notifyDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                IODMACommand *dmaCommand, IOReturn status,
+                                                IOByteCount actualByteCount, AbsoluteTime timeStamp);
 
 /* >>dmaevent ============================================================== */
+/*
+ * IODMAEventSource (reference §2.3): a driver's handle on one channel of a
+ * DMA controller, forwarding each call to the controller with the channel
+ * index, and delivering completions to the owner.
+ *
+ * The "work loop" (iomem has none): a completion with a completion action
+ * is queued in the event source, and the action runs when someone drains
+ * the queue with iomem_dma_event_source_run(es) - one action per queued
+ * completion, in completion order, on the draining thread. Who drains:
+ *   - an owner that has its own thread (its "work loop") installs a work
+ *     signal with iomem_dma_event_source_setWorkSignal and calls run on that
+ *     thread when signalled;
+ *   - otherwise the controller's signalWorkAvailable hook is used: the
+ *     POSIX software engine drains on its own callback thread (one per
+ *     engine; documented at >>posixdma); a controller without the hook
+ *     leaves the draining to the owner (polling run).
+ * Without a completion action, startDMACommand is synchronous: it blocks
+ * until the controller completes the command (IOKit sleeps on the work-loop
+ * gate; here a condition variable - POSIX -, a wait queue - Linux - or a
+ * spin on the flag - bare metal, where completion comes from an interrupt).
+ * While a synchronous start is waiting any other start gets kIOReturnBusy.
+ *
+ * OWNERSHIP: IODMAEventSource_dmaEventSource returns +1. Each started
+ * command holds a reference on the event source until its completion has
+ * been delivered, so an action may release the owner's reference (even
+ * the last one). The event source holds a reference on its controller.
+ * THREAD SAFETY: every call may be made from any thread; completions of
+ * one event source are delivered one at a time if only one thread drains.
+ */
+
+/** IOKit's Action: @owner as given at creation (IOKit's OSObject *). */
+typedef void (*IODMAEventSource_Action)(void *owner, IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+                                        IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp);
+
+/**
+ * IODMAEventSource_dmaEventSource - an event source for @provider's DMA
+ * request @dmaIndex (IOKit defaults: completion NULL, notification NULL,
+ * dmaIndex 0). Finds the controller (IODMAController_getController) and
+ * asks it for a channel (initDMAChannel(provider, es, &channel, dmaIndex)).
+ * @completion NULL makes every start synchronous. +1, or NULL: NULL
+ * @provider, no controller found, initDMAChannel failed, no memory.
+ */
+IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
+        IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex);
+IOMEM_API void IODMAEventSource_retain(IODMAEventSource *dmaES);
+/** IODMAEventSource_release - drop one reference; the last one tells the
+ * controller (freeDMAChannel) and releases it. NULL: no-op. */
+IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES);
+
+/*
+ * The forwarding calls. With no event source (NULL), or no channel (the
+ * controller's initDMAChannel left the index at 0xFFFFFFFF), they return
+ * IOKit's no-controller values: kIOReturnError; getFIFODepth 0;
+ * validFIFODepth (IOByteCount)kIOReturnError (IOKit's type quirk, kept);
+ * validDMAConfig false; getFrameCount 0. Otherwise they return what the
+ * controller returns.
+ */
+
+/**
+ * IODMAEventSource_startDMACommand - start @dmaCommand (prepared) in
+ * @direction, @byteCount bytes (0: to the end of the prepared range) at
+ * @byteOffset of the prepared range (IOKit defaults 0, 0). Asynchronous with
+ * a completion action: the action receives the result. Synchronous without
+ * one: returns after the controller completed it (the status is the one
+ * given to the notification action and queryDMACommand; this call returns
+ * kIOReturnSuccess). Errors: kIOReturnError (no controller/channel),
+ * kIOReturnBusy (a synchronous start is in progress), kIOReturnNoMemory,
+ * or the controller's startDMACommand error (nothing is then delivered).
+ * Never call the synchronous form from the thread that drains completions.
+ */
+IOMEM_API IOReturn IODMAEventSource_startDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IODirection direction, IOByteCount byteCount, IOByteCount byteOffset);
+/** IODMAEventSource_stopDMACommand - (IOKit defaults false, UINT64_MAX). */
+IOMEM_API IOReturn IODMAEventSource_stopDMACommand(IODMAEventSource *dmaES, bool flush, uint64_t timeout);
+/** IODMAEventSource_queryDMACommand - (IOKit default waitForIdle false). */
+IOMEM_API IOReturn IODMAEventSource_queryDMACommand(IODMAEventSource *dmaES, IODMACommand **dmaCommand,
+        IOByteCount *transferCount, bool waitForIdle);
+/** IODMAEventSource_getFIFODepth - (IOKit default kIODirectionNone). */
+IOMEM_API IOByteCount IODMAEventSource_getFIFODepth(IODMAEventSource *dmaES, IODirection direction);
+IOMEM_API IOReturn IODMAEventSource_setFIFODepth(IODMAEventSource *dmaES, IOByteCount depth);
+IOMEM_API IOByteCount IODMAEventSource_validFIFODepth(IODMAEventSource *dmaES, IOByteCount depth,
+                                                      IODirection direction);
+IOMEM_API IOReturn IODMAEventSource_setFrameSize(IODMAEventSource *dmaES, UInt8 byteCount);
+/** IODMAEventSource_setDMAConfig - the controller's setDMAConfig(channel,
+ * the event source's provider, @dmaIndex). */
+IOMEM_API IOReturn IODMAEventSource_setDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex);
+IOMEM_API bool IODMAEventSource_validDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex);
+/** iomem_dma_event_source_getFrameCount - (iomem) frames moved so far by
+ * the running or last command (the controller's getFrameCount). */
+IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES);
+
+/* The two calls a controller makes (IODMAController_* forward here). */
+IOMEM_API void IODMAEventSource_completeDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand);
+IOMEM_API void IODMAEventSource_notifyDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp);
+
+/* ---- iomem additions: the owner's side ---------------------------------- */
+
+/**
+ * iomem_dma_event_source_run - deliver every queued completion on the
+ * calling thread: for each, the completion action with the command and
+ * the status/count/timestamp of its notify. Returns how many actions ran.
+ * The caller must hold a reference on @dmaES (an action may drop others).
+ * NULL: 0. Thread-safe (two drainers deliver different completions).
+ */
+IOMEM_API UInt32 iomem_dma_event_source_run(IODMAEventSource *dmaES);
+/**
+ * iomem_dma_event_source_setWorkSignal - call @signal(@dmaES, @context)
+ * whenever a completion is queued (IOKit's signalWorkAvailable), instead of
+ * the controller's callback thread; the owner then runs the queue on its own
+ * thread. @signal runs on the controller's completing thread, must not
+ * block, and may not release @dmaES (retain it to keep it past the call).
+ * NULL @signal restores the controller's default. Set it before starting
+ * commands. kIOReturnBadArgument for a NULL event source.
+ */
+IOMEM_API IOReturn iomem_dma_event_source_setWorkSignal(IODMAEventSource *dmaES,
+        void (*signal)(IODMAEventSource *dmaES, void *context), void *context);
+/** iomem_dma_event_source_getDMAIndex - the channel (0xFFFFFFFF: none). */
+IOMEM_API UInt32 iomem_dma_event_source_getDMAIndex(const IODMAEventSource *dmaES);
+/** iomem_dma_event_source_getController - +0, NULL for NULL. */
+IOMEM_API IODMAController *iomem_dma_event_source_getController(const IODMAEventSource *dmaES);
+/** iomem_dma_event_source_getOwner - the owner given at creation. */
+IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -325,5 +634,689 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
 
 #if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_DMA__IMPLEMENTATION_INCLUDED)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
+
+#if defined(IOMEM_BACKEND_LINUX)
+#include <linux/wait.h>
+#include <linux/sched.h>
+#endif
+
+/* >>impl-dmacontroller: the controller object and the registry ---------- */
+
+struct IODMAController {
+	const iomem_dma_controller_ops *ops;
+	void                           *context;
+	uint32_t                        refcount;
+	UInt32                          phandle;
+	bool                            registered;   /* under the registry lock */
+	IODMAController                *next;         /* registry list */
+	char                            name[IOMEM_DMA_CONTROLLER_NAME_SIZE];
+};
+
+/* The registry is IOKit's IORegistry for this one class: process-wide by
+ * nature (a lookup by name from any driver), hence a global. */
+static iomem__mutex iomem__dmac_registry_lock = IOMEM__MUTEX_INITIALIZER(iomem__dmac_registry_lock);
+static IODMAController *iomem__dmac_registry;
+
+IOMEM_API char *IODMAController_createControllerName(UInt32 phandle, char *name)
+{
+	static const char prefix[] = "IODMAController";
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned i;
+	if (name == NULL)
+		return NULL;
+	for (i = 0; i < sizeof prefix - 1; i++)
+		name[i] = prefix[i];
+	for (i = 0; i < 8; i++)
+		name[sizeof prefix - 1 + i] = hex[(phandle >> (28 - 4 * i)) & 0xF];
+	name[sizeof prefix - 1 + 8] = '\0';
+	return name;
+}
+
+IOMEM_API IODMAController *iomem_dma_controller_withOps(const iomem_dma_controller_ops *ops, void *context,
+                                                        const iomem_dma_provider *provider)
+{
+	IODMAController *c;
+	if (ops == NULL || ops->initDMAChannel == NULL || ops->startDMACommand == NULL ||
+	    ops->stopDMACommand == NULL || ops->queryDMACommand == NULL)
+		return NULL;
+	c = (IODMAController *)iomem__alloc_internal(sizeof *c, "IODMAController");
+	if (c == NULL)
+		return NULL;
+	c->ops = ops;
+	c->context = context;
+	c->refcount = 1;
+	c->phandle = provider ? provider->phandle : 0;
+	c->registered = false;
+	c->next = NULL;
+	IODMAController_createControllerName(c->phandle, c->name);
+	return c;
+}
+
+IOMEM_API void IODMAController_retain(IODMAController *controller)
+{
+	if (controller != NULL)
+		iomem__ref_retain(&controller->refcount);
+}
+
+IOMEM_API void IODMAController_release(IODMAController *controller)
+{
+	if (controller == NULL || iomem__ref_release(&controller->refcount) != 0)
+		return;
+	if (controller->ops->free != NULL)
+		controller->ops->free(controller);
+	iomem__free_internal(controller, sizeof *controller, "IODMAController");
+}
+
+IOMEM_API void *iomem_dma_controller_getContext(IODMAController *controller)
+{
+	return controller ? controller->context : NULL;
+}
+
+IOMEM_API const char *iomem_dma_controller_getName(const IODMAController *controller)
+{
+	return controller ? controller->name : "";
+}
+
+IOMEM__PRIVATE bool iomem__dmac_name_eq(const char *a, const char *b)
+{
+	while (*a != '\0' && *a == *b) {
+		a++;
+		b++;
+	}
+	return *a == *b;
+}
+
+IOMEM_API IOReturn IODMAController_registerDMAController(IODMAController *controller, IOOptionBits options)
+{
+	IODMAController *c;
+	(void)options;
+	if (controller == NULL)
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&iomem__dmac_registry_lock);
+	for (c = iomem__dmac_registry; c != NULL; c = c->next) {
+		if (c == controller || iomem__dmac_name_eq(c->name, controller->name)) {
+			iomem__mutex_unlock(&iomem__dmac_registry_lock);
+			return kIOReturnExclusiveAccess;
+		}
+	}
+	IODMAController_retain(controller);
+	controller->registered = true;
+	controller->next = iomem__dmac_registry;
+	iomem__dmac_registry = controller;
+	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn iomem_dma_controller_register(IODMAController *controller)
+{
+	return IODMAController_registerDMAController(controller, 0);
+}
+
+IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller)
+{
+	IODMAController **pp;
+	if (controller == NULL)
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&iomem__dmac_registry_lock);
+	for (pp = &iomem__dmac_registry; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == controller) {
+			*pp = controller->next;
+			controller->next = NULL;
+			controller->registered = false;
+			iomem__mutex_unlock(&iomem__dmac_registry_lock);
+			IODMAController_release(controller);
+			return kIOReturnSuccess;
+		}
+	}
+	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	return kIOReturnNotFound;
+}
+
+IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex)
+{
+	char name[IOMEM_DMA_CONTROLLER_NAME_SIZE];
+	IODMAController *c;
+	UInt32 phandle;
+	if (provider == NULL || provider->dmaParent == NULL || provider->dmaParentCount == 0)
+		return NULL;
+	if (provider->dmaParentCount == 1) {
+		phandle = provider->dmaParent[0];
+	} else {
+		if (dmaIndex >= provider->dmaParentCount) {
+#if IOMEM__DEBUG
+			iomem__report("IODMAController_getController: dmaIndex %u out of range (dma-parent has %u entries)",
+			              (unsigned long long)dmaIndex, (unsigned long long)provider->dmaParentCount);
+#endif
+			return NULL;
+		}
+		phandle = provider->dmaParent[dmaIndex];
+	}
+	IODMAController_createControllerName(phandle, name);
+	iomem__mutex_lock(&iomem__dmac_registry_lock);
+	for (c = iomem__dmac_registry; c != NULL; c = c->next)
+		if (iomem__dmac_name_eq(c->name, name))
+			break;
+	IODMAController_retain(c);
+	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	return c;
+}
+
+IOMEM_API void IODMAController_completeDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                  IODMACommand *dmaCommand)
+{
+	(void)controller;
+	IODMAEventSource_completeDMACommand(dmaES, dmaCommand);
+}
+
+IOMEM_API void IODMAController_notifyDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                IODMACommand *dmaCommand, IOReturn status,
+                                                IOByteCount actualByteCount, AbsoluteTime timeStamp)
+{
+	(void)controller;
+	IODMAEventSource_notifyDMACommand(dmaES, dmaCommand, status, actualByteCount, timeStamp);
+}
+
+/* >>impl-dmaevent: the event source --------------------------------------- */
+
+/* The synchronous start's wait (IOKit's sleepGate/wakeupGate on the busy
+ * flag): wait until 'pending' is cleared by the completing thread. */
+#if defined(IOMEM_BACKEND_POSIX)
+typedef struct iomem__dma_waiter {
+	pthread_mutex_t m;
+	pthread_cond_t  c;
+	bool            pending;
+} iomem__dma_waiter;
+IOMEM__PRIVATE bool iomem__dma_waiter_init(iomem__dma_waiter *w)
+{
+	w->pending = false;
+	if (pthread_mutex_init(&w->m, NULL) != 0)
+		return false;
+	if (pthread_cond_init(&w->c, NULL) != 0) {
+		pthread_mutex_destroy(&w->m);
+		return false;
+	}
+	return true;
+}
+IOMEM__PRIVATE void iomem__dma_waiter_destroy(iomem__dma_waiter *w)
+{
+	pthread_cond_destroy(&w->c);
+	pthread_mutex_destroy(&w->m);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_arm(iomem__dma_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	w->pending = true;
+	pthread_mutex_unlock(&w->m);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wait(iomem__dma_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	while (w->pending)
+		pthread_cond_wait(&w->c, &w->m);
+	pthread_mutex_unlock(&w->m);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wake(iomem__dma_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	w->pending = false;
+	pthread_cond_broadcast(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+#elif defined(IOMEM_BACKEND_LINUX)
+typedef struct iomem__dma_waiter {
+	wait_queue_head_t wq;
+	int               pending;
+} iomem__dma_waiter;
+IOMEM__PRIVATE bool iomem__dma_waiter_init(iomem__dma_waiter *w)
+{
+	init_waitqueue_head(&w->wq);
+	w->pending = 0;
+	return true;
+}
+IOMEM__PRIVATE void iomem__dma_waiter_destroy(iomem__dma_waiter *w) { (void)w; }
+IOMEM__PRIVATE void iomem__dma_waiter_arm(iomem__dma_waiter *w)     { WRITE_ONCE(w->pending, 1); smp_mb(); }
+IOMEM__PRIVATE void iomem__dma_waiter_wait(iomem__dma_waiter *w)
+{
+	wait_event(w->wq, smp_load_acquire(&w->pending) == 0);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wake(iomem__dma_waiter *w)
+{
+	smp_store_release(&w->pending, 0);
+	wake_up_all(&w->wq);
+}
+#else /* bare metal: completion comes from an interrupt handler */
+typedef struct iomem__dma_waiter { volatile uint32_t pending; } iomem__dma_waiter;
+IOMEM__PRIVATE bool iomem__dma_waiter_init(iomem__dma_waiter *w)    { w->pending = 0; return true; }
+IOMEM__PRIVATE void iomem__dma_waiter_destroy(iomem__dma_waiter *w) { (void)w; }
+IOMEM__PRIVATE void iomem__dma_waiter_arm(iomem__dma_waiter *w)     { w->pending = 1; }
+IOMEM__PRIVATE void iomem__dma_waiter_wait(iomem__dma_waiter *w)
+{
+	while (w->pending != 0)
+		;
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wake(iomem__dma_waiter *w)    { w->pending = 0; }
+#endif
+
+/* One started command: where notify's values wait for the completion
+ * (IOKit keeps them in the command's reserved fields and links the
+ * command itself into the completed queue; iomem's IODMACommand is not
+ * ours to extend, so a small record per start does both). */
+typedef struct iomem__dma_rec {
+	struct iomem__dma_rec *next;
+	IODMACommand          *cmd;
+	IOReturn               status;
+	IOByteCount            count;
+	AbsoluteTime           ts;
+	bool                   sync;
+} iomem__dma_rec;
+
+#define IOMEM__DMA_REC_CACHE 8u   /* records kept for reuse: no allocation per start */
+
+struct IODMAEventSource {
+	uint32_t                  refcount;
+	void                     *owner;
+	const iomem_dma_provider *provider;
+	IODMAController          *controller;   /* +1 */
+	UInt32                    dmaIndex;     /* 0xFFFFFFFF: no channel */
+	IODMAEventSource_Action   completion, notification;
+	void                    (*signal)(IODMAEventSource *, void *);
+	void                     *signal_ctx;
+	iomem__mutex              lock;         /* everything below */
+	iomem__dma_rec           *inflight, *inflight_tail;   /* started, FIFO */
+	iomem__dma_rec           *done, *done_tail;           /* completed, undelivered */
+	iomem__dma_rec           *spare;
+	uint32_t                  nspare;
+	bool                      sync_busy;
+	iomem__dma_waiter         waiter;
+};
+
+IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
+        IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex)
+{
+	IODMAEventSource *es;
+	IODMAController *c;
+	if (provider == NULL)
+		return NULL;
+	c = IODMAController_getController(provider, dmaIndex);
+	if (c == NULL)
+		return NULL;
+	es = (IODMAEventSource *)iomem__alloc_internal(sizeof *es, "IODMAEventSource");
+	if (es == NULL) {
+		IODMAController_release(c);
+		return NULL;
+	}
+	es->refcount = 1;
+	es->owner = owner;
+	es->provider = provider;
+	es->controller = c;
+	es->dmaIndex = 0xFFFFFFFFu;
+	es->completion = completion;
+	es->notification = notification;
+	if (!iomem__mutex_init(&es->lock))
+		goto fail;
+	if (!iomem__dma_waiter_init(&es->waiter)) {
+		iomem__mutex_destroy(&es->lock);
+		goto fail;
+	}
+	if (c->ops->initDMAChannel(c, provider, es, &es->dmaIndex, dmaIndex) != kIOReturnSuccess) {
+		iomem__dma_waiter_destroy(&es->waiter);
+		iomem__mutex_destroy(&es->lock);
+		goto fail;
+	}
+	return es;
+fail:
+	IODMAController_release(c);
+	iomem__free_internal(es, sizeof *es, "IODMAEventSource");
+	return NULL;
+}
+
+IOMEM_API void IODMAEventSource_retain(IODMAEventSource *dmaES)
+{
+	if (dmaES != NULL)
+		iomem__ref_retain(&dmaES->refcount);
+}
+
+IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES)
+{
+	iomem__dma_rec *r;
+	if (dmaES == NULL || iomem__ref_release(&dmaES->refcount) != 0)
+		return;
+	/* Nothing is in flight or queued: each of those holds a reference. */
+	if (dmaES->dmaIndex != 0xFFFFFFFFu && dmaES->controller->ops->freeDMAChannel != NULL)
+		dmaES->controller->ops->freeDMAChannel(dmaES->controller, dmaES->dmaIndex, dmaES);
+	IODMAController_release(dmaES->controller);
+	while ((r = dmaES->spare) != NULL) {
+		dmaES->spare = r->next;
+		iomem__free_internal(r, sizeof *r, "IODMAEventSource record");
+	}
+	iomem__dma_waiter_destroy(&dmaES->waiter);
+	iomem__mutex_destroy(&dmaES->lock);
+	iomem__free_internal(dmaES, sizeof *dmaES, "IODMAEventSource");
+}
+
+IOMEM__PRIVATE bool iomem__dmaes_ok(const IODMAEventSource *es)
+{
+	return es != NULL && es->controller != NULL && es->dmaIndex != 0xFFFFFFFFu;
+}
+
+/* A record from the spare list (under the lock) or a new one. */
+IOMEM__PRIVATE iomem__dma_rec *iomem__dmaes_rec_get(IODMAEventSource *es)
+{
+	iomem__dma_rec *r;
+	iomem__mutex_lock(&es->lock);
+	r = es->spare;
+	if (r != NULL) {
+		es->spare = r->next;
+		es->nspare--;
+	}
+	iomem__mutex_unlock(&es->lock);
+	if (r == NULL)
+		r = (iomem__dma_rec *)iomem__alloc_internal(sizeof *r, "IODMAEventSource record");
+	return r;
+}
+
+/* Called with the lock held. */
+IOMEM__PRIVATE void iomem__dmaes_rec_put_locked(IODMAEventSource *es, iomem__dma_rec *r, iomem__dma_rec **to_free)
+{
+	if (es->nspare < IOMEM__DMA_REC_CACHE) {
+		r->next = es->spare;
+		es->spare = r;
+		es->nspare++;
+	} else {
+		r->next = *to_free;
+		*to_free = r;
+	}
+}
+
+IOMEM__PRIVATE void iomem__dmaes_free_recs(iomem__dma_rec *r)
+{
+	while (r != NULL) {
+		iomem__dma_rec *n = r->next;
+		iomem__free_internal(r, sizeof *r, "IODMAEventSource record");
+		r = n;
+	}
+}
+
+/* Unlink the first in-flight record of @cmd (lock held); NULL if none. */
+IOMEM__PRIVATE iomem__dma_rec *iomem__dmaes_take_inflight_locked(IODMAEventSource *es, IODMACommand *cmd)
+{
+	iomem__dma_rec **pp, *prev = NULL;
+	for (pp = &es->inflight; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		iomem__dma_rec *r = *pp;
+		if (r->cmd == cmd) {
+			*pp = r->next;
+			if (es->inflight_tail == r)
+				es->inflight_tail = prev;
+			r->next = NULL;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+IOMEM_API IOReturn IODMAEventSource_startDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IODirection direction, IOByteCount byteCount, IOByteCount byteOffset)
+{
+	iomem__dma_rec *r, *to_free = NULL;
+	IOReturn ret;
+	bool sync;
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	sync = dmaES->completion == NULL;
+	r = iomem__dmaes_rec_get(dmaES);
+	if (r == NULL)
+		return kIOReturnNoMemory;
+	r->cmd = dmaCommand;
+	r->status = kIOReturnSuccess;
+	r->count = 0;
+	r->ts = 0;
+	r->sync = sync;
+	r->next = NULL;
+	IODMAEventSource_retain(dmaES);           /* until the completion is delivered */
+	iomem__mutex_lock(&dmaES->lock);
+	if (dmaES->sync_busy) {
+		iomem__dmaes_rec_put_locked(dmaES, r, &to_free);
+		iomem__mutex_unlock(&dmaES->lock);
+		iomem__dmaes_free_recs(to_free);
+		IODMAEventSource_release(dmaES);
+		return kIOReturnBusy;
+	}
+	if (sync) {
+		dmaES->sync_busy = true;
+		iomem__dma_waiter_arm(&dmaES->waiter);
+	}
+	/* in flight before the controller sees it: it may complete at once */
+	if (dmaES->inflight_tail != NULL)
+		dmaES->inflight_tail->next = r;
+	else
+		dmaES->inflight = r;
+	dmaES->inflight_tail = r;
+	iomem__mutex_unlock(&dmaES->lock);
+
+	ret = dmaES->controller->ops->startDMACommand(dmaES->controller, dmaES->dmaIndex, dmaCommand,
+	                                              direction, byteCount, byteOffset);
+	if (ret != kIOReturnSuccess) {
+		iomem__dma_rec *mine;
+		iomem__mutex_lock(&dmaES->lock);
+		/* a controller must not complete a start it refused; if it did,
+		 * the record is gone and the completion was already counted */
+		mine = iomem__dmaes_take_inflight_locked(dmaES, dmaCommand);
+		if (sync)
+			dmaES->sync_busy = false;
+		if (mine != NULL)
+			iomem__dmaes_rec_put_locked(dmaES, mine, &to_free);
+		iomem__mutex_unlock(&dmaES->lock);
+		iomem__dmaes_free_recs(to_free);
+		if (sync)
+			iomem__dma_waiter_wake(&dmaES->waiter);
+		if (mine != NULL)
+			IODMAEventSource_release(dmaES);
+		return ret;
+	}
+	if (sync)
+		iomem__dma_waiter_wait(&dmaES->waiter);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void IODMAEventSource_notifyDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp)
+{
+	iomem__dma_rec *r;
+	if (dmaES == NULL)
+		return;
+	iomem__mutex_lock(&dmaES->lock);
+	for (r = dmaES->inflight; r != NULL; r = r->next) {
+		if (r->cmd == dmaCommand) {
+			r->status = status;
+			r->count = actualByteCount;
+			r->ts = timeStamp;
+			break;
+		}
+	}
+	iomem__mutex_unlock(&dmaES->lock);
+	if (dmaES->notification != NULL)
+		dmaES->notification(dmaES->owner, dmaES, dmaCommand, status, actualByteCount, timeStamp);
+}
+
+IOMEM_API void IODMAEventSource_completeDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand)
+{
+	iomem__dma_rec *r, *to_free = NULL;
+	void (*signal)(IODMAEventSource *, void *);
+	void *signal_ctx;
+	if (dmaES == NULL)
+		return;
+	iomem__mutex_lock(&dmaES->lock);
+	r = iomem__dmaes_take_inflight_locked(dmaES, dmaCommand);
+	if (r == NULL) {
+		iomem__mutex_unlock(&dmaES->lock);
+#if IOMEM__DEBUG
+		iomem__report("IODMAEventSource_completeDMACommand: command %p is not in flight on event source %p",
+		              (void *)dmaCommand, (void *)dmaES);
+#endif
+		return;
+	}
+	if (r->sync) {
+		dmaES->sync_busy = false;
+		iomem__dmaes_rec_put_locked(dmaES, r, &to_free);
+		iomem__mutex_unlock(&dmaES->lock);
+		iomem__dmaes_free_recs(to_free);
+		iomem__dma_waiter_wake(&dmaES->waiter);
+		IODMAEventSource_release(dmaES);        /* the start's reference */
+		return;
+	}
+	if (dmaES->done_tail != NULL)
+		dmaES->done_tail->next = r;
+	else
+		dmaES->done = r;
+	dmaES->done_tail = r;
+	signal = dmaES->signal;
+	signal_ctx = dmaES->signal_ctx;
+	/* a concurrent drainer may deliver it (and drop the start's reference)
+	 * before the signal below: hold one of our own */
+	IODMAEventSource_retain(dmaES);
+	iomem__mutex_unlock(&dmaES->lock);
+	if (signal != NULL)
+		signal(dmaES, signal_ctx);
+	else if (dmaES->controller->ops->signalWorkAvailable != NULL)
+		dmaES->controller->ops->signalWorkAvailable(dmaES->controller, dmaES);
+	IODMAEventSource_release(dmaES);
+}
+
+IOMEM_API UInt32 iomem_dma_event_source_run(IODMAEventSource *dmaES)
+{
+	UInt32 n = 0;
+	if (dmaES == NULL)
+		return 0;
+	IODMAEventSource_retain(dmaES);     /* an action may drop the owner's */
+	for (;;) {
+		iomem__dma_rec *r, *to_free = NULL;
+		IODMACommand *cmd;
+		IOReturn status;
+		IOByteCount count;
+		AbsoluteTime ts;
+		iomem__mutex_lock(&dmaES->lock);
+		r = dmaES->done;
+		if (r != NULL) {
+			dmaES->done = r->next;
+			if (dmaES->done == NULL)
+				dmaES->done_tail = NULL;
+			cmd = r->cmd;
+			status = r->status;
+			count = r->count;
+			ts = r->ts;
+			iomem__dmaes_rec_put_locked(dmaES, r, &to_free);
+		}
+		iomem__mutex_unlock(&dmaES->lock);
+		if (r == NULL)
+			break;
+		iomem__dmaes_free_recs(to_free);
+		dmaES->completion(dmaES->owner, dmaES, cmd, status, count, ts);
+		n++;
+		IODMAEventSource_release(dmaES);    /* the start's reference */
+	}
+	IODMAEventSource_release(dmaES);
+	return n;
+}
+
+IOMEM_API IOReturn iomem_dma_event_source_setWorkSignal(IODMAEventSource *dmaES,
+        void (*signal)(IODMAEventSource *dmaES, void *context), void *context)
+{
+	if (dmaES == NULL)
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&dmaES->lock);
+	dmaES->signal = signal;
+	dmaES->signal_ctx = context;
+	iomem__mutex_unlock(&dmaES->lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API UInt32 iomem_dma_event_source_getDMAIndex(const IODMAEventSource *dmaES)
+{
+	return dmaES ? dmaES->dmaIndex : 0xFFFFFFFFu;
+}
+
+IOMEM_API IODMAController *iomem_dma_event_source_getController(const IODMAEventSource *dmaES)
+{
+	return dmaES ? dmaES->controller : NULL;
+}
+
+IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES)
+{
+	return dmaES ? dmaES->owner : NULL;
+}
+
+IOMEM_API IOReturn IODMAEventSource_stopDMACommand(IODMAEventSource *dmaES, bool flush, uint64_t timeout)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	return dmaES->controller->ops->stopDMACommand(dmaES->controller, dmaES->dmaIndex, flush, timeout);
+}
+
+IOMEM_API IOReturn IODMAEventSource_queryDMACommand(IODMAEventSource *dmaES, IODMACommand **dmaCommand,
+        IOByteCount *transferCount, bool waitForIdle)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	return dmaES->controller->ops->queryDMACommand(dmaES->controller, dmaES->dmaIndex, dmaCommand,
+	                                               transferCount, waitForIdle);
+}
+
+IOMEM_API IOByteCount IODMAEventSource_getFIFODepth(IODMAEventSource *dmaES, IODirection direction)
+{
+	if (!iomem__dmaes_ok(dmaES) || dmaES->controller->ops->getFIFODepth == NULL)
+		return 0;
+	return dmaES->controller->ops->getFIFODepth(dmaES->controller, dmaES->dmaIndex, direction);
+}
+
+IOMEM_API IOReturn IODMAEventSource_setFIFODepth(IODMAEventSource *dmaES, IOByteCount depth)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	if (dmaES->controller->ops->setFIFODepth == NULL)
+		return kIOReturnUnsupported;
+	return dmaES->controller->ops->setFIFODepth(dmaES->controller, dmaES->dmaIndex, depth);
+}
+
+IOMEM_API IOByteCount IODMAEventSource_validFIFODepth(IODMAEventSource *dmaES, IOByteCount depth,
+                                                      IODirection direction)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return (IOByteCount)kIOReturnError;   /* IOKit's quirk: an IOReturn as a count */
+	if (dmaES->controller->ops->validFIFODepth == NULL)
+		return 0;
+	return dmaES->controller->ops->validFIFODepth(dmaES->controller, dmaES->dmaIndex, depth, direction);
+}
+
+IOMEM_API IOReturn IODMAEventSource_setFrameSize(IODMAEventSource *dmaES, UInt8 byteCount)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	if (dmaES->controller->ops->setFrameSize == NULL)
+		return kIOReturnUnsupported;
+	return dmaES->controller->ops->setFrameSize(dmaES->controller, dmaES->dmaIndex, byteCount);
+}
+
+IOMEM_API IOReturn IODMAEventSource_setDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	if (dmaES->controller->ops->setDMAConfig == NULL)
+		return kIOReturnUnsupported;
+	return dmaES->controller->ops->setDMAConfig(dmaES->controller, dmaES->dmaIndex, dmaES->provider, dmaIndex);
+}
+
+IOMEM_API bool IODMAEventSource_validDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex)
+{
+	if (!iomem__dmaes_ok(dmaES) || dmaES->controller->ops->validDMAConfig == NULL)
+		return false;
+	return dmaES->controller->ops->validDMAConfig(dmaES->controller, dmaES->dmaIndex, dmaES->provider, dmaIndex);
+}
+
+IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES)
+{
+	if (!iomem__dmaes_ok(dmaES) || dmaES->controller->ops->getFrameCount == NULL)
+		return 0;
+	return dmaES->controller->ops->getFrameCount(dmaES->controller, dmaES->dmaIndex);
+}
 
 #endif /* IOMEM_IMPLEMENTATION */
