@@ -17,12 +17,15 @@
  *                     IOLittleMemoryCursor                   (memory cursor issue)
  *   >>dmacontroller   IODMAController ops table and registry (DMA controller issue)
  *   >>dmaevent        IODMAEventSource                       (DMA controller issue)
+ *   >>posixdma        the POSIX software DMA engine (a controller on a
+ *                     worker thread)                         (DMA controller issue)
  *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
  *     >>impl-dmacmd     IODMACommand: output functions, the bounce pool,
  *                       specification, prepare/complete, the engine,
  *                       DriverKit shapes
  *     >>impl-dmacontroller  the controller object and the registry
  *     >>impl-dmaevent       the event source: records, queue, sync wait
+ *     >>impl-posixdma       the software engine: channels, worker, callback thread
  *
  * The README's feature table says what works on which backend today.
  *
@@ -197,6 +200,11 @@ IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentLength(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *cmd);
+/** iomem_dmacmd_getMapper - (iomem; added for the software DMA engine) the
+ * mapper whose IOVAs genIOVMSegments emits now: +0, non-NULL only while
+ * the command is prepared with an IOVA mapping held (kMapped/kNonCoherent
+ * with a mapper); NULL when the segments are CPU-physical or @cmd is NULL. */
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd);
 
 /* ---- DriverKit shapes (reference §6) ------------------------------------ */
 
@@ -681,6 +689,106 @@ IOMEM_API UInt32 iomem_dma_event_source_getDMAIndex(const IODMAEventSource *dmaE
 IOMEM_API IODMAController *iomem_dma_event_source_getController(const IODMAEventSource *dmaES);
 /** iomem_dma_event_source_getOwner - the owner given at creation. */
 IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
+
+/* >>posixdma ============================================================== */
+/*
+ * The POSIX software DMA engine (iomem addition): an IODMAController that
+ * really moves bytes, on the software machine of backends/iomem_posix.h.
+ *
+ * A transfer is startDMACommand(channel, cmd, direction, count, offset) on
+ * a prepared IODMACommand: the engine walks the command's segments
+ * (genIOVMSegments from @offset, relative to the prepared offset) and
+ * copies @count bytes (0: to the end of the prepared range) between the
+ * machine's physical memory and the channel's other side:
+ *   - a device buffer (iomem_posix_dma_set_device_buffer): ordinary host
+ *     memory standing for the device; kIODirectionOut = memory -> device
+ *     buffer, kIODirectionIn = device buffer -> memory; device byte i is
+ *     transfer byte i;
+ *   - or a peer command (iomem_posix_dma_set_peer), memory to memory: Out
+ *     copies the command's bytes to the peer's, In the peer's to the
+ *     command's, the peer from its prepared offset 0.
+ * Segments that are IOVAs (the command maps through an IOMapper) are
+ * translated through the mapper, page by page (the simulated IOMMU's
+ * permission checks apply when the mapper is one): an access the mapper
+ * refuses stops the transfer there with kIOReturnDMAError - never a
+ * silent success.
+ *
+ * Threads: one worker thread per engine moves the bytes of every channel,
+ * a batch of segments of one channel at a time, round robin; one callback
+ * thread per engine delivers completions of event sources that installed
+ * no work signal: it is "the owner's callback thread" of every event
+ * source bound to the engine, so actions run on it one at a time.
+ *
+ * Progress: the byte count is published after every chunk of at most the
+ * FIFO depth (getFIFODepth); queryDMACommand reports it in whole frames
+ * (setFrameSize, default 1 byte), getFrameCount in frames. A stop
+ * (stopDMACommand) takes effect at the next segment boundary (the FIFO is
+ * then empty, so @flush changes nothing): the command completes with
+ * kIOReturnAborted and the bytes moved up to that boundary.
+ *
+ * Completion status (notify, then the completion action): kIOReturnSuccess
+ * (count = bytes asked), kIOReturnAborted (stopped), kIOReturnDMAError (an
+ * address the machine or the mapper refused; count = bytes before it),
+ * or the error genIOVMSegments gave.
+ *
+ * Channel calls' errors (the controller's ops, through IODMAEventSource):
+ *   startDMACommand  kIOReturnBadArgument (NULL command, a direction other
+ *                    than In or Out, @offset/@count beyond the prepared
+ *                    length), kIOReturnNotReady (command not prepared, or
+ *                    the channel has neither a device buffer nor a peer),
+ *                    kIOReturnNoSpace (the device buffer or the peer's
+ *                    prepared range is shorter than the transfer),
+ *                    kIOReturnBusy (the channel is running a command),
+ *                    kIOReturnOffline (the engine is shutting down);
+ *   stopDMACommand   kIOReturnNotReady (nothing running), kIOReturnTimeout
+ *                    (@timeout ns passed before it stopped; it still will);
+ *   queryDMACommand  success; *cmd = the running or last command (NULL
+ *                    before the first), *count its progress; @waitForIdle
+ *                    waits for the channel to finish first;
+ *   setFIFODepth     kIOReturnBadArgument (not validFIFODepth(depth): a
+ *                    power of two in [16, 1 MiB]), kIOReturnBusy (running);
+ *   setFrameSize     kIOReturnBadArgument (0), kIOReturnBusy (running);
+ *   setDMAConfig     kIOReturnBadArgument (NULL provider).
+ *   initDMAChannel   the first free channel; kIOReturnNoChannels if none.
+ */
+#if defined(IOMEM_BACKEND_POSIX)
+
+/** Engine parameters; zero fields take the defaults noted. */
+typedef struct iomem_posix_dma_engine_desc {
+	UInt32      phandle;      /* its provider's phandle: the registry name */
+	UInt32      channels;     /* 0 = 4; at most 64 */
+	IOByteCount fifoDepth;    /* initial FIFO depth of each channel, 0 = 4096 */
+	uint64_t    segmentDelayNs; /* a slow device: the worker pauses this long
+	                               before each segment (0: none) - lets tests
+	                               catch a transfer in flight */
+} iomem_posix_dma_engine_desc;
+
+/**
+ * iomem_posix_dma_engine_create - a software DMA engine with its worker and
+ * callback threads running. +1, not registered (IODMAController_register-
+ * DMAController makes it findable), or NULL: bad @desc (channels > 64, a
+ * FIFO depth validFIFODepth refuses), no memory, no threads. NULL @desc:
+ * all defaults. The last release stops and joins the threads (from any
+ * thread, an engine thread included).
+ */
+IOMEM_API IODMAController *iomem_posix_dma_engine_create(const iomem_posix_dma_engine_desc *desc);
+
+/**
+ * iomem_posix_dma_set_device_buffer - the device side of channel @dmaIndex:
+ * @length bytes at @buffer (+0: must outlive its use; NULL clears). Clears
+ * the peer. kIOReturnBadArgument (not an engine, no such channel, NULL
+ * buffer with a length), kIOReturnBusy (the channel is running).
+ */
+IOMEM_API IOReturn iomem_posix_dma_set_device_buffer(IODMAController *engine, UInt32 dmaIndex,
+                                                     void *buffer, IOByteCount length);
+/**
+ * iomem_posix_dma_set_peer - make channel @dmaIndex copy memory to memory
+ * with the prepared command @peer (+0: keep it prepared while in use; NULL
+ * clears). Clears the device buffer. Errors as set_device_buffer.
+ */
+IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaIndex, IODMACommand *peer);
+
+#endif /* IOMEM_BACKEND_POSIX */
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -1200,6 +1308,11 @@ IOMEM_API UInt32 IODMACommand_getAlignmentLength(const IODMACommand *cmd)
 IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *cmd)
 {
 	return cmd ? cmd->iomem__align_mask_int + 1 : 0;
+}
+
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd)
+{
+	return cmd != NULL && cmd->iomem__active != 0 && cmd->iomem__mapped ? cmd->iomem__mapper : NULL;
 }
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd)
 {
@@ -2752,5 +2865,786 @@ IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES)
 		return 0;
 	return dmaES->controller->ops->getFrameCount(dmaES->controller, dmaES->dmaIndex);
 }
+
+/* >>impl-posixdma: the POSIX software DMA engine ------------------------- */
+#if defined(IOMEM_BACKEND_POSIX)
+
+#include <time.h>
+#include <errno.h>
+
+enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1 };
+#define IOMEM__PDMA_BATCH 16u          /* segments generated per call */
+#define IOMEM__PDMA_SLICE (256u << 10) /* bytes of one channel before the next */
+
+typedef struct iomem__pdma_chan {
+	IODMAEventSource *es;          /* bound (+0; freeDMAChannel clears) */
+	IODMAEventSource *run_es;      /* +1: completions to deliver */
+	UInt32            req;
+	unsigned char    *devbuf;
+	IOByteCount       devlen;
+	IODMACommand     *peer;
+	IOByteCount       fifo;
+	UInt8             frame;
+	int               state;
+	bool              stop;        /* read by the worker at segment boundaries */
+	/* the transfer (written at start, read by the worker) */
+	IODMACommand     *cmd;         /* running, or the last one */
+	IODirection       dir;
+	UInt64            pos, end;    /* command offsets (relative to the prepared one) */
+	UInt64            ppos;        /* peer offset of the next peer segment */
+	IODMACommand_Segment64 pseg;   /* the peer segment in use (rest of it) */
+	IOByteCount       done;        /* published progress (atomic) */
+	uint64_t          seq;         /* transfers started */
+} iomem__pdma_chan;
+
+typedef struct iomem__pdma {
+	IODMAController  *ctrl;
+	pthread_mutex_t   m;
+	pthread_cond_t    work;        /* worker: a channel to run, or shutdown */
+	pthread_cond_t    idle;        /* a channel went idle */
+	pthread_cond_t    cbwork;      /* callback thread: an event source to run */
+	pthread_cond_t    delay;       /* segmentDelayNs: never signalled but at shutdown */
+	uint64_t          delay_ns;
+	pthread_t         worker, cb;
+	bool              shutdown;
+	int               self_free;   /* 0, or 1/2: that thread frees the engine at exit */
+	UInt32            nch, rr, nrunning, ncb;
+	iomem__pdma_chan *ch;
+} iomem__pdma;
+
+/* Timestamps and stop deadlines: CLOCK_MONOTONIC in ns. A strict ISO C
+ * build (-std=c99, no POSIX feature macro) hides clock_gettime: there the
+ * clock is time() (the condition variable's default realtime clock) in
+ * whole seconds. */
+#if defined(CLOCK_MONOTONIC)
+#  define IOMEM__PDMA_MONOTONIC 1
+#else
+#  define IOMEM__PDMA_MONOTONIC 0
+#endif
+
+IOMEM__PRIVATE AbsoluteTime iomem__pdma_now(void)
+{
+#if IOMEM__PDMA_MONOTONIC
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (AbsoluteTime)ts.tv_sec * 1000000000u + (AbsoluteTime)ts.tv_nsec;
+#else
+	return (AbsoluteTime)time(NULL) * 1000000000u;
+#endif
+}
+
+IOMEM__PRIVATE IOByteCount iomem__pdma_valid_fifo(IOByteCount depth)
+{
+	IOByteCount v = 16;
+	if (depth < 16)
+		return 16;
+	if (depth > ((IOByteCount)1 << 20))
+		return (IOByteCount)1 << 20;
+	while (v * 2 <= depth)
+		v *= 2;
+	return v;
+}
+
+/* The CPU-physical address of the device address @addr of @cmd's segments
+ * and how many bytes from there are contiguous (<= @len); false: the mapper
+ * refuses the access (a fault). Without a mapper: identity. */
+IOMEM__PRIVATE bool iomem__pdma_resolve(IOMapper *m, UInt64 addr, UInt64 len, bool write,
+                                        IOPhysicalAddress *pa, UInt64 *contig)
+{
+	if (m == NULL) {
+		*pa = addr;
+		*contig = len;
+		return true;
+	}
+	if (iomem_swiommu_is(m)) {
+		/* the simulated IOMMU checks permissions and records faults */
+		uint64_t n = 0;
+		if (iomem_swiommu_translate(m, addr, len, write, pa, &n) != kIOReturnSuccess || n == 0)
+			return false;
+		*contig = n;
+		return true;
+	}
+	{
+		/* another mapper: page by page through mapToPhysicalAddress */
+		uint64_t psz = IOMapper_getPageSize(m);
+		uint64_t p, left;
+		if (psz == 0)
+			return false;
+		p = IOMapper_mapToPhysicalAddress(m, addr & ~(psz - 1));
+		if (p == 0)
+			return false;
+		left = psz - (addr & (psz - 1));
+		*pa = p + (addr & (psz - 1));
+		*contig = left < len ? left : len;
+		return true;
+	}
+}
+
+/* Copy @len bytes between physical @pa and host @buf (to_phys: buf -> pa). */
+IOMEM__PRIVATE bool iomem__pdma_copy_host(IOPhysicalAddress pa, unsigned char *buf, UInt64 len, bool to_phys)
+{
+	return iomem__platform_phys_copy(pa, buf, len, to_phys);
+}
+
+/* Physical to physical, page by page on both sides. */
+IOMEM__PRIVATE bool iomem__pdma_copy_phys(IOPhysicalAddress dst, IOPhysicalAddress src, UInt64 len)
+{
+	UInt64 pg = iomem__platform_page_size();
+	while (len > 0) {
+		UInt64 c = pg - (src & (pg - 1));
+		void *s;
+		if (c > len)
+			c = len;
+		s = iomem_posix_phys_to_virt(src);
+		if (s == NULL || !iomem__platform_phys_copy(dst, s, c, true))
+			return false;
+		src += c;
+		dst += c;
+		len -= c;
+	}
+	return true;
+}
+
+/* Move [@addr, +@len) of the command's device space (cmd side) to/from the
+ * other side at transfer byte @xoff. Returns the status; *@moved = bytes
+ * moved (progress published every FIFO-depth chunk). */
+IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMapper *pm, UInt64 addr,
+                                         UInt64 len, IOByteCount xoff, IOByteCount *moved)
+{
+	bool in = (c->dir & kIODirectionIn) != 0;     /* memory is written */
+	IOByteCount fifo = c->fifo;
+	*moved = 0;
+	while (len > 0) {
+		IOPhysicalAddress pa;
+		UInt64 n;
+		if (!iomem__pdma_resolve(cm, addr, len, in, &pa, &n))
+			return kIOReturnDMAError;
+		if (n > fifo)
+			n = fifo;
+		if (c->peer == NULL) {
+			if (!iomem__pdma_copy_host(pa, c->devbuf + xoff + *moved, n, in))
+				return kIOReturnDMAError;
+		} else {
+			IOPhysicalAddress ppa;
+			UInt64 pn;
+			if (c->pseg.fLength == 0) {
+				UInt32 one = 1;
+				UInt64 off = c->ppos;
+				IOReturn r = IODMACommand_gen64IOVMSegments(c->peer, &off, &c->pseg, &one);
+				if (r != kIOReturnSuccess || one == 0)
+					return r != kIOReturnSuccess ? r : kIOReturnInternalError;
+				c->ppos = off;
+			}
+			if (!iomem__pdma_resolve(pm, c->pseg.fIOVMAddr, c->pseg.fLength, !in, &ppa, &pn))
+				return kIOReturnDMAError;
+			if (n > pn)
+				n = pn;
+			if (!(in ? iomem__pdma_copy_phys(pa, ppa, n) : iomem__pdma_copy_phys(ppa, pa, n)))
+				return kIOReturnDMAError;
+			c->pseg.fIOVMAddr += n;
+			c->pseg.fLength -= n;
+		}
+		addr += n;
+		len -= n;
+		*moved += n;
+		__atomic_store_n(&c->done, (IOByteCount)(xoff + *moved), __ATOMIC_RELEASE);
+	}
+	return kIOReturnSuccess;
+}
+
+/* One slice of channel @i's transfer, without the lock. Returns true when
+ * the transfer is over (*status set). */
+IOMEM__PRIVATE bool iomem__pdma_wait_until(iomem__pdma *e, pthread_cond_t *cv, uint64_t deadline);
+
+IOMEM__PRIVATE void iomem__pdma_delay(iomem__pdma *e)
+{
+	pthread_mutex_lock(&e->m);
+	if (!e->shutdown)
+		iomem__pdma_wait_until(e, &e->delay, iomem__pdma_now() + e->delay_ns);
+	pthread_mutex_unlock(&e->m);
+}
+
+IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IOReturn *status)
+{
+	IODMACommand_Segment64 seg[IOMEM__PDMA_BATCH];
+	IOMapper *cm = iomem_dmacmd_getMapper(c->cmd);
+	IOMapper *pm = c->peer ? iomem_dmacmd_getMapper(c->peer) : NULL;
+	IOByteCount budget = IOMEM__PDMA_SLICE;
+	while (budget > 0) {
+		UInt32 n = IOMEM__PDMA_BATCH, i;
+		UInt64 off = c->pos;
+		IOReturn r;
+		if (c->pos >= c->end) {
+			*status = kIOReturnSuccess;
+			return true;
+		}
+		r = IODMACommand_gen64IOVMSegments(c->cmd, &off, seg, &n);
+		if (r != kIOReturnSuccess) {
+			*status = r;
+			return true;
+		}
+		for (i = 0; i < n; i++) {
+			UInt64 len = seg[i].fLength, seg_start = c->pos;
+			IOByteCount moved;
+			if (e->delay_ns != 0)
+				iomem__pdma_delay(e);
+			if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+				*status = kIOReturnAborted;
+				return true;
+			}
+			if (len > c->end - seg_start)
+				len = c->end - seg_start;
+			r = iomem__pdma_move(c, cm, pm, seg[i].fIOVMAddr, len,
+			                     __atomic_load_n(&c->done, __ATOMIC_RELAXED), &moved);
+			c->pos += moved;
+			if (r != kIOReturnSuccess) {
+				*status = r;
+				return true;
+			}
+			if (c->pos >= c->end) {
+				*status = kIOReturnSuccess;
+				return true;
+			}
+			budget = moved >= budget ? 0 : budget - moved;
+		}
+	}
+	return false;
+}
+
+IOMEM__PRIVATE void iomem__pdma_destroy(iomem__pdma *e)
+{
+	pthread_cond_destroy(&e->delay);
+	pthread_cond_destroy(&e->cbwork);
+	pthread_cond_destroy(&e->idle);
+	pthread_cond_destroy(&e->work);
+	pthread_mutex_destroy(&e->m);
+	iomem__free_internal(e->ch, sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
+	iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+}
+
+IOMEM__PRIVATE void *iomem__pdma_worker(void *arg)
+{
+	iomem__pdma *e = (iomem__pdma *)arg;
+	pthread_mutex_lock(&e->m);
+	for (;;) {
+		iomem__pdma_chan *c = NULL;
+		UInt32 k;
+		IOReturn status = kIOReturnSuccess;
+		bool over;
+		if (e->shutdown)
+			break;
+		for (k = 0; k < e->nch; k++) {
+			UInt32 i = (e->rr + k) % e->nch;
+			if (e->ch[i].state == IOMEM__PDMA_RUNNING) {
+				c = &e->ch[i];
+				e->rr = i + 1;
+				break;
+			}
+		}
+		if (c == NULL) {
+			pthread_cond_wait(&e->work, &e->m);
+			continue;
+		}
+		pthread_mutex_unlock(&e->m);
+		over = iomem__pdma_slice(e, c, &status);
+		pthread_mutex_lock(&e->m);
+		if (over) {
+			IODMAEventSource *es = c->es;
+			IODMACommand *cmd = c->cmd;
+			IOByteCount done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
+			IODMAController *ctrl = e->ctrl;
+			/* the start's event-source record keeps @es alive until
+			 * complete; the engine itself is kept by @es's reference */
+			IODMAEventSource_retain(es);
+			c->state = IOMEM__PDMA_IDLE;
+			c->stop = false;
+			e->nrunning--;
+			pthread_cond_broadcast(&e->idle);
+			pthread_mutex_unlock(&e->m);
+			IODMAController_notifyDMACommand(ctrl, es, cmd, status, done, iomem__pdma_now());
+			IODMAController_completeDMACommand(ctrl, es, cmd);
+			IODMAEventSource_release(es);   /* may free the engine: see self_free */
+			pthread_mutex_lock(&e->m);
+		}
+	}
+	pthread_mutex_unlock(&e->m);
+	if (e->self_free == 1)
+		iomem__pdma_destroy(e);
+	return NULL;
+}
+
+IOMEM__PRIVATE void *iomem__pdma_callback(void *arg)
+{
+	iomem__pdma *e = (iomem__pdma *)arg;
+	pthread_mutex_lock(&e->m);
+	for (;;) {
+		IODMAEventSource *es = NULL;
+		UInt32 i;
+		if (e->ncb == 0) {
+			if (e->shutdown)
+				break;
+			pthread_cond_wait(&e->cbwork, &e->m);
+			continue;
+		}
+		for (i = 0; i < e->nch; i++) {
+			if (e->ch[i].run_es != NULL) {
+				es = e->ch[i].run_es;
+				e->ch[i].run_es = NULL;
+				e->ncb--;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&e->m);
+		if (es != NULL) {
+			iomem_dma_event_source_run(es);
+			IODMAEventSource_release(es);   /* may free the engine: see self_free */
+		}
+		pthread_mutex_lock(&e->m);
+	}
+	pthread_mutex_unlock(&e->m);
+	if (e->self_free == 2)
+		iomem__pdma_destroy(e);
+	return NULL;
+}
+
+IOMEM__PRIVATE iomem__pdma *iomem__pdma_of(IODMAController *c);
+
+IOMEM__PRIVATE IOReturn iomem__pdma_init(IODMAController *ctrl, const iomem_dma_provider *provider,
+                                         IODMAEventSource *es, UInt32 *dmaIndex, UInt32 reqIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	UInt32 i;
+	(void)provider;
+	pthread_mutex_lock(&e->m);
+	for (i = 0; i < e->nch; i++) {
+		if (e->ch[i].es == NULL) {
+			e->ch[i].es = es;
+			e->ch[i].req = reqIndex;
+			*dmaIndex = i;
+			pthread_mutex_unlock(&e->m);
+			return kIOReturnSuccess;
+		}
+	}
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnNoChannels;
+}
+
+IOMEM__PRIVATE void iomem__pdma_free_chan(IODMAController *ctrl, UInt32 dmaIndex, IODMAEventSource *es)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	pthread_mutex_lock(&e->m);
+	if (dmaIndex < e->nch && e->ch[dmaIndex].es == es) {
+		iomem__pdma_chan *c = &e->ch[dmaIndex];
+		/* nothing runs: a running command holds a reference on @es */
+		c->es = NULL;
+		c->devbuf = NULL;
+		c->devlen = 0;
+		c->peer = NULL;
+		c->cmd = NULL;
+		c->frame = 1;
+		__atomic_store_n(&c->done, (IOByteCount)0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&e->m);
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex, IODMACommand *cmd,
+                                          IODirection direction, IOByteCount byteCount, IOByteCount byteOffset)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	iomem__pdma_chan *c;
+	UInt64 poff, plen, peer_len = 0;
+	IODirection d = direction & kIODirectionInOut;
+	if (cmd == NULL || dmaIndex >= e->nch || (d != kIODirectionIn && d != kIODirectionOut))
+		return kIOReturnBadArgument;
+	if (IODMACommand_getPreparedOffsetAndLength(cmd, &poff, &plen) != kIOReturnSuccess)
+		return kIOReturnNotReady;
+	if (byteOffset > plen)
+		return kIOReturnBadArgument;
+	if (byteCount == 0)
+		byteCount = plen - byteOffset;
+	if (byteCount > plen - byteOffset)
+		return kIOReturnBadArgument;
+	c = &e->ch[dmaIndex];
+	pthread_mutex_lock(&e->m);
+	if (e->shutdown) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnOffline;
+	}
+	if (c->state != IOMEM__PDMA_IDLE) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnBusy;
+	}
+	if (c->peer == NULL && c->devbuf == NULL) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnNotReady;
+	}
+	if (c->peer != NULL) {
+		UInt64 po;
+		if (IODMACommand_getPreparedOffsetAndLength(c->peer, &po, &peer_len) != kIOReturnSuccess) {
+			pthread_mutex_unlock(&e->m);
+			return kIOReturnNotReady;
+		}
+	} else {
+		peer_len = c->devlen;
+	}
+	if (peer_len < byteCount) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnNoSpace;
+	}
+	c->cmd = cmd;
+	c->dir = d;
+	c->pos = byteOffset;
+	c->end = byteOffset + byteCount;
+	c->ppos = 0;
+	c->pseg.fIOVMAddr = 0;
+	c->pseg.fLength = 0;
+	c->stop = false;
+	c->seq++;
+	__atomic_store_n(&c->done, (IOByteCount)0, __ATOMIC_RELAXED);
+	c->state = IOMEM__PDMA_RUNNING;
+	e->nrunning++;
+	pthread_cond_signal(&e->work);
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnSuccess;
+}
+
+/* One wait on @cv (lock held) until signalled or @deadline (iomem__pdma_now
+ * clock, UINT64_MAX: none); false when the deadline has passed. */
+IOMEM__PRIVATE bool iomem__pdma_wait_until(iomem__pdma *e, pthread_cond_t *cv, uint64_t deadline)
+{
+	struct timespec ts;
+	if (deadline == UINT64_MAX) {
+		pthread_cond_wait(cv, &e->m);
+		return true;
+	}
+	if (iomem__pdma_now() >= deadline)
+		return false;
+	ts.tv_sec = (time_t)(deadline / 1000000000u);
+	ts.tv_nsec = (long)(deadline % 1000000000u);
+	pthread_cond_timedwait(cv, &e->m, &ts);
+	return true;
+}
+
+/* Wait (lock held) until transfer @seq of @c is over or @deadline passes;
+ * false on timeout. */
+IOMEM__PRIVATE bool iomem__pdma_wait_idle(iomem__pdma *e, iomem__pdma_chan *c, uint64_t seq, uint64_t deadline)
+{
+	while (c->state == IOMEM__PDMA_RUNNING && c->seq == seq)
+		if (!iomem__pdma_wait_until(e, &e->idle, deadline))
+			return false;
+	return true;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_stop(IODMAController *ctrl, UInt32 dmaIndex, bool flush, uint64_t timeout)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	iomem__pdma_chan *c;
+	uint64_t deadline = UINT64_MAX;
+	bool ok;
+	(void)flush;   /* stops happen at segment boundaries: the FIFO is empty */
+	if (dmaIndex >= e->nch)
+		return kIOReturnBadArgument;
+	c = &e->ch[dmaIndex];
+	if (timeout != UINT64_MAX) {
+		uint64_t now = iomem__pdma_now();
+		deadline = timeout > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout;
+	}
+	pthread_mutex_lock(&e->m);
+	if (c->state != IOMEM__PDMA_RUNNING) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnNotReady;
+	}
+	__atomic_store_n(&c->stop, true, __ATOMIC_RELEASE);
+	ok = iomem__pdma_wait_idle(e, c, c->seq, deadline);
+	pthread_mutex_unlock(&e->m);
+	return ok ? kIOReturnSuccess : kIOReturnTimeout;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_query(IODMAController *ctrl, UInt32 dmaIndex, IODMACommand **cmd,
+                                          IOByteCount *transferCount, bool waitForIdle)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	iomem__pdma_chan *c;
+	IOByteCount done;
+	if (dmaIndex >= e->nch)
+		return kIOReturnBadArgument;
+	c = &e->ch[dmaIndex];
+	pthread_mutex_lock(&e->m);
+	if (waitForIdle)
+		iomem__pdma_wait_idle(e, c, c->seq, UINT64_MAX);
+	done = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+	if (cmd != NULL)
+		*cmd = c->cmd;
+	if (transferCount != NULL)
+		*transferCount = done - done % c->frame;
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE IOByteCount iomem__pdma_getfifo(IODMAController *ctrl, UInt32 dmaIndex, IODirection direction)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	IOByteCount d;
+	(void)direction;
+	if (dmaIndex >= e->nch)
+		return 0;
+	pthread_mutex_lock(&e->m);
+	d = e->ch[dmaIndex].fifo;
+	pthread_mutex_unlock(&e->m);
+	return d;
+}
+
+IOMEM__PRIVATE IOByteCount iomem__pdma_validfifo(IODMAController *ctrl, UInt32 dmaIndex, IOByteCount depth,
+                                                 IODirection direction)
+{
+	(void)ctrl; (void)dmaIndex; (void)direction;
+	return iomem__pdma_valid_fifo(depth);
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_setfifo(IODMAController *ctrl, UInt32 dmaIndex, IOByteCount depth)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	IOReturn r = kIOReturnSuccess;
+	if (dmaIndex >= e->nch || depth != iomem__pdma_valid_fifo(depth))
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+		r = kIOReturnBusy;
+	else
+		e->ch[dmaIndex].fifo = depth;
+	pthread_mutex_unlock(&e->m);
+	return r;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_setframe(IODMAController *ctrl, UInt32 dmaIndex, UInt8 byteCount)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	IOReturn r = kIOReturnSuccess;
+	if (dmaIndex >= e->nch || byteCount == 0)
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+		r = kIOReturnBusy;
+	else
+		e->ch[dmaIndex].frame = byteCount;
+	pthread_mutex_unlock(&e->m);
+	return r;
+}
+
+IOMEM__PRIVATE UInt64 iomem__pdma_frames(IODMAController *ctrl, UInt32 dmaIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	UInt64 f;
+	if (dmaIndex >= e->nch)
+		return 0;
+	pthread_mutex_lock(&e->m);
+	f = __atomic_load_n(&e->ch[dmaIndex].done, __ATOMIC_ACQUIRE) / e->ch[dmaIndex].frame;
+	pthread_mutex_unlock(&e->m);
+	return f;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_setconfig(IODMAController *ctrl, UInt32 dmaIndex,
+                                              const iomem_dma_provider *provider, UInt32 reqIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	if (dmaIndex >= e->nch || provider == NULL)
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	e->ch[dmaIndex].req = reqIndex;
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE bool iomem__pdma_validconfig(IODMAController *ctrl, UInt32 dmaIndex,
+                                            const iomem_dma_provider *provider, UInt32 reqIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	(void)reqIndex;
+	return dmaIndex < e->nch && provider != NULL;
+}
+
+IOMEM__PRIVATE void iomem__pdma_signal(IODMAController *ctrl, IODMAEventSource *es)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	UInt32 i = iomem_dma_event_source_getDMAIndex(es);
+	if (i >= e->nch)
+		return;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[i].run_es == NULL) {
+		IODMAEventSource_retain(es);
+		e->ch[i].run_es = es;
+		e->ncb++;
+		pthread_cond_signal(&e->cbwork);
+	}
+	pthread_mutex_unlock(&e->m);
+}
+
+IOMEM__PRIVATE void iomem__pdma_free(IODMAController *ctrl)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	pthread_t self = pthread_self();
+	bool on_worker = pthread_equal(self, e->worker) != 0;
+	bool on_cb = pthread_equal(self, e->cb) != 0;
+	pthread_mutex_lock(&e->m);
+	e->shutdown = true;
+	e->ctrl = NULL;
+	e->self_free = on_worker ? 1 : on_cb ? 2 : 0;
+	pthread_cond_broadcast(&e->work);
+	pthread_cond_broadcast(&e->cbwork);
+	pthread_cond_broadcast(&e->delay);
+	pthread_mutex_unlock(&e->m);
+	/* the last reference went with the last event source, so nothing is
+	 * running or queued; a thread of the engine itself finishes and frees */
+	if (on_worker)
+		pthread_detach(e->worker);
+	else
+		pthread_join(e->worker, NULL);
+	if (on_cb)
+		pthread_detach(e->cb);
+	else
+		pthread_join(e->cb, NULL);
+	if (!on_worker && !on_cb)
+		iomem__pdma_destroy(e);
+}
+
+static const iomem_dma_controller_ops iomem__pdma_ops = {
+	"iomem_posix_dma_engine",
+	iomem__pdma_init, iomem__pdma_free_chan, iomem__pdma_start, iomem__pdma_stop, iomem__pdma_query,
+	iomem__pdma_getfifo, iomem__pdma_setfifo, iomem__pdma_validfifo, iomem__pdma_setframe,
+	iomem__pdma_setconfig, iomem__pdma_validconfig, iomem__pdma_frames, iomem__pdma_signal,
+	iomem__pdma_free
+};
+
+IOMEM__PRIVATE iomem__pdma *iomem__pdma_of(IODMAController *c)
+{
+	return (iomem__pdma *)iomem_dma_controller_getContext(c);
+}
+
+IOMEM_API IODMAController *iomem_posix_dma_engine_create(const iomem_posix_dma_engine_desc *desc)
+{
+	iomem_posix_dma_engine_desc d = { 0, 0, 0, 0 };
+	iomem_dma_provider prov = { 0, NULL, 0, NULL };
+	pthread_condattr_t ca;
+	iomem__pdma *e;
+	UInt32 i;
+	int stage = 0;
+	if (desc != NULL)
+		d = *desc;
+	if (d.channels == 0)
+		d.channels = 4;
+	if (d.fifoDepth == 0)
+		d.fifoDepth = 4096;
+	if (d.channels > 64 || iomem__pdma_valid_fifo(d.fifoDepth) != d.fifoDepth)
+		return NULL;
+	e = (iomem__pdma *)iomem__alloc_internal(sizeof *e, "iomem_posix_dma_engine");
+	if (e == NULL)
+		return NULL;
+	e->nch = d.channels;
+	e->ch = (iomem__pdma_chan *)iomem__alloc_internal(sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
+	if (e->ch == NULL) {
+		iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+		return NULL;
+	}
+	e->delay_ns = d.segmentDelayNs;
+	for (i = 0; i < e->nch; i++) {
+		e->ch[i].fifo = d.fifoDepth;
+		e->ch[i].frame = 1;
+	}
+	prov.phandle = d.phandle;
+	e->ctrl = iomem_dma_controller_withOps(&iomem__pdma_ops, e, &prov);
+	if (e->ctrl == NULL)
+		goto fail;
+	if (pthread_mutex_init(&e->m, NULL) != 0)
+		goto fail;
+	stage = 1;
+	if (pthread_condattr_init(&ca) != 0)
+		goto fail;
+#if IOMEM__PDMA_MONOTONIC
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+#endif
+	if (pthread_cond_init(&e->idle, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		goto fail;
+	}
+	if (pthread_cond_init(&e->delay, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		pthread_cond_destroy(&e->idle);
+		goto fail;
+	}
+	pthread_condattr_destroy(&ca);
+	stage = 2;
+	if (pthread_cond_init(&e->work, NULL) != 0)
+		goto fail;
+	stage = 3;
+	if (pthread_cond_init(&e->cbwork, NULL) != 0)
+		goto fail;
+	stage = 4;
+	if (pthread_create(&e->worker, NULL, iomem__pdma_worker, e) != 0)
+		goto fail;
+	stage = 5;
+	if (pthread_create(&e->cb, NULL, iomem__pdma_callback, e) != 0)
+		goto fail;
+	return e->ctrl;
+fail:
+	if (stage >= 5) {
+		pthread_mutex_lock(&e->m);
+		e->shutdown = true;
+		pthread_cond_broadcast(&e->work);
+		pthread_mutex_unlock(&e->m);
+		pthread_join(e->worker, NULL);
+	}
+	if (stage >= 4)
+		pthread_cond_destroy(&e->cbwork);
+	if (stage >= 3)
+		pthread_cond_destroy(&e->work);
+	if (stage >= 2) {
+		pthread_cond_destroy(&e->delay);
+		pthread_cond_destroy(&e->idle);
+	}
+	if (stage >= 1)
+		pthread_mutex_destroy(&e->m);
+	if (e->ctrl != NULL) {
+		/* not through release: its free hook would join threads */
+		iomem__free_internal(e->ctrl, sizeof *e->ctrl, "IODMAController");
+	}
+	iomem__free_internal(e->ch, sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
+	iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+	return NULL;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_config(IODMAController *engine, UInt32 dmaIndex, void *buffer,
+                                           IOByteCount length, IODMACommand *peer)
+{
+	iomem__pdma *e;
+	IOReturn r = kIOReturnSuccess;
+	if (engine == NULL || engine->ops != &iomem__pdma_ops)
+		return kIOReturnBadArgument;
+	e = iomem__pdma_of(engine);
+	if (dmaIndex >= e->nch || (buffer == NULL && length != 0))
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING) {
+		r = kIOReturnBusy;
+	} else {
+		e->ch[dmaIndex].devbuf = (unsigned char *)buffer;
+		e->ch[dmaIndex].devlen = length;
+		e->ch[dmaIndex].peer = peer;
+	}
+	pthread_mutex_unlock(&e->m);
+	return r;
+}
+
+IOMEM_API IOReturn iomem_posix_dma_set_device_buffer(IODMAController *engine, UInt32 dmaIndex,
+                                                     void *buffer, IOByteCount length)
+{
+	return iomem__pdma_config(engine, dmaIndex, buffer, length, NULL);
+}
+
+IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaIndex, IODMACommand *peer)
+{
+	return iomem__pdma_config(engine, dmaIndex, NULL, 0, peer);
+}
+
+#endif /* IOMEM_BACKEND_POSIX */
 
 #endif /* IOMEM_IMPLEMENTATION */
