@@ -14,8 +14,10 @@
  *
  * The engine's worker and callback threads inherit the bench's CPU pinning,
  * so every hand-off is a context switch on one CPU: the figures include
- * them, as a driver on a loaded machine would see. Wall-clock timing only
- * (--cputime would not count the worker's time).
+ * them, as a driver on a loaded machine would see. Wall-clock timing for
+ * the framework's comparison (--cputime would not count the worker's
+ * time), plus the same ratio in process CPU time (all threads), which a
+ * busy shared machine does not distort.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "iomem_dma.h"
 
@@ -83,6 +86,13 @@ static void lat_action(void *owner, IODMAEventSource *es, IODMACommand *cmd, IOR
     l->done = status == kIOReturnSuccess ? 1 : -1;
     pthread_cond_signal(&l->c);
     pthread_mutex_unlock(&l->m);
+}
+
+static uint64_t process_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -185,8 +195,30 @@ int bench_group_dmaengine(bench_ctx *ctx)
                         "GB/s", -1);
             bench_exact(ctx, "dmaengine throughput", "memcpy GB/s (median)",
                         (double)XFER_BYTES / st.base_ns_median, "GB/s", -1);
-            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput (>= 0.70)",
-                        1.0 / st.ratio_median, "x", -1);
+            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput, wall (target >= 70)",
+                        100.0 / st.ratio_median, "%", -1);
+        }
+    }
+    /* The same in process CPU time (every thread of the process: the
+     * worker's copy and both hand-offs count, the time other processes
+     * hold the CPU does not): the engine's cost, free of the machine's
+     * load, which on a shared machine dominates the wall-clock median. */
+    {
+        int n = bench_quick(ctx) ? 30 : 200;
+        uint64_t c0, c1, c2;
+        c0 = process_cpu_ns();
+        if (k_engine(&xs, (uint64_t)n) != 0) {
+            bench_fail(ctx, "engine transfer failed");
+            goto out;
+        }
+        c1 = process_cpu_ns();
+        k_memcpy(&xs, (uint64_t)n);
+        c2 = process_cpu_ns();
+        if (c2 > c1 && c1 > c0) {
+            double ratio = (double)(c1 - c0) / (double)(c2 - c1);
+            bench_exact(ctx, "dmaengine throughput", "engine/memcpy process CPU time per MiB (<= 1.43)", ratio, "x",
+                        1.0 / 0.7);
+            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput, CPU time", 100.0 / ratio, "%", -1);
         }
     }
 
