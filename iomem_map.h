@@ -198,7 +198,8 @@ IOMEM_API void IOMapperInsertPPNPages(ppnum_t addr, unsigned offset, ppnum_t *pa
  * platforms without one. It has
  *   - an IOVA space [iova_base, iova_base + iova_size) managed by an
  *     IORangeAllocator (vmem-style instant fit) in IOMMU pages, with a
- *     per-thread cache of recently freed 1..8-page ranges on POSIX;
+ *     per-thread cache of recently freed ranges on POSIX (1..8 pages by
+ *     size, and up to 8 larger ones of up to 512 pages, exact size);
  *   - a two-level page table (IOVA page -> physical frame + read/write
  *     bits): O(1) per page to map, unmap and translate; its 4 KiB leaves are
  *     allocated on first use and kept until the mapper is freed;
@@ -391,6 +392,10 @@ struct IOMapper {
 
 static iomem__mutex iomem__mapper_system_lock = IOMEM__MUTEX_INITIALIZER(iomem__mapper_system_lock);
 static IOMapper *iomem__mapper_system;
+/* The system mapper's software IOMMU state when it is one (else NULL): the
+ * C accessors' hot path reads this one pointer. */
+static void *iomem__mapper_system_sw;
+IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper);
 
 /* The system mapper is also read without the lock (the C accessors,
  * IOMappedRead/Write): a release store, an acquire load. */
@@ -398,8 +403,8 @@ static IOMapper *iomem__mapper_system;
 #  define IOMEM__MAP_LOAD_PTR(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #  define IOMEM__MAP_STORE_PTR(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #else
-#  define IOMEM__MAP_LOAD_PTR(p)     (*(IOMapper *volatile *)(p))
-#  define IOMEM__MAP_STORE_PTR(p, v) (*(IOMapper *volatile *)(p) = (v))
+#  define IOMEM__MAP_LOAD_PTR(p)     (*(p))
+#  define IOMEM__MAP_STORE_PTR(p, v) (*(p) = (v))
 #endif
 
 IOMEM_API IOMapper *iomem_mapper_withOps(const iomem_mapper_ops *ops, void *context)
@@ -444,6 +449,8 @@ IOMEM_API void iomem_mapper_set_system(IOMapper *mapper)
 	iomem__mutex_lock(&iomem__mapper_system_lock);
 	old = iomem__mapper_system;
 	IOMEM__MAP_STORE_PTR(&iomem__mapper_system, mapper);
+	IOMEM__MAP_STORE_PTR(&iomem__mapper_system_sw,
+	                     mapper != NULL && mapper->ops->free == iomem__swiommu_destroy ? mapper->context : NULL);
 	iomem__mutex_unlock(&iomem__mapper_system_lock);
 	IOMapper_release(old);
 }
@@ -502,11 +509,14 @@ IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mapp
 /* >>impl-swiommu: the software IOMMU ------------------------------------ */
 
 /* Page-table entries: the frame's physical address | these bits (a page
- * is present when R is set). Leaves hold 512 entries (4 KiB). */
+ * is present when R is set). A leaf holds 512 entries and, after them, the
+ * number of entries present (so a free can see "nothing mapped here" with
+ * one load per leaf). */
 #define IOMEM__SWIOMMU_R          ((uint64_t)1)
 #define IOMEM__SWIOMMU_W          ((uint64_t)2)
 #define IOMEM__SWIOMMU_LEAF_SHIFT 9u
 #define IOMEM__SWIOMMU_LEAF_N     ((uint64_t)1 << IOMEM__SWIOMMU_LEAF_SHIFT)
+#define IOMEM__SWIOMMU_LEAF_BYTES ((vm_size_t)((IOMEM__SWIOMMU_LEAF_N + 1) * sizeof(uint64_t)))
 
 /* The per-thread IOVA cache needs thread-local storage and pthread keys:
  * POSIX with GCC/Clang only. Entries are read without the lock on its
@@ -532,6 +542,8 @@ typedef struct iomem__swiommu {
 	unsigned            cpu_shift;     /* log2 of the CPU page at creation */
 	uint64_t            mask;          /* IOMMU page - 1 */
 	uint64_t            first, count;  /* the space in IOMMU pages: [first, first + count) */
+	uint64_t            last32;        /* last page a 32-bit page number can start a range at */
+	bool                same_page;     /* IOMMU page == CPU page (the C accessors' hot path) */
 	IORangeAllocator   *ra;            /* free IOVA pages (page numbers) */
 	uint64_t          **dir;           /* ndir leaves, allocated on first use */
 	uint64_t            ndir;
@@ -542,8 +554,7 @@ typedef struct iomem__swiommu {
 } iomem__swiommu;
 
 /* A software IOMMU is recognised by its free hook (C++ has no tentative
- * definition of the ops table). */
-IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper);
+ * definition of the ops table; declared with the system mapper above). */
 
 IOMEM_FORCEINLINE iomem__swiommu *iomem__swiommu_of(IOMapper *m)
 {
@@ -565,26 +576,60 @@ IOMEM_FORCEINLINE uint64_t *iomem__swiommu_pte(iomem__swiommu *s, uint64_t page)
 	return leaf ? &leaf[i & (IOMEM__SWIOMMU_LEAF_N - 1)] : NULL;
 }
 
+/* Lock held: a writer of consecutive entries that looks a leaf up once
+ * per 512 entries and updates its count once per leaf (a map writes one
+ * entry per page of many runs). Space-relative entry indices. */
+typedef struct iomem__swiommu_cur {
+	uint64_t *leaf;
+	uint64_t  li;        /* the leaf's index in the directory; ~0: none */
+	uint64_t  added;     /* entries made present in this leaf, not counted yet */
+} iomem__swiommu_cur;
+
+IOMEM_FORCEINLINE void iomem__swiommu_cur_flush(iomem__swiommu *s, iomem__swiommu_cur *c)
+{
+	if (c->added != 0) {
+		IOMEM__PTE_STORE(&c->leaf[IOMEM__SWIOMMU_LEAF_N], c->leaf[IOMEM__SWIOMMU_LEAF_N] + c->added);
+		s->mapped += c->added;
+		c->added = 0;
+	}
+}
+
+/* Entries [i, i + np) := @f, @f + @step, ... (@f carries the access bits).
+ * False when a leaf cannot be allocated (the entries before stay set). */
+IOMEM_FORCEINLINE bool iomem__swiommu_cur_put(iomem__swiommu *s, iomem__swiommu_cur *c, uint64_t i, uint64_t np,
+                                              uint64_t f, uint64_t step)
+{
+	for (; np != 0; np--, i++, f += step) {
+		uint64_t *e;
+		if (IOMEM_UNLIKELY((i >> IOMEM__SWIOMMU_LEAF_SHIFT) != c->li)) {
+			iomem__swiommu_cur_flush(s, c);
+			c->li = i >> IOMEM__SWIOMMU_LEAF_SHIFT;
+			c->leaf = s->dir[c->li];
+			if (c->leaf == NULL) {
+				c->leaf = (uint64_t *)iomem__alloc_internal(IOMEM__SWIOMMU_LEAF_BYTES, "iomem_swiommu page table");
+				if (c->leaf == NULL) {
+					c->li = ~(uint64_t)0;
+					return false;
+				}
+				IOMEM__DIR_STORE(&s->dir[c->li], c->leaf);
+				s->leaves++;
+			}
+		}
+		e = &c->leaf[i & (IOMEM__SWIOMMU_LEAF_N - 1)];
+		c->added += !(*e & IOMEM__SWIOMMU_R);
+		IOMEM__PTE_STORE(e, f);
+	}
+	return true;
+}
+
 /* Lock held: map [page, page + n) to consecutive frames from @pa. False
  * when a leaf cannot be allocated (the pages before it stay mapped). */
 IOMEM__PRIVATE bool iomem__swiommu_set(iomem__swiommu *s, uint64_t page, uint64_t n, uint64_t pa, uint64_t bits)
 {
-	for (; n != 0; n--, page++, pa += s->mask + 1) {
-		uint64_t i = page - s->first, **slot = &s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT], *e;
-		if (*slot == NULL) {
-			uint64_t *leaf = (uint64_t *)iomem__alloc_internal(IOMEM__SWIOMMU_LEAF_N * sizeof(uint64_t),
-			                                                   "iomem_swiommu page table");
-			if (leaf == NULL)
-				return false;
-			IOMEM__DIR_STORE(slot, leaf);
-			s->leaves++;
-		}
-		e = &(*slot)[i & (IOMEM__SWIOMMU_LEAF_N - 1)];
-		if (!(*e & IOMEM__SWIOMMU_R))
-			s->mapped++;
-		IOMEM__PTE_STORE(e, pa | bits);
-	}
-	return true;
+	iomem__swiommu_cur c = { NULL, ~(uint64_t)0, 0 };
+	bool ok = iomem__swiommu_cur_put(s, &c, page - s->first, n, pa | bits, s->mask + 1);
+	iomem__swiommu_cur_flush(s, &c);
+	return ok;
 }
 
 /* Lock held: unmap [page, page + n) (inside the space). */
@@ -595,27 +640,36 @@ IOMEM__PRIVATE void iomem__swiommu_clear(iomem__swiommu *s, uint64_t page, uint6
 		uint64_t *leaf = s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT];
 		if (k > n)
 			k = n;
-		if (leaf != NULL) {
-			uint64_t t;
+		if (leaf != NULL && leaf[IOMEM__SWIOMMU_LEAF_N] != 0) {
+			uint64_t t, removed = 0;
 			for (t = 0; t < k; t++) {
 				if (leaf[j + t] != 0) {
 					IOMEM__PTE_STORE(&leaf[j + t], 0);
-					s->mapped--;
+					removed++;
 				}
 			}
+			IOMEM__PTE_STORE(&leaf[IOMEM__SWIOMMU_LEAF_N], leaf[IOMEM__SWIOMMU_LEAF_N] - removed);
+			s->mapped -= removed;
 		}
 		page += k;
 		n -= k;
 	}
 }
 
-/* Whether no page of [page, page + n) (inside the space) is mapped; no
- * lock needed (the caller owns the range). */
+/* Whether no page of [page, page + n) (inside the space, n <= 512) is
+ * mapped; no lock needed (the caller owns the range). Usually one load per
+ * leaf (its count of entries present). */
 IOMEM_FORCEINLINE bool iomem__swiommu_none_mapped(iomem__swiommu *s, uint64_t page, uint64_t n)
 {
+	uint64_t i = page - s->first, e = i + n - 1;
+	uint64_t *a = IOMEM__DIR_LOAD(&s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	uint64_t *b = IOMEM__DIR_LOAD(&s->dir[e >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	if (IOMEM_LIKELY((a == NULL || IOMEM__PTE_LOAD(&a[IOMEM__SWIOMMU_LEAF_N]) == 0) &&
+	                 (b == NULL || IOMEM__PTE_LOAD(&b[IOMEM__SWIOMMU_LEAF_N]) == 0)))
+		return true;
 	for (; n != 0; n--, page++) {
-		uint64_t *e = iomem__swiommu_pte(s, page);
-		if (e != NULL && IOMEM__PTE_LOAD(e) != 0)
+		uint64_t *p = iomem__swiommu_pte(s, page);
+		if (p != NULL && IOMEM__PTE_LOAD(p) != 0)
 			return false;
 	}
 	return true;
@@ -623,7 +677,9 @@ IOMEM_FORCEINLINE bool iomem__swiommu_none_mapped(iomem__swiommu *s, uint64_t pa
 
 /* ---- the per-thread IOVA cache (POSIX) --------------------------------- *
  * Linux's per-CPU "rcache" idea with a thread as the CPU: a thread keeps up
- * to 16 recently freed ranges of each size 1..8 IOMMU pages of ONE IOMMU,
+ * to 16 recently freed ranges of each size 1..8 IOMMU pages and 8 larger
+ * ones (up to 512 pages, matched by exact size: repeated I/O of one size)
+ * of ONE IOMMU,
  * so a hot IOMapperIOVMAlloc/Free pair takes no lock and no atomic
  * read-modify-write. The ranges stay allocated in the range allocator.
  * They go back: when the thread uses another IOMMU, on
@@ -632,13 +688,16 @@ IOMEM_FORCEINLINE bool iomem__swiommu_none_mapped(iomem__swiommu *s, uint64_t pa
  * IOMMUs, so an IOMMU freed meanwhile is never touched). */
 #define IOMEM__SWIOMMU_MAG_CLASSES 8u
 #define IOMEM__SWIOMMU_MAG_DEPTH   16u
+#define IOMEM__SWIOMMU_MAG_BIG     8u     /* larger ranges (9..512 pages), exact size */
 
 #if IOMEM__SWIOMMU_MAG
 typedef struct iomem__swiommu_mag {
 	uint64_t id;                     /* the IOMMU the entries belong to, 0: none */
 	bool     keyed;                  /* the exit destructor is armed */
 	uint8_t  count[IOMEM__SWIOMMU_MAG_CLASSES];
+	uint8_t  nbig;
 	uint64_t page[IOMEM__SWIOMMU_MAG_CLASSES][IOMEM__SWIOMMU_MAG_DEPTH];
+	uint64_t big_page[IOMEM__SWIOMMU_MAG_BIG], big_n[IOMEM__SWIOMMU_MAG_BIG];
 } iomem__swiommu_mag;
 
 static __thread iomem__swiommu_mag iomem__swiommu_tls;
@@ -662,11 +721,16 @@ IOMEM__PRIVATE void iomem__swiommu_mag_drain(iomem__swiommu_mag *mag)
 		for (k = 0; k < IOMEM__SWIOMMU_MAG_CLASSES; k++)
 			while (mag->count[k] != 0)
 				IORangeAllocator_deallocate(s->ra, mag->page[k][--mag->count[k]], k + 1);
+		while (mag->nbig != 0) {
+			mag->nbig--;
+			IORangeAllocator_deallocate(s->ra, mag->big_page[mag->nbig], mag->big_n[mag->nbig]);
+		}
 		iomem__sleep_lock_unlock(&s->lock);
 	}
 	iomem__mutex_unlock(&iomem__swiommu_reg_lock);
 	for (k = 0; k < IOMEM__SWIOMMU_MAG_CLASSES; k++)
 		mag->count[k] = 0;
+	mag->nbig = 0;
 	mag->id = 0;
 }
 
@@ -696,29 +760,120 @@ IOMEM__PRIVATE IOMEM__NOINLINE iomem__swiommu_mag *iomem__swiommu_mag_claim(iome
 }
 #endif
 
-/* Allocate @n pages aligned to @align pages (0: 1) ending at or below
- * page @limit. Lock NOT held. */
-IOMEM__PRIVATE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
-                                             uint64_t *page)
+/* The per-thread cache's hit paths (inlined): false = take the locked
+ * path. Pop: a cached range of exactly @n pages whose start is aligned to
+ * @align pages (0: 1) and that ends at or below page @limit. Push: a range
+ * of @n pages with nothing mapped in it (else its pages must be cleared
+ * under the lock). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_pop(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
+                                              uint64_t *page)
 {
-	IOReturn st;
 #if IOMEM__SWIOMMU_MAG
 	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
-	if (mag->id == s->id && n <= IOMEM__SWIOMMU_MAG_CLASSES && mag->count[n - 1] != 0) {
+	if (IOMEM_LIKELY(mag->id == s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES && mag->count[n - 1] != 0)) {
 		uint64_t p = mag->page[n - 1][mag->count[n - 1] - 1];
-		if (!(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit) {
+		if (IOMEM_LIKELY(!(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit)) {
 			mag->count[n - 1]--;
 			*page = p;
-			return kIOReturnSuccess;
+			return true;
+		}
+	} else if (mag->id == s->id && n > IOMEM__SWIOMMU_MAG_CLASSES && mag->nbig != 0) {
+		unsigned j = mag->nbig;
+		while (j-- != 0) {             /* newest first */
+			uint64_t p = mag->big_page[j];
+			if (mag->big_n[j] == n && !(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit) {
+				mag->nbig--;
+				mag->big_page[j] = mag->big_page[mag->nbig];
+				mag->big_n[j] = mag->big_n[mag->nbig];
+				*page = p;
+				return true;
+			}
+		}
+	}
+#else
+	(void)s; (void)n; (void)align; (void)limit; (void)page;
+#endif
+	return false;
+}
+
+/* Push a range known to have nothing mapped (the caller just cleared it
+ * or checked). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_push_clean(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (mag->id != s->id)
+		return false;
+	if (IOMEM_LIKELY(n - 1 < IOMEM__SWIOMMU_MAG_CLASSES)) {
+		if (mag->count[n - 1] >= IOMEM__SWIOMMU_MAG_DEPTH)
+			return false;
+#if IOMEM__DEBUG
+		{
+			unsigned j;
+			for (j = 0; j < mag->count[n - 1]; j++) {
+				if (mag->page[n - 1][j] == page) {
+					iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice; ignored",
+					              (unsigned long long)page, (unsigned long long)n);
+					return true;
+				}
+			}
+		}
+#endif
+		mag->page[n - 1][mag->count[n - 1]++] = page;
+		return true;
+	}
+	if (n > IOMEM__SWIOMMU_LEAF_N || mag->nbig >= IOMEM__SWIOMMU_MAG_BIG)
+		return false;
+#if IOMEM__DEBUG
+	{
+		unsigned j;
+		for (j = 0; j < mag->nbig; j++) {
+			if (mag->big_page[j] == page) {
+				iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice; ignored",
+				              (unsigned long long)page, (unsigned long long)n);
+				return true;
+			}
 		}
 	}
 #endif
+	mag->big_page[mag->nbig] = page;
+	mag->big_n[mag->nbig++] = n;
+	return true;
+#else
+	(void)s; (void)page; (void)n;
+	return false;
+#endif
+}
+
+/* Push a range the caller owns if nothing is mapped in it (else its pages
+ * must be cleared under the lock first). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_push(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (IOMEM_LIKELY(mag->id == s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES &&
+	                 mag->count[n - 1] < IOMEM__SWIOMMU_MAG_DEPTH && iomem__swiommu_none_mapped(s, page, n)))
+		return iomem__swiommu_mag_push_clean(s, page, n);
+	if (mag->id == s->id && n > IOMEM__SWIOMMU_MAG_CLASSES && n <= IOMEM__SWIOMMU_LEAF_N &&
+	    mag->nbig < IOMEM__SWIOMMU_MAG_BIG && iomem__swiommu_none_mapped(s, page, n))
+		return iomem__swiommu_mag_push_clean(s, page, n);
+#else
+	(void)s; (void)page; (void)n;
+#endif
+	return false;
+}
+
+/* The locked path of an allocation (see iomem__swiommu_alloc). */
+IOMEM__PRIVATE IOMEM__NOINLINE IOReturn iomem__swiommu_alloc_slow(iomem__swiommu *s, uint64_t n, uint64_t align,
+                                                                  uint64_t limit, uint64_t *page)
+{
+	IOReturn st;
 	iomem__sleep_lock_lock(&s->lock);
 	st = iomem__range_alloc_pages(s->ra, n, 0, align, limit, page);
 	iomem__sleep_lock_unlock(&s->lock);
 #if IOMEM__SWIOMMU_MAG
-	if (st == kIOReturnNoSpace && mag->id == s->id) {   /* give our cached ranges back, retry */
-		iomem__swiommu_mag_drain(mag);
+	if (st == kIOReturnNoSpace && iomem__swiommu_tls.id == s->id) {   /* give our cached ranges back, retry */
+		iomem__swiommu_mag_drain(&iomem__swiommu_tls);
 		iomem__sleep_lock_lock(&s->lock);
 		st = iomem__range_alloc_pages(s->ra, n, 0, align, limit, page);
 		iomem__sleep_lock_unlock(&s->lock);
@@ -727,35 +882,38 @@ IOMEM__PRIVATE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint
 	return st;
 }
 
-/* Unmap and free pages [page, page + n) (inside the space). */
-IOMEM__PRIVATE void iomem__swiommu_free(iomem__swiommu *s, uint64_t page, uint64_t n)
+/* The locked path of a free (see iomem__swiommu_free). */
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__swiommu_free_slow(iomem__swiommu *s, uint64_t page, uint64_t n)
 {
 #if IOMEM__SWIOMMU_MAG
-	if (n <= IOMEM__SWIOMMU_MAG_CLASSES && iomem__swiommu_none_mapped(s, page, n)) {
-		iomem__swiommu_mag *mag = &iomem__swiommu_tls;
-		if (mag->id != s->id)
-			mag = iomem__swiommu_mag_claim(s);
-		if (mag != NULL && mag->count[n - 1] < IOMEM__SWIOMMU_MAG_DEPTH) {
-#if IOMEM__DEBUG
-			unsigned j;
-			for (j = 0; j < mag->count[n - 1]; j++)
-				if (mag->page[n - 1][j] == page)
-					break;
-			if (j < mag->count[n - 1]) {
-				iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice", (unsigned long long)page,
-				              (unsigned long long)n);
-				return;
-			}
-#endif
-			mag->page[n - 1][mag->count[n - 1]++] = page;
-			return;
-		}
-	}
+	/* this thread's cache holds another IOMMU's ranges (or none): take it */
+	if (iomem__swiommu_tls.id != s->id && n - 1 < IOMEM__SWIOMMU_LEAF_N &&
+	    iomem__swiommu_none_mapped(s, page, n) && iomem__swiommu_mag_claim(s) != NULL &&
+	    iomem__swiommu_mag_push(s, page, n))
+		return;
 #endif
 	iomem__sleep_lock_lock(&s->lock);
 	iomem__swiommu_clear(s, page, n);
 	IORangeAllocator_deallocate(s->ra, page, n);
 	iomem__sleep_lock_unlock(&s->lock);
+}
+
+/* Allocate @n pages aligned to @align pages (0: 1) ending at or below
+ * page @limit: the thread's cache, else the range allocator under the
+ * lock. Lock NOT held. */
+IOMEM_FORCEINLINE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
+                                                uint64_t *page)
+{
+	if (iomem__swiommu_mag_pop(s, n, align, limit, page))
+		return kIOReturnSuccess;
+	return iomem__swiommu_alloc_slow(s, n, align, limit, page);
+}
+
+/* Unmap and free pages [page, page + n) (inside the space). */
+IOMEM_FORCEINLINE void iomem__swiommu_free(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+	if (!iomem__swiommu_mag_push(s, page, n))
+		iomem__swiommu_free_slow(s, page, n);
 }
 
 /* The last IOVA page an access limited to @bits may use. */
@@ -772,25 +930,20 @@ IOMEM_FORCEINLINE uint64_t iomem__swiommu_limit(const iomem__swiommu *s, unsigne
 	return last;
 }
 
-/* Runs of a descriptor range: iomem_walk's engine, inlined here because
- * iomem_dma.h may not be declared yet in this translation unit. */
+/* Runs of a descriptor that has no extents (sub, multi, custom kinds):
+ * getPhysicalSegment pieces merged while physically contiguous (as
+ * iomem_walk, which iomem_dma.h may not have declared yet in this
+ * translation unit). General, buffer and device descriptors are read
+ * through their extents directly (iomem__swiommu_map). */
 typedef struct iomem__swiommu_walk {
-	iomem_md_walk       ext;
+	iomem_md_walk       ext;     /* the extents, when the descriptor has them */
 	IOMemoryDescriptor *md;      /* NULL: the extents path */
 	IOByteCount         off, end;
 } iomem__swiommu_walk;
 
-IOMEM__PRIVATE IOByteCount iomem__swiommu_walk_next(iomem__swiommu_walk *w, addr64_t *pa)
+IOMEM_FORCEINLINE IOByteCount iomem__swiommu_walk_next(iomem__swiommu_walk *w, addr64_t *pa)
 {
 	IOByteCount len = 0;
-	if (w->md == NULL) {
-		if (w->ext.off >= w->end)
-			return 0;
-		len = iomem_md_walk_next(&w->ext, pa);
-		if (len > w->end - (w->ext.off - len))   /* clip at the end */
-			len = w->end - (w->ext.off - len);
-		return len;
-	}
 	while (w->off < w->end) {
 		IOByteCount l = 0;
 		addr64_t p = IOMemoryDescriptor_getPhysicalSegment(w->md, w->off, &l, kIOMemoryMapperNone);
@@ -823,7 +976,7 @@ IOMEM__PRIVATE IOReturn iomem__swiommu_map(IOMapper *mapper, IOMemoryDescriptor 
 	uint64_t off0, n, align = 0, page, c = 0;
 	iomem__swiommu_walk w;
 	addr64_t pa = 0;
-	IOByteCount len;
+	IOByteCount len = 0;
 	IOReturn st = kIOReturnSuccess;
 	(void)dmaCommand;
 	(void)pageList;
@@ -837,36 +990,86 @@ IOMEM__PRIVATE IOReturn iomem__swiommu_map(IOMapper *mapper, IOMemoryDescriptor 
 	w.md = NULL;
 	w.off = descriptorOffset;
 	w.end = descriptorOffset + length;
-	if (!iomem_md_walk_init(&w.ext, memory, descriptorOffset))
+	if (iomem_md_walk_init(&w.ext, memory, descriptorOffset)) {
+		const iomem_md_extent *e = w.ext.e;     /* extents: read them directly */
+		pa = e[w.ext.i].phys + (descriptorOffset - (w.ext.i ? e[w.ext.i - 1].end : 0));
+	} else {
 		w.md = memory;
-	len = iomem__swiommu_walk_next(&w, &pa);
-	if (len == 0)
-		return kIOReturnNotReady;            /* no physical pages: not prepared */
+		len = iomem__swiommu_walk_next(&w, &pa);
+		if (len == 0)
+			return kIOReturnNotReady;        /* no physical pages: not prepared */
+	}
 	off0 = pa & s->mask;
 	n = (off0 + length + s->mask) >> s->shift;
 	st = iomem__swiommu_alloc(s, n, align, iomem__swiommu_limit(s, spec ? spec->numAddressBits : 0), &page);
 	if (st != kIOReturnSuccess)
 		return st;
-	/* the descriptor's lock (getPhysicalSegment) nests inside ours */
+	/* Each run goes at IOVA offset at = off0 + (its descriptor offset -
+	 * descriptorOffset). It must have the same offset in its page as in the
+	 * IOMMU page (one contiguous IOVA run), and a run that starts inside a
+	 * page shares that page with the run before: only allowed when it
+	 * continues it physically. The descriptor's lock (getPhysicalSegment)
+	 * nests inside ours. */
 	iomem__sleep_lock_lock(&s->lock);
-	for (;;) {
-		uint64_t at = off0 + c;
-		if ((pa & s->mask) != (at & s->mask)) {
-			st = kIOReturnNotAligned;    /* a run that does not start a page */
-			break;
+	if (w.md == NULL) {
+		/* locals: the entry stores may alias any uint64_t in memory */
+		iomem__swiommu_cur cur = { NULL, ~(uint64_t)0, 0 };
+		const iomem_md_extent *e = w.ext.e;
+		const uint64_t mask = s->mask, end = w.end, base_i = page - s->first;
+		const unsigned shift = s->shift;
+		const uint32_t ne = w.ext.n;
+		IOByteCount off = descriptorOffset, start = w.ext.i ? e[w.ext.i - 1].end : 0;
+		uint32_t k;
+		uint64_t prev_end = pa;
+		for (k = w.ext.i; off < end; k++) {
+			IOByteCount ee, at, ke;
+			uint64_t p;
+			if (k >= ne) {
+				st = kIOReturnNotReady;
+				break;
+			}
+			ke = e[k].end;
+			ee = ke < end ? ke : end;
+			p = e[k].phys + (off - start);
+			at = off0 + (off - descriptorOffset);
+			if (((p ^ at) & mask) != 0 || ((at & mask) != 0 && p != prev_end)) {
+				st = kIOReturnNotAligned;
+				break;
+			}
+			if (!iomem__swiommu_cur_put(s, &cur, base_i + (at >> shift),
+			                            ((at + (ee - off) - 1) >> shift) - (at >> shift) + 1,
+			                            (p - (at & mask)) | bits, mask + 1)) {
+				st = kIOReturnNoMemory;
+				break;
+			}
+			prev_end = p + (ee - off);
+			off = ee;
+			start = ke;
 		}
-		if (!iomem__swiommu_set(s, page + (at >> s->shift), ((at + len - 1) >> s->shift) - (at >> s->shift) + 1,
-		                        pa - (at & s->mask), bits)) {
-			st = kIOReturnNoMemory;
-			break;
-		}
-		c += len;
-		if (c >= length)
-			break;
-		len = iomem__swiommu_walk_next(&w, &pa);
-		if (len == 0) {
-			st = kIOReturnNotReady;
-			break;
+		iomem__swiommu_cur_flush(s, &cur);
+	} else {
+		uint64_t prev_end = pa;
+		for (;;) {
+			uint64_t at = off0 + c;
+			if (((pa ^ at) & s->mask) != 0 || ((at & s->mask) != 0 && pa != prev_end)) {
+				st = kIOReturnNotAligned;
+				break;
+			}
+			if (!iomem__swiommu_set(s, page + (at >> s->shift),
+			                        ((at + len - 1) >> s->shift) - (at >> s->shift) + 1, pa - (at & s->mask),
+			                        bits)) {
+				st = kIOReturnNoMemory;
+				break;
+			}
+			prev_end = pa + len;
+			c += len;
+			if (c >= length)
+				break;
+			len = iomem__swiommu_walk_next(&w, &pa);
+			if (len == 0) {
+				st = kIOReturnNotReady;
+				break;
+			}
 		}
 	}
 	if (st != kIOReturnSuccess) {
@@ -892,9 +1095,14 @@ IOMEM__PRIVATE IOReturn iomem__swiommu_unmap(IOMapper *mapper, IOMemoryDescripto
 	(void)dmaCommand;
 	if (!iomem__swiommu_inside(s, page, n))
 		return kIOReturnBadArgument;
+#if IOMEM__SWIOMMU_MAG
+	if (iomem__swiommu_tls.id == 0)      /* an empty cache: take it (no lock needed) */
+		(void)iomem__swiommu_mag_claim(s);
+#endif
 	iomem__sleep_lock_lock(&s->lock);
 	iomem__swiommu_clear(s, page, n);
-	IORangeAllocator_deallocate(s->ra, page, n);
+	if (!iomem__swiommu_mag_push_clean(s, page, n))   /* this thread's cache, else the allocator */
+		IORangeAllocator_deallocate(s->ra, page, n);
 	s->unmaps++;
 	iomem__sleep_lock_unlock(&s->lock);
 	return kIOReturnSuccess;
@@ -989,7 +1197,7 @@ IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper)
 #endif
 	for (i = 0; i < s->ndir; i++)
 		if (s->dir[i] != NULL)
-			iomem__free_internal(s->dir[i], IOMEM__SWIOMMU_LEAF_N * sizeof(uint64_t), "iomem_swiommu page table");
+			iomem__free_internal(s->dir[i], IOMEM__SWIOMMU_LEAF_BYTES, "iomem_swiommu page table");
 	iomem__free_internal(s->dir, (vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
 	IORangeAllocator_release(s->ra);
 	iomem__sleep_lock_destroy(&s->lock);
@@ -1036,6 +1244,8 @@ IOMEM_API IOMapper *iomem_swiommu_create(const iomem_swiommu_desc *desc)
 	s->mask = pg - 1;
 	s->first = base >> shift;
 	s->count = size;
+	s->last32 = s->first + size - 1 < 0xFFFFFFFFu ? s->first + size - 1 : 0xFFFFFFFFu;
+	s->same_page = s->cpu_shift == shift;
 	s->ndir = (size + IOMEM__SWIOMMU_LEAF_N - 1) >> IOMEM__SWIOMMU_LEAF_SHIFT;
 	s->dir = (uint64_t **)iomem__alloc_internal((vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
 	s->ra = IORangeAllocator_withRange(0, 1, 64, IOMEM_RANGE_CACHE);
@@ -1150,7 +1360,7 @@ IOMEM_API IOReturn iomem_swiommu_get_stats(IOMapper *mapper, iomem_swiommu_stats
 	out->maps = s->maps;
 	out->unmaps = s->unmaps;
 	out->faults = s->faults;
-	out->table_bytes = (vm_size_t)(s->ndir * sizeof(uint64_t *) + s->leaves * IOMEM__SWIOMMU_LEAF_N * sizeof(uint64_t));
+	out->table_bytes = (vm_size_t)(s->ndir * sizeof(uint64_t *) + s->leaves * IOMEM__SWIOMMU_LEAF_BYTES);
 	iomem__sleep_lock_unlock(&s->lock);
 	return kIOReturnSuccess;
 }
@@ -1189,7 +1399,7 @@ IOMEM__PRIVATE uint64_t iomem__mapper_pages(IOMapper *m, unsigned pages, unsigne
 	return mpg ? (bytes + mpg - 1) / mpg : 0;
 }
 
-IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
+IOMEM__PRIVATE IOMEM__NOINLINE ppnum_t iomem__iovm_alloc_slow(unsigned pages)
 {
 	IOMapper *m = iomem__mapper_system_peek();
 	iomem__swiommu *s;
@@ -1224,7 +1434,7 @@ IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
 	return (ppnum_t)(iova >> cs);
 }
 
-IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__iovm_free_slow(ppnum_t addr, unsigned pages)
 {
 	IOMapper *m = iomem__mapper_system_peek();
 	iomem__swiommu *s;
@@ -1254,6 +1464,28 @@ IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
 		unsigned cs = iomem__page_shift();
 		m->ops->iovaFree(m, (uint64_t)addr << cs, iomem__mapper_pages(m, pages, cs));
 	}
+}
+
+/* The hot paths: the system mapper is a software IOMMU whose page is the
+ * CPU's, the size is cached (1..8 pages) and this thread's cache can take
+ * or give it: a few loads and stores, no lock, no atomic read-modify-write
+ * (bench group iova). Everything else: the slow paths above. */
+IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)IOMEM__MAP_LOAD_PTR(&iomem__mapper_system_sw);
+	uint64_t page;
+	if (IOMEM_LIKELY(s != NULL && s->same_page) && iomem__swiommu_mag_pop(s, pages, 0, s->last32, &page))
+		return (ppnum_t)page;
+	return iomem__iovm_alloc_slow(pages);
+}
+
+IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)IOMEM__MAP_LOAD_PTR(&iomem__mapper_system_sw);
+	if (IOMEM_LIKELY(s != NULL && s->same_page && (uint64_t)addr - s->first < s->count &&
+	                 pages <= s->count - ((uint64_t)addr - s->first)) && iomem__swiommu_mag_push(s, addr, pages))
+		return;
+	iomem__iovm_free_slow(addr, pages);
 }
 
 IOMEM_API ppnum_t IOMapperInsertPage(ppnum_t addr, unsigned offset, ppnum_t page)

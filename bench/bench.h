@@ -46,6 +46,7 @@
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
+    X(iova, "IOMapperIOVMAlloc/Free hot pair on the software IOMMU; 64-page I/O through a mapped IODMACommand") \
     X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint") \
     X(dmaengine, "POSIX software DMA engine: 1 MiB scattered transfer vs memcpy; 4 KiB submit->callback latency")
 /* e.g. later:

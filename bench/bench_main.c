@@ -22,7 +22,8 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
-#include "iomem_dma.h" /* and iomem_map.h: their implementations too */
+#include "iomem_map.h"      /* IOMapper, the software IOMMU (bench_iova.c) */
+#include "iomem_dma.h"      /* IODMACommand (bench_iova.c) */
 
 #include "bench.h"
 
