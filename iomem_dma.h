@@ -655,10 +655,14 @@ typedef struct iomem_dma_controller_ops {
  */
 IOMEM_API IODMAController *iomem_dma_controller_withOps(const iomem_dma_controller_ops *ops, void *context,
                                                         const iomem_dma_provider *provider);
+/** IODMAController_retain - one more reference. NULL: no-op. Thread-safe. */
 IOMEM_API void  IODMAController_retain(IODMAController *controller);
 /** IODMAController_release - drop one reference; the last one calls
- * ops->free. NULL: no-op. */
+ * ops->free (on the releasing thread), then frees the object. NULL: no-op.
+ * Thread-safe. */
 IOMEM_API void  IODMAController_release(IODMAController *controller);
+/** iomem_dma_controller_getContext - the @context given at creation (NULL
+ * for NULL). */
 IOMEM_API void *iomem_dma_controller_getContext(IODMAController *controller);
 /** The controller's name, "IODMAController%08X" of its provider's phandle
  * (+0, lives as long as the controller); "" for NULL. */
@@ -763,9 +767,12 @@ typedef void (*IODMAEventSource_Action)(void *owner, IODMAEventSource *dmaES, IO
  */
 IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
         IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex);
+/** IODMAEventSource_retain - one more reference. NULL: no-op. Thread-safe. */
 IOMEM_API void IODMAEventSource_retain(IODMAEventSource *dmaES);
-/** IODMAEventSource_release - drop one reference; the last one tells the
- * controller (freeDMAChannel) and releases it. NULL: no-op. */
+/** IODMAEventSource_release - drop one reference; the last one (never
+ * while a command is in flight or a completion undelivered: they hold
+ * references) tells the controller (freeDMAChannel) and releases it.
+ * NULL: no-op. Thread-safe, also from inside an action. */
 IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES);
 
 /*
@@ -791,26 +798,46 @@ IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES);
  */
 IOMEM_API IOReturn IODMAEventSource_startDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
         IODirection direction, IOByteCount byteCount, IOByteCount byteOffset);
-/** IODMAEventSource_stopDMACommand - (IOKit defaults false, UINT64_MAX). */
+/** IODMAEventSource_stopDMACommand - stop the channel's command (IOKit
+ * defaults false, UINT64_MAX; @timeout in ns). The stopped command still
+ * completes (once), with the controller's status. kIOReturnError (no
+ * controller/channel), or the controller's answer. */
 IOMEM_API IOReturn IODMAEventSource_stopDMACommand(IODMAEventSource *dmaES, bool flush, uint64_t timeout);
-/** IODMAEventSource_queryDMACommand - (IOKit default waitForIdle false). */
+/** IODMAEventSource_queryDMACommand - the channel's running (or last)
+ * command in *@dmaCommand and its progress in *@transferCount (either may
+ * be NULL); @waitForIdle: after it finished (IOKit default false).
+ * kIOReturnError (no controller/channel), or the controller's answer. */
 IOMEM_API IOReturn IODMAEventSource_queryDMACommand(IODMAEventSource *dmaES, IODMACommand **dmaCommand,
         IOByteCount *transferCount, bool waitForIdle);
-/** IODMAEventSource_getFIFODepth - (IOKit default kIODirectionNone). */
+/** IODMAEventSource_getFIFODepth - the channel's FIFO depth in bytes for
+ * @direction (IOKit default kIODirectionNone); 0 without a controller/
+ * channel or getFIFODepth hook. */
 IOMEM_API IOByteCount IODMAEventSource_getFIFODepth(IODMAEventSource *dmaES, IODirection direction);
+/** IODMAEventSource_setFIFODepth - kIOReturnError (no controller/channel),
+ * kIOReturnUnsupported (no hook), or the controller's answer. */
 IOMEM_API IOReturn IODMAEventSource_setFIFODepth(IODMAEventSource *dmaES, IOByteCount depth);
+/** IODMAEventSource_validFIFODepth - the depth the controller would use
+ * for @depth; (IOByteCount)kIOReturnError without a controller/channel
+ * (IOKit's quirk), 0 without a hook. */
 IOMEM_API IOByteCount IODMAEventSource_validFIFODepth(IODMAEventSource *dmaES, IOByteCount depth,
                                                       IODirection direction);
+/** IODMAEventSource_setFrameSize - bytes per frame. kIOReturnError (no
+ * controller/channel), kIOReturnUnsupported (no hook), or the controller's
+ * answer. */
 IOMEM_API IOReturn IODMAEventSource_setFrameSize(IODMAEventSource *dmaES, UInt8 byteCount);
 /** IODMAEventSource_setDMAConfig - the controller's setDMAConfig(channel,
- * the event source's provider, @dmaIndex). */
+ * the event source's provider, @dmaIndex). kIOReturnError (no controller/
+ * channel), kIOReturnUnsupported (no hook), or the controller's answer. */
 IOMEM_API IOReturn IODMAEventSource_setDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex);
+/** IODMAEventSource_validDMAConfig - the controller's validDMAConfig;
+ * false without a controller/channel or hook. */
 IOMEM_API bool IODMAEventSource_validDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex);
 /** iomem_dma_event_source_getFrameCount - (iomem) frames moved so far by
  * the running or last command (the controller's getFrameCount). */
 IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES);
 
-/* The two calls a controller makes (IODMAController_* forward here). */
+/* The two calls a controller makes (IODMAController_* forward here; see
+ * IODMAController_completeDMACommand). NULL @dmaES: no-op. */
 IOMEM_API void IODMAEventSource_completeDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand);
 IOMEM_API void IODMAEventSource_notifyDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
         IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp);
