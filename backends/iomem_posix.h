@@ -88,20 +88,7 @@ IOMEM_API vm_size_t iomem__posix_page_size;
 
 IOMEM_INLINE vm_size_t iomem__posix_host_page_size(void)
 {
-	/* sysconf is a libc call on every translation otherwise; the host
-	 * page size never changes, so cache it (a relaxed atomic: any thread
-	 * may fill it, all with the same value) */
-#if defined(__GNUC__) || defined(__clang__)
-	static vm_size_t cached;
-	vm_size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-	if (IOMEM_UNLIKELY(p == 0)) {
-		p = (vm_size_t)sysconf(_SC_PAGESIZE);
-		__atomic_store_n(&cached, p, __ATOMIC_RELAXED);
-	}
-	return p;
-#else
 	return (vm_size_t)sysconf(_SC_PAGESIZE);
-#endif
 }
 
 /* The machine's page size: the host's unless iomem_posix_set_page_size()
