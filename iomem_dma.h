@@ -720,8 +720,8 @@ IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provide
  * once each per successful startDMACommand, from any thread (not with a
  * lock held that the actions take). They forward to the event source
  * (reference §2.3): notify stores the values and calls the notification
- * action; complete queues the command for the completion action (or wakes
- * a synchronous starter). A complete for a command the event source did
+ * action at once, on the calling (controller's) thread; complete queues
+ * the command for the completion action (or wakes a synchronous starter). A complete for a command the event source did
  * not start is reported under IOMEM_DEBUG and ignored (no doubled
  * completion). @controller may be NULL (unused, as in IOKit).
  */
