@@ -907,6 +907,9 @@ IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
  * thread per engine delivers completions of event sources that installed
  * no work signal: it is "the owner's callback thread" of every event
  * source bound to the engine, so actions run on it one at a time.
+ * Notification actions run on the worker: they must not wait for the
+ * engine (a synchronous start, stopDMACommand, queryDMACommand with
+ * waitForIdle) - that would wait for the thread they run on.
  *
  * Progress: the byte count is published after every chunk of at most the
  * FIFO depth (getFIFODepth); queryDMACommand reports it in whole frames
