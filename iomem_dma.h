@@ -1858,14 +1858,16 @@ IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t x
 	return xi + iomem_extents_find(e + xi, hi - xi + 1, hi > xi ? hi - xi - 1 : 0, xend - 1);
 }
 
-/* Whole extents [*xi, stop) of the extent fast path, each one segment; a
- * run longer than max_seg is left in *run_pa and *run_len for the split path.
- * @limit (a constant) checks the address limit. */
+/* Whole extents [*xi, stop) of the extent fast path, each one segment or,
+ * longer than max_seg, split in place when max_seg is a power of two (2^
+ * @sshift); else (or when the slots run out) the rest is left in *run_pa
+ * and *run_len for the piece path. @limit (a constant) checks the address
+ * limit. */
 IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
-                                            IODMACommand *cmd, void *segs, UInt32 *ip, uint32_t stop,
+                                            IODMACommand *cmd, void *segs, UInt32 *ip, UInt32 n, uint32_t stop,
                                             uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
-                                            uint64_t max_seg, uint64_t max_phys, addr64_t *run_pa,
-                                            IOByteCount *run_len)
+                                            uint64_t max_seg, unsigned sshift, uint64_t max_phys,
+                                            addr64_t *run_pa, IOByteCount *run_len)
 {
 	UInt32 i = *ip;
 	uint32_t xi = *xip;
@@ -1881,9 +1883,33 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMAComma
 			break;
 		}
 		if (IOMEM_UNLIKELY(l > max_seg)) {
-			*run_pa = a;
-			*run_len = l;
-			break;
+			uint64_t k, j;
+			if (sshift >= 64) {
+				*run_pa = a;              /* not a power of two: the piece path */
+				*run_len = l;
+				break;
+			}
+			/* split in place: k full pieces, then the last one below */
+			k = (l - 1) >> sshift;
+			if (k >= (uint64_t)(n - i)) {
+				k = n - i;                /* no room for all: the rest is pending */
+				for (j = 0; j < k; j++)
+					if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+						return kIOReturnMessageTooLarge;
+				i += (UInt32)k;
+				*run_pa = a + (k << sshift);
+				*run_len = l - (k << sshift);
+				break;
+			}
+			for (j = 0; j < k; j++)
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+					return kIOReturnMessageTooLarge;
+			i += (UInt32)k;
+			a += k << sshift;
+			l -= k << sshift;
+			/* extents left to visit: no more than the slots after this one */
+			if (stop - xi > n - i - 1)
+				stop = xi + (n - i - 1);
 		}
 		if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l)) {
 			r = kIOReturnMessageTooLarge;
@@ -2006,11 +2032,11 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			/* whole extents before the last: no clip, one check each */
 			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
 			if (max_phys == IOMEM__DMA_ALL)
-				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
-				                     &run_pa, &run_len);
+				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, n, stop, &xi, &xoff, e, max_seg, sshift,
+				                     max_phys, &run_pa, &run_len);
 			else
-				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
-				                     &run_pa, &run_len);
+				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, n, stop, &xi, &xoff, e, max_seg, sshift,
+				                     max_phys, &run_pa, &run_len);
 			if (r != kIOReturnSuccess)
 				return r;
 			if (run_len == 0 && xi == xlast && i < n && xoff < xend) {
