@@ -482,9 +482,33 @@ struct iomem__dma_bounce_page;   /* one sparse bounce page (implementation) */
 /* Keep away from the fields but fRefCon: they are private (iomem__). */
 struct IODMACommand {
 	void *fRefCon;                                  /* IOKit's public member */
-	/* the specification (iomem__out_fn NULL: none yet, withRefCon) */
-	IODMACommand_SegmentFunction iomem__out_fn;
+	/* -- what genIOVMSegments reads on every call, packed together (the
+	 *    first 64 bytes, then the walk): a driver with many commands in
+	 *    flight takes few cache misses -- */
+	uint32_t  iomem__active;                        /* prepare nesting */
+	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
+	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
+	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
+	IOByteCount iomem__pos;                         /* the walk's relative offset; ~0: none */
+	IOByteCount iomem__prep_len;
 	uint64_t  iomem__max_seg;                       /* ~0: unlimited */
+	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
+	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
+	IOByteCount iomem__run_len;                     /* rest of the current run */
+	addr64_t    iomem__run_pa;
+	iomem_walk  iomem__walk;                        /* the resumable walk at iomem__pos */
+	/* -- the rest of the preparation -- */
+	IOByteCount iomem__prep_off;
+	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
+	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
+	uint8_t   iomem__mapped;                        /* 1: one IOVA run, 2: mapper extents */
+	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
+	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
+	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	IOMemoryDescriptor *iomem__md;                  /* retained */
+	IODMACommand_SegmentFunction iomem__out_fn;     /* NULL: no specification yet (withRefCon) */
+	/* -- the specification -- */
 	uint64_t  iomem__max_xfer;                      /* ~0: unlimited */
 	uint64_t  iomem__max_phys;                      /* highest reachable byte; ~0: all */
 	uint32_t  iomem__align_mask;                    /* first segment's start */
@@ -493,34 +517,14 @@ struct IODMACommand {
 	uint32_t  iomem__mapping_options;
 	IOMapper *iomem__mapper;                        /* retained; NULL: none */
 	uint32_t  iomem__refcount;
-	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
-	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
-	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
-	/* the descriptor and the preparation */
-	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
-	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
-	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
-	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
-	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
-	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
-	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
-	uint32_t  iomem__active;                        /* prepare nesting */
-	IOMemoryDescriptor *iomem__md;                  /* retained */
-	IOByteCount iomem__prep_off, iomem__prep_len;
-	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
-	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
+	/* -- bouncing and mapping -- */
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
-	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
 	const iomem_md_extent *iomem__xext;             /* iovmMapExtents: device-address extents */
 	uint32_t  iomem__xcount;
 	void     *iomem__xhandle;
-	/* the resumable walk: the run at relative offset iomem__pos */
-	iomem_walk  iomem__walk;
-	IOByteCount iomem__pos;                         /* ~0: no walk to resume */
-	addr64_t    iomem__run_pa;
-	IOByteCount iomem__run_len;                     /* rest of the current run */
 	iomem__sleep_lock iomem__dk_lock;               /* PrepareForDMA / CompleteDMA */
 };
 
