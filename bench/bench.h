@@ -46,9 +46,9 @@
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
-    X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint")
+    X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint") \
+    X(seggen, "IODMACommand segment generation vs page16/merge/linux/fbsd/xnu models; resume; I/O; bounce")
 /* e.g. later:
-    X(seggen, "segment generation vs linux/fbsd/xnu models and the store floor")
     X(range,  "IORangeAllocator / IOVA vs sorted-array, bitmap, magazine")
     X(cursor, "IOMemoryCursor resume vs restart-from-zero")
 */

@@ -22,6 +22,7 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
+#include "iomem_dma.h" /* and iomem_map.h: their implementations too */
 
 #include "bench.h"
 

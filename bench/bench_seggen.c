@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench/bench_seggen.c - segment generation (issue #5 item 5; targets of
+ * performance-anchors.md §6.1 S1 S3-S9 and §6.2 B1).
+ *
+ * The library kernel is IODMACommand_genIOVMSegments on a command prepared
+ * once per descriptor (kUnmapped | kIterateOnly, OutputHost64), run over the
+ * whole prepared range into a segment array, calls repeated until
+ * kIOReturnOverrun. The baselines (bench/seg_models.h) read the same
+ * descriptors' pages: page16 (store floor), merge_branchy, linux_model,
+ * fbsd_model, xnu_model.
+ *
+ * Inputs: descriptors wired on the POSIX software machine with the layouts
+ * contiguous, scattered, runs of mean 8 and of mean 2; 64, 1024 and 262144
+ * pages (1 GiB); max segment 4K, 64K, 1M. Each size has a pool of
+ * descriptors whose page arrays total >= BENCH_POOL_BYTES, used
+ * round-robin. The segment lists of every baseline and of the library are
+ * checked against a plain reference once per configuration (bench_fail on
+ * a mismatch).
+ *
+ * Then: S4 runs2 vs scattered per page, S6 BE/LE/32 vs host64, S7 resume
+ * with 4096 vs 16 ranges, S1/S5 one 1 GiB physical extent unsplit and
+ * split, S9 a 64-page I/O end to end, B1 bounce slot cost and bounce copy
+ * throughput.
+ *
+ * Figures below 10 ns are recorded as exact figures in ps (the framework
+ * prints exact figures as integers).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "iomem_dma.h"
+
+#include "bench.h"
+#include "seg_models.h"
+
+/* 1 once IODMACommand is implemented (branch dmacmd merged); 0 measures a
+ * stand-in (the inline iomem_walk engine + split) so the harness runs. */
+#ifndef SEGGEN_HAVE_DMACMD
+#define SEGGEN_HAVE_DMACMD 0
+#endif
+
+#define SG_INLINE static inline __attribute__((always_inline))
+#define SG_MAX_PAGES 262144u
+#define SG_NMAXSEG 3
+static const uint64_t sg_maxsegs[SG_NMAXSEG] = {4096u, 65536u, 1048576u};
+static const char *const sg_maxseg_names[SG_NMAXSEG] = {"4K", "64K", "1M"};
+#define SG_NSIZES 3
+static const uint32_t sg_sizes[SG_NSIZES] = {64u, 1024u, SG_MAX_PAGES};
+
+enum { PAT_CONTIG, PAT_SCATTER, PAT_RUNS8, PAT_RUNS2, PAT_N };
+static const char *const sg_pat_names[PAT_N] = {"contiguous", "scattered", "runs8", "runs2"};
+
+/* ---- inputs ---------------------------------------------------------------- */
+typedef struct sg_pool {
+    const char *name;
+    int pat;
+    uint32_t pages, ndesc;
+    uint8_t *va;
+    size_t va_bytes;
+    IOMemoryDescriptor **md;
+    uint64_t *pfn;     /* ndesc * pages frame numbers (NULL: not needed) */
+    uintptr_t *lpages; /* linux struct page pointers, same order */
+} sg_pool;
+
+static void set_layout(iomem_posix_layout policy, uint32_t run_mean, uint64_t seed)
+{
+    iomem_posix_phys_layout l;
+    memset(&l, 0, sizeof l);
+    l.policy = policy;
+    l.run_mean = run_mean;
+    l.seed = seed;
+    iomem_posix_set_phys_layout(&l);
+}
+
+static void set_pattern(int pat)
+{
+    switch (pat) {
+    case PAT_CONTIG:
+        set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+        break;
+    case PAT_SCATTER:
+        set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+        break;
+    case PAT_RUNS8:
+        set_layout(IOMEM_POSIX_LAYOUT_RUNS, 8, 0x5EED0008u);
+        break;
+    default:
+        set_layout(IOMEM_POSIX_LAYOUT_RUNS, 2, 0x5EED0002u);
+        break;
+    }
+}
+
+static void pool_free(sg_pool *p)
+{
+    if (p->md) {
+        for (uint32_t d = 0; d < p->ndesc; d++)
+            if (p->md[d]) {
+                IOMemoryDescriptor_complete(p->md[d], kIODirectionNone);
+                IOMemoryDescriptor_release(p->md[d]);
+            }
+        free(p->md);
+    }
+    if (p->va)
+        munmap(p->va, p->va_bytes);
+    free(p->pfn);
+    free(p->lpages);
+    memset(p, 0, sizeof *p);
+}
+
+static void *map_va(size_t bytes)
+{
+    void *va = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return va == MAP_FAILED ? NULL : va;
+}
+
+/* @ndesc descriptors of @pages pages each, wired under @layout_pat
+ * (iomem_posix_set_phys_layout before prepare); @ranges_per_desc > 1 makes
+ * each descriptor @ranges_per_desc one-page ranges on every other virtual
+ * page (a general descriptor with many ranges). @want_pages: read the page
+ * arrays back (getPhysicalSegment per page) for the baselines. */
+static int pool_build(bench_ctx *ctx, sg_pool *p, const char *name, int layout_pat, iomem_posix_layout raw,
+                      uint32_t pages, uint32_t ndesc, uint32_t ranges_per_desc, int want_pages)
+{
+    const size_t page = SEG_PAGE_SIZE;
+    size_t per = (size_t)pages * page * (ranges_per_desc > 1 ? 2u : 1u);
+    memset(p, 0, sizeof *p);
+    p->name = name;
+    p->pat = layout_pat;
+    p->pages = pages;
+    p->ndesc = ndesc;
+    p->va_bytes = per * ndesc;
+    p->va = map_va(p->va_bytes);
+    p->md = calloc(ndesc, sizeof *p->md);
+    if (!p->va || !p->md) {
+        bench_fail(ctx, "%s: out of memory", name);
+        return -1;
+    }
+    if (layout_pat >= 0)
+        set_pattern(layout_pat);
+    else
+        set_layout(raw, 0, 0);
+    for (uint32_t d = 0; d < ndesc; d++) {
+        uint8_t *base = p->va + (size_t)d * per;
+        if (ranges_per_desc > 1) {
+            IOAddressRange *r = calloc(ranges_per_desc, sizeof *r);
+            if (!r) {
+                bench_fail(ctx, "%s: out of memory", name);
+                return -1;
+            }
+            for (uint32_t i = 0; i < ranges_per_desc; i++) {
+                r[i].address = (mach_vm_address_t)(uintptr_t)(base + (size_t)i * 2u * page);
+                r[i].length = page;
+            }
+            p->md[d] = IOMemoryDescriptor_withAddressRanges(r, ranges_per_desc, kIODirectionInOut, kernel_task);
+            free(r);
+        } else {
+            p->md[d] = IOMemoryDescriptor_withAddressRange((mach_vm_address_t)(uintptr_t)base, (mach_vm_size_t)pages * page,
+                                                           kIODirectionInOut, kernel_task);
+        }
+        if (!p->md[d]) {
+            bench_fail(ctx, "%s: descriptor %u failed", name, d);
+            return -1;
+        }
+        if (IOMemoryDescriptor_prepare(p->md[d], kIODirectionNone) != kIOReturnSuccess) {
+            IOMemoryDescriptor_release(p->md[d]);
+            p->md[d] = NULL;
+            bench_fail(ctx, "%s: prepare of descriptor %u failed", name, d);
+            return -1;
+        }
+    }
+    if (!want_pages)
+        return 0;
+    p->pfn = malloc((size_t)ndesc * pages * sizeof *p->pfn);
+    p->lpages = malloc((size_t)ndesc * pages * sizeof *p->lpages);
+    if (!p->pfn || !p->lpages) {
+        bench_fail(ctx, "%s: out of memory", name);
+        return -1;
+    }
+    for (uint32_t d = 0; d < ndesc; d++)
+        for (uint32_t j = 0; j < pages; j++) {
+            IOByteCount len = 0;
+            addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(p->md[d], (IOByteCount)j * page, &len, 0);
+            size_t k = (size_t)d * pages + j;
+            if (pa == 0 || (pa & (page - 1)) != 0) {
+                bench_fail(ctx, "%s: no physical page %u of descriptor %u", name, j, d);
+                return -1;
+            }
+            p->pfn[k] = pa >> SEG_PAGE_SHIFT;
+            p->lpages[k] = LSG_VMEMMAP + (uintptr_t)p->pfn[k] * LSG_PAGE_STRUCT;
+        }
+    return 0;
+}
+
+/* ---- kernel state ----------------------------------------------------------- */
+typedef struct sg_state {
+    sg_pool *p;
+    uint64_t maxseg;
+    uint32_t idx;
+    seg16 *out; /* shared output, SG_MAX_PAGES entries */
+    uint32_t out_cap;
+    linux_sgt *lsgt;
+    fbsd_tag ftag;
+    fbsd_pmap fpm;
+    xnu_cmd xcmd;
+    xnu_internal_seg_fn xout;
+    IODMACommand **cmd; /* one per descriptor, or [0] only (end to end) */
+    uint32_t ncmd;
+    UInt32 gen_chunk; /* segments per genIOVMSegments call (0: all that fit) */
+    size_t seg_bytes; /* 16 (64-bit outputs) or 8 */
+    uint64_t last_segs;
+    /* bounce / copy */
+    void *src, *dst;
+    size_t copy_bytes;
+} sg_state;
+
+SG_INLINE uint32_t sg_next_idx(const sg_state *st, uint32_t idx)
+{
+    return idx + 1u == st->p->ndesc ? 0u : idx + 1u;
+}
+
+SG_INLINE int body_page16(sg_state *st, uint32_t idx)
+{
+    const uint32_t n = st->p->pages;
+    uint32_t k = seg_page16(st->p->pfn + (size_t)idx * n, n, st->out);
+    BENCH_ESCAPE(st->out);
+    st->last_segs = k;
+    return 0;
+}
+
+SG_INLINE int body_merge(sg_state *st, uint32_t idx)
+{
+    const uint32_t n = st->p->pages;
+    uint32_t k = seg_merge_branchy(st->p->pfn + (size_t)idx * n, n, st->maxseg, st->out);
+    BENCH_ESCAPE(st->out);
+    st->last_segs = k;
+    return 0;
+}
+
+SG_INLINE int body_linux(sg_state *st, uint32_t idx)
+{
+    const uint32_t n = st->p->pages;
+    uint32_t k = seg_linux_model(st->lsgt, st->p->lpages + (size_t)idx * n, n, st->maxseg, ~(uint64_t)0);
+    BENCH_ESCAPE(st->lsgt->chunks);
+    st->last_segs = k;
+    return k ? 0 : -1;
+}
+
+SG_INLINE int body_fbsd(sg_state *st, uint32_t idx)
+{
+    const uint32_t n = st->p->pages;
+    uintptr_t va = st->fpm.base + (uintptr_t)idx * n * SEG_PAGE_SIZE;
+    uint32_t k = seg_fbsd_model(&st->ftag, &st->fpm, va, (uint64_t)n * SEG_PAGE_SIZE, st->out);
+    BENCH_ESCAPE(st->out);
+    st->last_segs = k;
+    return k ? 0 : -1;
+}
+
+SG_INLINE int body_xnu(sg_state *st, uint32_t idx)
+{
+    const uint32_t n = st->p->pages;
+    xnu_md md = {st->p->pfn + (size_t)idx * n, (uint64_t)n * SEG_PAGE_SIZE};
+    xnu_internal_seg_fn f = st->xout;
+    BENCH_OPAQUE(f);
+    uint32_t k = seg_xnu_model(&st->xcmd, f, &md, st->out, st->out_cap);
+    BENCH_ESCAPE(st->out);
+    st->last_segs = k;
+    return k ? 0 : -1;
+}
+
+#if SEGGEN_HAVE_DMACMD
+/* genIOVMSegments over the whole prepared range; repeated calls until
+ * kIOReturnOverrun. Output wraps to the array start when full. */
+SG_INLINE int sg_gen_all(sg_state *st, IODMACommand *cmd)
+{
+    UInt64 off = 0;
+    uint32_t n = 0;
+    uint64_t total = 0;
+    for (;;) {
+        UInt32 k = st->gen_chunk ? st->gen_chunk : st->out_cap - n;
+        IOReturn r;
+        if (k > st->out_cap - n) {
+            n = 0;
+            if (!st->gen_chunk)
+                k = st->out_cap;
+        }
+        r = IODMACommand_genIOVMSegments(cmd, &off, (uint8_t *)st->out + (size_t)n * st->seg_bytes, &k);
+        if (r == kIOReturnOverrun)
+            break;
+        if (r != kIOReturnSuccess || k == 0)
+            return -1;
+        n += k;
+        total += k;
+    }
+    BENCH_ESCAPE(st->out);
+    st->last_segs = total;
+    return 0;
+}
+
+SG_INLINE int body_iomem(sg_state *st, uint32_t idx)
+{
+    return sg_gen_all(st, st->cmd[idx]);
+}
+#else
+/* stand-in: the library's walk engine and a maxseg split, emitted inline */
+SG_INLINE int body_iomem(sg_state *st, uint32_t idx)
+{
+    iomem_walk w;
+    addr64_t pa;
+    IOByteCount len;
+    seg16 *o = st->out;
+    uint64_t max = st->maxseg;
+    uint32_t k = 0;
+    if (!iomem_walk_init(&w, st->p->md[idx], 0, ~(IOByteCount)0))
+        return -1;
+    while ((len = iomem_walk_next(&w, &pa)) != 0) {
+        while (len > max) {
+            o[k].addr = pa;
+            o[k].len = max;
+            k++;
+            pa += max;
+            len -= max;
+        }
+        o[k].addr = pa;
+        o[k].len = len;
+        k++;
+    }
+    BENCH_ESCAPE(o);
+    st->last_segs = k;
+    return 0;
+}
+#endif
+
+#define SG_KDEF(FNAME, K, BODY)                                                                \
+    static BENCH_KERNEL int FNAME(void *st_, uint64_t iters)                                   \
+    {                                                                                          \
+        BENCH_PAD(K);                                                                          \
+        sg_state *st = (sg_state *)st_;                                                        \
+        uint32_t idx = st->idx;                                                                \
+        for (uint64_t i = 0; i < iters; i++) {                                                 \
+            if (BODY(st, idx) != 0)                                                            \
+                return -1;                                                                     \
+            idx = sg_next_idx(st, idx);                                                        \
+        }                                                                                      \
+        st->idx = idx;                                                                         \
+        return 0;                                                                              \
+    }
+BENCH_DEFINE_COPIES(k_page16, SG_KDEF, body_page16)
+BENCH_DEFINE_COPIES(k_merge, SG_KDEF, body_merge)
+BENCH_DEFINE_COPIES(k_linux, SG_KDEF, body_linux)
+BENCH_DEFINE_COPIES(k_fbsd, SG_KDEF, body_fbsd)
+BENCH_DEFINE_COPIES(k_xnu, SG_KDEF, body_xnu)
+BENCH_DEFINE_COPIES(k_iomem, SG_KDEF, body_iomem)
+
+#if SEGGEN_HAVE_DMACMD
+/* S9: one 64-page I/O end to end on one command */
+SG_INLINE int body_io(sg_state *st, uint32_t idx)
+{
+    IODMACommand *cmd = st->cmd[0];
+    if (IODMACommand_setMemoryDescriptor(cmd, st->p->md[idx], false) != kIOReturnSuccess)
+        return -1;
+    if (IODMACommand_prepare(cmd, 0, 0, true, true) != kIOReturnSuccess)
+        return -1;
+    if (sg_gen_all(st, cmd) != 0)
+        return -1;
+    if (IODMACommand_complete(cmd, true, true) != kIOReturnSuccess)
+        return -1;
+    return IODMACommand_clearMemoryDescriptor(cmd, false) == kIOReturnSuccess ? 0 : -1;
+}
+/* B1: prepare + complete without copies (bounce slot alloc + free when bounced) */
+SG_INLINE int body_prepcomp(sg_state *st, uint32_t idx)
+{
+    IODMACommand *cmd = st->cmd[idx];
+    if (IODMACommand_prepare(cmd, 0, 0, false, false) != kIOReturnSuccess)
+        return -1;
+    return IODMACommand_complete(cmd, false, false) == kIOReturnSuccess ? 0 : -1;
+}
+/* bounce copy: memory -> bounce of a prepared, bounced command */
+SG_INLINE int body_sync(sg_state *st, uint32_t idx)
+{
+    return IODMACommand_synchronize(st->cmd[idx], kIODirectionOut) == kIOReturnSuccess ? 0 : -1;
+}
+BENCH_DEFINE_COPIES(k_io, SG_KDEF, body_io)
+BENCH_DEFINE_COPIES(k_prepcomp, SG_KDEF, body_prepcomp)
+BENCH_DEFINE_COPIES(k_sync, SG_KDEF, body_sync)
+
+/* the same bytes as the bounce copy of descriptor idx, with memcpy */
+SG_INLINE int body_memcpy(sg_state *st, uint32_t idx)
+{
+    size_t off = (size_t)idx * st->copy_bytes;
+    memcpy((uint8_t *)st->dst + off, (const uint8_t *)st->src + off, st->copy_bytes);
+    BENCH_ESCAPE(st->dst);
+    return 0;
+}
+BENCH_DEFINE_COPIES(k_memcpy, SG_KDEF, body_memcpy)
+#endif
+
+/* ---- commands ------------------------------------------------------------------ */
+#if SEGGEN_HAVE_DMACMD
+static void cmds_free(sg_state *st)
+{
+    if (!st->cmd)
+        return;
+    for (uint32_t i = 0; i < st->ncmd; i++)
+        if (st->cmd[i]) {
+            if (IODMACommand_getMemoryDescriptor(st->cmd[i]))
+                IODMACommand_clearMemoryDescriptor(st->cmd[i], true);
+            IODMACommand_release(st->cmd[i]);
+        }
+    free(st->cmd);
+    st->cmd = NULL;
+    st->ncmd = 0;
+}
+
+/* one command per descriptor of the pool, attached and prepared
+ * (@attach 0: created only) */
+static int cmds_make(bench_ctx *ctx, sg_state *st, IODMACommand_SegmentFunction fn, UInt8 bits,
+                     uint64_t maxseg, IODMACommand_MappingOptions opts, uint32_t n, int attach)
+{
+    st->cmd = calloc(n, sizeof *st->cmd);
+    st->ncmd = n;
+    if (!st->cmd) {
+        bench_fail(ctx, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        IOReturn r;
+        st->cmd[i] = IODMACommand_withSpecification(fn, bits, maxseg, opts, 0, 1, NULL, NULL);
+        if (!st->cmd[i]) {
+            bench_fail(ctx, "IODMACommand_withSpecification(bits %u, maxseg %llu, opts 0x%x) failed", bits,
+                       (unsigned long long)maxseg, (unsigned)opts);
+            return -1;
+        }
+        if (!attach)
+            continue;
+        r = IODMACommand_setMemoryDescriptor(st->cmd[i], st->p->md[i], true);
+        if (r != kIOReturnSuccess) {
+            bench_fail(ctx, "%s: setMemoryDescriptor(autoPrepare) failed: 0x%x", st->p->name, (unsigned)r);
+            return -1;
+        }
+    }
+    return 0;
+}
+#endif
+
+/* ---- checking ------------------------------------------------------------------- */
+static int same_list(const seg16 *a, uint32_t na, const seg16 *b, uint32_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (uint32_t i = 0; i < na; i++)
+        if (a[i].addr != b[i].addr || a[i].len != b[i].len)
+            return 0;
+    return 1;
+}
+
+static uint32_t lsg_to_list(const linux_sgt *t, seg16 *out)
+{
+    uint32_t k = 0;
+    for (lsg *s = t->sgl; s != NULL && k < t->nents; s = lsg_next(s)) {
+        out[k].addr = s->dma_address;
+        out[k].len = s->dma_length;
+        k++;
+    }
+    return k;
+}
+
+#if SEGGEN_HAVE_DMACMD
+/* decode a genIOVMSegments output of format @f into {addr,len} */
+enum { FMT_H64, FMT_B64, FMT_L64, FMT_H32, FMT_B32, FMT_L32, FMT_N };
+static const char *const fmt_names[FMT_N] = {"OutputHost64", "OutputBig64", "OutputLittle64",
+                                             "OutputHost32", "OutputBig32", "OutputLittle32"};
+static uint64_t load_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t load_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static void decode(int f, const void *raw, uint32_t n, seg16 *out)
+{
+    const uint8_t *b = (const uint8_t *)raw;
+    int w = f >= FMT_H32 ? 4 : 8;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = b + (size_t)i * 2u * (size_t)w;
+        if (f == FMT_H64) {
+            memcpy(&out[i], e, 16);
+        } else if (f == FMT_H32) {
+            uint32_t a, l;
+            memcpy(&a, e, 4);
+            memcpy(&l, e + 4, 4);
+            out[i].addr = a;
+            out[i].len = l;
+        } else if (f == FMT_B64 || f == FMT_B32) {
+            out[i].addr = load_be(e, w);
+            out[i].len = load_be(e + w, w);
+        } else {
+            out[i].addr = load_le(e, w);
+            out[i].len = load_le(e + w, w);
+        }
+    }
+}
+
+#endif
+
+/* Check every baseline (and the library) against the reference for
+ * descriptors 0 and ndesc-1. Returns 0, or -1 after bench_fail. */
+static int check_config(bench_ctx *ctx, sg_state *st, seg16 *ref, seg16 *tmp)
+{
+    const sg_pool *p = st->p;
+    uint32_t ds[2] = {0, p->ndesc - 1};
+    for (int t = 0; t < 2; t++) {
+        uint32_t d = ds[t], nref, n;
+        const char *who = NULL;
+        nref = seg_reference(p->pfn + (size_t)d * p->pages, p->pages, st->maxseg, ref);
+        if (body_merge(st, d) || (memcpy(tmp, st->out, st->last_segs * sizeof *tmp), 0) ||
+            !same_list(ref, nref, tmp, (uint32_t)st->last_segs))
+            who = "merge_branchy";
+        else if (body_linux(st, d) || (n = lsg_to_list(st->lsgt, tmp), !same_list(ref, nref, tmp, n)))
+            who = "linux_model";
+        else if (body_fbsd(st, d) || !same_list(ref, nref, st->out, (uint32_t)st->last_segs))
+            who = "fbsd_model";
+        else if (body_xnu(st, d) || !same_list(ref, nref, st->out, (uint32_t)st->last_segs))
+            who = "xnu_model";
+        else if (body_iomem(st, d) || !same_list(ref, nref, st->out, (uint32_t)st->last_segs))
+            who = "iomem";
+        else if (body_page16(st, d) || st->last_segs != p->pages)
+            who = "page16";
+        if (who) {
+            bench_fail(ctx, "%s n=%u maxseg=%llu descriptor %u: %s's segment list differs from the reference "
+                            "(%u segments)",
+                       p->name, p->pages, (unsigned long long)st->maxseg, d, who, nref);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the matrix ------------------------------------------------------------------ */
+typedef struct sg_row {
+    double ns_page_med, ns_page_best, segs_per_desc;
+    double ratio[5];
+} sg_row;
+
+static const char *const base_names[5] = {"page16", "merge_branchy", "linux_model", "fbsd_model", "xnu_model"};
+
+static bench_target matrix_target(int pat, int ms, int b)
+{
+    if (pat == PAT_SCATTER) {
+        if (b == 2)
+            return BENCH_RATIO_LE(1.0 / 3.0); /* S8: >= 3x linux */
+        if (b >= 3)
+            return BENCH_RATIO_LE(0.2); /* S8: >= 5x fbsd/xnu */
+    } else if (pat == PAT_CONTIG && ms >= 1 && b >= 2) {
+        return BENCH_RATIO_LE(0.1); /* S8: >= 10x on contiguous page lists */
+    }
+    return BENCH_INFO;
+}
+
+static int run_config(bench_ctx *ctx, sg_state *st, int ms, seg16 *ref, seg16 *tmp, sg_row *row)
+{
+    sg_pool *p = st->p;
+    char name[96], bname[5][48];
+    uint64_t total = 0;
+    bench_stats s;
+    for (uint32_t d = 0; d < p->ndesc; d++)
+        total += seg_reference(p->pfn + (size_t)d * p->pages, p->pages, st->maxseg, ref);
+    row->segs_per_desc = (double)total / p->ndesc;
+    if (check_config(ctx, st, ref, tmp) != 0)
+        return -1;
+    snprintf(name, sizeof name, "%s n=%u max=%s: iomem (ns/page)", sg_pat_names[p->pat], p->pages,
+             sg_maxseg_names[ms]);
+    const bench_kernel_fn *copies[5] = {k_page16, k_merge, k_linux, k_fbsd, k_xnu};
+    bench_kernel cand = {.name = name, .copies = k_iomem, .ncopies = BENCH_COPIES, .state = st,
+                         .ops_per_iter = p->pages};
+    for (int b = 0; b < 5; b++) {
+        snprintf(bname[b], sizeof bname[b], "%s", base_names[b]);
+        bench_kernel base = {.name = bname[b], .copies = copies[b], .ncopies = BENCH_COPIES, .state = st,
+                             .ops_per_iter = p->pages};
+        if (bench_compare(ctx, &cand, &base, matrix_target(p->pat, ms, b)) != 0)
+            return -1;
+        if (bench_last_stats(ctx, &s) != 0)
+            return -1;
+        if (b == 0) {
+            row->ns_page_med = s.ns_median;
+            row->ns_page_best = s.ns_best;
+        }
+        row->ratio[b] = s.ratio_median;
+    }
+    if (p->pat == PAT_SCATTER) {
+        char en[96];
+        double ns_seg = row->ns_page_med * p->pages / row->segs_per_desc;
+        snprintf(en, sizeof en, "S3 scattered n=%u max=%s: ns/segment (<= 1.0)", p->pages, sg_maxseg_names[ms]);
+        bench_exact(ctx, "seggen S3 scattered ns/seg", en, ns_seg * 1000.0, "ps", 1000.0);
+    }
+    return 0;
+}
+
+/* ---- the group ------------------------------------------------------------------- */
+#define NPOOLS (PAT_N * SG_NSIZES)
+
+int bench_group_seggen(bench_ctx *ctx)
+{
+    int rc = -1;
+    sg_pool pools[NPOOLS];
+    sg_row rows[NPOOLS][SG_NMAXSEG];
+    sg_state st;
+    seg16 *out = NULL, *ref = NULL, *tmp = NULL;
+    linux_sgt lsgt;
+    uint64_t t0 = bench_now_ns();
+    memset(pools, 0, sizeof pools);
+    memset(rows, 0, sizeof rows);
+    memset(&st, 0, sizeof st);
+    memset(&lsgt, 0, sizeof lsgt);
+
+    if (iomem__platform_page_size() != SEG_PAGE_SIZE) {
+        bench_fail(ctx, "the models assume 4 KiB pages (machine page %lu)",
+                   (unsigned long)iomem__platform_page_size());
+        return -1;
+    }
+    out = malloc(SG_MAX_PAGES * sizeof *out);
+    ref = malloc(SG_MAX_PAGES * sizeof *ref);
+    tmp = malloc(SG_MAX_PAGES * sizeof *tmp);
+    lsgt.nchunks = SG_MAX_PAGES / (LSG_PER_CHUNK - 1u) + 2u;
+    lsgt.chunks = calloc((size_t)lsgt.nchunks * LSG_PER_CHUNK, sizeof(lsg));
+    if (!out || !ref || !tmp || !lsgt.chunks) {
+        bench_fail(ctx, "out of memory");
+        goto out;
+    }
+    memset(out, 0, SG_MAX_PAGES * sizeof *out); /* fault the output in */
+
+    /* Pools. Scattered first: their frames stay below 4 GiB (the POSIX
+     * machine hands out frames upwards from 2 GiB), which the 32-bit
+     * outputs (S6) need. */
+    {
+        static const int order[PAT_N] = {PAT_SCATTER, PAT_CONTIG, PAT_RUNS8, PAT_RUNS2};
+        for (int oi = 0; oi < PAT_N; oi++) {
+            int pat = order[oi];
+            for (int si = 0; si < SG_NSIZES; si++) {
+                uint32_t pages = sg_sizes[si];
+                uint32_t ndesc = (uint32_t)(BENCH_POOL_BYTES / sizeof(uint64_t)) / pages;
+                sg_pool *p = &pools[pat * SG_NSIZES + si];
+                if (ndesc == 0)
+                    ndesc = 1;
+                if (pool_build(ctx, p, sg_pat_names[pat], pat, 0, pages, ndesc, 1, 1) != 0)
+                    goto out;
+            }
+        }
+    }
+    bench_note(ctx, "setup: %u pools wired in %.1f s (page arrays >= %u KiB per pool, round-robin)", NPOOLS,
+               (double)(bench_now_ns() - t0) / 1e9, BENCH_POOL_BYTES / 1024u);
+#if !SEGGEN_HAVE_DMACMD
+    bench_note(ctx, "IODMACommand is not implemented on this branch yet: the 'iomem' candidate is a STAND-IN "
+                    "(iomem_walk + maxseg split, inline), not genIOVMSegments; S1 S5-S7 S9 B1 not measured");
+#endif
+
+    /* ---- the matrix ---- */
+    for (int pat = 0; pat < PAT_N; pat++)
+        for (int si = 0; si < SG_NSIZES; si++)
+            for (int ms = 0; ms < SG_NMAXSEG; ms++) {
+                sg_pool *p = &pools[pat * SG_NSIZES + si];
+                memset(&st, 0, sizeof st);
+                st.p = p;
+                st.maxseg = sg_maxsegs[ms];
+                st.out = out;
+                st.out_cap = SG_MAX_PAGES;
+                st.lsgt = &lsgt;
+                st.seg_bytes = sizeof(seg16);
+                st.ftag = (fbsd_tag){.maxsegsz = st.maxseg, .boundary = 0, .lowaddr = ~(uint64_t)0,
+                                     .nsegments = p->pages, .could_bounce = 0};
+                st.fpm = (fbsd_pmap){p->pfn, (uintptr_t)p->va};
+                st.xcmd = (xnu_cmd){.op = xnu_walk_segments, .out_seg = xnu_output_host64,
+                                    .max_seg = st.maxseg, .max_phys = ~(uint64_t)0};
+                st.xout = xnu_client_output;
+#if SEGGEN_HAVE_DMACMD
+                if (cmds_make(ctx, &st, kIODMACommandOutputHost64, 64, st.maxseg,
+                              IODMACommand_kUnmapped | IODMACommand_kIterateOnly, p->ndesc, 1) != 0) {
+                    cmds_free(&st);
+                    goto out;
+                }
+#endif
+                int r = run_config(ctx, &st, ms, ref, tmp, &rows[pat * SG_NSIZES + si][ms]);
+#if SEGGEN_HAVE_DMACMD
+                cmds_free(&st);
+#endif
+                if (r != 0)
+                    goto out;
+            }
+
+    /* the table */
+    bench_note(ctx, "segment-generation matrix (iomem = %s; ns/page and ns/seg from the median; "
+                    "ratio = iomem/baseline, medians):",
+               SEGGEN_HAVE_DMACMD ? "IODMACommand_genIOVMSegments, Host64" : "STAND-IN walk");
+    bench_note(ctx, "%-10s %6s %4s | %9s | %13s | %7s | %6s %6s %6s %6s %6s", "pattern", "pages", "max",
+               "segs/desc", "ns/page (best)", "ns/seg", "page16", "merge", "linux", "fbsd", "xnu");
+    for (int pat = 0; pat < PAT_N; pat++)
+        for (int si = 0; si < SG_NSIZES; si++)
+            for (int ms = 0; ms < SG_NMAXSEG; ms++) {
+                const sg_row *w = &rows[pat * SG_NSIZES + si][ms];
+                bench_note(ctx, "%-10s %6u %4s | %9.1f | %6.3f (%5.3f) | %7.3f | %6.3f %6.3f %6.3f %6.3f %6.3f",
+                           sg_pat_names[pat], sg_sizes[si], sg_maxseg_names[ms], w->segs_per_desc,
+                           w->ns_page_med, w->ns_page_best, w->ns_page_med * sg_sizes[si] / w->segs_per_desc,
+                           w->ratio[0], w->ratio[1], w->ratio[2], w->ratio[3], w->ratio[4]);
+            }
+
+    rc = 0;
+out:
+    for (int i = 0; i < NPOOLS; i++)
+        pool_free(&pools[i]);
+    free(out);
+    free(ref);
+    free(tmp);
+    free(lsgt.chunks);
+    return rc;
+}
