@@ -419,8 +419,8 @@ static void cmds_free(sg_state *st)
     st->ncmd = 0;
 }
 
-/* one command per descriptor of the pool, attached and prepared
- * (@attach 0: created only) */
+/* one command per descriptor of the pool; @attach 1: setMemoryDescriptor
+ * with autoPrepare, 2: without, 0: no descriptor */
 static int cmds_make(bench_ctx *ctx, sg_state *st, IODMACommand_SegmentFunction fn, UInt8 bits,
                      uint64_t maxseg, IODMACommand_MappingOptions opts, uint32_t n, int attach)
 {
@@ -440,9 +440,10 @@ static int cmds_make(bench_ctx *ctx, sg_state *st, IODMACommand_SegmentFunction 
         }
         if (!attach)
             continue;
-        r = IODMACommand_setMemoryDescriptor(st->cmd[i], st->p->md[i], true);
+        r = IODMACommand_setMemoryDescriptor(st->cmd[i], st->p->md[i], attach == 1);
         if (r != kIOReturnSuccess) {
-            bench_fail(ctx, "%s: setMemoryDescriptor(autoPrepare) failed: 0x%x", st->p->name, (unsigned)r);
+            bench_fail(ctx, "%s: setMemoryDescriptor(autoPrepare %d) failed: 0x%x", st->p->name, attach == 1,
+                       (unsigned)r);
             return -1;
         }
     }
@@ -610,6 +611,323 @@ static int run_config(bench_ctx *ctx, sg_state *st, int ms, seg16 *ref, seg16 *t
     return 0;
 }
 
+#if SEGGEN_HAVE_DMACMD
+/* ---- beyond the matrix: S4 S6 S7 S1/S5 S9 B1 ------------------------------------ */
+static void st_init(sg_state *st, sg_pool *p, uint64_t maxseg, seg16 *out)
+{
+    memset(st, 0, sizeof *st);
+    st->p = p;
+    st->maxseg = maxseg;
+    st->out = out;
+    st->out_cap = SG_MAX_PAGES;
+    st->seg_bytes = sizeof(seg16);
+}
+
+static bench_kernel kern(const char *name, const bench_kernel_fn *copies, sg_state *st, double ops)
+{
+    bench_kernel k = {.name = name, .copies = copies, .ncopies = BENCH_COPIES, .state = st, .ops_per_iter = ops};
+    return k;
+}
+
+/* S4: runs of mean 2 per page vs scattered per page (both genIOVMSegments) */
+static int run_s4(bench_ctx *ctx, sg_pool *pools, seg16 *out)
+{
+    int rc = -1;
+    for (int si = 1; si < SG_NSIZES; si++) {
+        sg_state a, b;
+        char an[96], bn[96];
+        st_init(&a, &pools[PAT_RUNS2 * SG_NSIZES + si], 1u << 20, out);
+        st_init(&b, &pools[PAT_SCATTER * SG_NSIZES + si], 1u << 20, out);
+        if (cmds_make(ctx, &a, kIODMACommandOutputHost64, 64, a.maxseg,
+                      IODMACommand_kUnmapped | IODMACommand_kIterateOnly, a.p->ndesc, 1) == 0 &&
+            cmds_make(ctx, &b, kIODMACommandOutputHost64, 64, b.maxseg,
+                      IODMACommand_kUnmapped | IODMACommand_kIterateOnly, b.p->ndesc, 1) == 0) {
+            snprintf(an, sizeof an, "S4 runs2 n=%u: genIOVMSegments (ns/page)", a.p->pages);
+            snprintf(bn, sizeof bn, "scattered n=%u (ns/page)", b.p->pages);
+            bench_kernel ka = kern(an, k_iomem, &a, a.p->pages), kb = kern(bn, k_iomem, &b, b.p->pages);
+            rc = bench_compare(ctx, &ka, &kb, BENCH_RATIO_LE(1.5));
+        } else {
+            rc = -1;
+        }
+        cmds_free(&a);
+        cmds_free(&b);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* S6: the five other output formats vs Host64, scattered 1024 pages */
+static int run_s6(bench_ctx *ctx, sg_pool *p, seg16 *out, seg16 *ref, seg16 *tmp)
+{
+    static IODMACommand_SegmentFunction const fns[FMT_N] = {
+        kIODMACommandOutputHost64, kIODMACommandOutputBig64, kIODMACommandOutputLittle64,
+        kIODMACommandOutputHost32, kIODMACommandOutputBig32, kIODMACommandOutputLittle32};
+    sg_state h, f;
+    int rc = -1;
+    uint32_t nref = seg_reference(p->pfn, p->pages, ~(uint64_t)0, ref);
+    st_init(&h, p, 0, out);
+    if (cmds_make(ctx, &h, fns[FMT_H64], 64, 0, IODMACommand_kUnmapped | IODMACommand_kIterateOnly, p->ndesc, 1))
+        goto done;
+    for (int fi = 1; fi < FMT_N; fi++) {
+        char fn[96], hn[96];
+        int is32 = fi >= FMT_H32;
+        st_init(&f, p, 0, out);
+        f.seg_bytes = is32 ? 8u : 16u;
+        if (cmds_make(ctx, &f, fns[fi], is32 ? 32 : 64, 0, IODMACommand_kUnmapped | IODMACommand_kIterateOnly,
+                      p->ndesc, 1) != 0) {
+            cmds_free(&f);
+            goto done;
+        }
+        if (body_iomem(&f, 0) != 0 || f.last_segs != nref ||
+            (decode(fi, out, nref, tmp), !same_list(ref, nref, tmp, nref))) {
+            bench_fail(ctx, "S6: %s output differs from the reference", fmt_names[fi]);
+            cmds_free(&f);
+            goto done;
+        }
+        snprintf(fn, sizeof fn, "S6 scattered n=%u: %s (ns/page)", p->pages, fmt_names[fi]);
+        snprintf(hn, sizeof hn, "OutputHost64 (ns/page)");
+        bench_kernel kf = kern(fn, k_iomem, &f, p->pages), kh = kern(hn, k_iomem, &h, p->pages);
+        int r = bench_compare(ctx, &kf, &kh, BENCH_RATIO_LE(1.10));
+        cmds_free(&f);
+        if (r != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    cmds_free(&h);
+    return rc;
+}
+
+/* S7: resume in calls of 4 segments, 4096 one-page ranges vs 16 */
+static int run_s7(bench_ctx *ctx, seg16 *out, seg16 *ref)
+{
+    sg_pool many, few;
+    sg_state a, b;
+    int rc = -1;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    /* pools of >= 512 KiB of extents */
+    if (pool_build(ctx, &many, "ranges4096", PAT_SCATTER, 0, 4096, 8, 4096, 1) != 0 ||
+        pool_build(ctx, &few, "ranges16", PAT_SCATTER, 0, 16, 2048, 16, 1) != 0)
+        goto done;
+    st_init(&a, &many, 0, out);
+    st_init(&b, &few, 0, out);
+    a.gen_chunk = b.gen_chunk = 4;
+    if (cmds_make(ctx, &a, kIODMACommandOutputHost64, 64, 0, IODMACommand_kUnmapped | IODMACommand_kIterateOnly,
+                  many.ndesc, 1) != 0 ||
+        cmds_make(ctx, &b, kIODMACommandOutputHost64, 64, 0, IODMACommand_kUnmapped | IODMACommand_kIterateOnly,
+                  few.ndesc, 1) != 0)
+        goto done;
+    {
+        uint32_t n1 = seg_reference(many.pfn, many.pages, ~(uint64_t)0, ref);
+        if (body_iomem(&a, 0) != 0 || a.last_segs != n1 || !same_list(ref, n1, out, n1)) {
+            bench_fail(ctx, "S7: 4096-range descriptor: segment list differs from the reference");
+            goto done;
+        }
+    }
+    {
+        bench_kernel ka = kern("S7 resume, 4 segs/call, 4096 ranges (ns/seg)", k_iomem, &a, 4096);
+        bench_kernel kb = kern("16 ranges (ns/seg)", k_iomem, &b, 16);
+        rc = bench_compare(ctx, &ka, &kb, BENCH_RATIO_LE(1.2));
+    }
+done:
+    cmds_free(&a);
+    cmds_free(&b);
+    pool_free(&many);
+    pool_free(&few);
+    return rc;
+}
+
+/* S1/S5: one 1 GiB physical extent, unsplit and split by maxSegmentSize */
+static int run_s1(bench_ctx *ctx, sg_pool *contig1g, seg16 *out)
+{
+    static const uint64_t maxs[4] = {0, 1u << 20, 1u << 16, 1u << 12};
+    static const char *const names[4] = {"unsplit", "1M", "64K", "4K"};
+    const IOPhysicalAddress base = (IOPhysicalAddress)1 << 32;
+    const uint64_t len = (uint64_t)1 << 30;
+    sg_pool p;
+    sg_state a, m;
+    int rc = -1;
+    memset(&p, 0, sizeof p);
+    p.name = "phys1g";
+    p.pages = (uint32_t)(len >> SEG_PAGE_SHIFT);
+    p.ndesc = 1;
+    p.md = calloc(1, sizeof *p.md);
+    if (!p.md)
+        return -1;
+    p.md[0] = IOMemoryDescriptor_withPhysicalAddress(base, (IOByteCount)len, kIODirectionInOut);
+    if (!p.md[0]) {
+        bench_fail(ctx, "S1: withPhysicalAddress(1 GiB) failed");
+        free(p.md);
+        return -1;
+    }
+    IOMemoryDescriptor_prepare(p.md[0], kIODirectionNone); /* balanced by pool_free */
+    for (int i = 0; i < 4; i++) {
+        char an[96], en[96];
+        uint64_t segs = maxs[i] ? len / maxs[i] : 1, step = maxs[i] ? maxs[i] : len;
+        bench_stats s;
+        st_init(&a, &p, maxs[i], out);
+        if (cmds_make(ctx, &a, kIODMACommandOutputHost64, 64, maxs[i],
+                      IODMACommand_kUnmapped | IODMACommand_kIterateOnly, 1, 1) != 0)
+            goto fail;
+        if (body_iomem(&a, 0) != 0 || a.last_segs != segs) {
+            bench_fail(ctx, "S1: 1 GiB extent, max %s: %llu segments, expected %llu", names[i],
+                       (unsigned long long)a.last_segs, (unsigned long long)segs);
+            goto fail;
+        }
+        for (uint64_t k = 0; k < segs; k++)
+            if (out[k].addr != base + k * step || out[k].len != step) {
+                bench_fail(ctx, "S1: 1 GiB extent, max %s: segment %llu wrong", names[i], (unsigned long long)k);
+                goto fail;
+            }
+        if (i == 0) {
+            /* against merge_branchy over the same 1 GiB as a page list (contiguous pool) */
+            st_init(&m, contig1g, (uint64_t)1 << 40, out);
+            bench_kernel ka = kern("S1 1 GiB one extent, unsplit (ns/generation)", k_iomem, &a, 1);
+            bench_kernel km = kern("merge_branchy 1 GiB page list", k_merge, &m, 1);
+            if (bench_compare(ctx, &ka, &km, BENCH_RATIO_LE(0.001)) != 0)
+                goto fail;
+            if (bench_last_stats(ctx, &s) != 0)
+                goto fail;
+            bench_exact(ctx, "seggen S1 one extent", "S1 1 GiB one extent unsplit: ns per generation (<= 10)",
+                        s.ns_median * 1000.0, "ps", 10000.0);
+        } else {
+            snprintf(an, sizeof an, "S1/S5 1 GiB one extent, split %s (ns/seg)", names[i]);
+            bench_kernel ka = kern(an, k_iomem, &a, (double)segs);
+            if (bench_compare(ctx, &ka, NULL, BENCH_INFO) != 0 || bench_last_stats(ctx, &s) != 0)
+                goto fail;
+            snprintf(en, sizeof en, "S1 1 GiB split %s: ns per generation (<= 10 + 0.5/seg)", names[i]);
+            bench_exact(ctx, "seggen S1 one extent", en, s.ns_median * (double)segs, "ns", 10.0 + 0.5 * (double)segs);
+            snprintf(en, sizeof en, "S5 split fast path %s: ns/segment (<= 0.5)", names[i]);
+            bench_exact(ctx, "seggen S5 split ns/seg", en, s.ns_median * 1000.0, "ps", 500.0);
+        }
+        cmds_free(&a);
+    }
+    rc = 0;
+fail:
+    cmds_free(&a);
+    pool_free(&p);
+    return rc;
+}
+
+/* S9: 64-page scattered I/O end to end */
+static int run_s9(bench_ctx *ctx, sg_pool *p, seg16 *out, linux_sgt *lsgt)
+{
+    sg_state a, l;
+    bench_stats s;
+    int rc = -1;
+    st_init(&a, p, 0, out);
+    if (cmds_make(ctx, &a, kIODMACommandOutputHost64, 64, 0, IODMACommand_kUnmapped, 1, 0) != 0)
+        goto done;
+    st_init(&l, p, (uint64_t)1 << 40, out);
+    l.lsgt = lsgt;
+    {
+        bench_kernel ka = kern("S9 64-page scattered I/O: set+prepare+gen+complete+clear (ns/IO)", k_io, &a, 1);
+        bench_kernel kl = kern("linux_model sg build+map (ns/IO)", k_linux, &l, 1);
+        if (bench_compare(ctx, &ka, &kl, BENCH_INFO) != 0 || bench_last_stats(ctx, &s) != 0)
+            goto done;
+        bench_exact(ctx, "seggen S9 I/O", "S9 64-page scattered I/O end to end: ns (<= 100)", s.ns_median, "ns",
+                    100.0);
+    }
+    rc = 0;
+done:
+    cmds_free(&a);
+    return rc;
+}
+
+/* B1: bounce slot cost (prepare+complete of a bounced 1-page I/O minus the
+ * same unbounced) and bounce copy throughput vs memcpy of the same bytes */
+static int run_b1(bench_ctx *ctx, sg_pool *low1, seg16 *out)
+{
+    sg_pool high1, high16, high1c;
+    sg_state a, b, c, m;
+    int rc = -1;
+    void *dst = NULL;
+    memset(&high1, 0, sizeof high1);
+    memset(&high16, 0, sizeof high16);
+    memset(&high1c, 0, sizeof high1c);
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    if (pool_build(ctx, &high1, "high1", -1, IOMEM_POSIX_LAYOUT_HIGH, 1, 64, 1, 1) != 0)
+        goto done;
+    st_init(&a, &high1, 0, out);
+    st_init(&b, low1, 0, out);
+    if (cmds_make(ctx, &a, kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, high1.ndesc, 2) != 0 ||
+        cmds_make(ctx, &b, kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, low1->ndesc, 2) != 0)
+        goto done;
+    /* the HIGH page must come out bounced (below 4 GiB, another address), the low one not */
+    {
+        IOReturn r = IODMACommand_prepare(a.cmd[0], 0, 0, false, false);
+        int bad = r != kIOReturnSuccess || body_iomem(&a, 0) != 0 || a.last_segs != 1 ||
+                  out[0].addr + out[0].len > ((uint64_t)1 << 32) || out[0].addr == high1.pfn[0] << SEG_PAGE_SHIFT;
+        if (r == kIOReturnSuccess)
+            IODMACommand_complete(a.cmd[0], false, false);
+        if (bad) {
+            bench_note(ctx, "B1 MISSING: a HIGH page on a 32-bit command was not bounced (prepare 0x%x)", (unsigned)r);
+            rc = 0;
+            goto done;
+        }
+        r = IODMACommand_prepare(b.cmd[0], 0, 0, false, false);
+        bad = r != kIOReturnSuccess || body_iomem(&b, 0) != 0 || out[0].addr != low1->pfn[0] << SEG_PAGE_SHIFT;
+        if (r == kIOReturnSuccess)
+            IODMACommand_complete(b.cmd[0], false, false);
+        if (bad) {
+            bench_fail(ctx, "B1: the low page was bounced or failed (prepare 0x%x)", (unsigned)r);
+            goto done;
+        }
+    }
+    {
+        bench_kernel ka = kern("B1 prepare+complete, HIGH page, 32-bit (sparse bounce, no copy)", k_prepcomp, &a, 1);
+        bench_kernel kb = kern("same, low page (no bounce)", k_prepcomp, &b, 1);
+        if (bench_compare(ctx, &ka, &kb, BENCH_DIFF_NS_LE(20.0)) != 0)
+            goto done;
+    }
+    cmds_free(&a);
+    cmds_free(&b);
+    /* copy throughput: 1 page and 16 pages, 4 descriptors each, prepared (bounced) */
+    for (int t = 0; t < 2; t++) {
+        sg_pool *hp = t == 0 ? &high1c : &high16;
+        uint32_t pages = t == 0 ? 1u : 16u;
+        char cn[96];
+        if (pool_build(ctx, hp, t == 0 ? "high1c" : "high16", -1, IOMEM_POSIX_LAYOUT_HIGH, pages, 4, 1, 1) != 0)
+            goto done;
+        memset(hp->va, 0x5A, hp->va_bytes); /* resident source */
+        st_init(&c, hp, 0, out);
+        if (cmds_make(ctx, &c, kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, hp->ndesc, 1) != 0)
+            goto done;
+        free(dst);
+        dst = malloc(hp->va_bytes);
+        if (!dst) {
+            bench_fail(ctx, "out of memory");
+            goto done;
+        }
+        memset(dst, 0, hp->va_bytes);
+        st_init(&m, hp, 0, out);
+        m.src = hp->va;
+        m.dst = dst;
+        m.copy_bytes = (size_t)pages * SEG_PAGE_SIZE;
+        snprintf(cn, sizeof cn, "B1 bounce copy synchronize(Out), %u KiB", pages * 4u);
+        bench_kernel kc = kern(cn, k_sync, &c, 1), km = kern("memcpy of the same bytes", k_memcpy, &m, 1);
+        if (bench_compare(ctx, &kc, &km, BENCH_RATIO_LE(1.25)) != 0)
+            goto done;
+        cmds_free(&c);
+    }
+    bench_note(ctx, "B1 copy: ratio <= 1.25 means the bounce copy reaches >= 80%% of memcpy throughput");
+    rc = 0;
+done:
+    free(dst);
+    cmds_free(&a);
+    cmds_free(&b);
+    cmds_free(&c);
+    pool_free(&high1);
+    pool_free(&high16);
+    pool_free(&high1c);
+    return rc;
+}
+#endif
+
 /* ---- the group ------------------------------------------------------------------- */
 #define NPOOLS (PAT_N * SG_NSIZES)
 
@@ -619,10 +937,12 @@ int bench_group_seggen(bench_ctx *ctx)
     sg_pool pools[NPOOLS];
     sg_row rows[NPOOLS][SG_NMAXSEG];
     sg_state st;
+    sg_pool low1;
     seg16 *out = NULL, *ref = NULL, *tmp = NULL;
     linux_sgt lsgt;
     uint64_t t0 = bench_now_ns();
     memset(pools, 0, sizeof pools);
+    memset(&low1, 0, sizeof low1);
     memset(rows, 0, sizeof rows);
     memset(&st, 0, sizeof st);
     memset(&lsgt, 0, sizeof lsgt);
@@ -642,6 +962,11 @@ int bench_group_seggen(bench_ctx *ctx)
         goto out;
     }
     memset(out, 0, SG_MAX_PAGES * sizeof *out); /* fault the output in */
+#if SEGGEN_HAVE_DMACMD
+    /* B1's unbounced pages: first, so they are below 4 GiB */
+    if (pool_build(ctx, &low1, "low1", PAT_CONTIG, 0, 1, 64, 1, 1) != 0)
+        goto out;
+#endif
 
     /* Pools. Scattered first: their frames stay below 4 GiB (the POSIX
      * machine hands out frames upwards from 2 GiB), which the 32-bit
@@ -717,8 +1042,15 @@ int bench_group_seggen(bench_ctx *ctx)
                            w->ratio[0], w->ratio[1], w->ratio[2], w->ratio[3], w->ratio[4]);
             }
 
+#if SEGGEN_HAVE_DMACMD
+    if (run_s4(ctx, pools, out) != 0 || run_s6(ctx, &pools[PAT_SCATTER * SG_NSIZES + 1], out, ref, tmp) != 0 ||
+        run_s7(ctx, out, ref) != 0 || run_s1(ctx, &pools[PAT_CONTIG * SG_NSIZES + 2], out) != 0 ||
+        run_s9(ctx, &pools[PAT_SCATTER * SG_NSIZES + 0], out, &lsgt) != 0 || run_b1(ctx, &low1, out) != 0)
+        goto out;
+#endif
     rc = 0;
 out:
+    pool_free(&low1);
     for (int i = 0; i < NPOOLS; i++)
         pool_free(&pools[i]);
     free(out);
