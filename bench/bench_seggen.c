@@ -284,13 +284,11 @@ SG_INLINE int sg_gen_all(sg_state *st, IODMACommand *cmd)
     uint32_t n = 0;
     uint64_t total = 0;
     for (;;) {
-        UInt32 k = st->gen_chunk ? st->gen_chunk : st->out_cap - n;
+        UInt32 k;
         IOReturn r;
-        if (k > st->out_cap - n) {
-            n = 0;
-            if (!st->gen_chunk)
-                k = st->out_cap;
-        }
+        if (n == st->out_cap || (st->gen_chunk && st->out_cap - n < st->gen_chunk))
+            n = 0; /* full: start over (a driver hands the array to the device) */
+        k = st->gen_chunk ? st->gen_chunk : st->out_cap - n;
         r = IODMACommand_genIOVMSegments(cmd, &off, (uint8_t *)st->out + (size_t)n * st->seg_bytes, &k);
         if (r == kIOReturnOverrun)
             break;
@@ -559,6 +557,12 @@ typedef struct sg_row {
 
 static const char *const base_names[5] = {"page16", "merge_branchy", "linux_model", "fbsd_model", "xnu_model"};
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static bench_target matrix_target(int pat, int ms, int b)
 {
     if (pat == PAT_SCATTER) {
@@ -578,6 +582,7 @@ static int run_config(bench_ctx *ctx, sg_state *st, int ms, seg16 *ref, seg16 *t
     char name[96], bname[5][48];
     uint64_t total = 0;
     bench_stats s;
+    double meds[5];
     for (uint32_t d = 0; d < p->ndesc; d++)
         total += seg_reference(p->pfn + (size_t)d * p->pages, p->pages, st->maxseg, ref);
     row->segs_per_desc = (double)total / p->ndesc;
@@ -596,12 +601,15 @@ static int run_config(bench_ctx *ctx, sg_state *st, int ms, seg16 *ref, seg16 *t
             return -1;
         if (bench_last_stats(ctx, &s) != 0)
             return -1;
-        if (b == 0) {
-            row->ns_page_med = s.ns_median;
+        meds[b] = s.ns_median;
+        if (b == 0 || s.ns_best < row->ns_page_best)
             row->ns_page_best = s.ns_best;
-        }
         row->ratio[b] = s.ratio_median;
     }
+    /* the candidate ran in all five comparisons: the median of its five
+     * medians (one noisy comparison on a shared machine cannot set it) */
+    qsort(meds, 5, sizeof meds[0], cmp_dbl);
+    row->ns_page_med = meds[2];
     if (p->pat == PAT_SCATTER) {
         char en[96];
         double ns_seg = row->ns_page_med * p->pages / row->segs_per_desc;
@@ -786,10 +794,14 @@ static int run_s1(bench_ctx *ctx, sg_pool *contig1g, seg16 *out)
             st_init(&m, contig1g, (uint64_t)1 << 40, out);
             bench_kernel ka = kern("S1 1 GiB one extent, unsplit (ns/generation)", k_iomem, &a, 1);
             bench_kernel km = kern("merge_branchy 1 GiB page list", k_merge, &m, 1);
-            if (bench_compare(ctx, &ka, &km, BENCH_RATIO_LE(0.001)) != 0)
+            if (bench_compare(ctx, &ka, &km, BENCH_INFO) != 0)
                 goto fail;
             if (bench_last_stats(ctx, &s) != 0)
                 goto fail;
+            /* S1's gate ">= 1000x faster than merge_branchy", as a ratio in ppm
+             * (the table prints ratio targets with two decimals) */
+            bench_exact(ctx, "seggen S1 one extent", "S1 1 GiB one extent / merge_branchy page list: ratio in ppm (<= 1000)",
+                        s.ratio_median * 1e6, "ppm", 1000.0);
             bench_exact(ctx, "seggen S1 one extent", "S1 1 GiB one extent unsplit: ns per generation (<= 10)",
                         s.ns_median * 1000.0, "ps", 10000.0);
         } else {
@@ -1027,8 +1039,9 @@ int bench_group_seggen(bench_ctx *ctx)
             }
 
     /* the table */
-    bench_note(ctx, "segment-generation matrix (iomem = %s; ns/page and ns/seg from the median; "
-                    "ratio = iomem/baseline, medians):",
+    bench_note(ctx, "segment-generation matrix (iomem = %s; ns/page: median of the candidate's medians "
+                    "in its 5 comparisons (best: lowest sample); ns/seg = ns/page * pages / segs; "
+                    "ratio = iomem/baseline, medians, ABAB in the same comparison):",
                SEGGEN_HAVE_DMACMD ? "IODMACommand_genIOVMSegments, Host64" : "STAND-IN walk");
     bench_note(ctx, "%-10s %6s %4s | %9s | %13s | %7s | %6s %6s %6s %6s %6s", "pattern", "pages", "max",
                "segs/desc", "ns/page (best)", "ns/seg", "page16", "merge", "linux", "fbsd", "xnu");
