@@ -44,7 +44,7 @@
 /* 1 once IODMACommand is implemented (branch dmacmd merged); 0 measures a
  * stand-in (the inline iomem_walk engine + split) so the harness runs. */
 #ifndef SEGGEN_HAVE_DMACMD
-#define SEGGEN_HAVE_DMACMD 0
+#define SEGGEN_HAVE_DMACMD 1
 #endif
 
 #define SG_INLINE static inline __attribute__((always_inline))
