@@ -896,6 +896,18 @@ static int run_b1(bench_ctx *ctx, sg_pool *low1, seg16 *out)
         if (bench_compare(ctx, &ka, &kb, BENCH_DIFF_NS_LE(20.0)) != 0)
             goto done;
     }
+    /* the same with a bounce reserve (the pool then never goes back to the
+     * platform allocator); the default above is reserve 0 */
+    if (iomem_bounce_pool_reserve(64) == kIOReturnSuccess) {
+        bench_kernel ka = kern("B1 same, iomem_bounce_pool_reserve(64)", k_prepcomp, &a, 1);
+        bench_kernel kb = kern("same, low page (no bounce)", k_prepcomp, &b, 1);
+        int r = bench_compare(ctx, &ka, &kb, BENCH_DIFF_NS_LE(20.0));
+        iomem_bounce_pool_reserve(0);
+        if (r != 0)
+            goto done;
+    } else {
+        bench_note(ctx, "B1: iomem_bounce_pool_reserve(64) failed; reserve row not measured");
+    }
     cmds_free(&a);
     cmds_free(&b);
     /* copy throughput: 1 page and 16 pages, 4 descriptors each, prepared (bounced) */
