@@ -30,6 +30,7 @@
 #define _GNU_SOURCE 1
 #endif
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -555,6 +556,42 @@ typedef struct sg_row {
     double ratio[5];
 } sg_row;
 
+/* the targets of issue #5, one line each, printed after the matrix */
+typedef struct sg_sum {
+    int n;
+    struct {
+        int pass;
+        char line[160];
+    } t[40];
+} sg_sum;
+
+static void sum_add(sg_sum *s, int pass, const char *fmt, ...) BENCH_PRINTF(3, 4);
+static void sum_add(sg_sum *s, int pass, const char *fmt, ...)
+{
+    va_list ap;
+    if (s->n >= (int)(sizeof s->t / sizeof s->t[0]))
+        return;
+    s->t[s->n].pass = pass;
+    va_start(ap, fmt);
+    vsnprintf(s->t[s->n].line, sizeof s->t[s->n].line, fmt, ap);
+    va_end(ap);
+    s->n++;
+}
+
+/* the last comparison against a ratio or difference target */
+static BENCH_UNUSED void sum_last(bench_ctx *ctx, sg_sum *sum, const char *what, bench_target t)
+{
+    bench_stats s;
+    if (bench_last_stats(ctx, &s) != 0)
+        return;
+    if (t.kind == BENCH_TARGET_RATIO_MAX)
+        sum_add(sum, s.ratio_median <= t.value, "%s: ratio %.3f (best %.3f) vs <= %.2f", what, s.ratio_median,
+                s.ratio_best, t.value);
+    else if (t.kind == BENCH_TARGET_DIFF_NS_MAX)
+        sum_add(sum, s.diff_median <= t.value, "%s: %+.1f ns (%.1f vs %.1f ns) vs <= %.0f ns", what, s.diff_median,
+                s.ns_median, s.base_ns_median, t.value);
+}
+
 static const char *const base_names[5] = {"page16", "merge_branchy", "linux_model", "fbsd_model", "xnu_model"};
 
 static int cmp_dbl(const void *a, const void *b)
@@ -610,11 +647,16 @@ static int run_config(bench_ctx *ctx, sg_state *st, int ms, seg16 *ref, seg16 *t
      * medians (one noisy comparison on a shared machine cannot set it) */
     qsort(meds, 5, sizeof meds[0], cmp_dbl);
     row->ns_page_med = meds[2];
-    if (p->pat == PAT_SCATTER) {
+    {
         char en[96];
         double ns_seg = row->ns_page_med * p->pages / row->segs_per_desc;
-        snprintf(en, sizeof en, "S3 scattered n=%u max=%s: ns/segment (<= 1.0)", p->pages, sg_maxseg_names[ms]);
-        bench_exact(ctx, "seggen S3 scattered ns/seg", en, ns_seg * 1000.0, "ps", 1000.0);
+        if (p->pat == PAT_SCATTER) {
+            snprintf(en, sizeof en, "S3 scattered n=%u max=%s: ns/segment (<= 1.0)", p->pages, sg_maxseg_names[ms]);
+            bench_exact(ctx, "seggen S3 scattered ns/seg", en, ns_seg * 1000.0, "ps", 1000.0);
+        } else {
+            snprintf(en, sizeof en, "%s n=%u max=%s: ns/segment", sg_pat_names[p->pat], p->pages, sg_maxseg_names[ms]);
+            bench_exact(ctx, "seggen matrix ns/seg", en, ns_seg * 1000.0, "ps", -1.0);
+        }
     }
     return 0;
 }
@@ -638,7 +680,7 @@ static bench_kernel kern(const char *name, const bench_kernel_fn *copies, sg_sta
 }
 
 /* S4: runs of mean 2 per page vs scattered per page (both genIOVMSegments) */
-static int run_s4(bench_ctx *ctx, sg_pool *pools, seg16 *out)
+static int run_s4(bench_ctx *ctx, sg_sum *sum, sg_pool *pools, seg16 *out)
 {
     int rc = -1;
     for (int si = 1; si < SG_NSIZES; si++) {
@@ -654,6 +696,9 @@ static int run_s4(bench_ctx *ctx, sg_pool *pools, seg16 *out)
             snprintf(bn, sizeof bn, "scattered n=%u (ns/page)", b.p->pages);
             bench_kernel ka = kern(an, k_iomem, &a, a.p->pages), kb = kern(bn, k_iomem, &b, b.p->pages);
             rc = bench_compare(ctx, &ka, &kb, BENCH_RATIO_LE(1.5));
+            snprintf(an, sizeof an, "S4 runs2/scattered per page, n=%u", a.p->pages);
+            if (rc == 0)
+                sum_last(ctx, sum, an, BENCH_RATIO_LE(1.5));
         } else {
             rc = -1;
         }
@@ -666,7 +711,7 @@ static int run_s4(bench_ctx *ctx, sg_pool *pools, seg16 *out)
 }
 
 /* S6: the five other output formats vs Host64, scattered 1024 pages */
-static int run_s6(bench_ctx *ctx, sg_pool *p, seg16 *out, seg16 *ref, seg16 *tmp)
+static int run_s6(bench_ctx *ctx, sg_sum *sum, sg_pool *p, seg16 *out, seg16 *ref, seg16 *tmp)
 {
     static IODMACommand_SegmentFunction const fns[FMT_N] = {
         kIODMACommandOutputHost64, kIODMACommandOutputBig64, kIODMACommandOutputLittle64,
@@ -697,6 +742,9 @@ static int run_s6(bench_ctx *ctx, sg_pool *p, seg16 *out, seg16 *ref, seg16 *tmp
         snprintf(hn, sizeof hn, "OutputHost64 (ns/page)");
         bench_kernel kf = kern(fn, k_iomem, &f, p->pages), kh = kern(hn, k_iomem, &h, p->pages);
         int r = bench_compare(ctx, &kf, &kh, BENCH_RATIO_LE(1.10));
+        snprintf(fn, sizeof fn, "S6 %s / OutputHost64", fmt_names[fi]);
+        if (r == 0)
+            sum_last(ctx, sum, fn, BENCH_RATIO_LE(1.10));
         cmds_free(&f);
         if (r != 0)
             goto done;
@@ -708,7 +756,7 @@ done:
 }
 
 /* S7: resume in calls of 4 segments, 4096 one-page ranges vs 16 */
-static int run_s7(bench_ctx *ctx, seg16 *out, seg16 *ref)
+static int run_s7(bench_ctx *ctx, sg_sum *sum, seg16 *out, seg16 *ref)
 {
     sg_pool many, few;
     sg_state a, b;
@@ -738,6 +786,8 @@ static int run_s7(bench_ctx *ctx, seg16 *out, seg16 *ref)
         bench_kernel ka = kern("S7 resume, 4 segs/call, 4096 ranges (ns/seg)", k_iomem, &a, 4096);
         bench_kernel kb = kern("16 ranges (ns/seg)", k_iomem, &b, 16);
         rc = bench_compare(ctx, &ka, &kb, BENCH_RATIO_LE(1.2));
+        if (rc == 0)
+            sum_last(ctx, sum, "S7 resume 4096 / 16 ranges per segment", BENCH_RATIO_LE(1.2));
     }
 done:
     cmds_free(&a);
@@ -748,7 +798,7 @@ done:
 }
 
 /* S1/S5: one 1 GiB physical extent, unsplit and split by maxSegmentSize */
-static int run_s1(bench_ctx *ctx, sg_pool *contig1g, seg16 *out)
+static int run_s1(bench_ctx *ctx, sg_sum *sum, sg_pool *contig1g, seg16 *out)
 {
     static const uint64_t maxs[4] = {0, 1u << 20, 1u << 16, 1u << 12};
     static const char *const names[4] = {"unsplit", "1M", "64K", "4K"};
@@ -804,6 +854,10 @@ static int run_s1(bench_ctx *ctx, sg_pool *contig1g, seg16 *out)
                         s.ratio_median * 1e6, "ppm", 1000.0);
             bench_exact(ctx, "seggen S1 one extent", "S1 1 GiB one extent unsplit: ns per generation (<= 10)",
                         s.ns_median * 1000.0, "ps", 10000.0);
+            sum_add(sum, s.ns_median <= 10.0, "S1 1 GiB one extent unsplit: %.1f ns per generation (best %.1f) vs <= 10 ns",
+                    s.ns_median, s.ns_best);
+            sum_add(sum, s.ratio_median <= 0.001, "S1 vs merge_branchy on the 1 GiB page list: %.0fx faster vs >= 1000x",
+                    1.0 / s.ratio_median);
         } else {
             snprintf(an, sizeof an, "S1/S5 1 GiB one extent, split %s (ns/seg)", names[i]);
             bench_kernel ka = kern(an, k_iomem, &a, (double)segs);
@@ -813,6 +867,11 @@ static int run_s1(bench_ctx *ctx, sg_pool *contig1g, seg16 *out)
             bench_exact(ctx, "seggen S1 one extent", en, s.ns_median * (double)segs, "ns", 10.0 + 0.5 * (double)segs);
             snprintf(en, sizeof en, "S5 split fast path %s: ns/segment (<= 0.5)", names[i]);
             bench_exact(ctx, "seggen S5 split ns/seg", en, s.ns_median * 1000.0, "ps", 500.0);
+            sum_add(sum, s.ns_median * (double)segs <= 10.0 + 0.5 * (double)segs,
+                    "S1 1 GiB split %s (%llu segs): %.0f ns per generation vs <= %.0f ns", names[i],
+                    (unsigned long long)segs, s.ns_median * (double)segs, 10.0 + 0.5 * (double)segs);
+            sum_add(sum, s.ns_median <= 0.5, "S5 split %s: %.3f ns/seg (best %.3f) vs <= 0.5", names[i], s.ns_median,
+                    s.ns_best);
         }
         cmds_free(&a);
     }
@@ -824,7 +883,7 @@ fail:
 }
 
 /* S9: 64-page scattered I/O end to end */
-static int run_s9(bench_ctx *ctx, sg_pool *p, seg16 *out, linux_sgt *lsgt)
+static int run_s9(bench_ctx *ctx, sg_sum *sum, sg_pool *p, seg16 *out, linux_sgt *lsgt)
 {
     sg_state a, l;
     bench_stats s;
@@ -841,6 +900,8 @@ static int run_s9(bench_ctx *ctx, sg_pool *p, seg16 *out, linux_sgt *lsgt)
             goto done;
         bench_exact(ctx, "seggen S9 I/O", "S9 64-page scattered I/O end to end: ns (<= 100)", s.ns_median, "ns",
                     100.0);
+        sum_add(sum, s.ns_median <= 100.0, "S9 64-page scattered I/O end to end: %.1f ns (best %.1f) vs <= 100 ns",
+                s.ns_median, s.ns_best);
     }
     rc = 0;
 done:
@@ -850,7 +911,7 @@ done:
 
 /* B1: bounce slot cost (prepare+complete of a bounced 1-page I/O minus the
  * same unbounced) and bounce copy throughput vs memcpy of the same bytes */
-static int run_b1(bench_ctx *ctx, sg_pool *low1, seg16 *out)
+static int run_b1(bench_ctx *ctx, sg_sum *sum, sg_pool *low1, seg16 *out)
 {
     sg_pool high1, high16, high1c;
     sg_state a, b, c, m;
@@ -895,6 +956,7 @@ static int run_b1(bench_ctx *ctx, sg_pool *low1, seg16 *out)
         bench_kernel kb = kern("same, low page (no bounce)", k_prepcomp, &b, 1);
         if (bench_compare(ctx, &ka, &kb, BENCH_DIFF_NS_LE(20.0)) != 0)
             goto done;
+        sum_last(ctx, sum, "B1 bounce slot alloc+free (default pool)", BENCH_DIFF_NS_LE(20.0));
     }
     /* the same with a bounce reserve (the pool then never goes back to the
      * platform allocator); the default above is reserve 0 */
@@ -903,6 +965,8 @@ static int run_b1(bench_ctx *ctx, sg_pool *low1, seg16 *out)
         bench_kernel kb = kern("same, low page (no bounce)", k_prepcomp, &b, 1);
         int r = bench_compare(ctx, &ka, &kb, BENCH_DIFF_NS_LE(20.0));
         iomem_bounce_pool_reserve(0);
+        if (r == 0)
+            sum_last(ctx, sum, "B1 bounce slot alloc+free (reserve 64)", BENCH_DIFF_NS_LE(20.0));
         if (r != 0)
             goto done;
     } else {
@@ -936,6 +1000,8 @@ static int run_b1(bench_ctx *ctx, sg_pool *low1, seg16 *out)
         bench_kernel kc = kern(cn, k_sync, &c, 1), km = kern("memcpy of the same bytes", k_memcpy, &m, 1);
         if (bench_compare(ctx, &kc, &km, BENCH_RATIO_LE(1.25)) != 0)
             goto done;
+        snprintf(cn, sizeof cn, "B1 bounce copy %u KiB / memcpy (>= 80%% throughput)", pages * 4u);
+        sum_last(ctx, sum, cn, BENCH_RATIO_LE(1.25));
         cmds_free(&c);
     }
     bench_note(ctx, "B1 copy: ratio <= 1.25 means the bounce copy reaches >= 80%% of memcpy throughput");
@@ -962,11 +1028,13 @@ int bench_group_seggen(bench_ctx *ctx)
     sg_row rows[NPOOLS][SG_NMAXSEG];
     sg_state st;
     sg_pool low1;
+    sg_sum sum;
     seg16 *out = NULL, *ref = NULL, *tmp = NULL;
     linux_sgt lsgt;
     uint64_t t0 = bench_now_ns();
     memset(pools, 0, sizeof pools);
     memset(&low1, 0, sizeof low1);
+    memset(&sum, 0, sizeof sum);
     memset(rows, 0, sizeof rows);
     memset(&st, 0, sizeof st);
     memset(&lsgt, 0, sizeof lsgt);
@@ -1055,24 +1123,71 @@ int bench_group_seggen(bench_ctx *ctx)
                     "in its 5 comparisons (best: lowest sample); ns/seg = ns/page * pages / segs; "
                     "ratio = iomem/baseline, medians, ABAB in the same comparison):",
                SEGGEN_HAVE_DMACMD ? "IODMACommand_genIOVMSegments, Host64" : "STAND-IN walk");
-    bench_note(ctx, "%-10s %6s %4s | %9s | %13s | %7s | %6s %6s %6s %6s %6s", "pattern", "pages", "max",
-               "segs/desc", "ns/page (best)", "ns/seg", "page16", "merge", "linux", "fbsd", "xnu");
+    bench_note(ctx, "%-10s %6s %4s | %9s | %13s | %7s | %6s %6s %6s %6s %6s | %s", "pattern", "pages", "max",
+               "segs/desc", "ns/page (best)", "ns/seg", "page16", "merge", "linux", "fbsd", "xnu",
+               "targets (S3 ns/seg<=1; S8 linux/fbsd/xnu)");
     for (int pat = 0; pat < PAT_N; pat++)
         for (int si = 0; si < SG_NSIZES; si++)
             for (int ms = 0; ms < SG_NMAXSEG; ms++) {
                 const sg_row *w = &rows[pat * SG_NSIZES + si][ms];
-                bench_note(ctx, "%-10s %6u %4s | %9.1f | %6.3f (%5.3f) | %7.3f | %6.3f %6.3f %6.3f %6.3f %6.3f",
+                char tg[64] = "-";
+                double ns_seg = w->ns_page_med * sg_sizes[si] / w->segs_per_desc;
+#define PM_(c) ((c) ? "PASS" : "MISS")
+                if (pat == PAT_SCATTER)
+                    snprintf(tg, sizeof tg, "S3 %s; S8 %s/%s/%s", PM_(ns_seg <= 1.0), PM_(w->ratio[2] <= 1.0 / 3.0),
+                             PM_(w->ratio[3] <= 0.2), PM_(w->ratio[4] <= 0.2));
+                else if (pat == PAT_CONTIG && ms >= 1)
+                    snprintf(tg, sizeof tg, "S8 %s/%s/%s", PM_(w->ratio[2] <= 0.1), PM_(w->ratio[3] <= 0.1),
+                             PM_(w->ratio[4] <= 0.1));
+#undef PM_
+                bench_note(ctx, "%-10s %6u %4s | %9.1f | %6.3f (%5.3f) | %7.3f | %6.3f %6.3f %6.3f %6.3f %6.3f | %s",
                            sg_pat_names[pat], sg_sizes[si], sg_maxseg_names[ms], w->segs_per_desc,
-                           w->ns_page_med, w->ns_page_best, w->ns_page_med * sg_sizes[si] / w->segs_per_desc,
-                           w->ratio[0], w->ratio[1], w->ratio[2], w->ratio[3], w->ratio[4]);
+                           w->ns_page_med, w->ns_page_best, ns_seg,
+                           w->ratio[0], w->ratio[1], w->ratio[2], w->ratio[3], w->ratio[4], tg);
             }
 
+    /* S3 and S8 from the matrix: the worst configuration of each */
+    {
+        double w3 = 0, ws[5] = {0}, wc[5] = {0};
+        for (int si = 0; si < SG_NSIZES; si++)
+            for (int ms = 0; ms < SG_NMAXSEG; ms++) {
+                const sg_row *r = &rows[PAT_SCATTER * SG_NSIZES + si][ms];
+                double ns_seg = r->ns_page_med * sg_sizes[si] / r->segs_per_desc;
+                if (ns_seg > w3)
+                    w3 = ns_seg;
+                for (int b = 2; b < 5; b++) {
+                    if (r->ratio[b] > ws[b])
+                        ws[b] = r->ratio[b];
+                    if (ms >= 1 && rows[PAT_CONTIG * SG_NSIZES + si][ms].ratio[b] > wc[b])
+                        wc[b] = rows[PAT_CONTIG * SG_NSIZES + si][ms].ratio[b];
+                }
+            }
+        sum_add(&sum, w3 <= 1.0, "S3 scattered (9 configs): worst %.3f ns/seg vs <= 1.0", w3);
+        for (int b = 2; b < 5; b++)
+            sum_add(&sum, ws[b] <= (b == 2 ? 1.0 / 3.0 : 0.2),
+                    "S8 scattered vs %s (9 configs): worst ratio %.3f = %.1fx faster vs >= %dx", base_names[b], ws[b],
+                    1.0 / ws[b], b == 2 ? 3 : 5);
+        for (int b = 2; b < 5; b++)
+            sum_add(&sum, wc[b] <= 0.1,
+                    "S8 contiguous page lists vs %s (max 64K/1M, 6 configs): worst ratio %.3f = %.1fx faster vs >= 10x",
+                    base_names[b], wc[b], 1.0 / wc[b]);
+    }
 #if SEGGEN_HAVE_DMACMD
-    if (run_s4(ctx, pools, out) != 0 || run_s6(ctx, &pools[PAT_SCATTER * SG_NSIZES + 1], out, ref, tmp) != 0 ||
-        run_s7(ctx, out, ref) != 0 || run_s1(ctx, &pools[PAT_CONTIG * SG_NSIZES + 2], out) != 0 ||
-        run_s9(ctx, &pools[PAT_SCATTER * SG_NSIZES + 0], out, &lsgt) != 0 || run_b1(ctx, &low1, out) != 0)
+    if (run_s4(ctx, &sum, pools, out) != 0 ||
+        run_s6(ctx, &sum, &pools[PAT_SCATTER * SG_NSIZES + 1], out, ref, tmp) != 0 ||
+        run_s7(ctx, &sum, out, ref) != 0 || run_s1(ctx, &sum, &pools[PAT_CONTIG * SG_NSIZES + 2], out) != 0 ||
+        run_s9(ctx, &sum, &pools[PAT_SCATTER * SG_NSIZES + 0], out, &lsgt) != 0 ||
+        run_b1(ctx, &sum, &low1, out) != 0)
         goto out;
 #endif
+    {
+        int np = 0;
+        for (int i = 0; i < sum.n; i++)
+            np += sum.t[i].pass;
+        bench_note(ctx, "issue #5 targets: %d of %d PASS (median figures)", np, sum.n);
+        for (int i = 0; i < sum.n; i++)
+            bench_note(ctx, "  %s %s", sum.t[i].pass ? "PASS" : "MISS", sum.t[i].line);
+    }
     rc = 0;
 out:
     pool_free(&low1);
