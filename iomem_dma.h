@@ -195,6 +195,11 @@ IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentLength(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *cmd);
+/** iomem_dmacmd_getMapper - the mapper whose IOVAs genIOVMSegments emits
+ * (+0): set for kMapped/kNonCoherent with a mapper; NULL when the segments
+ * are CPU-physical (kUnmapped, kBypassed, no mapper) or @cmd is NULL. Not an
+ * IOKit API (a software DMA engine translates through it). */
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd);
 
 /* ---- DriverKit shapes (reference §6) ------------------------------------ */
 
@@ -397,8 +402,31 @@ enum { IOMEM__DMA_BOUNCE_NONE = 0, IOMEM__DMA_BOUNCE_DOUBLE, IOMEM__DMA_BOUNCE_S
 #define IOMEM__DMA_ALL ((uint64_t)~(uint64_t)0)
 #define IOMEM__DMA_NOPOS ((IOByteCount)~(IOByteCount)0)
 
-/* ---- byte order: byte stores the compilers merge into one (bswap) store */
+/* ---- byte order: one swapped store (builtins), else byte stores ------- */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+    defined(__ORDER_LITTLE_ENDIAN__) && defined(__ORDER_BIG_ENDIAN__)
+#  define IOMEM__DMA_BSWAP 1
+IOMEM_FORCEINLINE void iomem__st32(unsigned char *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+IOMEM_FORCEINLINE void iomem__st64(unsigned char *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+#  if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#    define IOMEM__BE32(v) __builtin_bswap32(v)
+#    define IOMEM__BE64(v) __builtin_bswap64(v)
+#    define IOMEM__LE32(v) (v)
+#    define IOMEM__LE64(v) (v)
+#  else
+#    define IOMEM__BE32(v) (v)
+#    define IOMEM__BE64(v) (v)
+#    define IOMEM__LE32(v) __builtin_bswap32(v)
+#    define IOMEM__LE64(v) __builtin_bswap64(v)
+#  endif
+#endif
 
+#ifdef IOMEM__DMA_BSWAP
+IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__BE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__LE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__BE64(v)); }
+IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__LE64(v)); }
+#else
 IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v)
 {
 	p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
@@ -419,6 +447,7 @@ IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v)
 	iomem__st_le32(p, (uint32_t)v);
 	iomem__st_le32(p + 4, (uint32_t)(v >> 32));
 }
+#endif
 
 /* Stores one segment in format @fmt (a constant after inlining). */
 IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunction fn, IODMACommand *cmd,
@@ -876,6 +905,13 @@ IOMEM_API void IODMACommand_release(IODMACommand *cmd)
 
 /* ---- accessors ------------------------------------------------------------ */
 
+IOMEM__PRIVATE bool iomem__dma_uses_mapper(const IODMACommand *cmd)
+{
+	uint32_t type = cmd->iomem__mapping_options & IODMACommand_kTypeMask;
+	return cmd->iomem__mapper != NULL && (type == IODMACommand_kMapped || type == IODMACommand_kNonCoherent);
+}
+
+
 IOMEM_API UInt8 IODMACommand_getNumAddressBits(const IODMACommand *cmd)
 {
 	return cmd ? cmd->iomem__bits : 0;
@@ -892,6 +928,11 @@ IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *c
 {
 	return cmd ? cmd->iomem__align_mask_int + 1 : 0;
 }
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd)
+{
+	return cmd != NULL && iomem__dma_uses_mapper(cmd) ? cmd->iomem__mapper : NULL;
+}
+
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd)
 {
 	return cmd ? cmd->iomem__md : NULL;
@@ -904,12 +945,6 @@ IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IOD
 }
 
 /* ---- bouncing ------------------------------------------------------------- */
-
-IOMEM__PRIVATE bool iomem__dma_uses_mapper(const IODMACommand *cmd)
-{
-	uint32_t type = cmd->iomem__mapping_options & IODMACommand_kTypeMask;
-	return cmd->iomem__mapper != NULL && (type == IODMACommand_kMapped || type == IODMACommand_kNonCoherent);
-}
 
 IOMEM__PRIVATE void iomem__dma_free_bounce(IODMACommand *cmd)
 {
@@ -1406,6 +1441,45 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_wa
 	}
 }
 
+/* Whole extents [*xi, stop) of the extent fast path, each one segment; a
+ * run longer than max_seg is left in *run_pa and *run_len for the split path.
+ * @limit (a constant) checks the address limit. */
+IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
+                                            IODMACommand *cmd, void *segs, UInt32 *ip, uint32_t stop,
+                                            uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
+                                            uint64_t max_seg, uint64_t max_phys, addr64_t *run_pa,
+                                            IOByteCount *run_len)
+{
+	UInt32 i = *ip;
+	uint32_t xi = *xip;
+	IOByteCount xoff = *xoffp;
+	IOReturn r = kIOReturnSuccess;
+	while (xi < stop) {
+		IOByteCount eend = e[xi].end, l = eend - xoff;
+		addr64_t a = e[xi].phys;
+		xi++;
+		xoff = eend;
+		if (limit && IOMEM_UNLIKELY(a + l - 1 > max_phys)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		if (IOMEM_UNLIKELY(l > max_seg)) {
+			*run_pa = a;
+			*run_len = l;
+			break;
+		}
+		if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		i++;
+	}
+	*ip = i;
+	*xip = xi;
+	*xoffp = xoff;
+	return r;
+}
+
 /* The engine, specialised per output format @fmt (a constant). */
 IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMACommand_SegmentFunction fn,
                                           UInt64 *offsetP, void *segs, UInt32 *numP)
@@ -1435,9 +1509,83 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 	}
 	max_seg = cmd->iomem__max_seg;
 	max_phys = cmd->iomem__max_phys;
-	if (IOMEM_LIKELY(cmd->iomem__simple)) {
-		/* no alignment rule, no sparse page: runs straight out, split at
-		 * max_seg; a run past the limit can only be an error here */
+	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+		/* no alignment rule, no sparse page, extents: runs straight out
+		 * of the extent array, split at max_seg; a run past the limit can
+		 * only be an error here. The walk's fields live in locals (few
+		 * enough to stay in registers); the relative offset is derived
+		 * from the extent offset at the end. */
+		const iomem_md_extent *e = w.ext.e;
+		uint32_t xi = w.ext.i, xlast;
+		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		IOByteCount delta = pos - (xoff - run_len);
+		if (w.ext.n == 0)
+			xend = xoff;
+		else if (xend > e[w.ext.n - 1].end)
+			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
+			/* the walk starts inside an extent: that piece first */
+			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+			run_pa = e[xi].phys + (xoff - (xi != 0 ? e[xi - 1].end : 0));
+			run_len = eend - xoff;
+			xoff = eend;
+			xi++;
+		}
+		/* the extent holding the last byte: the only one clipped */
+		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
+		for (;;) {
+			uint32_t stop;
+			IOReturn r;
+			if (run_len != 0) {
+				/* a piece: a split run's rest, a partial extent */
+				addr64_t a = run_pa;
+				IOByteCount l = run_len;
+				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
+					return kIOReturnMessageTooLarge;
+				while (l > max_seg && i < n) {
+					/* split: fixed-size pieces, no division */
+					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
+						return kIOReturnMessageTooLarge;
+					i++;
+					a += max_seg;
+					l -= max_seg;
+				}
+				if (i >= n) {
+					run_pa = a;                /* the rest: next call */
+					run_len = l;
+					break;
+				}
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
+					return kIOReturnMessageTooLarge;
+				i++;
+				run_len = 0;
+			}
+			if (i >= n || xoff >= xend)
+				break;
+			/* whole extents before the last: no clip, one check each */
+			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
+			if (max_phys == IOMEM__DMA_ALL)
+				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			else
+				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			if (r != kIOReturnSuccess)
+				return r;
+			if (run_len == 0 && xi == xlast && i < n && xoff < xend) {
+				/* the last extent, clipped at the end */
+				IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+				run_pa = e[xi].phys;
+				run_len = eend - xoff;
+				xoff = eend;
+				xi++;
+			}
+		}
+		w.ext.i = xi;
+		w.ext.off = xoff;
+		pos = xoff - run_len + delta;
+	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
 		while (i < n) {
 			if (run_len == 0) {
 				run_len = iomem_walk_next(&w, &run_pa);

@@ -163,6 +163,7 @@ IOMEM_TEST(dmacmd, spec_rules)
 	c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0,
 	                                   IODMACommand_kBypassed | IODMACommand_kIterateOnly, 0, 1, NULL, NULL);
 	cr_assert_not_null(c, "kBypassed without any mapper is accepted");
+	cr_expect_null(iomem_dmacmd_getMapper(c));
 	IODMACommand_release(c);
 	c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kNonCoherent, 0, 1, NULL, (void *)0x1234);
 	cr_assert_not_null(c);
@@ -725,6 +726,8 @@ IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 48, 3 * PG, IODMACommand_kMapped, 0, 1, m, NULL);
 	cr_assert_not_null(c);
 	IOMapper_release(m);                  /* the command keeps it */
+	cr_expect_eq(iomem_dmacmd_getMapper(c), m);
+	cr_expect_null(iomem_dmacmd_getMapper(NULL));
 	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, PG, 7 * PG, true, true), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, PG, 7 * PG, true, true), kIOReturnSuccess);
@@ -899,4 +902,42 @@ IOMEM_TEST(dmacmd, bounce_pool_reserve)
 	IODMACommand_release(c);
 	tbuf_free(&t);
 	cr_expect_eq(iomem_bounce_pool_reserve(0), kIOReturnSuccess);
+}
+
+/* Random layouts, ranges, segment limits and chunk sizes; every segment's
+ * bytes checked. The seed is printed (criterion --verbose) and fixed. */
+IOMEM_TEST(dmacmd, random_generation)
+{
+	uint64_t seed = 0x5eed1234ull;
+	cr_log_info("random_generation seed %llu", (unsigned long long)seed);
+	for (int it = 0; it < 40; it++) {
+		seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+		static const iomem_posix_layout lay[] = { IOMEM_POSIX_LAYOUT_SCATTERED, IOMEM_POSIX_LAYOUT_RUNS,
+		                                          IOMEM_POSIX_LAYOUT_CONTIGUOUS, IOMEM_POSIX_LAYOUT_IDENTITY };
+		desc_set_layout(lay[seed % 4], 1 + (uint32_t)(seed >> 8) % 4, seed);
+		size_t np = 1 + (seed >> 12) % 24, lead = (seed >> 20) % PG;
+		size_t len = np * PG - lead - (seed >> 32) % 64;
+		tbuf t;
+		tbuf_make(&t, np, lead, len, kIODirectionOut, (uint32_t)seed);
+		UInt64 maxseg = (seed >> 40) % 3 == 0 ? 0 : ((seed >> 40) % 3 == 1 ? PG : 1 + (seed >> 44) % (3 * PG));
+		IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, maxseg, IODMACommand_kUnmapped,
+		                                                 0, 1, NULL, NULL);
+		cr_assert_not_null(c);
+		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+		UInt64 po = (seed >> 16) % (len / 2 + 1), pl = 1 + (seed >> 24) % (len - po);
+		cr_assert_eq(IODMACommand_prepare(c, po, pl, true, true), kIOReturnSuccess);
+		UInt32 chunk = 1 + (UInt32)((seed >> 50) % 9);
+		uint32_t nseg = gen_all(c, &t, po, pl, chunk, 0);
+		cr_assert_geq(nseg, 1);
+		/* a second pass from a random offset */
+		UInt64 o = (seed >> 28) % pl, before = o;
+		IODMACommand_Segment64 s[8];
+		UInt32 n = 8;
+		cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &o, s, &n), kIOReturnSuccess);
+		cr_assert_eq(check_segs64(&t, po, before, s, n, 0), o - before);
+		for (UInt32 k = 0; k < n; k++)
+			cr_assert(maxseg == 0 || s[k].fLength <= maxseg);
+		IODMACommand_release(c);
+		tbuf_free(&t);
+	}
 }
