@@ -99,8 +99,12 @@ enum {
 };
 enum { IODMACommand_kForceDoubleBuffer = 0x01000000 };   /* synchronize() */
 
-/* The six output functions (never refuse). 32-bit: {address, length} as two
- * UInt32 at segments + 8*index; 64-bit: two UInt64 at segments + 16*index. */
+/* The six output functions (never refuse; @target unused, may be NULL).
+ * 32-bit: {address, length} as two UInt32 at segments + 8*index (truncated:
+ * the specification rule keeps 32-bit devices at <= 32 address bits; set
+ * maxSegmentSize too); 64-bit: two UInt64 at segments + 16*index. Host =
+ * native order, Big/Little byte-swapped as named. genIOVMSegments
+ * recognises them and inlines the store (a user function is called). */
 IOMEM_API bool IODMACommand_OutputHost32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
 IOMEM_API bool IODMACommand_OutputBig32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
 IOMEM_API bool IODMACommand_OutputLittle32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
@@ -131,17 +135,23 @@ IOMEM_API IODMACommand *IODMACommand_withSpecification(IODMACommand_SegmentFunct
         UInt8 numAddressBits, UInt64 maxSegmentSize, IODMACommand_MappingOptions mappingOptions,
         UInt64 maxTransferSize, UInt32 alignment, IOMapper *mapper, void *refCon);
 /**
- * IODMACommand_withSpecificationOptions - the SegmentOptions form. Refused
- * (NULL; kIOReturnBadArgument from prepareWithSpecification): NULL
- * function or options, numAddressBits > 32 with a 32-bit output, non-zero
- * numAddressBits below the page shift, an alignment that is not a power of
- * two, kBypassed with a mapper, an unknown mapping type.
+ * IODMACommand_withSpecificationOptions - the SegmentOptions form (the
+ * options are copied). Refused (NULL; kIOReturnBadArgument from
+ * prepareWithSpecification / weakWithSpecification): NULL function or
+ * options, numAddressBits > 32 with a 32-bit output (0 becomes 32 there),
+ * non-zero numAddressBits below the page shift, an alignment that is not a
+ * power of two, kBypassed while a mapper exists (given or system), an
+ * unknown mapping type (kTypeMask value other than kMapped, kBypassed,
+ * kNonCoherent, kUnmapped). maxSegmentSize/maxTransferSize 0 = unlimited.
+ * @mapper: retained by the command; NULL = the system mapper (retained
+ * too) for every type but kUnmapped. NULL also when out of memory.
  */
 IOMEM_API IODMACommand *IODMACommand_withSpecificationOptions(IODMACommand_SegmentFunction outSegFunc,
         const IODMACommand_SegmentOptions *segmentOptions, uint32_t mappingOptions,
         IOMapper *mapper, void *refCon);
 /** IODMACommand_withRefCon - a command with no specification yet (use
- * prepareWithSpecification). +1 or NULL. */
+ * prepareWithSpecification; until then prepare returns kIOReturnNotReady).
+ * +1 or NULL (no memory). */
 IOMEM_API IODMACommand *IODMACommand_withRefCon(void *refCon);
 /** IODMACommand_weakWithSpecification - as withSpecification, the result
  * (+1) in *@newCommand; kIOReturnBadArgument (NULL @newCommand or a bad
@@ -154,42 +164,139 @@ IOMEM_API IOReturn IODMACommand_weakWithSpecification(IODMACommand **newCommand,
  * and mapper (not its descriptor); the alignments are copied as they are
  * (IOKit swaps two of them: not reproduced). */
 IOMEM_API IODMACommand *IODMACommand_cloneCommand(IODMACommand *cmd, void *refCon);
+/** IODMACommand_retain / release - +1 / -1 (NULL: no-op; thread-safe).
+ * The last release completes and releases a descriptor still attached
+ * (IOKit leaks it) and releases the mapper. */
 IOMEM_API void IODMACommand_retain(IODMACommand *cmd);
 IOMEM_API void IODMACommand_release(IODMACommand *cmd);
 
 /* ---- descriptor, prepare, complete -------------------------------------- */
+/*
+ * DEVIATIONS from IOKit (reference §2.1, §8.3):
+ *   - a refused nested prepare (other range: kIOReturnNotReady) or a first
+ *     prepare refused for its length alignment (kIOReturnNotAligned) does
+ *     NOT leave the active count raised (IOKit's quirk, item 8, fixed): no
+ *     complete is owed for it;
+ *   - whether to bounce is decided from the prepared range's real physical
+ *     addresses (a preflight walk), never from "the top of RAM";
+ *   - kNonCoherent uses the mapper like kMapped;
+ *   - synchronize(kForceDoubleBuffer) on a nested preparation -> Busy;
+ *   - cloneCommand does not swap the two alignment fields;
+ *   - the bounce pages come from a pool of 64-page low chunks (bitmap +
+ *     ctz); the double buffer is an IOBufferMemoryDescriptor below
+ *     min(4 GiB, the device limit), aligned to max(page, alignment).
+ */
 
+/**
+ * IODMACommand_setMemoryDescriptor - attach @mem (retained; the command
+ * does not wire it: prepare it first). The same descriptor again: success
+ * (with !@autoPrepare every preparation is completed first). Another one
+ * while prepared -> kIOReturnBusy; otherwise the previous one is cleared.
+ * NULL = clear. @autoPrepare: prepare(0, 0, true, true); its failure is
+ * returned and the descriptor is cleared again. Without a mapper the
+ * descriptor is marked DMA active (IOMEM_DEBUG reports its final complete
+ * until the command lets go). kIOReturnBadArgument for a NULL @cmd.
+ */
 IOMEM_API IOReturn IODMACommand_setMemoryDescriptor(IODMACommand *cmd, const IOMemoryDescriptor *mem,
                                                     bool autoPrepare);
+/** IODMACommand_clearMemoryDescriptor - completes every preparation
+ * (@autoComplete; else kIOReturnNotReady while prepared) and releases the
+ * descriptor. Success with none attached; kIOReturnBadArgument (NULL). */
 IOMEM_API IOReturn IODMACommand_clearMemoryDescriptor(IODMACommand *cmd, bool autoComplete);
+/** IODMACommand_getMemoryDescriptor - the client's descriptor (+0) or NULL. */
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd);
+/** IODMACommand_getIOMemoryDescriptor - the double buffer while one is in
+ * use, else the client's descriptor (+0), or NULL. */
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IODMACommand *cmd);
+/**
+ * IODMACommand_prepare - prepare [@offset, @offset + @length) of the
+ * descriptor (@length 0 = the descriptor's length) for DMA: bounce what
+ * the device cannot reach (copy-in when the direction has Out or is None
+ * and @synchronize), map it through the mapper (kMapped with a mapper:
+ * one iovmMapMemory), flush the cache (kNonCoherent and @flushCache).
+ * Nested calls with the same range only count. Errors, in this order:
+ * kIOReturnBadArgument (NULL @cmd), kIOReturnNotReady (no specification
+ * or no descriptor), kIOReturnNoSpace (@length > maxTransferSize),
+ * kIOReturnBadArgument (range outside the descriptor), kIOReturnNotReady
+ * (prepared with another range), kIOReturnNotAligned (@length not a
+ * multiple of fAlignmentLength), kIOReturnNotReady (a piece with no
+ * physical address: descriptor not prepared), kIOReturnNoResources (no
+ * bounce memory; nothing kept, the command still usable), or the mapper's
+ * error. On any error the command is not prepared by this call.
+ */
 IOMEM_API IOReturn IODMACommand_prepare(IODMACommand *cmd, UInt64 offset, UInt64 length,
                                         bool flushCache, bool synchronize);
+/** IODMACommand_complete - undo one prepare; the last one invalidates the
+ * cache (kNonCoherent and @invalidateCache), copies the bounce data back
+ * (direction In or None, and @synchronize), unmaps and frees the bounce
+ * memory. kIOReturnNotReady when not prepared; kIOReturnBadArgument (NULL). */
 IOMEM_API IOReturn IODMACommand_complete(IODMACommand *cmd, bool invalidateCache, bool synchronize);
+/** IODMACommand_prepareWithSpecification - set a new specification (rules
+ * and errors of withSpecificationOptions: kIOReturnBadArgument), then
+ * prepare (its errors). kIOReturnNotPermitted while prepared. */
 IOMEM_API IOReturn IODMACommand_prepareWithSpecification(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, const IODMACommand_SegmentOptions *segmentOptions,
         uint32_t mappingOptions, IOMapper *mapper, UInt64 offset, UInt64 length,
         bool flushCache, bool synchronize);
+/**
+ * IODMACommand_synchronize - kIODirectionOut: copy descriptor -> bounce;
+ * kIODirectionIn: bounce -> descriptor (whatever the descriptor's
+ * direction; a no-op success when nothing is bounced);
+ * kForceDoubleBuffer: success if double-buffered, else complete (copying
+ * back) and prepare again with a double buffer. kIOReturnBadArgument (NULL
+ * @cmd, both In and Out, or none of In/Out/kForceDoubleBuffer),
+ * kIOReturnNotReady (not prepared), kIOReturnBusy (kForceDoubleBuffer on a
+ * nested preparation), or prepare's errors.
+ */
 IOMEM_API IOReturn IODMACommand_synchronize(IODMACommand *cmd, IOOptionBits options);
+/** IODMACommand_getPreparedOffsetAndLength - either pointer may be NULL.
+ * kIOReturnNotReady when not prepared; kIOReturnBadArgument (NULL @cmd). */
 IOMEM_API IOReturn IODMACommand_getPreparedOffsetAndLength(IODMACommand *cmd, UInt64 *offset, UInt64 *length);
+/** IODMACommand_readBytes / writeBytes - copy at @offset relative to the
+ * prepared offset, clamped to the prepared length, through the DMA view
+ * (the bounce copy where bounced). Returns the bytes copied: 0 when not
+ * prepared, @offset >= prepared length, or NULL @cmd/@bytes; fewer when
+ * the descriptor refuses (writeBytes on memory wired Out-only). */
 IOMEM_API UInt64 IODMACommand_readBytes(IODMACommand *cmd, UInt64 offset, void *bytes, UInt64 length);
 IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const void *bytes, UInt64 length);
 
 /* ---- segment generation ------------------------------------------------- */
 
+/**
+ * IODMACommand_genIOVMSegments - up to *@numSegments segments from *@offset
+ * (relative to the prepared offset) through the command's output function:
+ * CPU-physical addresses, IOVAs with a mapper, bounce pages where bounced;
+ * cut at the address limit (straddling), maxSegmentSize, trimmed to
+ * fAlignmentLength multiples and so the next segment starts aligned to
+ * fAlignmentInternalSegments. On success *@offset = the byte after the last
+ * segment, *@numSegments = segments written. Resuming at the previous end
+ * is O(1); any other offset O(log extents). Errors (in/out unchanged,
+ * segments already stored stay): kIOReturnBadArgument (NULL @cmd,
+ * @offset, @segments or @numSegments, *@numSegments 0),
+ * kIOReturnNotReady (not prepared, or the descriptor has no physical
+ * address there), kIOReturnOverrun (*@offset at or past the prepared
+ * length: the normal end), kIOReturnMessageTooLarge (a segment beyond the
+ * address limit that cannot be bounced - cursor/kIterateOnly, mapped - or
+ * the output function returned false), kIOReturnNotAligned (a cursor met
+ * a misaligned segment). Caller serialises calls on one command.
+ */
 IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offset, void *segments,
                                                 UInt32 *numSegments);
 /** IODMACommand_genIOVMSegmentsWithFunction - IOKit's genIOVMSegments
- * overload taking an explicit output function. */
+ * overload taking an explicit output function (NULL: kIOReturnBadArgument);
+ * otherwise as genIOVMSegments. */
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments);
+/** IODMACommand_gen32IOVMSegments / gen64IOVMSegments - genIOVMSegments
+ * with a typed array (the command's output function must match it). */
 IOMEM_API IOReturn IODMACommand_gen32IOVMSegments(IODMACommand *cmd, UInt64 *offset,
                                                   IODMACommand_Segment32 *segments, UInt32 *numSegments);
 IOMEM_API IOReturn IODMACommand_gen64IOVMSegments(IODMACommand *cmd, UInt64 *offset,
                                                   IODMACommand_Segment64 *segments, UInt32 *numSegments);
 
 /* ---- accessors ---------------------------------------------------------- */
+/* The specification as stored (alignments as values: mask + 1; address
+ * bits as given, 32 for a 32-bit output given 0). 0 for a NULL @cmd. */
 
 IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
@@ -215,16 +322,52 @@ typedef struct IOAddressSegment { uint64_t address; uint64_t length; } IOAddress
 enum { kIOMemoryDirectionNone = 0, kIOMemoryDirectionIn = 1, kIOMemoryDirectionOut = 2,
        kIOMemoryDirectionOutIn = 3, kIOMemoryDirectionInOut = 3 };
 
+/**
+ * IODMACommand_Create - a command for @device's IOMMU (@device: the
+ * IOMapper; NULL = the system mapper, none = CPU-physical): OutputHost64,
+ * maxAddressBits, no size or alignment limits, kMapped. +1 in *@command.
+ * kIOReturnBadArgument (NULL @command or @specification, non-zero
+ * @options or specification->options, maxAddressBits > 255 or below the
+ * page shift), kIOReturnNoMemory; *@command NULL on failure.
+ */
 IOMEM_API kern_return_t IODMACommand_Create(IOMapper *device, uint64_t options,
         const IODMACommandSpecification *specification, IODMACommand **command);
+/**
+ * IODMACommand_PrepareForDMA - under the command's lock: prepare (wire)
+ * @memory with its own direction, attach it, prepare [@offset, @length)
+ * (0 = all), generate up to min(*@segmentsCount, 32) segments from 0 into
+ * @segments; *@flags (may be NULL) = kIOMemoryDirectionOut if the device
+ * may read, In if it may write. Any failure undoes all three steps.
+ * kIOReturnBadArgument (NULL @cmd/@memory/@segmentsCount/@segments,
+ * *@segmentsCount 0, non-zero @options), kIOReturnBusy (a descriptor is
+ * attached), or the error of the failing step (descriptor prepare,
+ * IODMACommand_prepare, genIOVMSegments). Segments may not cover the
+ * whole range (as DriverKit): sum them.
+ */
 IOMEM_API kern_return_t IODMACommand_PrepareForDMA(IODMACommand *cmd, uint64_t options,
         IOMemoryDescriptor *memory, uint64_t offset, uint64_t length, uint64_t *flags,
         uint32_t *segmentsCount, IOAddressSegment *segments);
+/** IODMACommand_CompleteDMA - detach (completing the command), then
+ * complete the descriptor if PrepareForDMA prepared it. kIOReturnBadArgument
+ * (NULL @cmd, non-zero @options), kIOReturnNotReady (not prepared). */
 IOMEM_API kern_return_t IODMACommand_CompleteDMA(IODMACommand *cmd, uint64_t options);
+/** IODMACommand_GetPreparation - the prepared offset, length and the
+ * descriptor (+1; any pointer may be NULL). kIOReturnBadArgument (NULL
+ * @cmd), kIOReturnNotReady (not prepared). */
 IOMEM_API kern_return_t IODMACommand_GetPreparation(IODMACommand *cmd, uint64_t *offset, uint64_t *length,
         IOMemoryDescriptor **memory);
 enum { kIODMACommandPerformOperationOptionRead = 0x1, kIODMACommandPerformOperationOptionWrite = 0x2,
        kIODMACommandPerformOperationOptionZero = 0x4 };
+/**
+ * IODMACommand_PerformOperation - exactly one of Read (DMA memory at
+ * @dmaOffset -> @data at @dataOffset), Write (@data -> DMA memory), Zero
+ * (DMA memory; @data unused, may be NULL), @length bytes, through the DMA
+ * view (the bounce copy where bounced) and a 256-byte stack buffer.
+ * kIOReturnBadArgument (NULL @cmd, another @options value, NULL @data for
+ * Read/Write, a range outside the prepared range or @data),
+ * kIOReturnNotReady (not prepared), kIOReturnUnderrun (a short copy, e.g.
+ * writing memory wired Out-only).
+ */
 IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_t options,
         uint64_t dmaOffset, uint64_t length, uint64_t dataOffset, IOMemoryDescriptor *data);
 
@@ -339,20 +482,24 @@ struct IODMACommand {
 	IOMapper *iomem__mapper;                        /* retained; NULL: none */
 	uint32_t  iomem__refcount;
 	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
 	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
 	/* the descriptor and the preparation */
 	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
 	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
 	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
 	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
 	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
 	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
 	uint32_t  iomem__active;                        /* prepare nesting */
 	IOMemoryDescriptor *iomem__md;                  /* retained */
 	IOByteCount iomem__prep_off, iomem__prep_len;
+	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
+	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
-	uint32_t  iomem__npages, iomem__page_hint;
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
 	/* the resumable walk: the run at relative offset iomem__pos */
 	iomem_walk  iomem__walk;
@@ -479,13 +626,32 @@ IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunctio
 	}
 	case IOMEM__DMA_FMT_BIG64:
 		p = (unsigned char *)segs + (size_t)i * 16;
+#ifdef IOMEM__DMA_BSWAP
+		{
+			/* one 16-byte store, as Host64 */
+			uint64_t pr[2];
+			pr[0] = IOMEM__BE64(addr);
+			pr[1] = IOMEM__BE64(len);
+			__builtin_memcpy(p, pr, 16);
+		}
+#else
 		iomem__st_be64(p, addr);
 		iomem__st_be64(p + 8, len);
+#endif
 		return true;
 	case IOMEM__DMA_FMT_LITTLE64:
 		p = (unsigned char *)segs + (size_t)i * 16;
+#ifdef IOMEM__DMA_BSWAP
+		{
+			uint64_t pr[2];
+			pr[0] = IOMEM__LE64(addr);
+			pr[1] = IOMEM__LE64(len);
+			__builtin_memcpy(p, pr, 16);
+		}
+#else
 		iomem__st_le64(p, addr);
 		iomem__st_le64(p + 8, len);
+#endif
 		return true;
 	default: {
 		IODMACommand_Segment64 s;
@@ -555,6 +721,7 @@ typedef struct iomem__dma_bounce_page {
 	unsigned char       *va;       /* its CPU address */
 	iomem__bounce_chunk *chunk;
 	uint32_t             slot;
+	uint32_t             in;       /* offset in the page */
 } iomem__dma_bounce_page;
 
 static iomem__mutex iomem__bounce_lock = IOMEM__MUTEX_INITIALIZER(iomem__bounce_lock);
@@ -563,9 +730,9 @@ static struct {
 	uint64_t chunks, reserve;          /* chunks held, chunks to keep */
 } iomem__bounce_pool;
 
-IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(void)
+IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 {
-	vm_size_t page = iomem__platform_page_size(), bytes = page * IOMEM__BOUNCE_SLOTS;
+	vm_size_t bytes = page * IOMEM__BOUNCE_SLOTS;
 	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__alloc_internal(sizeof *c, "IODMACommand bounce chunk");
 	if (c == NULL)
 		return NULL;
@@ -624,51 +791,70 @@ IOMEM__PRIVATE void iomem__bounce_list_remove(iomem__bounce_chunk *c)
 	c->listed = false;
 }
 
-/* One low page: its chunk and slot. False when none can be had. O(1)
- * unless a new chunk must come from the platform. */
-IOMEM__PRIVATE bool iomem__bounce_slot_alloc(iomem__bounce_chunk **chunk, uint32_t *slot)
+/* Low pages for pg[0..count): chunk, slot, and the page's addresses in
+ * pa/va (the caller adds the in-page offset). One lock round for the
+ * batch; O(1) a page unless a new chunk must come from the platform.
+ * Returns how many were allocated (fewer when memory runs out: the caller
+ * frees what it got). */
+IOMEM__PRIVATE uint32_t iomem__bounce_alloc(iomem__dma_bounce_page *pg, uint32_t count, vm_size_t page)
 {
-	iomem__bounce_chunk *c;
-	for (;;) {
-		iomem__mutex_lock(&iomem__bounce_lock);
-		c = iomem__bounce_pool.list;
-		if (IOMEM_LIKELY(c != NULL && c->page == iomem__platform_page_size())) {
-			uint32_t s = (uint32_t)iomem__ctz64(c->free);
-			c->free &= c->free - 1;
-			if (c->free == 0)
-				iomem__bounce_list_remove(c);
-			iomem__mutex_unlock(&iomem__bounce_lock);
-			*chunk = c;
-			*slot = s;
-			return true;
-		}
-		iomem__mutex_unlock(&iomem__bounce_lock);
-		/* allocated outside the lock: the platform may sleep */
-		c = iomem__bounce_chunk_new();
-		if (c == NULL)
-			return false;
-		iomem__mutex_lock(&iomem__bounce_lock);
-		iomem__bounce_pool.chunks++;
-		iomem__bounce_list_add(c);
-		iomem__mutex_unlock(&iomem__bounce_lock);
-	}
-}
-
-IOMEM__PRIVATE void iomem__bounce_slot_free(iomem__bounce_chunk *c, uint32_t slot)
-{
-	bool drop = false;
+	uint32_t k = 0;
 	iomem__mutex_lock(&iomem__bounce_lock);
-	c->free |= (uint64_t)1 << slot;
-	if (!c->listed)
-		iomem__bounce_list_add(c);
-	if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
-		iomem__bounce_list_remove(c);
-		iomem__bounce_pool.chunks--;
-		drop = true;
+	while (k < count) {
+		iomem__bounce_chunk *c = iomem__bounce_pool.list;
+		uint32_t s;
+		if (IOMEM_UNLIKELY(c == NULL || c->page != page)) {
+			/* allocated outside the lock: the platform may sleep */
+			iomem__mutex_unlock(&iomem__bounce_lock);
+			c = iomem__bounce_chunk_new(page);
+			iomem__mutex_lock(&iomem__bounce_lock);
+			if (c == NULL)
+				break;
+			iomem__bounce_pool.chunks++;
+			iomem__bounce_list_add(c);
+		}
+		s = (uint32_t)iomem__ctz64(c->free);
+		c->free &= c->free - 1;
+		if (c->free == 0)
+			iomem__bounce_list_remove(c);
+		pg[k].chunk = c;
+		pg[k].slot = s;
+		pg[k].pa = c->ram.phys + (IOPhysicalAddress)s * page;
+		pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * page;
+		k++;
 	}
 	iomem__mutex_unlock(&iomem__bounce_lock);
-	if (drop)
+	return k;
+}
+
+/* Gives back the low pages of pg[0..count); a chunk that empties goes back
+ * to the platform unless the reserve keeps it. One lock round. */
+IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t count)
+{
+	iomem__bounce_chunk *drop = NULL;
+	uint32_t k;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	for (k = 0; k < count; k++) {
+		iomem__bounce_chunk *c = pg[k].chunk;
+		if (c == NULL)
+			continue;
+		pg[k].chunk = NULL;
+		c->free |= (uint64_t)1 << pg[k].slot;
+		if (!c->listed)
+			iomem__bounce_list_add(c);
+		if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
+			iomem__bounce_list_remove(c);
+			iomem__bounce_pool.chunks--;
+			c->next = drop;
+			drop = c;
+		}
+	}
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	while (drop != NULL) {
+		iomem__bounce_chunk *c = drop;
+		drop = c->next;
 		iomem__bounce_chunk_free(c);
+	}
 }
 
 IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
@@ -692,7 +878,7 @@ IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
 	while (iomem__bounce_pool.chunks < iomem__bounce_pool.reserve) {
 		iomem__bounce_chunk *c;
 		iomem__mutex_unlock(&iomem__bounce_lock);
-		c = iomem__bounce_chunk_new();
+		c = iomem__bounce_chunk_new(iomem__platform_page_size());
 		if (c == NULL)
 			return kIOReturnNoResources;
 		iomem__mutex_lock(&iomem__bounce_lock);
@@ -772,6 +958,8 @@ IOMEM__PRIVATE IOReturn iomem__dma_set_spec(IODMACommand *cmd, IODMACommand_Segm
 	cmd->iomem__bits = bits;
 	cmd->iomem__max_phys = (bits >= 1 && bits <= 63) ? (((uint64_t)1 << bits) - 1) : IOMEM__DMA_ALL;
 	cmd->iomem__max_seg = opt->fMaxSegmentSize ? opt->fMaxSegmentSize : IOMEM__DMA_ALL;
+	cmd->iomem__seg_shift = (uint8_t)((opt->fMaxSegmentSize & (opt->fMaxSegmentSize - 1)) == 0 &&
+	                                  opt->fMaxSegmentSize != 0 ? iomem__flog2(opt->fMaxSegmentSize) : 64);
 	cmd->iomem__max_xfer = opt->fMaxTransferSize ? opt->fMaxTransferSize : IOMEM__DMA_ALL;
 	cmd->iomem__align_mask = align - 1;
 	cmd->iomem__align_mask_len = align_len - 1;
@@ -798,6 +986,9 @@ IOMEM__PRIVATE IODMACommand *iomem__dma_alloc(void *refCon)
 IOMEM__PRIVATE void iomem__dma_free(IODMACommand *cmd)
 {
 	IODMACommand_clearMemoryDescriptor(cmd, true);
+	if (cmd->iomem__pages != NULL)
+		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *cmd->iomem__pages,
+		                     "IODMACommand bounce pages");
 	IOMapper_release(cmd->iomem__mapper);
 	iomem__sleep_lock_destroy(&cmd->iomem__dk_lock);
 	iomem__free_internal(cmd, sizeof *cmd, "IODMACommand");
@@ -948,19 +1139,13 @@ IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IOD
 
 IOMEM__PRIVATE void iomem__dma_free_bounce(IODMACommand *cmd)
 {
-	uint32_t i;
 	if (cmd->iomem__copy_md != NULL) {
 		IOMemoryDescriptor_release(cmd->iomem__copy_md);
 		cmd->iomem__copy_md = NULL;
 	}
-	if (cmd->iomem__pages != NULL) {
-		for (i = 0; i < cmd->iomem__npages; i++)
-			if (cmd->iomem__pages[i].chunk != NULL)
-				iomem__bounce_slot_free(cmd->iomem__pages[i].chunk, cmd->iomem__pages[i].slot);
-		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__npages * sizeof *cmd->iomem__pages,
-		                     "IODMACommand bounce pages");
-		cmd->iomem__pages = NULL;
-	}
+	if (cmd->iomem__npages != 0)
+		iomem__bounce_free(cmd->iomem__pages, cmd->iomem__npages);
+	/* the array stays for the next preparation (freed with the command) */
 	cmd->iomem__npages = 0;
 	cmd->iomem__page_hint = 0;
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_NONE;
@@ -983,19 +1168,27 @@ IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
 
 /* Sparse: a low page for each piece of the prepared range lying in a page
  * above the limit (@count of them, found by the preflight). */
-IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count)
+IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, vm_size_t page)
 {
 	iomem_walk w;
 	addr64_t pa;
-	IOByteCount len, doff, pmask = iomem__platform_page_size() - 1;
+	IOByteCount len, doff, pmask = page - 1;
 	uint64_t maxp = cmd->iomem__max_phys;
-	uint32_t k = 0;
-	iomem__dma_bounce_page *pg = (iomem__dma_bounce_page *)iomem__alloc_internal(
-	        (vm_size_t)count * sizeof *pg, "IODMACommand bounce pages");
-	if (pg == NULL)
-		return false;
-	cmd->iomem__pages = pg;
-	cmd->iomem__npages = count;
+	uint32_t k = 0, got, j;
+	iomem__dma_bounce_page *pg = cmd->iomem__pages;
+	if (count > cmd->iomem__pages_cap) {
+		/* grown only: kept across preparations */
+		pg = (iomem__dma_bounce_page *)iomem__alloc_internal((vm_size_t)count * sizeof *pg,
+		                                                      "IODMACommand bounce pages");
+		if (pg == NULL)
+			return false;
+		if (cmd->iomem__pages != NULL)
+			iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *pg,
+			                     "IODMACommand bounce pages");
+		cmd->iomem__pages = pg;
+		cmd->iomem__pages_cap = count;
+	}
+	/* the pieces, in descriptor order */
 	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
 	doff = cmd->iomem__prep_off;
 	while ((len = iomem_walk_next(&w, &pa)) != 0) {
@@ -1005,30 +1198,32 @@ IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count)
 				p = maxp + 1;
 			while (p < e && k < count) {
 				IOByteCount piece = (pmask + 1) - (p & pmask);
-				iomem__bounce_chunk *c;
-				uint32_t s;
-				IOPhysicalAddress bpa;
 				if (piece > e - p)
 					piece = e - p;
-				if (!iomem__bounce_slot_alloc(&c, &s))
-					return false;
-				pg[k].chunk = c;
-				pg[k].slot = s;
-				bpa = c->ram.phys + (IOPhysicalAddress)s * c->page;
 				pg[k].doff = doff + (p - pa);
 				pg[k].len = piece;
-				pg[k].pa = bpa + (p & pmask);
-				pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * c->page + (p & pmask);
+				pg[k].in = (uint32_t)(p & pmask);
+				pg[k].chunk = NULL;
 				k++;
-				if (bpa + c->page - 1 > maxp)
-					return false;     /* the pool is above this device's limit */
 				p += piece;
 			}
 		}
 		doff += len;
 	}
+	if (k != count)
+		return false;
+	got = iomem__bounce_alloc(pg, count, page);    /* pa/va: the pages */
+	cmd->iomem__npages = got;
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_SPARSE;
-	return k == count;
+	if (got != count)
+		return false;
+	for (j = 0; j < count; j++) {
+		if (pg[j].pa + page - 1 > maxp)
+			return false;                  /* the pool is above this device's limit */
+		pg[j].pa += pg[j].in;
+		pg[j].va += pg[j].in;
+	}
+	return true;
 }
 
 /* Copies between the descriptor and the bounce storage. */
@@ -1042,13 +1237,22 @@ IOMEM__PRIVATE void iomem__dma_sync(IODMACommand *cmd, bool to_md)
 		else
 			IOMemoryDescriptor_readBytes(md, cmd->iomem__prep_off, b, cmd->iomem__prep_len);
 	} else if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_SPARSE) {
-		uint32_t i;
-		for (i = 0; i < cmd->iomem__npages; i++) {
-			iomem__dma_bounce_page *p = &cmd->iomem__pages[i];
+		uint32_t i = 0, n = cmd->iomem__npages;
+		const iomem__dma_bounce_page *p = cmd->iomem__pages;
+		while (i < n) {
+			/* one copy for consecutive pieces whose bounce pages follow
+			 * each other too (slots of one chunk) */
+			IOByteCount len = p[i].len;
+			uint32_t j = i + 1;
+			while (j < n && p[j].doff == p[i].doff + len && p[j].va == p[i].va + len) {
+				len += p[j].len;
+				j++;
+			}
 			if (to_md)
-				IOMemoryDescriptor_writeBytes(md, p->doff, p->va, p->len);
+				IOMemoryDescriptor_writeBytes(md, p[i].doff, p[i].va, len);
 			else
-				IOMemoryDescriptor_readBytes(md, p->doff, p->va, p->len);
+				IOMemoryDescriptor_readBytes(md, p[i].doff, p[i].va, len);
+			i = j;
 		}
 	}
 }
@@ -1084,8 +1288,9 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 	IOMemoryDescriptor *md, *src;
 	IOByteCount mdlen;
 	IODirection dir;
-	bool use_mapper, check_addr, need_align, misaligned = false;
+	bool use_mapper, check_addr, need_align, misaligned = false, preflown = false;
 	uint32_t high = 0;
+	vm_size_t page = 0;                   /* read once: sysconf on POSIX */
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
 	if (cmd->iomem__out_fn == NULL || cmd->iomem__md == NULL)
@@ -1140,7 +1345,9 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		iomem_walk w;
 		addr64_t pa;
 		IOByteCount len, pos = 0;
-		unsigned shift = iomem__dma_page_shift();
+		unsigned shift;
+		page = iomem__platform_page_size();
+		shift = iomem__flog2((uint64_t)page);
 		iomem_walk_init(&w, md, offset, offset + length);
 		while ((len = iomem_walk_next(&w, &pa)) != 0) {
 			if (need_align) {
@@ -1158,6 +1365,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		}
 		if (!misaligned && pos != length)
 			return kIOReturnNotReady;        /* no physical address: not prepared */
+		preflown = check_addr && !misaligned;
 		if (!misaligned && high == 0)
 			cmd->iomem__cursor = 1;
 	} else {
@@ -1168,7 +1376,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		if (!iomem__dma_alloc_double(cmd))
 			return kIOReturnNoResources;
 	} else if (high != 0) {
-		if (!iomem__dma_alloc_sparse(cmd, high)) {
+		if (!iomem__dma_alloc_sparse(cmd, high, page)) {
 			/* IOKit's rule 4: no page list -> the double buffer */
 			iomem__dma_free_bounce(cmd);
 			if (!iomem__dma_alloc_double(cmd))
@@ -1202,6 +1410,27 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		IOMemoryDescriptor_performOperation(src, kIOMemoryIncoherentIOStore,
 		                                    cmd->iomem__copy_md ? 0 : offset, length);
 	cmd->iomem__simple = !need_align && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_SPARSE;
+	/* the preflight found nothing above the limit (or the double buffer
+	 * is below it): the engine skips the check */
+	cmd->iomem__lim = (preflown && high == 0) || cmd->iomem__bounce == IOMEM__DMA_BOUNCE_DOUBLE
+	                  ? IOMEM__DMA_ALL : cmd->iomem__max_phys;
+	/* one run (an IOVA range, a double buffer, contiguous memory): the
+	 * engine's shortcut, no walk at all */
+	cmd->iomem__single = 0;
+	if (cmd->iomem__simple && length != 0) {
+		if (cmd->iomem__mapped) {
+			cmd->iomem__single_pa = cmd->iomem__iova;
+			cmd->iomem__single = 1;
+		} else {
+			IOByteCount l = 0;
+			addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(src, cmd->iomem__copy_md ? 0 : offset, &l,
+			                                                    kIOMemoryMapperNone);
+			if (pa != 0 && l >= length) {
+				cmd->iomem__single_pa = pa;
+				cmd->iomem__single = 1;
+			}
+		}
+	}
 	cmd->iomem__pos = IOMEM__DMA_NOPOS;
 	cmd->iomem__active = 1;
 	return kIOReturnSuccess;
@@ -1423,16 +1652,18 @@ IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const
 
 /* ---- segment generation --------------------------------------------------- */
 
-/* Positions a walk at relative offset @pos of the preparation. */
-IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_walk *w,
-                                    addr64_t *run_pa, IOByteCount *run_len)
+/* Positions the command's walk at relative offset @pos of the preparation
+ * (the state is valid for @pos whatever the caller then does). */
+IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 {
-	*run_len = 0;
+	iomem_walk *w = &cmd->iomem__walk;
+	cmd->iomem__run_len = 0;
+	cmd->iomem__pos = pos;
 	if (cmd->iomem__mapped) {
 		/* one IOVA run; the walk stays empty */
 		iomem__memset(w, 0, sizeof *w);
-		*run_pa = cmd->iomem__iova + pos;
-		*run_len = cmd->iomem__prep_len - pos;
+		cmd->iomem__run_pa = cmd->iomem__iova + pos;
+		cmd->iomem__run_len = cmd->iomem__prep_len - pos;
 	} else if (cmd->iomem__copy_md != NULL) {
 		iomem_walk_init(w, cmd->iomem__copy_md, pos, cmd->iomem__prep_len);
 	} else {
@@ -1500,29 +1731,39 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 	if (pos >= end)
 		return kIOReturnOverrun;
 	n = *numP;
-	if (IOMEM_LIKELY(pos == cmd->iomem__pos)) {
-		w = cmd->iomem__walk;          /* resume: O(1) */
-		run_pa = cmd->iomem__run_pa;
-		run_len = cmd->iomem__run_len;
-	} else {
-		iomem__dma_seek(cmd, pos, &w, &run_pa, &run_len);
-	}
 	max_seg = cmd->iomem__max_seg;
-	max_phys = cmd->iomem__max_phys;
-	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+	max_phys = cmd->iomem__lim;
+	if (cmd->iomem__single) {
+		/* one run, no walk: the common IOMMU case */
+		addr64_t a = cmd->iomem__single_pa + pos;
+		IOByteCount l = end - pos;
+		if (IOMEM_LIKELY(l <= max_seg && a + l - 1 <= max_phys)) {
+			if (!iomem__dma_emit(fmt, fn, cmd, segs, 0, a, l))
+				return kIOReturnMessageTooLarge;
+			*offsetP = end;
+			*numP = 1;
+			return kIOReturnSuccess;
+		}
+	}
+	if (IOMEM_UNLIKELY(pos != cmd->iomem__pos))
+		iomem__dma_seek(cmd, pos);                 /* else resume: O(1) */
+	run_pa = cmd->iomem__run_pa;
+	run_len = cmd->iomem__run_len;
+	if (IOMEM_LIKELY(cmd->iomem__simple && cmd->iomem__walk.md == NULL)) {
 		/* no alignment rule, no sparse page, extents: runs straight out
 		 * of the extent array, split at max_seg; a run past the limit can
 		 * only be an error here. The walk's fields live in locals (few
 		 * enough to stay in registers); the relative offset is derived
 		 * from the extent offset at the end. */
-		const iomem_md_extent *e = w.ext.e;
-		uint32_t xi = w.ext.i, xlast;
-		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		const iomem_md_extent *e = cmd->iomem__walk.ext.e;
+		uint32_t xi = cmd->iomem__walk.ext.i, xn = cmd->iomem__walk.ext.n, xlast;
+		IOByteCount xoff = cmd->iomem__walk.ext.off, xend = cmd->iomem__walk.ext.length;
 		IOByteCount delta = pos - (xoff - run_len);
-		if (w.ext.n == 0)
+		unsigned sshift = cmd->iomem__seg_shift;
+		if (xn == 0)
 			xend = xoff;
-		else if (xend > e[w.ext.n - 1].end)
-			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		else if (xend > e[xn - 1].end)
+			xend = e[xn - 1].end;             /* xoff < xend: xi < n */
 		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
 			/* the walk starts inside an extent: that piece first */
 			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
@@ -1532,7 +1773,7 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			xi++;
 		}
 		/* the extent holding the last byte: the only one clipped */
-		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
+		xlast = xoff < xend ? iomem_extents_find(e, xn, xn - 1, xend - 1) : xi;
 		for (;;) {
 			uint32_t stop;
 			IOReturn r;
@@ -1542,6 +1783,19 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 				IOByteCount l = run_len;
 				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
 					return kIOReturnMessageTooLarge;
+				if (l > max_seg && sshift < 64) {
+					/* split, power of two: a counted loop of
+					 * fixed-size pieces (no division) */
+					uint64_t k = (l - 1) >> sshift, j;
+					if (k > (uint64_t)(n - i))
+						k = n - i;
+					for (j = 0; j < k; j++)
+						if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+							return kIOReturnMessageTooLarge;
+					i += (UInt32)k;
+					a += k << sshift;
+					l -= k << sshift;
+				}
 				while (l > max_seg && i < n) {
 					/* split: fixed-size pieces, no division */
 					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
@@ -1581,10 +1835,21 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 				xi++;
 			}
 		}
-		w.ext.i = xi;
-		w.ext.off = xoff;
+		/* only scalars go back: no whole-walk copy */
+		cmd->iomem__walk.ext.i = xi;
+		cmd->iomem__walk.ext.off = xoff;
 		pos = xoff - run_len + delta;
-	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		if (i == 0)
+			return kIOReturnNotReady;
+		cmd->iomem__pos = pos;
+		cmd->iomem__run_pa = run_pa;
+		cmd->iomem__run_len = run_len;
+		*offsetP = pos;
+		*numP = i;
+		return kIOReturnSuccess;
+	}
+	w = cmd->iomem__walk;
+	if (IOMEM_LIKELY(cmd->iomem__simple)) {
 		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
 		while (i < n) {
 			if (run_len == 0) {
@@ -1633,9 +1898,17 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
 					if (p == NULL)
 						return kIOReturnMessageTooLarge;
+					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
+					IOByteCount run = l;
 					a = p->pa + (doff - p->doff);
 					if (l > p->len - (doff - p->doff))
 						l = p->len - (doff - p->doff);
+					/* the next pieces of this run, when their bounce
+					 * pages follow (slots of one chunk): one segment */
+					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
+						p++;
+						l += p->len < run - l ? p->len : run - l;
+					}
 				}
 			}
 			/* b. the segment size */
