@@ -181,6 +181,12 @@ IOMEM_API void IODMACommand_release(IODMACommand *cmd);
  *     addresses (a preflight walk), never from "the top of RAM";
  *   - kNonCoherent uses the mapper like kMapped;
  *   - synchronize(kForceDoubleBuffer) on a nested preparation -> Busy;
+ *   - generation clips a run at the prepared end BEFORE the address,
+ *     size and alignment rules (IOKit: after), so no rule looks at bytes
+ *     outside the prepared range; a resumed walk at any offset re-seeks in
+ *     O(log extents) (IOKit restarts from the descriptor's start);
+ *   - the internal-alignment trim (step d) is skipped for the segment that
+ *     ends the prepared range (there is no next segment to align);
  *   - cloneCommand does not swap the two alignment fields;
  *   - the bounce pages come from a pool of 64-page low chunks (bitmap +
  *     ctz); the double buffer is an IOBufferMemoryDescriptor below
@@ -1156,12 +1162,23 @@ IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
 {
 	uint64_t limit = cmd->iomem__max_phys < 0xFFFFFFFFull ? cmd->iomem__max_phys : 0xFFFFFFFFull;
 	uint64_t a = (uint64_t)cmd->iomem__align_mask + 1, page = iomem__platform_page_size();
+	IOByteCount l = 0;
+	addr64_t pa;
 	if (a < page)
 		a = page;
+	if ((limit & ~(a - 1)) == 0)
+		return false;                     /* a mask of 0 would mean "anywhere" */
 	cmd->iomem__copy_md = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionInOut,
 	        cmd->iomem__prep_len, (mach_vm_address_t)(limit & ~(a - 1)));
 	if (cmd->iomem__copy_md == NULL)
 		return false;
+	/* trust, but check: one run, below the limit */
+	pa = IOMemoryDescriptor_getPhysicalSegment(cmd->iomem__copy_md, 0, &l, kIOMemoryMapperNone);
+	if (pa == 0 || l < cmd->iomem__prep_len || pa + cmd->iomem__prep_len - 1 > limit) {
+		IOMemoryDescriptor_release(cmd->iomem__copy_md);
+		cmd->iomem__copy_md = NULL;
+		return false;
+	}
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_DOUBLE;
 	return true;
 }
@@ -1189,6 +1206,7 @@ IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, v
 		cmd->iomem__pages_cap = count;
 	}
 	/* the pieces, in descriptor order */
+	iomem__memset(&w, 0, sizeof w);
 	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
 	doff = cmd->iomem__prep_off;
 	while ((len = iomem_walk_next(&w, &pa)) != 0) {
@@ -1348,20 +1366,57 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		unsigned shift;
 		page = iomem__platform_page_size();
 		shift = iomem__flog2((uint64_t)page);
+		iomem__memset(&w, 0, sizeof w);        /* (a compiler cannot see it is set) */
 		iomem_walk_init(&w, md, offset, offset + length);
+		uint64_t maxp = check_addr ? cmd->iomem__max_phys : IOMEM__DMA_ALL;
+		uint64_t mlen = cmd->iomem__align_mask_len, mint = cmd->iomem__align_mask_int;
 		while ((len = iomem_walk_next(&w, &pa)) != 0) {
-			if (need_align) {
-				uint32_t smask = pos == 0 ? cmd->iomem__align_mask : cmd->iomem__align_mask_int;
-				if ((pa & smask) != 0 || (pos + len < length && (len & cmd->iomem__align_mask_len) != 0)) {
-					misaligned = true;
-					break;
-				}
-			}
-			if (check_addr && pa + len - 1 > cmd->iomem__max_phys) {
-				addr64_t hi = pa > cmd->iomem__max_phys ? pa : cmd->iomem__max_phys + 1;
+			if (pa + len - 1 > maxp) {
+				addr64_t hi = pa > maxp ? pa : maxp + 1;
 				high += (uint32_t)(((pa + len - 1) >> shift) - (hi >> shift) + 1);
 			}
-			pos += len;
+			if (!need_align) {
+				pos += len;
+				continue;
+			}
+			{
+				/* the segments the engine will emit (steps a-d, a
+				 * bounce page for each page above the limit), checked
+				 * as a cursor would (step e) */
+				addr64_t a = pa;
+				IOByteCount rest = len;
+				while (rest != 0) {
+					IOByteCount l = rest;
+					uint64_t r;
+					if (a + l - 1 > maxp) {
+						if (a <= maxp) {
+							l = maxp + 1 - a;
+						} else {
+							IOByteCount pe = page - (a & (page - 1));
+							if (l > pe)
+								l = pe;
+						}
+					}
+					if (l > cmd->iomem__max_seg)
+						l = cmd->iomem__max_seg;
+					if ((l & mlen) != 0 && l > mlen)
+						l &= ~mlen;
+					if (pos + l < length) {
+						r = (a + l) & mint;
+						if (r != 0 && r < l)
+							l -= r;
+					}
+					if ((a & (pos == 0 ? cmd->iomem__align_mask : mint)) != 0 || (l & mlen) != 0) {
+						misaligned = true;
+						break;
+					}
+					a += l;
+					rest -= l;
+					pos += l;
+				}
+				if (misaligned)
+					break;
+			}
 		}
 		if (!misaligned && pos != length)
 			return kIOReturnNotReady;        /* no physical address: not prepared */
@@ -1898,17 +1953,10 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
 					if (p == NULL)
 						return kIOReturnMessageTooLarge;
-					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
-					IOByteCount run = l;
+					/* one bounce page at a time (reference §2.1 a) */
 					a = p->pa + (doff - p->doff);
 					if (l > p->len - (doff - p->doff))
 						l = p->len - (doff - p->doff);
-					/* the next pieces of this run, when their bounce
-					 * pages follow (slots of one chunk): one segment */
-					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
-						p++;
-						l += p->len < run - l ? p->len : run - l;
-					}
 				}
 			}
 			/* b. the segment size */
@@ -2148,11 +2196,25 @@ IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_
 		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
 		return kIOReturnNotReady;
 	}
-	if (dmaOffset > cmd->iomem__prep_len || length > cmd->iomem__prep_len - dmaOffset ||
-	    (data != NULL && (dataOffset > IOMemoryDescriptor_getLength(data) ||
-	                      length > IOMemoryDescriptor_getLength(data) - dataOffset))) {
+	if (length > cmd->iomem__prep_len ||
+	    (data != NULL && options != kIODMACommandPerformOperationOptionZero &&
+	     length > IOMemoryDescriptor_getLength(data))) {
 		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
 		return kIOReturnBadArgument;
+	}
+	{
+		/* a range that runs past either end: a short copy (Underrun) */
+		uint64_t room = dmaOffset < cmd->iomem__prep_len ? cmd->iomem__prep_len - dmaOffset : 0;
+		if (data != NULL && options != kIODMACommandPerformOperationOptionZero) {
+			uint64_t dl = IOMemoryDescriptor_getLength(data);
+			uint64_t droom = dataOffset < dl ? dl - dataOffset : 0;
+			if (droom < room)
+				room = droom;
+		}
+		if (room < length) {
+			length = room;
+			r = kIOReturnUnderrun;
+		}
 	}
 	if (options == kIODMACommandPerformOperationOptionZero)
 		iomem__memset(tmp, 0, sizeof tmp);
@@ -2178,7 +2240,7 @@ IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_
 		done += chunk;
 	}
 	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
-	return r;
+	return r;     /* kIOReturnUnderrun also after a clamped (short) copy */
 }
 
 
