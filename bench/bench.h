@@ -46,6 +46,7 @@
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
+    X(memmap, "IOMemoryDescriptor_map of a mapped descriptor (reuse) vs a mutex + list lookup") \
     X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint") \
     X(seggen, "IODMACommand segment generation vs page16/merge/linux/fbsd/xnu models; resume; I/O; bounce")
 /* e.g. later:

@@ -22,7 +22,8 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
-#include "iomem_dma.h" /* and iomem_map.h: their implementations too */
+#include "iomem_map.h"   /* its implementation: the memmap group */
+#include "iomem_dma.h"   /* its implementation: the seggen group */
 
 #include "bench.h"
 
