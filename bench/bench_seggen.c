@@ -23,8 +23,13 @@
  * split, S9 a 64-page I/O end to end, B1 bounce slot cost and bounce copy
  * throughput.
  *
- * Figures below 10 ns are recorded as exact figures in ps (the framework
- * prints exact figures as integers).
+ * Output: the framework's table (one row per comparison: ns/page, the
+ * baseline, ratio of medians and of bests, PASS/MISS), then notes: the
+ * matrix (pattern, pages, maxseg, segments per descriptor, ns/page median
+ * and best, ns/segment, iomem/baseline ratio for each baseline, targets)
+ * and one line per issue #5 target. Figures below 10 ns are recorded as
+ * exact figures in ps (the framework prints exact figures as integers).
+ * On a machine shared with other busy processes run with --cputime.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
