@@ -482,9 +482,33 @@ struct iomem__dma_bounce_page;   /* one sparse bounce page (implementation) */
 /* Keep away from the fields but fRefCon: they are private (iomem__). */
 struct IODMACommand {
 	void *fRefCon;                                  /* IOKit's public member */
-	/* the specification (iomem__out_fn NULL: none yet, withRefCon) */
-	IODMACommand_SegmentFunction iomem__out_fn;
+	/* -- what genIOVMSegments reads on every call, packed together (the
+	 *    first 64 bytes, then the walk): a driver with many commands in
+	 *    flight takes few cache misses -- */
+	uint32_t  iomem__active;                        /* prepare nesting */
+	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
+	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
+	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
+	IOByteCount iomem__pos;                         /* the walk's relative offset; ~0: none */
+	IOByteCount iomem__prep_len;
 	uint64_t  iomem__max_seg;                       /* ~0: unlimited */
+	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
+	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
+	IOByteCount iomem__run_len;                     /* rest of the current run */
+	addr64_t    iomem__run_pa;
+	iomem_walk  iomem__walk;                        /* the resumable walk at iomem__pos */
+	/* -- the rest of the preparation -- */
+	IOByteCount iomem__prep_off;
+	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
+	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
+	uint8_t   iomem__mapped;                        /* 1: one IOVA run, 2: mapper extents */
+	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
+	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
+	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	IOMemoryDescriptor *iomem__md;                  /* retained */
+	IODMACommand_SegmentFunction iomem__out_fn;     /* NULL: no specification yet (withRefCon) */
+	/* -- the specification -- */
 	uint64_t  iomem__max_xfer;                      /* ~0: unlimited */
 	uint64_t  iomem__max_phys;                      /* highest reachable byte; ~0: all */
 	uint32_t  iomem__align_mask;                    /* first segment's start */
@@ -493,34 +517,14 @@ struct IODMACommand {
 	uint32_t  iomem__mapping_options;
 	IOMapper *iomem__mapper;                        /* retained; NULL: none */
 	uint32_t  iomem__refcount;
-	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
-	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
-	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
-	/* the descriptor and the preparation */
-	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
-	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
-	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
-	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
-	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
-	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
-	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
-	uint32_t  iomem__active;                        /* prepare nesting */
-	IOMemoryDescriptor *iomem__md;                  /* retained */
-	IOByteCount iomem__prep_off, iomem__prep_len;
-	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
-	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
+	/* -- bouncing and mapping -- */
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
-	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
 	const iomem_md_extent *iomem__xext;             /* iovmMapExtents: device-address extents */
 	uint32_t  iomem__xcount;
 	void     *iomem__xhandle;
-	/* the resumable walk: the run at relative offset iomem__pos */
-	iomem_walk  iomem__walk;
-	IOByteCount iomem__pos;                         /* ~0: no walk to resume */
-	addr64_t    iomem__run_pa;
-	IOByteCount iomem__run_len;                     /* rest of the current run */
 	iomem__sleep_lock iomem__dk_lock;               /* PrepareForDMA / CompleteDMA */
 };
 
@@ -559,6 +563,11 @@ IOMEM_API void iomem_bounce_pool_trim(void);
 #if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_DMA__IMPLEMENTATION_INCLUDED) && \
     !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
+
+/* IOMapper's implementation (its struct: the ops) before ours, also when
+ * the declarations were included first (the map header's own guard makes
+ * this a no-op otherwise) */
+#include "iomem_map.h"
 
 /* >>impl-dmacmd: IODMACommand ------------------------------------------- */
 
@@ -1836,6 +1845,19 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 	}
 }
 
+/* The index of the extent holding byte @xend - 1, looked for in
+ * [@xi, @xi + @room] only: beyond that, any index past the range (no
+ * extent there is reached). O(1) for the usual end, else O(log room). */
+IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t xn, uint32_t xi, uint32_t room,
+                                            IOByteCount xend)
+{
+	uint32_t hi = (xn - 1 - xi) < room ? xn - 1 : xi + room;
+	if (e[hi].end < xend)
+		return hi + 1;
+	/* hint: the end is usually in the last or next-to-last reachable one */
+	return xi + iomem_extents_find(e + xi, hi - xi + 1, hi > xi ? hi - xi - 1 : 0, xend - 1);
+}
+
 /* Whole extents [*xi, stop) of the extent fast path, each one segment; a
  * run longer than max_seg is left in *run_pa and *run_len for the split path.
  * @limit (a constant) checks the address limit. */
@@ -1936,8 +1958,6 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			xoff = eend;
 			xi++;
 		}
-		/* the extent holding the last byte: the only one clipped */
-		xlast = xoff < xend ? iomem_extents_find(e, xn, xn - 1, xend - 1) : xi;
 		for (;;) {
 			uint32_t stop;
 			IOReturn r;
@@ -1980,6 +2000,9 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			}
 			if (i >= n || xoff >= xend)
 				break;
+			/* the extent holding the last byte (the only one clipped),
+			 * searched no further than the segments left can reach */
+			xlast = iomem__dma_xlast(e, xn, xi, n - i, xend);
 			/* whole extents before the last: no clip, one check each */
 			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
 			if (max_phys == IOMEM__DMA_ALL)
