@@ -50,7 +50,8 @@
     X(cursor, "IOMemoryCursor: resume vs XNU's restart-from-zero, 4096 vs 16 ranges, byte orders") \
     X(iova, "IOMapperIOVMAlloc/Free hot pair on the software IOMMU; 64-page I/O through a mapped IODMACommand") \
     X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint") \
-    X(dmaengine, "POSIX software DMA engine: 1 MiB scattered transfer vs memcpy; 4 KiB submit->callback latency")
+    X(dmaengine, "POSIX software DMA engine: 1 MiB scattered transfer vs memcpy; 4 KiB submit->callback latency") \
+    X(seggen, "IODMACommand segment generation vs page16/merge/linux/fbsd/xnu models; resume; I/O; bounce")
 
 typedef struct bench_ctx bench_ctx;
 
