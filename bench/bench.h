@@ -43,6 +43,7 @@
 
 /* ---- the group table: one line per group ------------------------------ */
 #define BENCH_GROUPS(X)                                                        \
+    X(seggen, "IODMACommand segment generation vs page16/merge/linux/fbsd/xnu models; resume; I/O; bounce") \
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
@@ -50,8 +51,7 @@
     X(cursor, "IOMemoryCursor: resume vs XNU's restart-from-zero, 4096 vs 16 ranges, byte orders") \
     X(iova, "IOMapperIOVMAlloc/Free hot pair on the software IOMMU; 64-page I/O through a mapped IODMACommand") \
     X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint") \
-    X(dmaengine, "POSIX software DMA engine: 1 MiB scattered transfer vs memcpy; 4 KiB submit->callback latency") \
-    X(seggen, "IODMACommand segment generation vs page16/merge/linux/fbsd/xnu models; resume; I/O; bounce")
+    X(dmaengine, "POSIX software DMA engine: 1 MiB scattered transfer vs memcpy; 4 KiB submit->callback latency")
 
 typedef struct bench_ctx bench_ctx;
 
