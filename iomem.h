@@ -1326,6 +1326,7 @@ struct IOMemoryDescriptor {
 	IOOptionBits           iomem__flags;
 	IOOptionBits           iomem__tag;
 	uint32_t               iomem__prepare_count;
+	uint32_t               iomem__dma_active;      /* IODMACommands holding it (iomem_dma.h) */
 	uint32_t               iomem__auto_prepared;   /* prepares the object owns */
 	uint64_t               iomem__preparation_id;
 	const iomem_md_ops    *iomem__ops;
@@ -3049,6 +3050,11 @@ IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirecti
 		              (unsigned long long)md->iomem__prepare_count);
 #endif
 	} else {
+#if IOMEM__DEBUG
+		if (md->iomem__dma_active != 0 && md->iomem__prepare_count == 1)
+			iomem__report("IOMemoryDescriptor_complete(%p): final complete while an IODMACommand "
+			              "holds the descriptor (DMA active: clear the command first)", (void *)md);
+#endif
 		ret = iomem__md_complete_locked(md, direction);
 	}
 	iomem__md_unlock(md);
