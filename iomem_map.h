@@ -14,6 +14,7 @@
  *                     CreateMapping / GetAddress / GetLength / GetOffset
  *   >>mapper          IOMapper: system and per-device mappers, iovmMapMemory /
  *                     iovmUnmapMemory / iovmInsert / mapToPhysicalAddress,
+ *                     iomem_linux_mapper_for_device (Linux: a struct device)
  *                     IOMapperIOVMAlloc / IOMapperIOVMFree / IOMapperInsertPage
  *   >>mappedio        IOMappedRead8/16/32/64, IOMappedWrite8/16/32/64
  *   >>cache           IOFlushProcessorCache
@@ -21,6 +22,8 @@
  *     >>impl-mapper     the IOMapper object and the system mapper
  *     >>impl-memmap     IOMemoryMap: the pieces of a descriptor, the
  *                       backends' mapping, reuse, the accessors
+ *     >>impl-linuxdev   Linux: iomem_linux_mapper_for_device (the DMA API
+ *                       as an extent mapper)
  *
  * The map options and cache modes are in iomem.h. The README's feature
  * table says what works on which backend today.
@@ -373,6 +376,42 @@ IOMEM_API IOReturn IOMapper_iovmUnmapMemory(IOMapper *mapper, IOMemoryDescriptor
 IOMEM_API IOReturn IOMapper_iovmInsert(IOMapper *mapper, uint32_t options, uint64_t mapAddress,
         uint64_t offset, uint64_t physicalAddress, uint64_t length);
 IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mappedAddress);
+
+#if defined(IOMEM_BACKEND_LINUX)
+struct device;
+/**
+ * iomem_linux_mapper_for_device - a mapper over the kernel's DMA API for
+ * @dev (IOKit allows a device where a mapper goes: pass the result as the
+ * mapper argument of IODMACommand_withSpecification / IODMACommand_Create).
+ * Its segments are dma_addr_ts from dma_map_sgtable on @dev, so swiotlb and
+ * the IOMMU are the kernel's (iovmMapExtents / iovmUnmapExtents / iovmSync;
+ * iovmMapMemory, the one-run form, returns kIOReturnUnsupported).
+ *
+ * Per mapping (the first prepare of a command): an sg_table with one entry
+ * per physical page piece of the prepared range (RAM only: pfn_valid),
+ * dma_map_sgtable with the direction from the map options (ReadAccess only
+ * -> DMA_TO_DEVICE, WriteAccess only -> DMA_FROM_DEVICE, both ->
+ * DMA_BIDIRECTIONAL), the MAPPED entries become the extents (adjacent ones
+ * merged), dma_unmap_sgtable at the last complete (the original nents),
+ * dma_sync_sgtable_for_device/for_cpu for iovmSync.
+ *
+ * Device state: numAddressBits narrower than the device's DMA mask narrows
+ * the mask (dma_set_mask_and_coherent) for the dma_map call only and
+ * restores it (serialised per mapper; the driver's own mappings of @dev
+ * made meanwhile see the narrower, i.e. safe, mask). With dma-direct and no
+ * swiotlb a page above that mask is refused up front (kIOReturnMessageTooLarge)
+ * instead of the kernel's WARN. The device's min_align_mask is raised to
+ * PAGE_SIZE - 1 once, here, when the device has dma_parms, so swiotlb keeps
+ * each byte's page offset as an IOMMU does (it cannot change while mappings
+ * live: swiotlb recomputes slots with it). max_seg_size is left alone:
+ * IODMACommand cuts segments at maxSegmentSize itself.
+ *
+ * mapToPhysicalAddress returns 0 (unknown: the DMA API has no reverse
+ * lookup). +1, or NULL for a NULL @dev or no memory. The device must
+ * outlive the mapper. Process context (may sleep).
+ */
+IOMEM_API IOMapper *iomem_linux_mapper_for_device(struct device *dev);
+#endif
 
 
 /* >>mappedio ============================================================== */
@@ -1238,5 +1277,280 @@ IOMEM_API kern_return_t IOMemoryDescriptor_CreateMapping(IOMemoryDescriptor *md,
 IOMEM_API uint64_t IOMemoryMap_GetAddress(IOMemoryMap *map) { return map ? map->address : 0; }
 IOMEM_API uint64_t IOMemoryMap_GetLength(IOMemoryMap *map)  { return map ? map->length : 0; }
 IOMEM_API uint64_t IOMemoryMap_GetOffset(IOMemoryMap *map)  { return map ? map->offset : 0; }
+
+
+/* >>impl-linuxdev: the kernel's DMA API as an extent mapper ------------ */
+
+#if defined(IOMEM_BACKEND_LINUX)
+#include <linux/device.h>
+#include <linux/dma-mapping.h>
+#include <linux/dma-map-ops.h>
+#include <linux/scatterlist.h>
+#include <linux/swiotlb.h>
+
+typedef struct iomem__linux_dev {
+	struct device *dev;        /* get_device'd */
+	struct mutex   lock;       /* the mask narrowing around one dma_map */
+} iomem__linux_dev;
+
+/* One iovmMapExtents: the sg_table (unmapped with its orig_nents) and the
+ * extents of the mapped entries (at most orig_nents of them). */
+typedef struct iomem__linux_dmamap {
+	struct sg_table         sgt;
+	enum dma_data_direction dir;
+	vm_size_t               bytes;    /* this allocation */
+	uint32_t                count;
+	iomem_md_extent         ext[];
+} iomem__linux_dmamap;
+
+IOMEM__PRIVATE uint64_t iomem__linux_dev_page_size(IOMapper *mapper)
+{
+	(void)mapper;
+	return PAGE_SIZE;
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_map_memory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
+        const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand, const void *pageList,
+        uint64_t *mapAddress, uint64_t *mapLength)
+{
+	/* the DMA API gives a segment list, not one run: iovmMapExtents only */
+	(void)mapper; (void)memory; (void)descriptorOffset; (void)length; (void)mapOptions;
+	(void)mapSpecification; (void)dmaCommand; (void)pageList; (void)mapAddress; (void)mapLength;
+	return kIOReturnUnsupported;
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_unmap_memory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        IODMACommand *dmaCommand, uint64_t mapAddress, uint64_t mapLength)
+{
+	(void)mapper; (void)memory; (void)dmaCommand; (void)mapAddress; (void)mapLength;
+	return kIOReturnUnsupported;
+}
+
+/* The DMA API has no reverse lookup (an IOVA or a swiotlb slot): unknown. */
+IOMEM__PRIVATE uint64_t iomem__linux_dev_to_phys(IOMapper *mapper, uint64_t mappedAddress)
+{
+	(void)mapper; (void)mappedAddress;
+	return 0;
+}
+
+/* The page pieces of [off, off + len) of @md: counts them (sgt NULL) or
+ * fills sgt's entries. 0 on success; kIOReturn* when a byte has no RAM
+ * page behind it. *@top = the highest physical address seen. */
+IOMEM__PRIVATE IOReturn iomem__linux_dev_pieces(IOMemoryDescriptor *md, uint64_t off, uint64_t len,
+                                                struct sg_table *sgt, unsigned int *count, phys_addr_t *top)
+{
+	struct scatterlist *sg = sgt ? sgt->sgl : NULL;
+	uint64_t done = 0;
+	unsigned int n = 0;
+	*top = 0;
+	while (done < len) {
+		IOByteCount seg = 0;
+		addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, off + done, &seg, kIOMemoryMapperNone);
+		if (pa == 0 || seg == 0)
+			return kIOReturnVMError;      /* not prepared / no physical page */
+		if (seg > len - done)
+			seg = (IOByteCount)(len - done);
+		if (pa + seg - 1 > *top)
+			*top = (phys_addr_t)(pa + seg - 1);
+		while (seg > 0) {
+			unsigned long pfn = (unsigned long)(pa >> PAGE_SHIFT);
+			unsigned int in = (unsigned int)(pa & ~(addr64_t)PAGE_MASK);
+			unsigned int piece = (unsigned int)(seg < PAGE_SIZE - in ? seg : PAGE_SIZE - in);
+			if (!pfn_valid(pfn))
+				return kIOReturnUnsupported;  /* MMIO: no struct page to map */
+			if (sg != NULL) {
+				sg_set_page(sg, pfn_to_page(pfn), piece, in);
+				sg = sg_next(sg);
+			}
+			n++;
+			pa += piece;
+			seg -= piece;
+			done += piece;
+		}
+	}
+	*count = n;
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_errno(int err)
+{
+	switch (err) {
+	case -ENOMEM: return kIOReturnNoResources;   /* IOVA space or swiotlb slots */
+	case -EINVAL: return kIOReturnBadArgument;
+	default:      return kIOReturnDMAError;
+	}
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_map_extents(IOMapper *mapper, IOMemoryDescriptor *memory,
+        uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
+        const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand,
+        const iomem_md_extent **extents, uint32_t *count, void **handle)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	struct device *dev;
+	iomem__linux_dmamap *m;
+	struct scatterlist *sg;
+	unsigned int pieces = 0, bits, i;
+	phys_addr_t top;
+	u64 want = ~(u64)0, mask, cmask;
+	dma_addr_t next = 0;
+	uint64_t end = 0;
+	vm_size_t bytes;
+	IOReturn r;
+	int err;
+	(void)dmaCommand;
+	if (c == NULL || memory == NULL || length == 0 || extents == NULL || count == NULL || handle == NULL)
+		return kIOReturnBadArgument;
+	dev = c->dev;
+	r = iomem__linux_dev_pieces(memory, descriptorOffset, length, NULL, &pieces, &top);
+	if (r != kIOReturnSuccess)
+		return r;
+	bytes = sizeof *m + (vm_size_t)pieces * sizeof m->ext[0];
+	m = (iomem__linux_dmamap *)iomem__alloc_internal(bytes, "iomem_linux DMA mapping");
+	if (m == NULL)
+		return kIOReturnNoMemory;
+	m->bytes = bytes;
+	m->count = 0;
+	switch (mapOptions & (kIODMAMapReadAccess | kIODMAMapWriteAccess)) {
+	case kIODMAMapReadAccess:  m->dir = DMA_TO_DEVICE; break;     /* the device reads memory */
+	case kIODMAMapWriteAccess: m->dir = DMA_FROM_DEVICE; break;   /* the device writes it */
+	default:                   m->dir = DMA_BIDIRECTIONAL; break;
+	}
+	if (sg_alloc_table(&m->sgt, pieces, GFP_KERNEL) != 0) {
+		iomem__free_internal(m, bytes, "iomem_linux DMA mapping");
+		return kIOReturnNoMemory;
+	}
+	(void)iomem__linux_dev_pieces(memory, descriptorOffset, length, &m->sgt, &pieces, &top);
+
+	bits = mapSpecification && mapSpecification->numAddressBits ? mapSpecification->numAddressBits : 64;
+	if (bits < 64)
+		want = DMA_BIT_MASK(bits);
+	mutex_lock(&c->lock);
+	mask = dma_get_mask(dev);
+	cmask = dev->coherent_dma_mask;
+	if (want < mask && get_dma_ops(dev) == NULL && !is_swiotlb_active(dev) && top > want) {
+		/* dma-direct without swiotlb would WARN and fail: say it here */
+		mutex_unlock(&c->lock);
+		r = kIOReturnMessageTooLarge;
+		goto fail;
+	}
+	if (want < mask && dma_set_mask_and_coherent(dev, want) != 0) {
+		mutex_unlock(&c->lock);
+		r = kIOReturnNoResources;   /* the platform cannot address that little */
+		goto fail;
+	}
+	err = dma_map_sgtable(dev, &m->sgt, m->dir, 0);
+	if (want < mask) {
+		/* the mask only steers IOVA / bounce placement at map time */
+		(void)dma_set_mask(dev, mask);
+		(void)dma_set_coherent_mask(dev, cmask);
+	}
+	mutex_unlock(&c->lock);
+	if (err != 0) {
+		r = iomem__linux_dev_errno(err);
+		goto fail;
+	}
+	/* the MAPPED entries (an IOMMU merges), adjacent ones merged again */
+	for_each_sgtable_dma_sg(&m->sgt, sg, i) {
+		dma_addr_t a = sg_dma_address(sg);
+		unsigned int l = sg_dma_len(sg);
+		if (l == 0)
+			continue;
+		if (m->count == 0 || a != next)
+			m->ext[m->count++].phys = (IOPhysicalAddress)a;
+		end += l;
+		m->ext[m->count - 1].end = (IOByteCount)end;
+		next = a + l;
+	}
+	if (end != length || m->count == 0) {
+		dma_unmap_sgtable(dev, &m->sgt, m->dir, 0);
+		r = kIOReturnDMAError;
+		goto fail;
+	}
+	*extents = m->ext;
+	*count = m->count;
+	*handle = m;
+	return kIOReturnSuccess;
+fail:
+	sg_free_table(&m->sgt);
+	iomem__free_internal(m, bytes, "iomem_linux DMA mapping");
+	return r;
+}
+
+IOMEM__PRIVATE void iomem__linux_dev_unmap_extents(IOMapper *mapper, IODMACommand *dmaCommand, void *handle)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	iomem__linux_dmamap *m = (iomem__linux_dmamap *)handle;
+	(void)dmaCommand;
+	if (c == NULL || m == NULL)
+		return;
+	dma_unmap_sgtable(c->dev, &m->sgt, m->dir, 0);   /* with the original nents */
+	sg_free_table(&m->sgt);
+	iomem__free_internal(m, m->bytes, "iomem_linux DMA mapping");
+}
+
+IOMEM__PRIVATE void iomem__linux_dev_sync(IOMapper *mapper, IODMACommand *dmaCommand, void *handle,
+                                          IODirection direction)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	iomem__linux_dmamap *m = (iomem__linux_dmamap *)handle;
+	(void)dmaCommand;
+	if (c == NULL || m == NULL)
+		return;
+	if (direction & kIODirectionIn)
+		dma_sync_sgtable_for_cpu(c->dev, &m->sgt, m->dir);
+	if (direction & kIODirectionOut)
+		dma_sync_sgtable_for_device(c->dev, &m->sgt, m->dir);
+}
+
+IOMEM__PRIVATE void iomem__linux_dev_free(IOMapper *mapper)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	if (c == NULL)
+		return;
+	mutex_destroy(&c->lock);
+	put_device(c->dev);
+	iomem__free_internal(c, sizeof *c, "iomem_linux device mapper");
+}
+
+static const iomem_mapper_ops iomem__linux_dev_ops = {
+	"linux-dma-api",
+	iomem__linux_dev_page_size,
+	iomem__linux_dev_map_memory,
+	iomem__linux_dev_unmap_memory,
+	NULL,                                  /* iovmInsert */
+	iomem__linux_dev_to_phys,
+	NULL, NULL,                            /* iovaAlloc / iovaFree */
+	iomem__linux_dev_free,
+	iomem__linux_dev_map_extents,
+	iomem__linux_dev_unmap_extents,
+	iomem__linux_dev_sync
+};
+
+IOMEM_API IOMapper *iomem_linux_mapper_for_device(struct device *dev)
+{
+	iomem__linux_dev *c;
+	IOMapper *m;
+	if (dev == NULL)
+		return NULL;
+	c = (iomem__linux_dev *)iomem__alloc_internal(sizeof *c, "iomem_linux device mapper");
+	if (c == NULL)
+		return NULL;
+	c->dev = get_device(dev);
+	mutex_init(&c->lock);
+	m = iomem_mapper_withOps(&iomem__linux_dev_ops, c);
+	if (m == NULL) {
+		mutex_destroy(&c->lock);
+		put_device(dev);
+		iomem__free_internal(c, sizeof *c, "iomem_linux device mapper");
+		return NULL;
+	}
+	/* swiotlb keeps each byte's page offset, as an IOMMU does */
+	if (dev->dma_parms != NULL && dma_get_min_align_mask(dev) < PAGE_SIZE - 1)
+		(void)dma_set_min_align_mask(dev, PAGE_SIZE - 1);
+	return m;
+}
+#endif /* IOMEM_BACKEND_LINUX */
 
 #endif /* IOMEM_IMPLEMENTATION */
