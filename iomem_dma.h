@@ -411,7 +411,9 @@ IOMEM_INLINE bool iomem_walk_init(iomem_walk *w, IOMemoryDescriptor *md, IOByteC
 	w->error = false;
 	w->md = NULL;
 	if (offset >= end) {
+		w->ext.e = NULL;
 		w->ext.n = 0;
+		w->ext.i = 0;
 		w->ext.length = 0;
 		w->ext.off = 0;
 		return false;
@@ -517,13 +519,20 @@ struct IODMACommand {
 
 /**
  * iomem_bounce_pool_reserve - keep at least @pages low pages (below 4 GiB)
- * in IODMACommand's bounce pool, allocated now, so bounce slots never hit
- * the platform allocator; 0 releases the reserve (free chunks are then
- * returned as they empty, the default). Not an IOKit API. Thread-safe.
- * kIOReturnNoResources / kIOReturnNoMemory when the memory cannot be had
+ * in IODMACommand's bounce pool (chunks of 64 pages), allocated now, so
+ * bounce slots never hit the platform allocator; 0 releases the reserve.
+ * Beyond the reserve the pool caches ONE empty chunk (hysteresis: a steady
+ * stream of bounced I/O never pays the platform allocation). Not an IOKit
+ * API. Thread-safe. kIOReturnNoResources when the memory cannot be had
  * (what was allocated stays reserved).
  */
 IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages);
+/**
+ * iomem_bounce_pool_trim - give every empty chunk back to the platform
+ * (reserve or not): its low frames stop being wired. For tests' teardown
+ * (a clean machine) and memory pressure. Not an IOKit API. Thread-safe.
+ */
+IOMEM_API void iomem_bounce_pool_trim(void);
 
 /* >>cursor ================================================================ */
 
@@ -734,12 +743,15 @@ static iomem__mutex iomem__bounce_lock = IOMEM__MUTEX_INITIALIZER(iomem__bounce_
 static struct {
 	iomem__bounce_chunk *list;         /* chunks with a free slot */
 	uint64_t chunks, reserve;          /* chunks held, chunks to keep */
+	uint64_t empty;                    /* chunks with every slot free */
 } iomem__bounce_pool;
 
 IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 {
 	vm_size_t bytes = page * IOMEM__BOUNCE_SLOTS;
-	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__alloc_internal(sizeof *c, "IODMACommand bounce chunk");
+	/* the pool is a process-wide cache (iomem_bounce_pool_trim empties
+	 * it): its records are not tracked as allocations */
+	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__platform_calloc(sizeof *c);
 	if (c == NULL)
 		return NULL;
 	c->page = page;
@@ -758,7 +770,7 @@ IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 	}
 #endif
 	if (iomem__platform_ram_alloc(&c->ram, bytes, page, (IOPhysicalAddress)0xFFFFFFFFull, true) != kIOReturnSuccess) {
-		iomem__free_internal(c, sizeof *c, "IODMACommand bounce chunk");
+		iomem__platform_free(c);
 		return NULL;
 	}
 	return c;
@@ -772,7 +784,7 @@ IOMEM__PRIVATE void iomem__bounce_chunk_free(iomem__bounce_chunk *c)
 	else
 #endif
 		iomem__platform_ram_free(&c->ram);
-	iomem__free_internal(c, sizeof *c, "IODMACommand bounce chunk");
+	iomem__platform_free(c);
 }
 
 /* Lock held. */
@@ -817,8 +829,11 @@ IOMEM__PRIVATE uint32_t iomem__bounce_alloc(iomem__dma_bounce_page *pg, uint32_t
 			if (c == NULL)
 				break;
 			iomem__bounce_pool.chunks++;
+			iomem__bounce_pool.empty++;
 			iomem__bounce_list_add(c);
 		}
+		if (c->free == ~(uint64_t)0)
+			iomem__bounce_pool.empty--;
 		s = (uint32_t)iomem__ctz64(c->free);
 		c->free &= c->free - 1;
 		if (c->free == 0)
@@ -848,11 +863,18 @@ IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t coun
 		c->free |= (uint64_t)1 << pg[k].slot;
 		if (!c->listed)
 			iomem__bounce_list_add(c);
-		if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
-			iomem__bounce_list_remove(c);
-			iomem__bounce_pool.chunks--;
-			c->next = drop;
-			drop = c;
+		if (c->free == ~(uint64_t)0) {
+			/* hysteresis: one empty chunk stays cached (beyond the
+			 * reserve), so a steady stream of bounced I/O never
+			 * goes back to the platform */
+			if (iomem__bounce_pool.chunks > iomem__bounce_pool.reserve && iomem__bounce_pool.empty >= 1) {
+				iomem__bounce_list_remove(c);
+				iomem__bounce_pool.chunks--;
+				c->next = drop;
+				drop = c;
+			} else {
+				iomem__bounce_pool.empty++;
+			}
 		}
 	}
 	iomem__mutex_unlock(&iomem__bounce_lock);
@@ -863,13 +885,11 @@ IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t coun
 	}
 }
 
-IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
+/* Drops empty chunks until @keep chunks are held (or none is empty). */
+IOMEM__PRIVATE void iomem__bounce_drop_empty(uint64_t keep)
 {
-	uint64_t want = ((uint64_t)pages + IOMEM__BOUNCE_SLOTS - 1) / IOMEM__BOUNCE_SLOTS;
 	iomem__mutex_lock(&iomem__bounce_lock);
-	iomem__bounce_pool.reserve = want;
-	while (iomem__bounce_pool.chunks > want) {
-		/* drop empty chunks beyond the reserve */
+	while (iomem__bounce_pool.chunks > keep && iomem__bounce_pool.empty != 0) {
 		iomem__bounce_chunk *c = iomem__bounce_pool.list;
 		while (c != NULL && c->free != ~(uint64_t)0)
 			c = c->next;
@@ -877,22 +897,45 @@ IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
 			break;
 		iomem__bounce_list_remove(c);
 		iomem__bounce_pool.chunks--;
+		iomem__bounce_pool.empty--;
 		iomem__mutex_unlock(&iomem__bounce_lock);
 		iomem__bounce_chunk_free(c);
 		iomem__mutex_lock(&iomem__bounce_lock);
 	}
-	while (iomem__bounce_pool.chunks < iomem__bounce_pool.reserve) {
+	iomem__mutex_unlock(&iomem__bounce_lock);
+}
+
+IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
+{
+	uint64_t want = ((uint64_t)pages + IOMEM__BOUNCE_SLOTS - 1) / IOMEM__BOUNCE_SLOTS;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	iomem__bounce_pool.reserve = want;
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	for (;;) {
 		iomem__bounce_chunk *c;
+		iomem__mutex_lock(&iomem__bounce_lock);
+		if (iomem__bounce_pool.chunks >= iomem__bounce_pool.reserve) {
+			iomem__mutex_unlock(&iomem__bounce_lock);
+			break;
+		}
 		iomem__mutex_unlock(&iomem__bounce_lock);
 		c = iomem__bounce_chunk_new(iomem__platform_page_size());
 		if (c == NULL)
 			return kIOReturnNoResources;
 		iomem__mutex_lock(&iomem__bounce_lock);
 		iomem__bounce_pool.chunks++;
+		iomem__bounce_pool.empty++;
 		iomem__bounce_list_add(c);
+		iomem__mutex_unlock(&iomem__bounce_lock);
 	}
-	iomem__mutex_unlock(&iomem__bounce_lock);
+	/* beyond the new reserve: the cached empty chunk (hysteresis) stays */
+	iomem__bounce_drop_empty(want + 1);
 	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem_bounce_pool_trim(void)
+{
+	iomem__bounce_drop_empty(0);
 }
 
 /* ---- creation and the specification -------------------------------------- */
