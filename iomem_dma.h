@@ -219,7 +219,11 @@ IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IOD
  * descriptor (@length 0 = the descriptor's length) for DMA: bounce what
  * the device cannot reach (copy-in when the direction has Out or is None
  * and @synchronize), map it through the mapper (kMapped with a mapper:
- * one iovmMapMemory), flush the cache (kNonCoherent and @flushCache).
+ * one iovmMapMemory; a mapper with iovmMapExtents - the Linux DMA API -
+ * instead gives a list of device-address extents, generated from like a
+ * descriptor's, never bounced here, with iovmSync(Out) after mapping,
+ * (In) at the last complete, both from synchronize), flush the cache
+ * (kNonCoherent and @flushCache).
  * Nested calls with the same range only count. Errors, in this order:
  * kIOReturnBadArgument (NULL @cmd), kIOReturnNotReady (no specification
  * or no descriptor), kIOReturnNoSpace (@length > maxTransferSize),
@@ -509,6 +513,9 @@ struct IODMACommand {
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
 	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
+	const iomem_md_extent *iomem__xext;             /* iovmMapExtents: device-address extents */
+	uint32_t  iomem__xcount;
+	void     *iomem__xhandle;
 	/* the resumable walk: the run at relative offset iomem__pos */
 	iomem_walk  iomem__walk;
 	IOByteCount iomem__pos;                         /* ~0: no walk to resume */
@@ -1388,6 +1395,9 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		cmd->iomem__cursor = 1;
 	} else if (forceDouble) {
 		misaligned = true;
+	} else if (use_mapper && cmd->iomem__mapper->ops->iovmMapExtents != NULL) {
+		/* an extents mapper (the Linux DMA API) bounces itself: never
+		 * here; the rules still cut and trim, misfits are not errors */
 	} else if (use_mapper) {
 		/* one IOVA run: only its first byte's page offset can misfit (the
 		 * mapper aligns the rest) */
@@ -1495,13 +1505,38 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		spec.numAddressBits = (uint8_t)(cmd->iomem__bits ? cmd->iomem__bits : 64);
 		if (cmd->iomem__copy_md != NULL || (dir & kIODirectionOutIn) != kIODirectionOut)
 			mopt |= kIODMAMapWriteAccess;
-		r = IOMapper_iovmMapMemory(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset, length, mopt,
-		                           &spec, cmd, NULL, &cmd->iomem__iova, &cmd->iomem__iova_len);
-		if (r != kIOReturnSuccess) {
-			iomem__dma_free_bounce(cmd);
-			return r;
+		if (cmd->iomem__mapper->ops->iovmMapExtents != NULL) {
+			/* a list of device-address extents (the Linux DMA API) */
+			const iomem_md_extent *x = NULL;
+			uint32_t xn = 0;
+			void *h = NULL;
+			r = cmd->iomem__mapper->ops->iovmMapExtents(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset,
+			                                            length, mopt, &spec, cmd, &x, &xn, &h);
+			if (r == kIOReturnSuccess && (x == NULL || xn == 0 || x[xn - 1].end != length)) {
+				if (cmd->iomem__mapper->ops->iovmUnmapExtents != NULL)
+					cmd->iomem__mapper->ops->iovmUnmapExtents(cmd->iomem__mapper, cmd, h);
+				r = kIOReturnInternalError;     /* the mapper broke its contract */
+			}
+			if (r != kIOReturnSuccess) {
+				iomem__dma_free_bounce(cmd);
+				return r;
+			}
+			cmd->iomem__xext = x;
+			cmd->iomem__xcount = xn;
+			cmd->iomem__xhandle = h;
+			cmd->iomem__mapped = 2;
+			if (synchronize && ((dir & kIODirectionOut) || (dir & kIODirectionOutIn) == 0) &&
+			    cmd->iomem__mapper->ops->iovmSync != NULL)
+				cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, h, kIODirectionOut);
+		} else {
+			r = IOMapper_iovmMapMemory(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset, length, mopt,
+			                           &spec, cmd, NULL, &cmd->iomem__iova, &cmd->iomem__iova_len);
+			if (r != kIOReturnSuccess) {
+				iomem__dma_free_bounce(cmd);
+				return r;
+			}
+			cmd->iomem__mapped = 1;
 		}
-		cmd->iomem__mapped = 1;
 	}
 	if (flushCache && (cmd->iomem__mapping_options & IODMACommand_kTypeMask) == IODMACommand_kNonCoherent &&
 	    length != 0)
@@ -1516,9 +1551,14 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 	 * engine's shortcut, no walk at all */
 	cmd->iomem__single = 0;
 	if (cmd->iomem__simple && length != 0) {
-		if (cmd->iomem__mapped) {
+		if (cmd->iomem__mapped == 1) {
 			cmd->iomem__single_pa = cmd->iomem__iova;
 			cmd->iomem__single = 1;
+		} else if (cmd->iomem__mapped == 2) {
+			if (cmd->iomem__xcount == 1) {
+				cmd->iomem__single_pa = cmd->iomem__xext[0].phys;
+				cmd->iomem__single = 1;
+			}
 		} else {
 			IOByteCount l = 0;
 			addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(src, cmd->iomem__copy_md ? 0 : offset, &l,
@@ -1555,10 +1595,21 @@ IOMEM_API IOReturn IODMACommand_complete(IODMACommand *cmd, bool invalidateCache
 		IOMemoryDescriptor_performOperation(cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md,
 		                                    kIOMemoryIncoherentIOFlush,
 		                                    cmd->iomem__copy_md ? 0 : cmd->iomem__prep_off, cmd->iomem__prep_len);
+	if (synchronize && cmd->iomem__mapped == 2 && ((dir & kIODirectionIn) || (dir & kIODirectionOutIn) == 0) &&
+	    cmd->iomem__mapper->ops->iovmSync != NULL)
+		cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, cmd->iomem__xhandle, kIODirectionIn);
 	if (synchronize && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE &&
 	    ((dir & kIODirectionIn) || (dir & kIODirectionOutIn) == 0))
 		iomem__dma_sync(cmd, true);
-	if (cmd->iomem__mapped) {
+	if (cmd->iomem__mapped == 2) {
+		const iomem_mapper_ops *ops = cmd->iomem__mapper->ops;
+		if (ops->iovmUnmapExtents != NULL)
+			ops->iovmUnmapExtents(cmd->iomem__mapper, cmd, cmd->iomem__xhandle);
+		cmd->iomem__xext = NULL;
+		cmd->iomem__xcount = 0;
+		cmd->iomem__xhandle = NULL;
+		cmd->iomem__mapped = 0;
+	} else if (cmd->iomem__mapped) {
 		IOMapper_iovmUnmapMemory(cmd->iomem__mapper,
 		                         cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md,
 		                         cmd, cmd->iomem__iova, cmd->iomem__iova_len);
@@ -1666,8 +1717,12 @@ IOMEM_API IOReturn IODMACommand_synchronize(IODMACommand *cmd, IOOptionBits opti
 	}
 	if (!(options & (kIODirectionIn | kIODirectionOut)))
 		return kIOReturnBadArgument;
+	if ((options & kIODirectionIn) && cmd->iomem__mapped == 2 && cmd->iomem__mapper->ops->iovmSync != NULL)
+		cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, cmd->iomem__xhandle, kIODirectionIn);
 	if (cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE)
 		iomem__dma_sync(cmd, (options & kIODirectionIn) != 0);
+	if ((options & kIODirectionOut) && cmd->iomem__mapped == 2 && cmd->iomem__mapper->ops->iovmSync != NULL)
+		cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, cmd->iomem__xhandle, kIODirectionOut);
 	return kIOReturnSuccess;
 }
 
@@ -1757,7 +1812,18 @@ IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 	iomem_walk *w = &cmd->iomem__walk;
 	cmd->iomem__run_len = 0;
 	cmd->iomem__pos = pos;
-	if (cmd->iomem__mapped) {
+	if (cmd->iomem__mapped == 2) {
+		/* the mapper's extents, offsets relative to the prepared start:
+		 * walked exactly as a descriptor's */
+		iomem__memset(w, 0, sizeof *w);
+		w->ext.e = cmd->iomem__xext;
+		w->ext.n = cmd->iomem__xcount;
+		w->ext.length = cmd->iomem__prep_len;
+		w->ext.off = pos;
+		w->ext.i = iomem_extents_find(cmd->iomem__xext, cmd->iomem__xcount, 0, pos);
+		w->off = pos;
+		w->end = cmd->iomem__prep_len;
+	} else if (cmd->iomem__mapped) {
 		/* one IOVA run; the walk stays empty */
 		iomem__memset(w, 0, sizeof *w);
 		cmd->iomem__run_pa = cmd->iomem__iova + pos;
@@ -2051,9 +2117,20 @@ IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_little64, IOMEM__DMA_FMT_LITTLE64)
 IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_user, IOMEM__DMA_FMT_USER)
 #undef IOMEM__DMA_GEN_INSTANCE
 
+/* The end-of-walk call, answered before the dispatch and the engine's
+ * prologue (every loop ends with one). Same checks, same order. */
+IOMEM_FORCEINLINE bool iomem__dma_at_end(const IODMACommand *cmd, const UInt64 *offset, const void *segments,
+                                         const UInt32 *numSegments)
+{
+	return cmd != NULL && cmd->iomem__active != 0 && offset != NULL && segments != NULL &&
+	       numSegments != NULL && *numSegments != 0 && *offset >= cmd->iomem__prep_len;
+}
+
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments)
 {
+	if (outSegFunc != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	/* one comparison chain per call picks the specialised engine */
 	if (outSegFunc == IODMACommand_OutputHost64)
 		return iomem__dma_gen_host64(cmd, outSegFunc, offset, segments, numSegments);
@@ -2075,6 +2152,8 @@ IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offse
 {
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
+	if (cmd->iomem__out_fn != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	switch (cmd->iomem__fmt) {
 	case IOMEM__DMA_FMT_HOST64:   return iomem__dma_gen_host64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
 	case IOMEM__DMA_FMT_HOST32:   return iomem__dma_gen_host32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);

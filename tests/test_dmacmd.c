@@ -1158,3 +1158,140 @@ IOMEM_TEST(dmacmd, preflight_after_cuts)
 	IODMACommand_release(c);
 	tbuf_free(&t);
 }
+
+/* ---- an extents mapper (the Linux DMA API shape) ------------------------ */
+
+#define XM_BASE 0x200000000000ull
+typedef struct xmap {
+	int maps, unmaps, sync_out, sync_in;
+	iomem_md_extent ext[64];
+	uint32_t n;
+	IOMemoryDescriptor *md;
+	uint64_t off;
+} xmap;
+
+/* each page of the range gets a scattered device address: page k of the
+ * prepared range at XM_BASE + 2 * k pages (+ the first byte's page offset) */
+static IOReturn xm_map(IOMapper *m, IOMemoryDescriptor *md, uint64_t off, uint64_t len, uint32_t opts,
+                       const IODMAMapSpecification *spec, IODMACommand *cmd, const iomem_md_extent **ext,
+                       uint32_t *count, void **handle)
+{
+	xmap *x = iomem_mapper_getContext(m);
+	(void)opts; (void)spec; (void)cmd;
+	uint64_t in = off & (PG - 1), done = 0;
+	x->n = 0;
+	while (done < len) {
+		uint64_t piece = PG - ((in + done) & (PG - 1));
+		if (piece > len - done)
+			piece = len - done;
+		cr_assert_lt(x->n, 64);
+		x->ext[x->n].phys = XM_BASE + 2 * PG * x->n + ((in + done) & (PG - 1));
+		done += piece;
+		x->ext[x->n].end = done;
+		x->n++;
+	}
+	x->maps++;
+	x->md = md;
+	x->off = off;
+	*ext = x->ext;
+	*count = x->n;
+	*handle = x;
+	return kIOReturnSuccess;
+}
+static void xm_unmap(IOMapper *m, IODMACommand *cmd, void *h)
+{
+	xmap *x = iomem_mapper_getContext(m);
+	(void)cmd;
+	cr_assert_eq(h, x);
+	x->unmaps++;
+}
+static void xm_sync(IOMapper *m, IODMACommand *cmd, void *h, IODirection d)
+{
+	xmap *x = iomem_mapper_getContext(m);
+	(void)cmd; (void)h;
+	if (d == kIODirectionOut)
+		x->sync_out++;
+	else
+		x->sync_in++;
+}
+static IOReturn xm_nomap(IOMapper *m, IOMemoryDescriptor *md, uint64_t off, uint64_t len, uint32_t opts,
+                         const IODMAMapSpecification *spec, IODMACommand *cmd, const void *pl, uint64_t *a, uint64_t *l)
+{
+	(void)m; (void)md; (void)off; (void)len; (void)opts; (void)spec; (void)cmd; (void)pl; (void)a; (void)l;
+	cr_assert_fail("iovmMapMemory called although iovmMapExtents exists");
+	return kIOReturnError;
+}
+static IOReturn xm_nounmap(IOMapper *m, IOMemoryDescriptor *md, IODMACommand *cmd, uint64_t a, uint64_t l)
+{
+	(void)m; (void)md; (void)cmd; (void)a; (void)l;
+	return kIOReturnError;
+}
+static uint64_t xm_phys(IOMapper *m, uint64_t a) { (void)m; (void)a; return 0; }
+static const iomem_mapper_ops xm_ops = { "extents", tm_page, xm_nomap, xm_nounmap, NULL, xm_phys, NULL, NULL, NULL,
+                                         xm_map, xm_unmap, xm_sync };
+
+IOMEM_TEST(dmacmd, extents_mapper)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+	xmap ctx;
+	memset(&ctx, 0, sizeof ctx);
+	IOMapper *m = iomem_mapper_withOps(&xm_ops, &ctx);
+	cr_assert_not_null(m);
+	tbuf t;
+	tbuf_make(&t, 6, 0, 6 * PG, kIODirectionInOut, 31);
+	/* 32 bits on HIGH-or-not memory: never bounced, device addresses only;
+	 * maxSegment 1000 splits every extent */
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 48, 1000, IODMACommand_kMapped, 0, 1, m, NULL);
+	cr_assert_not_null(c);
+	IOMapper_release(m);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 100, 4 * PG, true, true), kIOReturnSuccess);
+	cr_expect_eq(ctx.maps, 1);
+	cr_expect_eq(ctx.sync_out, 1);
+	cr_expect_eq(ctx.off, 100);
+	IODMACommand_Segment64 s[64];
+	UInt64 off = 0, covered = 0;
+	for (;;) {
+		UInt32 n = 3;
+		IOReturn r = IODMACommand_gen64IOVMSegments(c, &off, s, &n);
+		if (r == kIOReturnOverrun)
+			break;
+		cr_assert_eq(r, kIOReturnSuccess);
+		for (UInt32 i = 0; i < n; i++) {
+			/* inside the extent holding offset covered, at the right place */
+			uint32_t k = 0;
+			while (ctx.ext[k].end <= covered)
+				k++;
+			uint64_t start = k ? ctx.ext[k - 1].end : 0;
+			cr_expect_eq(s[i].fIOVMAddr, ctx.ext[k].phys + (covered - start));
+			cr_expect_leq(s[i].fLength, 1000);
+			cr_expect_leq(covered + s[i].fLength, ctx.ext[k].end, "a segment never crosses an extent");
+			covered += s[i].fLength;
+		}
+	}
+	cr_expect_eq(covered, 4 * PG);
+	/* resume at an arbitrary offset */
+	off = PG + 5;
+	UInt32 n = 1;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(s[0].fIOVMAddr, ctx.ext[1].phys + (PG + 5 - ctx.ext[0].end));
+	cr_expect_eq(IODMACommand_synchronize(c, kIODirectionIn), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_in, 1);
+	cr_expect_eq(IODMACommand_synchronize(c, kIODirectionOut), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_out, 2);
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_in, 2);
+	cr_expect_eq(ctx.unmaps, 1);
+	/* a one-extent mapping: one segment */
+	cr_assert_eq(IODMACommand_prepare(c, 0, 800, true, false), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_out, 2, "synchronize=false: no sync");
+	off = 0;
+	n = 4;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(n, 1);
+	cr_expect_eq(s[0].fIOVMAddr, XM_BASE);
+	cr_expect_eq(s[0].fLength, 800);
+	IODMACommand_release(c);                  /* completes: unmaps */
+	cr_expect_eq(ctx.unmaps, 2);
+	tbuf_free(&t);
+}
