@@ -398,9 +398,13 @@ struct device;
  * Device state: numAddressBits narrower than the device's DMA mask narrows
  * the mask (dma_set_mask_and_coherent) for the dma_map call only and
  * restores it (serialised per mapper; the driver's own mappings of @dev
- * made meanwhile see the narrower, i.e. safe, mask). With dma-direct and no
- * swiotlb a page above that mask is refused up front (kIOReturnMessageTooLarge)
- * instead of the kernel's WARN. The device's min_align_mask is raised to
+ * made meanwhile see the narrower, i.e. safe, mask). With dma-direct, a
+ * mapping that must bounce (a page above that mask, or swiotlb=force) is
+ * refused up front (kIOReturnMessageTooLarge, instead of the kernel's WARN)
+ * when there is no swiotlb or the limit is below 4 GiB (the swiotlb pool
+ * is only promised to be below 4 GiB). With an IOMMU the IOVAs are
+ * allocated below the limit; kIOReturnNoResources when the kernel refuses
+ * the mask (dma_set_mask). The device's min_align_mask is raised to
  * PAGE_SIZE - 1 once, here, when the device has dma_parms, so swiotlb keeps
  * each byte's page offset as an IOMMU does (it cannot change while mappings
  * live: swiotlb recomputes slots with it). max_seg_size is left alone:
@@ -1429,8 +1433,11 @@ IOMEM__PRIVATE IOReturn iomem__linux_dev_map_extents(IOMapper *mapper, IOMemoryD
 	mutex_lock(&c->lock);
 	mask = dma_get_mask(dev);
 	cmask = dev->coherent_dma_mask;
-	if (want < mask && get_dma_ops(dev) == NULL && !is_swiotlb_active(dev) && top > want) {
-		/* dma-direct without swiotlb would WARN and fail: say it here */
+	if (want < mask && get_dma_ops(dev) == NULL && (top > want || is_swiotlb_force_bounce(dev)) &&
+	    (!is_swiotlb_active(dev) || want < DMA_BIT_MASK(32))) {
+		/* dma-direct must bounce, and swiotlb is absent or its pool (low
+		 * memory: below 4 GiB, no nearer promise) may lie above the
+		 * limit: the kernel would WARN and fail; refuse here */
 		mutex_unlock(&c->lock);
 		r = kIOReturnMessageTooLarge;
 		goto fail;

@@ -434,6 +434,53 @@ out:
 	kfree(s);
 }
 
+/* a 30-bit command: IOVAs below 1 GiB with the IOMMU; dma-direct cannot
+ * promise swiotlb slots below 4 GiB, so a mapping that must bounce is
+ * refused (kIOReturnMessageTooLarge) - without the kernel's WARN */
+static void kd_edu_narrow(unsigned char *va, size_t len)
+{
+	struct device *dev = &ktest_edu->pdev->dev;
+	IODMACommand_Segment64 *s = kcalloc(KD_MAXSEG, sizeof(*s), GFP_KERNEL);
+	IOMemoryDescriptor *md = kd_md(va, len, kIODirectionOut);
+	IOMapper *mapper = iomem_linux_mapper_for_device(dev);
+	IODMACommand *cmd = NULL;
+	bool warned = test_taint(TAINT_WARN), above = false;
+	size_t off;
+	IOReturn r;
+	int n, i;
+
+	if (!EXPECT(s && md && mapper) || !strcmp(mode, "any"))
+		goto out;	/* the outcome depends on the mode */
+	for (off = 0; off < len; off += PAGE_SIZE)
+		above |= kphys(va + off) >= (1ull << 30);
+	above |= kphys(va + len - 1) >= (1ull << 30);
+	cmd = IODMACommand_withSpecification(IODMACommand_OutputHost64, 30, 0, IODMACommand_kMapped,
+					     0, 1, mapper, NULL);
+	if (!EXPECT(cmd))
+		goto out;
+	r = IODMACommand_setMemoryDescriptor(cmd, md, true);
+	DIAG("30 bits, mode %s, memory %s 1 GiB: %s", mode, above ? "above" : "below",
+	     IOReturnString(r));
+	if (!strcmp(mode, "iommu") || (!strcmp(mode, "direct") && !above)) {
+		if (!EXPECT_EQ(r, kIOReturnSuccess))
+			goto out;
+		n = kd_gen(cmd, s, 64);
+		for (i = 0; i < n; i++)
+			EXPECT(s[i].fIOVMAddr + s[i].fLength <= (1ull << 30));
+		EXPECT_EQ(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
+	} else {
+		EXPECT_EQ(r, kIOReturnMessageTooLarge);
+		EXPECT(IODMACommand_getMemoryDescriptor(cmd) == NULL);
+	}
+	EXPECT(warned || !test_taint(TAINT_WARN));
+	EXPECT_EQ(dma_get_mask(dev), DMA_BIT_MASK(edu_mask_bits));
+out:
+	IODMACommand_release(cmd);
+	IOMapper_release(mapper);
+	kd_md_done(md);
+	kfree(s);
+}
+
 static void t_dmacmd_edu_device_mapper(void)
 {
 	const size_t klen = 2 * PAGE_SIZE + 300, vlen = 4 * PAGE_SIZE - 200;
@@ -448,6 +495,7 @@ static void t_dmacmd_edu_device_mapper(void)
 		kd_edu_case("vmalloc", v + 100, vlen, 64);
 		/* a 32-bit device: the mask narrows for the mapping */
 		kd_edu_case("vmalloc", v + 100, vlen, 32);
+		kd_edu_narrow(v + 100, vlen);
 		EXPECT_EQ(dma_get_mask(&ktest_edu->pdev->dev), DMA_BIT_MASK(edu_mask_bits));
 	}
 	kfree(k);
