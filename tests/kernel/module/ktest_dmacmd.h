@@ -411,10 +411,16 @@ static void kd_edu_case(const char *what, unsigned char *va, size_t len, UInt8 b
 		if (!strcmp(mode, "swiotlb") || !strcmp(mode, "iommu"))
 			EXPECT_EQ(same, 0);		/* slots / IOVAs, never the page itself */
 	}
+	/* synchronize(In) -> iovmSync -> dma_sync_sgtable_for_cpu: visible now */
+	EXPECT_EQ(IODMACommand_synchronize(cmd, kIODirectionIn), kIOReturnSuccess);
+	EXPECT(memcmp(va, co, len) == 0);
+	memset(va, 0x6b, len);
 	EXPECT_EQ(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
+	/* the last complete syncs (and unmaps) again: the device's bytes win */
 	EXPECT(memcmp(va, co, len) == 0);
 
-	/* memory -> device */
+	/* memory -> device: what the CPU wrote before prepare, then after it
+	 * (synchronize(Out) -> dma_sync_sgtable_for_device) */
 	kfill(va, len, 22);
 	memset(co, 0, len);
 	if (!EXPECT_EQ(IODMACommand_setMemoryDescriptor(cmd, md, true), kIOReturnSuccess))
@@ -423,8 +429,14 @@ static void kd_edu_case(const char *what, unsigned char *va, size_t len, UInt8 b
 	for (i = 0, off = 0; i < n; off += s[i].fLength, i++)
 		if (!EXPECT(ktest_edu_copy(s[i].fIOVMAddr, cd + off, s[i].fLength) == 0))
 			break;
-	EXPECT_EQ(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
 	EXPECT(memcmp(va, co, len) == 0);
+	kfill(va, len, 23);
+	EXPECT_EQ(IODMACommand_synchronize(cmd, kIODirectionOut), kIOReturnSuccess);
+	for (i = 0, off = 0; i < n; off += s[i].fLength, i++)
+		if (!EXPECT(ktest_edu_copy(s[i].fIOVMAddr, cd + off, s[i].fLength) == 0))
+			break;
+	EXPECT(memcmp(va, co, len) == 0);
+	EXPECT_EQ(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
 out:
 	IODMACommand_release(cmd);
 	IOMapper_release(mapper);
