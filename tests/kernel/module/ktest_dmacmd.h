@@ -378,6 +378,7 @@ static void kd_edu_case(const char *what, unsigned char *va, size_t len, UInt8 b
 	dma_addr_t cd = 0;
 	size_t off;
 	int n, i, same = 0;
+	bool bounced;
 
 	co = dma_alloc_coherent(dev, len, &cd, GFP_KERNEL);
 	if (!EXPECT(s && md && mapper && co))
@@ -414,9 +415,12 @@ static void kd_edu_case(const char *what, unsigned char *va, size_t len, UInt8 b
 	/* synchronize(In) -> iovmSync -> dma_sync_sgtable_for_cpu: visible now */
 	EXPECT_EQ(IODMACommand_synchronize(cmd, kIODirectionIn), kIOReturnSuccess);
 	EXPECT(memcmp(va, co, len) == 0);
-	memset(va, 0x6b, len);
+	/* bounced (swiotlb slots): the last complete syncs again from them, so
+	 * the device's bytes win over the CPU's; otherwise va IS the memory */
+	bounced = n > 0 && same == 0 && strcmp(mode, "iommu") != 0;
+	if (bounced)
+		memset(va, 0x6b, len);
 	EXPECT_EQ(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
-	/* the last complete syncs (and unmaps) again: the device's bytes win */
 	EXPECT(memcmp(va, co, len) == 0);
 
 	/* memory -> device: what the CPU wrote before prepare, then after it
