@@ -2225,6 +2225,9 @@ static const struct ktest_case tests[] = {
 	T(t_dmacmd_bounce_without_device),
 	T(t_dmacmd_linux_mapper_bad_input),
 	T(t_dmacmd_edu_device_mapper),
+	T(t_cursor_physical_segments),
+	T(t_swiommu_dmacmd_iovas_translate),
+	T(t_mappedio_and_cache_flush),
 	T(t_kernel_no_leaks_no_warnings),
 };
 

@@ -519,4 +519,139 @@ static void t_dmacmd_edu_device_mapper(void)
 	EXPECT_REPORTS(0);
 }
 
+/* ---- smoke tests of what landed on main beside IODMACommand ------------- */
+
+/* IONaturalMemoryCursor over kmalloc and vmalloc memory: the kernel's
+ * physical addresses, cut at the cursor's maxSegmentSize */
+static void t_cursor_physical_segments(void)
+{
+	const size_t len = 5 * PAGE_SIZE - 300;
+	unsigned char *bufs[2] = { kmalloc(len + 50, GFP_KERNEL), vmalloc(5 * PAGE_SIZE) };
+	IONaturalMemoryCursor *c = IONaturalMemoryCursor_withSpecification(PAGE_SIZE, 0, 1);
+	IOPhysicalSegment seg[16];
+	int b;
+
+	if (!EXPECT(bufs[0] && bufs[1] && c))
+		goto out;
+	for (b = 0; b < 2; b++) {
+		unsigned char *va = bufs[b] + 50;
+		IOMemoryDescriptor *md = kd_md(va, len, kIODirectionOut);
+		IOByteCount ts = 0, off = 0;
+		UInt32 n, i;
+
+		if (!EXPECT(md))
+			continue;
+		n = IOMemoryCursor_genPhysicalSegments(c, md, 0, seg, 16, 0, &ts);
+		EXPECT_EQ(ts, len);
+		EXPECT(n >= 5);
+		for (i = 0; i < n; i++) {
+			EXPECT(seg[i].length <= PAGE_SIZE);
+			EXPECT_EQ(seg[i].location, kphys(va + off));
+			EXPECT_EQ(seg[i].location + seg[i].length - 1, kphys(va + off + seg[i].length - 1));
+			off += seg[i].length;
+		}
+		EXPECT_EQ(off, len);
+		EXPECT_EQ(IOMemoryCursor_genPhysicalSegments(c, md, len, seg, 16, 0, &ts), 0);
+		EXPECT_EQ(ts, 0);
+		kd_md_done(md);
+	}
+out:
+	IOMemoryCursor_release(c);
+	kfree(bufs[0]);
+	vfree(bufs[1]);
+	EXPECT_REPORTS(0);
+}
+
+/* the software IOMMU as an IODMACommand mapper inside the kernel: the
+ * segments are IOVAs below 4 GiB that translate to the kernel's pages */
+static void t_swiommu_dmacmd_iovas_translate(void)
+{
+	const size_t len = 6 * PAGE_SIZE - 500;
+	unsigned char *v = vmalloc(6 * PAGE_SIZE);
+	IODMACommand_Segment64 *s = kcalloc(KD_MAXSEG, sizeof(*s), GFP_KERNEL);
+	IOMapper *m = iomem_swiommu_create(NULL);
+	IOMemoryDescriptor *md = NULL;
+	IODMACommand *cmd = NULL;
+	size_t off;
+	int n, i;
+
+	if (!EXPECT(v && s && m) || !EXPECT(iomem_swiommu_is(m)))
+		goto out;
+	md = kd_md(v + 200, len, kIODirectionInOut);
+	cmd = IODMACommand_withSpecification(IODMACommand_OutputHost64, 32, 0, IODMACommand_kMapped, 0, 1, m,
+					     NULL);
+	if (!EXPECT(md && cmd) ||
+	    !EXPECT_EQ(IODMACommand_setMemoryDescriptor(cmd, md, true), kIOReturnSuccess))
+		goto out;
+	n = kd_gen(cmd, s, 8);
+	EXPECT_EQ(n, 1);	/* one IOVA run */
+	for (i = 0, off = 0; i < n; off += s[i].fLength, i++) {
+		size_t k;
+
+		EXPECT(s[i].fIOVMAddr + s[i].fLength <= 0x100000000ull);
+		for (k = 0; k < s[i].fLength; k += PAGE_SIZE - offset_in_page(v + 200 + off + k)) {
+			IOPhysicalAddress pa = 0;
+
+			EXPECT_EQ(iomem_swiommu_translate(m, s[i].fIOVMAddr + k, 1, true, &pa, NULL),
+				  kIOReturnSuccess);
+			EXPECT_EQ(pa, kphys(v + 200 + off + k));
+			EXPECT_EQ(IOMapper_mapToPhysicalAddress(m, s[i].fIOVMAddr + k), kphys(v + 200 + off + k));
+		}
+	}
+	EXPECT_EQ(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
+	/* unmapped at the last complete: a fault */
+	if (n > 0) {
+		IOPhysicalAddress pa = 1;
+
+		EXPECT_EQ(iomem_swiommu_translate(m, s[0].fIOVMAddr, 1, false, &pa, NULL), kIOReturnVMError);
+		EXPECT_EQ(pa, 0);
+	}
+out:
+	IODMACommand_release(cmd);
+	kd_md_done(md);
+	IOMapper_release(m);
+	vfree(v);
+	kfree(s);
+	EXPECT_REPORTS(0);
+}
+
+/* IOMappedRead/Write on RAM (kmap, any alignment) and, in the plain module,
+ * on edu's BAR0 registers (ioremap + readl/writel); IOFlushProcessorCache */
+static void t_mappedio_and_cache_flush(void)
+{
+	u64 *buf = kmalloc(64, GFP_KERNEL);
+	phys_addr_t p;
+	IOMapper *sys = iomem_mapper_copy_system();
+
+	if (!EXPECT(buf) || !EXPECT(sys == NULL))	/* physical = CPU-physical */
+		goto out;
+	p = virt_to_phys(buf);
+	memset(buf, 0, 64);
+	IOMappedWrite64(p, 0x1122334455667788ull);
+	EXPECT_EQ(buf[0], 0x1122334455667788ull);
+	EXPECT_EQ(IOMappedRead32(p + 4), 0x11223344u);
+	EXPECT_EQ(IOMappedRead16(p + 1), 0x6677u);	/* unaligned: a byte copy */
+	IOMappedWrite8(p + 9, 0xab);
+	IOMappedWrite16(p + 10, 0xcdef);
+	IOMappedWrite32(p + 12, 0x01020304);
+	EXPECT_EQ(buf[1], 0x01020304cdefab00ull);
+	EXPECT_EQ(IOMappedRead8(p + 15), 0x01);
+	EXPECT_EQ(IOMappedRead64(p + 8), 0x01020304cdefab00ull);
+	if (ktest_edu) {
+		phys_addr_t bar = ktest_edu->bar_phys;
+
+		EXPECT_EQ(IOMappedRead32(bar + KTEST_EDU_REG_ID), KTEST_EDU_ID);
+		IOMappedWrite32(bar + KTEST_EDU_REG_INV, 0x0badf00d);
+		EXPECT_EQ(IOMappedRead32(bar + KTEST_EDU_REG_INV), ~0x0badf00du);
+		EXPECT_EQ(readl(ktest_edu->bar + KTEST_EDU_REG_INV), ~0x0badf00du);
+	}
+	EXPECT_EQ(IOFlushProcessorCache(kernel_task, (IOVirtualAddress)buf, 64), kIOReturnSuccess);
+	EXPECT_EQ(IOFlushProcessorCache(kernel_task, (IOVirtualAddress)buf, 0), kIOReturnSuccess);
+	EXPECT_EQ(IOFlushProcessorCache((task_t)NULL, (IOVirtualAddress)buf, 64), kIOReturnUnsupported);
+out:
+	IOMapper_release(sys);
+	kfree(buf);
+	EXPECT_REPORTS(0);
+}
+
 #endif /* KTEST_DMACMD_H */
