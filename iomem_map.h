@@ -549,13 +549,13 @@ struct device;
  * iomem_linux_mapper_for_device - a mapper over the kernel's DMA API for
  * @dev (IOKit allows a device where a mapper goes: pass the result as the
  * mapper argument of IODMACommand_withSpecification / IODMACommand_Create).
- * Its segments are dma_addr_ts from dma_map_sgtable on @dev, so swiotlb and
+ * Its segments are dma_addr_ts from dma_map_sg_attrs on @dev, so swiotlb and
  * the IOMMU are the kernel's (iovmMapExtents / iovmUnmapExtents / iovmSync;
  * iovmMapMemory, the one-run form, returns kIOReturnUnsupported).
  *
  * Per mapping (the first prepare of a command): an sg_table with one entry
  * per physical page piece of the prepared range (RAM only: pfn_valid),
- * dma_map_sgtable with the direction from the map options (ReadAccess only
+ * dma_map_sg_attrs with the direction from the map options (ReadAccess only
  * -> DMA_TO_DEVICE, WriteAccess only -> DMA_FROM_DEVICE, both ->
  * DMA_BIDIRECTIONAL), the MAPPED entries become the extents (adjacent ones
  * merged), dma_unmap_sgtable at the last complete (the original nents),
@@ -578,7 +578,10 @@ struct device;
  *
  * mapToPhysicalAddress returns 0 (unknown: the DMA API has no reverse
  * lookup). +1, or NULL for a NULL @dev or no memory. The device must
- * outlive the mapper. Process context (may sleep).
+ * outlive the mapper (no get_device: that and dma_map_sgtable are
+ * GPL-only exports; this mapper uses plain EXPORT_SYMBOLs only). A mapping
+ * the kernel refuses (dma_map_sg_attrs returns 0: IOVA space or swiotlb
+ * slots exhausted) -> kIOReturnNoResources. Process context (may sleep).
  */
 IOMEM_API IOMapper *iomem_linux_mapper_for_device(struct device *dev);
 #endif
@@ -2847,7 +2850,7 @@ IOMEM_API IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress address, 
 #include <linux/swiotlb.h>
 
 typedef struct iomem__linux_dev {
-	struct device *dev;        /* get_device'd */
+	struct device *dev;        /* not referenced: the driver keeps it alive */
 	struct mutex   lock;       /* the mask narrowing around one dma_map */
 } iomem__linux_dev;
 
@@ -2860,6 +2863,19 @@ typedef struct iomem__linux_dmamap {
 	uint32_t                count;
 	iomem_md_extent         ext[];
 } iomem__linux_dmamap;
+
+/* is_swiotlb_active() without its GPL-only export (the same test, 6.1):
+ * the mapper uses plain EXPORT_SYMBOLs only, so iomem stays usable from a
+ * module of any licence. */
+IOMEM__PRIVATE bool iomem__linux_swiotlb_present(struct device *dev)
+{
+#if defined(CONFIG_SWIOTLB)
+	return dev->dma_io_tlb_mem != NULL && dev->dma_io_tlb_mem->nslabs != 0;
+#else
+	(void)dev;
+	return false;
+#endif
+}
 
 IOMEM__PRIVATE uint64_t iomem__linux_dev_page_size(IOMapper *mapper)
 {
@@ -2931,15 +2947,6 @@ IOMEM__PRIVATE IOReturn iomem__linux_dev_pieces(IOMemoryDescriptor *md, uint64_t
 	return kIOReturnSuccess;
 }
 
-IOMEM__PRIVATE IOReturn iomem__linux_dev_errno(int err)
-{
-	switch (err) {
-	case -ENOMEM: return kIOReturnNoResources;   /* IOVA space or swiotlb slots */
-	case -EINVAL: return kIOReturnBadArgument;
-	default:      return kIOReturnDMAError;
-	}
-}
-
 IOMEM__PRIVATE IOReturn iomem__linux_dev_map_extents(IOMapper *mapper, IOMemoryDescriptor *memory,
         uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
         const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand,
@@ -2988,7 +2995,7 @@ IOMEM__PRIVATE IOReturn iomem__linux_dev_map_extents(IOMapper *mapper, IOMemoryD
 	mask = dma_get_mask(dev);
 	cmask = dev->coherent_dma_mask;
 	if (want < mask && get_dma_ops(dev) == NULL && (top > want || is_swiotlb_force_bounce(dev)) &&
-	    (!is_swiotlb_active(dev) || want < DMA_BIT_MASK(32))) {
+	    (!iomem__linux_swiotlb_present(dev) || want < DMA_BIT_MASK(32))) {
 		/* dma-direct must bounce, and swiotlb is absent or its pool (low
 		 * memory: below 4 GiB, no nearer promise) may lie above the
 		 * limit: the kernel would WARN and fail; refuse here */
@@ -3001,15 +3008,18 @@ IOMEM__PRIVATE IOReturn iomem__linux_dev_map_extents(IOMapper *mapper, IOMemoryD
 		r = kIOReturnNoResources;   /* the platform cannot address that little */
 		goto fail;
 	}
-	err = dma_map_sgtable(dev, &m->sgt, m->dir, 0);
+	/* dma_map_sg_attrs, not dma_map_sgtable (a GPL-only export) */
+	err = dma_map_sg_attrs(dev, m->sgt.sgl, m->sgt.orig_nents, m->dir, 0);
+	if (err > 0)
+		m->sgt.nents = (unsigned int)err;
 	if (want < mask) {
 		/* the mask only steers IOVA / bounce placement at map time */
 		(void)dma_set_mask(dev, mask);
 		(void)dma_set_coherent_mask(dev, cmask);
 	}
 	mutex_unlock(&c->lock);
-	if (err != 0) {
-		r = iomem__linux_dev_errno(err);
+	if (err <= 0) {
+		r = kIOReturnNoResources;   /* 0: no IOVA space / swiotlb slots */
 		goto fail;
 	}
 	/* the MAPPED entries (an IOMMU merges), adjacent ones merged again */
@@ -3071,7 +3081,6 @@ IOMEM__PRIVATE void iomem__linux_dev_free(IOMapper *mapper)
 	if (c == NULL)
 		return;
 	mutex_destroy(&c->lock);
-	put_device(c->dev);
 	iomem__free_internal(c, sizeof *c, "iomem_linux device mapper");
 }
 
@@ -3098,12 +3107,11 @@ IOMEM_API IOMapper *iomem_linux_mapper_for_device(struct device *dev)
 	c = (iomem__linux_dev *)iomem__alloc_internal(sizeof *c, "iomem_linux device mapper");
 	if (c == NULL)
 		return NULL;
-	c->dev = get_device(dev);
+	c->dev = dev;
 	mutex_init(&c->lock);
 	m = iomem_mapper_withOps(&iomem__linux_dev_ops, c);
 	if (m == NULL) {
 		mutex_destroy(&c->lock);
-		put_device(dev);
 		iomem__free_internal(c, sizeof *c, "iomem_linux device mapper");
 		return NULL;
 	}
