@@ -78,6 +78,7 @@ struct bench_ctx {
     int rounds;
     double sample_ns;
     int progress; /* stderr is a tty */
+    int cputime;  /* --cputime: samples timed with the thread's CPU clock */
     const char *group;
     int errors;
     bench_result *res;
@@ -202,13 +203,22 @@ static bench_kernel_fn copy_of(const bench_kernel *k, unsigned c)
     return k->ncopies ? k->copies[c % k->ncopies] : k->fn;
 }
 
+/* CLOCK_THREAD_CPUTIME_ID: on a machine shared with other busy processes,
+ * the time this thread was not running is not counted (--cputime). */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* One timed run of copy `c`; returns elapsed ns, or < 0 if the kernel failed. */
 static double time_run(bench_ctx *ctx, const bench_kernel *k, unsigned c, uint64_t iters)
 {
     bench_kernel_fn fn = copy_of(k, c);
-    uint64_t t0 = bench_now_ns();
+    uint64_t t0 = ctx->cputime ? thread_cpu_ns() : bench_now_ns();
     int rc = fn(k->state, iters);
-    uint64_t t1 = bench_now_ns();
+    uint64_t t1 = ctx->cputime ? thread_cpu_ns() : bench_now_ns();
     if (rc != 0) {
         bench_fail(ctx, "kernel '%s' failed (rc=%d)", k->name, rc);
         return -1.0;
@@ -646,8 +656,8 @@ static int write_json(const bench_ctx *ctx, const char *path, int cpu, double gh
     json_str(f, compiler_name());
     fprintf(f, ",\n  \"cpu\": %d,\n  \"ghz_estimate\": ", cpu);
     json_num(f, ghz);
-    fprintf(f, ",\n  \"rounds\": %d,\n  \"quick\": %s,\n  \"results\": [", ctx->rounds,
-            ctx->quick ? "true" : "false");
+    fprintf(f, ",\n  \"rounds\": %d,\n  \"quick\": %s,\n  \"clock\": \"%s\",\n  \"results\": [", ctx->rounds,
+            ctx->quick ? "true" : "false", ctx->cputime ? "thread_cputime" : "monotonic");
     for (size_t i = 0; i < ctx->nres; i++) {
         const bench_result *r = &ctx->res[i];
         char t[64];
@@ -730,6 +740,8 @@ static void usage(FILE *f)
             "  --quick          fewer rounds (%d) and shorter samples: a smoke test\n"
             "  --rounds N       interleaved rounds per comparison (default %d)\n"
             "  --no-pin         do not pin to a CPU (default: the last allowed CPU)\n"
+            "  --cputime        time samples with the thread's CPU clock, not the wall\n"
+            "                   clock (a machine shared with other busy processes)\n"
             "  --list           list the groups and exit\n"
             "  --help           this text\n"
             "Targets are reported (PASS/MISS) but do not change the exit status;\n"
@@ -760,6 +772,8 @@ int main(int argc, char **argv)
             ctx.quick = 1;
         } else if (!strcmp(a, "--no-pin")) {
             pin = 0;
+        } else if (!strcmp(a, "--cputime")) {
+            ctx.cputime = 1;
         } else if (!strcmp(a, "--json") && i + 1 < argc) {
             json = argv[++i];
         } else if (!strncmp(a, "--json=", 7)) {
@@ -826,6 +840,8 @@ int main(int argc, char **argv)
     printf("method: %d interleaved rounds (A B A B ...) of ~%.0f ms samples per kernel, "
            "round r runs placement copy r%%%d%s\n",
            ctx.rounds, ctx.sample_ns / 1e6, BENCH_COPIES, ctx.quick ? " [--quick]" : "");
+    if (ctx.cputime)
+        printf("clock: thread CPU time (--cputime): time descheduled is not counted\n");
 
     for (size_t g = 0; g < BENCH_NGROUPS; g++) {
         const bench_group *grp = &bench_groups[g];
