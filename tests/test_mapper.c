@@ -991,3 +991,97 @@ IOMEM_TEST(mapper, dmacommand_system_mapper_and_bypass)
 	IOMapper_release(m);
 	iomem_test_expect_reports(0);
 }
+
+/* ---- end to end: map -> IOMMU -> device -> buffer (issue #8, done-when) --- */
+
+/* A simulated device's DMA read or write of @len bytes at IOVA @iova: every
+ * byte goes through the IOMMU's translate (a fault fails the transfer) and
+ * then through physical memory. Returns the bytes moved. */
+static uint64_t device_dma(IOMapper *m, uint64_t iova, unsigned char *buf, uint64_t len, bool write)
+{
+	uint64_t done = 0;
+	while (done < len) {
+		IOPhysicalAddress pa = 0;
+		uint64_t contig = 0;
+		if (iomem_swiommu_translate(m, iova + done, len - done, write, &pa, &contig) != kIOReturnSuccess ||
+		    contig == 0)
+			break;
+		if (contig > len - done)
+			contig = len - done;
+		if (!iomem__platform_phys_copy(pa, buf + done, contig, write))
+			break;
+		done += contig;
+	}
+	return done;
+}
+
+IOMEM_TEST(mapper, map_write_device_reads_through_iommu_buffer_sees_device_write)
+{
+	enum { LEN = 6 * 4096 + 300 };
+	iomem_posix_phys_layout l = { IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0 };
+	cr_assert_eq(iomem_posix_set_phys_layout(&l), kIOReturnSuccess);
+	IOMapper *m = swiommu(0, 0, 0, 32);
+	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(LEN, kIODirectionInOut, false);
+	cr_assert_not_null(bmd);
+	IOMemoryMap *map = IOMemoryDescriptor_map(bmd, kIOMapAnywhere);
+	cr_assert_not_null(map);
+	unsigned char *via_map = (unsigned char *)(uintptr_t)IOMemoryMap_getAddress(map);
+	unsigned char *via_buf = IOBufferMemoryDescriptor_getBytesNoCopy(bmd);
+	cr_assert(via_map != NULL && via_map != via_buf, "a real second mapping");
+
+	static unsigned char want[LEN], got[LEN];
+	fill(want, LEN, 5);
+	memcpy(via_map, want, LEN);                       /* the CPU writes through the map */
+
+	IODMACommand *cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0,
+	                                                   IODMACommand_kMapped, 0, 1, m, NULL);
+	cr_assert_not_null(cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(cmd, bmd, true), kIOReturnSuccess);
+
+	/* the device reads every generated IOVA segment through the IOMMU */
+	IODMACommand_Segment64 seg[8];
+	UInt64 off = 0, total = 0;
+	UInt32 n = 8;
+	unsigned nseg = 0;
+	memset(got, 0, sizeof got);
+	while (IODMACommand_gen64IOVMSegments(cmd, &off, seg, &n) == kIOReturnSuccess) {
+		for (UInt32 i = 0; i < n; i++, nseg++) {
+			cr_assert_eq(IOMapper_mapToPhysicalAddress(m, seg[i].fIOVMAddr),
+			             IOMemoryDescriptor_getPhysicalSegment(bmd, total, NULL, kIOMemoryMapperNone),
+			             "segment %u is an IOVA of the buffer's byte %llu", nseg, (unsigned long long)total);
+			cr_assert_eq(device_dma(m, seg[i].fIOVMAddr, got + total, seg[i].fLength, false), seg[i].fLength);
+			total += seg[i].fLength;
+		}
+		n = 8;
+	}
+	cr_assert_eq(total, LEN);
+	cr_assert_lt(nseg, 7u, "one IOVA run for %d scattered pages, cut only by the device limits", LEN / 4096);
+	cr_assert_eq(memcmp(got, want, LEN), 0, "the device read what the CPU wrote through the map");
+
+	/* the device writes; the CPU sees it through the buffer and the map */
+	fill(want, LEN, 9);
+	off = 0; total = 0; n = 8;
+	while (IODMACommand_gen64IOVMSegments(cmd, &off, seg, &n) == kIOReturnSuccess) {
+		for (UInt32 i = 0; i < n; i++) {
+			cr_assert_eq(device_dma(m, seg[i].fIOVMAddr, want + total, seg[i].fLength, true), seg[i].fLength);
+			total += seg[i].fLength;
+		}
+		n = 8;
+	}
+	cr_assert_eq(memcmp(via_buf, want, LEN), 0, "the buffer sees the device's write");
+	cr_assert_eq(memcmp(via_map, want, LEN), 0, "and so does the map");
+
+	/* after complete the IOVAs are gone: a late device access faults */
+	uint64_t faults = iomem_swiommu_faults(m, NULL);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(cmd, true), kIOReturnSuccess);
+	cr_assert_eq(device_dma(m, seg[0].fIOVMAddr, got, 16, false), 0);
+	cr_assert_eq(iomem_swiommu_faults(m, NULL), faults + 1);
+
+	IODMACommand_release(cmd);
+	IOMemoryMap_release(map);
+	IOMemoryDescriptor_release(bmd);
+	expect_all_free(m);
+	IOMapper_release(m);
+	l.policy = IOMEM_POSIX_LAYOUT_IDENTITY;
+	iomem_posix_set_phys_layout(&l);
+}
