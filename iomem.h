@@ -3051,7 +3051,7 @@ IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirecti
 #endif
 	} else {
 #if IOMEM__DEBUG
-		if (md->iomem__dma_active != 0 && md->iomem__prepare_count == 1)
+		if (IOMEM__LOAD_RELAXED32(&md->iomem__dma_active) != 0 && md->iomem__prepare_count == 1)
 			iomem__report("IOMemoryDescriptor_complete(%p): final complete while an IODMACommand "
 			              "holds the descriptor (DMA active: clear the command first)", (void *)md);
 #endif

@@ -2273,7 +2273,7 @@ IOMEM_API IOReturn IODMACommand_clearMemoryDescriptor(IODMACommand *cmd, bool au
 	while (cmd->iomem__active != 0)
 		IODMACommand_complete(cmd, true, true);
 	if (cmd->iomem__dma_marked) {
-		md->iomem__dma_active--;
+		(void)iomem__ref_release(&md->iomem__dma_active);   /* shared by commands: atomic */
 		cmd->iomem__dma_marked = 0;
 	}
 	cmd->iomem__md = NULL;
@@ -2308,7 +2308,7 @@ IOMEM_API IOReturn IODMACommand_setMemoryDescriptor(IODMACommand *cmd, const IOM
 	if (!iomem__dma_uses_mapper(cmd)) {
 		/* IOKit marks the descriptor "DMA active" (its final complete
 		 * panics until the command lets go); counted, reported in debug */
-		md->iomem__dma_active++;
+		iomem__ref_retain(&md->iomem__dma_active);
 		cmd->iomem__dma_marked = 1;
 	}
 	if (autoPrepare) {
