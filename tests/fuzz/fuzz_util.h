@@ -22,7 +22,7 @@
 static char fz_panic_msg[512];
 static unsigned fz_panic_count;
 
-static void fz_record_panic(const char *msg)
+static inline void fz_record_panic(const char *msg)
 {
 	fz_panic_count++;
 	strncpy(fz_panic_msg, msg, sizeof fz_panic_msg - 1);
