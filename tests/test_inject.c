@@ -439,6 +439,7 @@ static void check_range_dealloc(inj *s, bool ok)
 
 /* ---- the walk ----------------------------------------------------------- */
 
+#if IOMEM__DEBUG
 static bool inj_error_ok(const inject_case *c, IOReturn r)
 {
 	for (int i = 0; i < 4 && c->errors[i] != 0; i++)
@@ -446,6 +447,7 @@ static bool inj_error_ok(const inject_case *c, IOReturn r)
 			return true;
 	return false;
 }
+#endif
 
 static void inj_assert_clean(const inject_case *c, uint64_t n, int mode)
 {
