@@ -307,6 +307,7 @@ IOMEM_API struct iomem_task iomem_kernel_task;
 /* Forward declarations of the object types the three headers define. */
 typedef struct IOMapper IOMapper;                 /* iomem_map.h */
 typedef struct IODMACommand IODMACommand;         /* iomem_dma.h */
+typedef struct IOMemoryMap IOMemoryMap;           /* iomem_map.h */
 #define kIOMapperSystem ((IOMapper *)0)   /* "use the system mapper" */
 
 /* >>ioreturn ============================================================== */
@@ -1357,10 +1358,12 @@ struct IOMemoryDescriptor {
 	IOOptionBits           iomem__flags;
 	IOOptionBits           iomem__tag;
 	uint32_t               iomem__prepare_count;
+	uint32_t               iomem__dma_active;      /* IODMACommands holding it (iomem_dma.h) */
 	uint32_t               iomem__auto_prepared;   /* prepares the object owns */
 	uint64_t               iomem__preparation_id;
 	const iomem_md_ops    *iomem__ops;
 	iomem__sleep_lock     *iomem__lock;      /* kIOMemoryThreadSafe only */
+	IOMemoryMap           *iomem__maps;      /* its live maps, a weak list (iomem_map.h) */
 	union {
 		struct {                         /* general, buffer, device */
 			IOAddressRange *ranges;
@@ -2805,7 +2808,8 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withOptions(void *buffers, UInt
 		return NULL;                               /* UPL, UIO, persistent: unsupported */
 	if ((type == kIOMemoryTypeVirtual) != (task != NULL))
 		return NULL;
-	tmp = (IOAddressRange *)iomem__platform_malloc(iomem_array_size(sizeof *tmp, count));
+	tmp = IOMEM__FAIL_POINT() ? NULL
+	      : (IOAddressRange *)iomem__platform_malloc(iomem_array_size(sizeof *tmp, count));
 	if (tmp == NULL)
 		return NULL;
 	for (i = 0; i < count; i++) {
@@ -3118,6 +3122,11 @@ IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirecti
 		              (unsigned long long)md->iomem__prepare_count);
 #endif
 	} else {
+#if IOMEM__DEBUG
+		if (md->iomem__dma_active != 0 && md->iomem__prepare_count == 1)
+			iomem__report("IOMemoryDescriptor_complete(%p): final complete while an IODMACommand "
+			              "holds the descriptor (DMA active: clear the command first)", (void *)md);
+#endif
 		ret = iomem__md_complete_locked(md, direction);
 	}
 	iomem__md_unlock(md);
@@ -3125,6 +3134,11 @@ IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirecti
 }
 
 /* ---- bytes --------------------------------------------------------------- */
+
+/* Up to this many ranges, readBytes/writeBytes of prepared virtual memory
+ * scan the ranges and copy through their addresses; above, the extents
+ * find the place in O(log n) and the copy goes through physical memory. */
+#define IOMEM__MD_COPY_VIRTUAL_RANGES 16u
 
 IOMEM__PRIVATE IOByteCount iomem__md_copy(IOMemoryDescriptor *md, IOByteCount offset, void *buf,
                                           IOByteCount length, bool to_md)
@@ -3137,6 +3151,38 @@ IOMEM__PRIVATE IOByteCount iomem__md_copy(IOMemoryDescriptor *md, IOByteCount of
 	if (to_md && (md->iomem__flags & kIOMemoryPreparedReadOnly)) {
 		iomem__md_unlock(md);
 		return 0;
+	}
+	if (IOMEM__MD_IS_GENERAL(md) && !md->iomem__physical && md->iomem__extents != NULL &&
+	    md->iomem__u.g.count <= IOMEM__MD_COPY_VIRTUAL_RANGES) {
+		/* prepared kernel_task memory: its virtual ranges are CPU addresses,
+		 * so copy run by run through them (one memcpy per range, no
+		 * physical lookup per page); a scan of the ranges is cheaper than
+		 * the physical path for the few-range descriptors this serves */
+		const IOAddressRange *r = md->iomem__u.g.ranges;
+		IOByteCount skip = offset;
+		uint32_t i;
+		for (i = 0; i < md->iomem__u.g.count && done < length; i++) {
+			IOByteCount n;
+			unsigned char *va;
+			if (skip >= r[i].length) {
+				skip -= r[i].length;
+				continue;
+			}
+			va = (unsigned char *)(uintptr_t)r[i].address + skip;
+			n = r[i].length - skip;
+			if (n > length - done)
+				n = length - done;
+			if (!to_md)
+				iomem__memcpy(b + done, va, n);
+			else if (b != NULL)
+				iomem__memcpy(va, b + done, n);
+			else
+				iomem__memset(va, 0, n);
+			done += n;
+			skip = 0;
+		}
+		iomem__md_unlock(md);
+		return done;
 	}
 	while (done < length) {
 		IOByteCount seg;

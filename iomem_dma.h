@@ -17,7 +17,11 @@
  *                     IOLittleMemoryCursor                   (memory cursor issue)
  *   >>dmacontroller   IODMAController ops table and registry (DMA controller issue)
  *   >>dmaevent        IODMAEventSource                       (DMA controller issue)
- *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION)
+ *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
+ *     >>impl-dmacmd     IODMACommand: output functions, the bounce pool,
+ *                       specification, prepare/complete, the engine,
+ *                       DriverKit shapes
+ *     >>impl-cursor     IOMemoryCursor: the generator, specialised per byte order
  *
  * The README's feature table says what works on which backend today.
  *
@@ -28,6 +32,9 @@
 
 #include "iomem.h"
 #include "iomem_map.h"     /* IOMapper: IODMACommand maps through it */
+
+/* Nothing else after a backend error (iomem.h): one clear message. */
+#ifndef IOMEM__BACKEND_CONFLICT
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,8 +116,8 @@ IOMEM_API bool IODMACommand_OutputLittle64(IODMACommand *target, IODMACommand_Se
 #define kIODMACommandOutputLittle64 IODMACommand_OutputLittle64
 
 /* IODMACommand's fields are private (iomem__) except fRefCon, IOKit's
- * public member; the struct is defined in the implementation section
- * below this header's declarations. */
+ * public member; the struct is defined after the >>walk section (it keeps
+ * a walk state). */
 
 /* ---- creation ----------------------------------------------------------- */
 
@@ -189,6 +196,11 @@ IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentLength(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *cmd);
+/** iomem_dmacmd_getMapper - the mapper whose IOVAs genIOVMSegments emits
+ * (+0): set for kMapped/kNonCoherent with a mapper; NULL when the segments
+ * are CPU-physical (kUnmapped, kBypassed, no mapper) or @cmd is NULL. Not an
+ * IOKit API (a software DMA engine translates through it). */
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd);
 
 /* ---- DriverKit shapes (reference §6) ------------------------------------ */
 
@@ -309,7 +321,246 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
 	return w->md == NULL ? w->ext.off : w->off;
 }
 
+/* ---- the IODMACommand object (after >>walk: it keeps a walk) ----------- */
+
+struct iomem__dma_bounce_page;   /* one sparse bounce page (implementation) */
+
+/* Keep away from the fields but fRefCon: they are private (iomem__). */
+struct IODMACommand {
+	void *fRefCon;                                  /* IOKit's public member */
+	/* the specification (iomem__out_fn NULL: none yet, withRefCon) */
+	IODMACommand_SegmentFunction iomem__out_fn;
+	uint64_t  iomem__max_seg;                       /* ~0: unlimited */
+	uint64_t  iomem__max_xfer;                      /* ~0: unlimited */
+	uint64_t  iomem__max_phys;                      /* highest reachable byte; ~0: all */
+	uint32_t  iomem__align_mask;                    /* first segment's start */
+	uint32_t  iomem__align_mask_len;                /* every length */
+	uint32_t  iomem__align_mask_int;                /* start of segments 2..n */
+	uint32_t  iomem__mapping_options;
+	IOMapper *iomem__mapper;                        /* retained; NULL: none */
+	uint32_t  iomem__refcount;
+	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
+	/* the descriptor and the preparation */
+	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
+	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
+	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
+	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
+	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
+	uint32_t  iomem__active;                        /* prepare nesting */
+	IOMemoryDescriptor *iomem__md;                  /* retained */
+	IOByteCount iomem__prep_off, iomem__prep_len;
+	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
+	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
+	uint64_t  iomem__iova, iomem__iova_len;
+	/* the resumable walk: the run at relative offset iomem__pos */
+	iomem_walk  iomem__walk;
+	IOByteCount iomem__pos;                         /* ~0: no walk to resume */
+	addr64_t    iomem__run_pa;
+	IOByteCount iomem__run_len;                     /* rest of the current run */
+	iomem__sleep_lock iomem__dk_lock;               /* PrepareForDMA / CompleteDMA */
+};
+
+/**
+ * iomem_bounce_pool_reserve - keep at least @pages low pages (below 4 GiB)
+ * in IODMACommand's bounce pool, allocated now, so bounce slots never hit
+ * the platform allocator; 0 releases the reserve (free chunks are then
+ * returned as they empty, the default). Not an IOKit API. Thread-safe.
+ * kIOReturnNoResources / kIOReturnNoMemory when the memory cannot be had
+ * (what was allocated stays reserved).
+ */
+IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages);
+
 /* >>cursor ================================================================ */
+/*
+ * IOMemoryCursor and its three byte orders (reference §5): the legacy,
+ * stateless way to turn a prepared descriptor into physical segments
+ * (IODMACommand superseded it in 10.4.7; drivers ported from older code
+ * still use it).
+ *
+ *   IONaturalMemoryCursor *c = IONaturalMemoryCursor_withSpecification(
+ *           65536, 0, 1);                      // 64 KiB segments, +1
+ *   IOPhysicalSegment seg[32];
+ *   IOByteCount pos = 0, xfer;
+ *   UInt32 n;
+ *   while ((n = IONaturalMemoryCursor_getPhysicalSegments(c, md, pos, seg, 32, 0, &xfer)) != 0) {
+ *       queue_to_device(seg, n);               // host-order {location, length}
+ *       pos += xfer;                           // the caller keeps the position
+ *   }                                          // 0 with pos < length: an error
+ *   IOMemoryCursor_release(c);
+ *
+ * THE RULES (IOKit's, kept):
+ *   - a call emits the first segments of [fromPosition, fromPosition +
+ *     maxTransferSize): the maximal physically contiguous runs, each cut
+ *     into maxSegmentSize pieces from its start; at most maxSegments of
+ *     them, the last one as long as the limits allow;
+ *   - the per-call maxTransferSize (a UInt32) overrides the cursor's; 0
+ *     takes the cursor's, truncated to 32 bits (unlimited = 0xFFFFFFFF), so
+ *     one call never moves more than 4 GiB - 1;
+ *   - the cursor keeps no position: the caller advances fromPosition by
+ *     *transferSize. A call costs the same at any position, never a
+ *     rescan from range 0 (XNU's is O(segments x ranges)): on general,
+ *     buffer and device descriptors it starts where the previous call on
+ *     the descriptor stopped in O(1) (a hint kept in the descriptor),
+ *     anywhere else in O(log extents) (O(1) for fixed-stride extents, e.g.
+ *     scattered pages), then costs O(1) per segment; sub, multi,
+ *     interleaved and custom descriptors go through getPhysicalSegment per
+ *     piece (O(log children) each, merged into maximal runs).
+ *
+ * DECISIONS AND DEVIATIONS (reference §8.3):
+ *   - maxSegmentSize 0 (IOKit's default argument!) means the largest
+ *     segment, 0xFFFFFFFF; IOKit emits zero-length segments until the
+ *     array is full, and a caller advancing by the transfer size (0) loops
+ *     forever. Larger values are clamped to 0xFFFFFFFF, as IOKit does.
+ *   - alignment: IOKit has no alignment code (only a debug assert that it
+ *     is 1); any value is accepted and ignored, 0 and 1 silently, others
+ *     reported under IOMEM_DEBUG.
+ *   - the transfer is counted in 64 bits and capped at maxTransferSize, so
+ *     it is exact; IOKit's 32-bit counter can wrap when runs pass 4 GiB,
+ *     emitting more than 4 GiB and reporting the total modulo 2^32.
+ *   - a piece with no physical address ends the call cleanly after the
+ *     segments before it (IOKit asserts, then loops forever in release);
+ *     the next call at that position returns 0 before the end: an error.
+ *   - bad input (NULL cursor, descriptor or segments, maxSegments 0,
+ *     fromPosition at or past the end, an unprepared descriptor) returns 0
+ *     and sets *transferSize to 0 (IOKit leaves it untouched for the first
+ *     ones and crashes or panics on the others); an unprepared virtual
+ *     descriptor is reported under IOMEM_DEBUG (XNU panics).
+ *   - addresses are CPU-physical, as getPhysicalSegment's (no system mapper
+ *     for descriptors yet; IOKit returns IOVAs when one exists).
+ *   - the built-in cursors write their byte order inline in the walk (no
+ *     call per segment); a user segment function is called per segment.
+ *
+ * OWNERSHIP: the factories return +1 (NULL on failure); retain/release.
+ * A call holds no reference on the descriptor; it must stay prepared for
+ * the call's duration. THREAD SAFETY: a cursor is immutable after creation,
+ * so any number of threads may generate with one cursor at once (better
+ * than IOKit, which promises nothing); retain/release are atomic.
+ */
+
+/** IOKit's IOMemoryCursor::PhysicalSegment: 16 bytes, host order for the
+ * natural cursor, the same layout byte-swapped for big/little. */
+typedef struct IOPhysicalSegment {
+	IOPhysicalAddress location;
+	IOPhysicalLength  length;
+} IOPhysicalSegment;
+typedef IOPhysicalSegment IOMemoryCursor_PhysicalSegment;
+
+/** Stores @segment as element @segmentIndex of the caller's array @segments. */
+typedef void (*IOMemoryCursor_SegmentFunction)(IOPhysicalSegment segment, void *segments,
+                                               UInt32 segmentIndex);
+/* IOKit's legacy names of the function type */
+typedef IOMemoryCursor_SegmentFunction IOMemoryCursor_OutputSegmentFunc;
+typedef IOMemoryCursor_SegmentFunction OutputSegmentFunc;
+
+/* One object type; the subclass names are typedefs of it, so any cursor
+ * passes where an IOMemoryCursor * is expected. Fields are private. */
+typedef struct IOMemoryCursor IOMemoryCursor;
+typedef IOMemoryCursor IONaturalMemoryCursor;
+typedef IOMemoryCursor IOBigMemoryCursor;
+typedef IOMemoryCursor IOLittleMemoryCursor;
+
+/**
+ * IOMemoryCursor_withSpecification - a cursor that stores each segment
+ * with @outSegFunc.
+ * @maxSegmentSize: longest segment; 0 or > 0xFFFFFFFF -> 0xFFFFFFFF (see
+ *                  DECISIONS above; IOKit's default argument is 0).
+ * @maxTransferSize: most bytes per call; 0 = unlimited (IOKit's default).
+ * @alignment: IOKit's default 1; accepted and ignored (no alignment logic
+ *             in IOKit), reported under IOMEM_DEBUG unless 0 or 1.
+ * Passing IONatural/IOBig/IOLittleMemoryCursor_outputSegment gives the
+ * built-in (inlined) cursor of that byte order.
+ * Returns +1, or NULL: NULL @outSegFunc, @maxTransferSize > 0xFFFFFFFF
+ * (both as IOKit), out of memory. Thread-safe.
+ */
+IOMEM_API IOMemoryCursor *IOMemoryCursor_withSpecification(IOMemoryCursor_SegmentFunction outSegFunc,
+        IOPhysicalLength maxSegmentSize, IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+
+/**
+ * IOMemoryCursor_genPhysicalSegments - the segments of @descriptor from
+ * @fromPosition, stored with the cursor's function into @segments[0..n).
+ * @maxSegments: size of @segments (at most this many are written).
+ * @maxTransferSize: most bytes this call; 0 = the cursor's (see the RULES).
+ * @transferSize: out, may be NULL: bytes covered by the segments written.
+ * Returns n, the number of segments written. 0 (and *transferSize 0) when
+ * @fromPosition >= the length (exhausted), and for bad input: NULL
+ * @cursor, @descriptor or @segments, @maxSegments 0, an unprepared
+ * descriptor (reported under IOMEM_DEBUG), or a piece of the descriptor
+ * with no physical address at @fromPosition. Never writes past
+ * @maxSegments elements; allocates nothing. The descriptor is +0 and must
+ * stay prepared during the call. Thread-safe (see THREAD SAFETY).
+ * O(log extents) to start, then O(1) per segment for general, buffer and
+ * device descriptors.
+ */
+IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMemoryDescriptor *descriptor,
+        IOByteCount fromPosition, void *segments, UInt32 maxSegments, UInt32 maxTransferSize,
+        IOByteCount *transferSize);
+
+/** IOMemoryCursor_retain - one more reference (NULL: nothing). Atomic. */
+IOMEM_API void IOMemoryCursor_retain(IOMemoryCursor *cursor);
+/** IOMemoryCursor_release - drop one reference; the last frees the cursor
+ * (NULL: nothing). Atomic. */
+IOMEM_API void IOMemoryCursor_release(IOMemoryCursor *cursor);
+
+/**
+ * IONaturalMemoryCursor_outputSegment / IOBigMemoryCursor_outputSegment /
+ * IOLittleMemoryCursor_outputSegment - IOKit's three segment functions:
+ * store @segment at ((IOPhysicalSegment *)@segments)[@segmentIndex], its
+ * location then its length, each 8 bytes in host / big-endian /
+ * little-endian order (big and little accept any alignment of @segments).
+ * Usable as an IOMemoryCursor_SegmentFunction; a cursor made with one of
+ * them does the same stores inline instead of calling it.
+ */
+IOMEM_API void IONaturalMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex);
+IOMEM_API void IOBigMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex);
+IOMEM_API void IOLittleMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex);
+/* IOKit's legacy names of the three */
+#define naturalOutputSegment IONaturalMemoryCursor_outputSegment
+#define bigOutputSegment     IOBigMemoryCursor_outputSegment
+#define littleOutputSegment  IOLittleMemoryCursor_outputSegment
+
+/**
+ * IONaturalMemoryCursor_withSpecification / IOBigMemoryCursor_withSpecification /
+ * IOLittleMemoryCursor_withSpecification - IOMemoryCursor_withSpecification
+ * with that class's outputSegment: same arguments (IOKit's default
+ * @alignment is 1), same results.
+ */
+IOMEM_API IONaturalMemoryCursor *IONaturalMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+IOMEM_API IOBigMemoryCursor *IOBigMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+IOMEM_API IOLittleMemoryCursor *IOLittleMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment);
+
+/**
+ * IONaturalMemoryCursor_getPhysicalSegments / IOBigMemoryCursor_getPhysicalSegments /
+ * IOLittleMemoryCursor_getPhysicalSegments - IOKit's typed inline wrappers:
+ * IOMemoryCursor_genPhysicalSegments with an IOPhysicalSegment array (the
+ * output is the cursor's own byte order, as in IOKit). Same results.
+ */
+IOMEM_INLINE UInt32 IONaturalMemoryCursor_getPhysicalSegments(IONaturalMemoryCursor *cursor,
+        IOMemoryDescriptor *descriptor, IOByteCount fromPosition, IOPhysicalSegment *segments,
+        UInt32 maxSegments, UInt32 maxTransferSize, IOByteCount *transferSize)
+{
+	return IOMemoryCursor_genPhysicalSegments(cursor, descriptor, fromPosition, segments, maxSegments,
+	                                          maxTransferSize, transferSize);
+}
+IOMEM_INLINE UInt32 IOBigMemoryCursor_getPhysicalSegments(IOBigMemoryCursor *cursor,
+        IOMemoryDescriptor *descriptor, IOByteCount fromPosition, IOPhysicalSegment *segments,
+        UInt32 maxSegments, UInt32 maxTransferSize, IOByteCount *transferSize)
+{
+	return IOMemoryCursor_genPhysicalSegments(cursor, descriptor, fromPosition, segments, maxSegments,
+	                                          maxTransferSize, transferSize);
+}
+IOMEM_INLINE UInt32 IOLittleMemoryCursor_getPhysicalSegments(IOLittleMemoryCursor *cursor,
+        IOMemoryDescriptor *descriptor, IOByteCount fromPosition, IOPhysicalSegment *segments,
+        UInt32 maxSegments, UInt32 maxTransferSize, IOByteCount *transferSize)
+{
+	return IOMemoryCursor_genPhysicalSegments(cursor, descriptor, fromPosition, segments, maxSegments,
+	                                          maxTransferSize, transferSize);
+}
 
 /* >>dmacontroller ========================================================= */
 
@@ -319,11 +570,1924 @@ IOMEM_INLINE IOByteCount iomem_walk_offset(const iomem_walk *w)
 } /* extern "C" */
 #endif
 
+#endif /* !IOMEM__BACKEND_CONFLICT */
 #endif /* IOMEM_DMA_H_INCLUDED */
 
 /* >>implementation ======================================================== */
 
-#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_DMA__IMPLEMENTATION_INCLUDED)
+#if defined(IOMEM_IMPLEMENTATION) && !defined(IOMEM_DMA__IMPLEMENTATION_INCLUDED) && \
+    !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
+
+/* >>impl-dmacmd: IODMACommand ------------------------------------------- */
+
+enum {
+	IOMEM__DMA_FMT_HOST32 = 0, IOMEM__DMA_FMT_BIG32, IOMEM__DMA_FMT_LITTLE32,
+	IOMEM__DMA_FMT_HOST64, IOMEM__DMA_FMT_BIG64, IOMEM__DMA_FMT_LITTLE64,
+	IOMEM__DMA_FMT_USER
+};
+enum { IOMEM__DMA_BOUNCE_NONE = 0, IOMEM__DMA_BOUNCE_DOUBLE, IOMEM__DMA_BOUNCE_SPARSE };
+#define IOMEM__DMA_ALL ((uint64_t)~(uint64_t)0)
+#define IOMEM__DMA_NOPOS ((IOByteCount)~(IOByteCount)0)
+
+/* ---- byte order: one swapped store (builtins), else byte stores ------- */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && \
+    defined(__ORDER_LITTLE_ENDIAN__) && defined(__ORDER_BIG_ENDIAN__)
+#  define IOMEM__DMA_BSWAP 1
+IOMEM_FORCEINLINE void iomem__st32(unsigned char *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+IOMEM_FORCEINLINE void iomem__st64(unsigned char *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+#  if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#    define IOMEM__BE32(v) __builtin_bswap32(v)
+#    define IOMEM__BE64(v) __builtin_bswap64(v)
+#    define IOMEM__LE32(v) (v)
+#    define IOMEM__LE64(v) (v)
+#  else
+#    define IOMEM__BE32(v) (v)
+#    define IOMEM__BE64(v) (v)
+#    define IOMEM__LE32(v) __builtin_bswap32(v)
+#    define IOMEM__LE64(v) __builtin_bswap64(v)
+#  endif
+#endif
+
+#ifdef IOMEM__DMA_BSWAP
+IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__BE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__LE32(v)); }
+IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__BE64(v)); }
+IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__LE64(v)); }
+#else
+IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);  p[3] = (unsigned char)v;
+}
+IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;         p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
+}
+IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v)
+{
+	iomem__st_be32(p, (uint32_t)(v >> 32));
+	iomem__st_be32(p + 4, (uint32_t)v);
+}
+IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v)
+{
+	iomem__st_le32(p, (uint32_t)v);
+	iomem__st_le32(p + 4, (uint32_t)(v >> 32));
+}
+#endif
+
+/* Stores one segment in format @fmt (a constant after inlining). */
+IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunction fn, IODMACommand *cmd,
+                                       void *segs, UInt32 i, UInt64 addr, UInt64 len)
+{
+	unsigned char *p;
+	switch (fmt) {
+	case IOMEM__DMA_FMT_HOST32: {
+		IODMACommand_Segment32 *s = (IODMACommand_Segment32 *)segs + i;
+		s->fIOVMAddr = (UInt32)addr;
+		s->fLength = (UInt32)len;
+		return true;
+	}
+	case IOMEM__DMA_FMT_BIG32:
+		p = (unsigned char *)segs + (size_t)i * 8;
+		iomem__st_be32(p, (uint32_t)addr);
+		iomem__st_be32(p + 4, (uint32_t)len);
+		return true;
+	case IOMEM__DMA_FMT_LITTLE32:
+		p = (unsigned char *)segs + (size_t)i * 8;
+		iomem__st_le32(p, (uint32_t)addr);
+		iomem__st_le32(p + 4, (uint32_t)len);
+		return true;
+	case IOMEM__DMA_FMT_HOST64: {
+		IODMACommand_Segment64 *s = (IODMACommand_Segment64 *)segs + i;
+		s->fIOVMAddr = addr;
+		s->fLength = len;
+		return true;
+	}
+	case IOMEM__DMA_FMT_BIG64:
+		p = (unsigned char *)segs + (size_t)i * 16;
+		iomem__st_be64(p, addr);
+		iomem__st_be64(p + 8, len);
+		return true;
+	case IOMEM__DMA_FMT_LITTLE64:
+		p = (unsigned char *)segs + (size_t)i * 16;
+		iomem__st_le64(p, addr);
+		iomem__st_le64(p + 8, len);
+		return true;
+	default: {
+		IODMACommand_Segment64 s;
+		s.fIOVMAddr = addr;
+		s.fLength = len;
+		return fn(cmd, s, segs, i);
+	}
+	}
+}
+
+IOMEM_API bool IODMACommand_OutputHost32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex)
+{
+	return iomem__dma_emit(IOMEM__DMA_FMT_HOST32, NULL, target, segments, segmentIndex, segment.fIOVMAddr, segment.fLength);
+}
+IOMEM_API bool IODMACommand_OutputBig32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex)
+{
+	return iomem__dma_emit(IOMEM__DMA_FMT_BIG32, NULL, target, segments, segmentIndex, segment.fIOVMAddr, segment.fLength);
+}
+IOMEM_API bool IODMACommand_OutputLittle32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex)
+{
+	return iomem__dma_emit(IOMEM__DMA_FMT_LITTLE32, NULL, target, segments, segmentIndex, segment.fIOVMAddr, segment.fLength);
+}
+IOMEM_API bool IODMACommand_OutputHost64(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex)
+{
+	return iomem__dma_emit(IOMEM__DMA_FMT_HOST64, NULL, target, segments, segmentIndex, segment.fIOVMAddr, segment.fLength);
+}
+IOMEM_API bool IODMACommand_OutputBig64(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex)
+{
+	return iomem__dma_emit(IOMEM__DMA_FMT_BIG64, NULL, target, segments, segmentIndex, segment.fIOVMAddr, segment.fLength);
+}
+IOMEM_API bool IODMACommand_OutputLittle64(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex)
+{
+	return iomem__dma_emit(IOMEM__DMA_FMT_LITTLE64, NULL, target, segments, segmentIndex, segment.fIOVMAddr, segment.fLength);
+}
+
+IOMEM__PRIVATE unsigned iomem__dma_fmt_of(IODMACommand_SegmentFunction fn)
+{
+	if (fn == IODMACommand_OutputHost64)   return IOMEM__DMA_FMT_HOST64;
+	if (fn == IODMACommand_OutputHost32)   return IOMEM__DMA_FMT_HOST32;
+	if (fn == IODMACommand_OutputBig32)    return IOMEM__DMA_FMT_BIG32;
+	if (fn == IODMACommand_OutputLittle32) return IOMEM__DMA_FMT_LITTLE32;
+	if (fn == IODMACommand_OutputBig64)    return IOMEM__DMA_FMT_BIG64;
+	if (fn == IODMACommand_OutputLittle64) return IOMEM__DMA_FMT_LITTLE64;
+	return IOMEM__DMA_FMT_USER;
+}
+
+/* ---- the bounce pool: low pages in chunks of 64, a bitmap each --------- *
+ * Chunks with a free slot are on a doubly linked list; a slot is the lowest
+ * set bit of its chunk's bitmap (ctz), so allocate and free are O(1). A
+ * chunk that empties is returned to the platform unless the reserve
+ * (iomem_bounce_pool_reserve) keeps it. */
+
+#define IOMEM__BOUNCE_SLOTS 64u
+
+typedef struct iomem__bounce_chunk {
+	struct iomem__bounce_chunk *prev, *next;   /* the list of chunks with a free slot */
+	iomem__ram ram;
+	uint64_t   free;                           /* bit i: slot i is free */
+	vm_size_t  page;
+	bool       listed, arena;
+} iomem__bounce_chunk;
+
+typedef struct iomem__dma_bounce_page {
+	IOByteCount          doff;     /* descriptor offset of the first byte */
+	IOByteCount          len;      /* bytes, inside one source page */
+	IOPhysicalAddress    pa;       /* the bounce address of the first byte */
+	unsigned char       *va;       /* its CPU address */
+	iomem__bounce_chunk *chunk;
+	uint32_t             slot;
+	uint32_t             in;       /* offset in the page */
+} iomem__dma_bounce_page;
+
+static iomem__mutex iomem__bounce_lock = IOMEM__MUTEX_INITIALIZER(iomem__bounce_lock);
+static struct {
+	iomem__bounce_chunk *list;         /* chunks with a free slot */
+	uint64_t chunks, reserve;          /* chunks held, chunks to keep */
+} iomem__bounce_pool;
+
+IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
+{
+	vm_size_t bytes = page * IOMEM__BOUNCE_SLOTS;
+	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__alloc_internal(sizeof *c, "IODMACommand bounce chunk");
+	if (c == NULL)
+		return NULL;
+	c->page = page;
+	c->free = ~(uint64_t)0;
+#if defined(IOMEM_BACKEND_BAREMETAL)
+	{
+		/* the platform's bounce arena first: it lies in the DMA window */
+		void *p = iomem__platform_bounce_alloc(bytes, page);
+		if (p != NULL) {
+			c->ram.address = p;
+			c->ram.bytes = bytes;
+			c->ram.phys = (IOPhysicalAddress)iomem__platform_virt_to_phys(p);
+			c->arena = true;
+			return c;
+		}
+	}
+#endif
+	if (IOMEM__FAIL_POINT() ||
+	    iomem__platform_ram_alloc(&c->ram, bytes, page, (IOPhysicalAddress)0xFFFFFFFFull, true) != kIOReturnSuccess) {
+		iomem__free_internal(c, sizeof *c, "IODMACommand bounce chunk");
+		return NULL;
+	}
+	return c;
+}
+
+IOMEM__PRIVATE void iomem__bounce_chunk_free(iomem__bounce_chunk *c)
+{
+#if defined(IOMEM_BACKEND_BAREMETAL)
+	if (c->arena)
+		iomem__platform_bounce_free(c->ram.address);
+	else
+#endif
+		iomem__platform_ram_free(&c->ram);
+	iomem__free_internal(c, sizeof *c, "IODMACommand bounce chunk");
+}
+
+/* Lock held. */
+IOMEM__PRIVATE void iomem__bounce_list_add(iomem__bounce_chunk *c)
+{
+	c->prev = NULL;
+	c->next = iomem__bounce_pool.list;
+	if (c->next != NULL)
+		c->next->prev = c;
+	iomem__bounce_pool.list = c;
+	c->listed = true;
+}
+
+IOMEM__PRIVATE void iomem__bounce_list_remove(iomem__bounce_chunk *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		iomem__bounce_pool.list = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->listed = false;
+}
+
+/* Low pages for pg[0..count): chunk, slot, and the page's addresses in
+ * pa/va (the caller adds the in-page offset). One lock round for the
+ * batch; O(1) a page unless a new chunk must come from the platform.
+ * Returns how many were allocated (fewer when memory runs out: the caller
+ * frees what it got). */
+IOMEM__PRIVATE uint32_t iomem__bounce_alloc(iomem__dma_bounce_page *pg, uint32_t count, vm_size_t page)
+{
+	uint32_t k = 0;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	while (k < count) {
+		iomem__bounce_chunk *c = iomem__bounce_pool.list;
+		uint32_t s;
+		if (IOMEM_UNLIKELY(c == NULL || c->page != page)) {
+			/* allocated outside the lock: the platform may sleep */
+			iomem__mutex_unlock(&iomem__bounce_lock);
+			c = iomem__bounce_chunk_new(page);
+			iomem__mutex_lock(&iomem__bounce_lock);
+			if (c == NULL)
+				break;
+			iomem__bounce_pool.chunks++;
+			iomem__bounce_list_add(c);
+		}
+		s = (uint32_t)iomem__ctz64(c->free);
+		c->free &= c->free - 1;
+		if (c->free == 0)
+			iomem__bounce_list_remove(c);
+		pg[k].chunk = c;
+		pg[k].slot = s;
+		pg[k].pa = c->ram.phys + (IOPhysicalAddress)s * page;
+		pg[k].va = (unsigned char *)c->ram.address + (vm_size_t)s * page;
+		k++;
+	}
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	return k;
+}
+
+/* Gives back the low pages of pg[0..count); a chunk that empties goes back
+ * to the platform unless the reserve keeps it. One lock round. */
+IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t count)
+{
+	iomem__bounce_chunk *drop = NULL;
+	uint32_t k;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	for (k = 0; k < count; k++) {
+		iomem__bounce_chunk *c = pg[k].chunk;
+		if (c == NULL)
+			continue;
+		pg[k].chunk = NULL;
+		c->free |= (uint64_t)1 << pg[k].slot;
+		if (!c->listed)
+			iomem__bounce_list_add(c);
+		if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
+			iomem__bounce_list_remove(c);
+			iomem__bounce_pool.chunks--;
+			c->next = drop;
+			drop = c;
+		}
+	}
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	while (drop != NULL) {
+		iomem__bounce_chunk *c = drop;
+		drop = c->next;
+		iomem__bounce_chunk_free(c);
+	}
+}
+
+IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
+{
+	uint64_t want = ((uint64_t)pages + IOMEM__BOUNCE_SLOTS - 1) / IOMEM__BOUNCE_SLOTS;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	iomem__bounce_pool.reserve = want;
+	while (iomem__bounce_pool.chunks > want) {
+		/* drop empty chunks beyond the reserve */
+		iomem__bounce_chunk *c = iomem__bounce_pool.list;
+		while (c != NULL && c->free != ~(uint64_t)0)
+			c = c->next;
+		if (c == NULL)
+			break;
+		iomem__bounce_list_remove(c);
+		iomem__bounce_pool.chunks--;
+		iomem__mutex_unlock(&iomem__bounce_lock);
+		iomem__bounce_chunk_free(c);
+		iomem__mutex_lock(&iomem__bounce_lock);
+	}
+	while (iomem__bounce_pool.chunks < iomem__bounce_pool.reserve) {
+		iomem__bounce_chunk *c;
+		iomem__mutex_unlock(&iomem__bounce_lock);
+		c = iomem__bounce_chunk_new(iomem__platform_page_size());
+		if (c == NULL)
+			return kIOReturnNoResources;
+		iomem__mutex_lock(&iomem__bounce_lock);
+		iomem__bounce_pool.chunks++;
+		iomem__bounce_list_add(c);
+	}
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	return kIOReturnSuccess;
+}
+
+/* ---- creation and the specification -------------------------------------- */
+
+IOMEM__PRIVATE bool iomem__dma_pow2(uint32_t v)
+{
+	return (v & (v - 1)) == 0;
+}
+
+IOMEM__PRIVATE unsigned iomem__dma_page_shift(void)
+{
+	return iomem__flog2((uint64_t)iomem__platform_page_size());
+}
+
+/* Validates and installs a specification (reference §2.1 setSpecification);
+ * the mapper resolved (+1 kept). Nothing changes on an error. */
+IOMEM__PRIVATE IOReturn iomem__dma_set_spec(IODMACommand *cmd, IODMACommand_SegmentFunction fn,
+                                            const IODMACommand_SegmentOptions *opt, uint32_t mappingOptions,
+                                            IOMapper *mapper)
+{
+	unsigned fmt;
+	uint32_t type = mappingOptions & IODMACommand_kTypeMask;
+	uint32_t align, align_len, align_int;
+	UInt8 bits;
+	IOMapper *m = NULL;
+	if (fn == NULL || opt == NULL)
+		return kIOReturnBadArgument;
+	fmt = iomem__dma_fmt_of(fn);
+	bits = opt->fNumAddressBits;
+	if (fmt <= IOMEM__DMA_FMT_LITTLE32) {
+		if (bits == 0)
+			bits = 32;
+		else if (bits > 32)
+			return kIOReturnBadArgument;
+	}
+	if (bits != 0 && bits < iomem__dma_page_shift())
+		return kIOReturnBadArgument;
+	align = opt->fAlignment ? opt->fAlignment : 1;
+	align_len = opt->fAlignmentLength ? opt->fAlignmentLength : 1;
+	align_int = opt->fAlignmentInternalSegments ? opt->fAlignmentInternalSegments : align;
+	if (!iomem__dma_pow2(align) || !iomem__dma_pow2(align_len) || !iomem__dma_pow2(align_int))
+		return kIOReturnBadArgument;
+	switch (type) {
+	case IODMACommand_kMapped:
+	case IODMACommand_kNonCoherent:
+		if (mapper != NULL) {
+			IOMapper_retain(mapper);
+			m = mapper;
+		} else {
+			m = iomem_mapper_copy_system();
+		}
+		break;
+	case IODMACommand_kBypassed:
+		m = mapper != NULL ? (IOMapper_retain(mapper), mapper) : iomem_mapper_copy_system();
+		if (m != NULL) {
+			IOMapper_release(m);
+			return kIOReturnBadArgument;
+		}
+		break;
+	case IODMACommand_kUnmapped:
+		break;
+	default:
+		return kIOReturnBadArgument;
+	}
+	IOMapper_release(cmd->iomem__mapper);
+	cmd->iomem__mapper = m;
+	cmd->iomem__out_fn = fn;
+	cmd->iomem__fmt = (uint8_t)fmt;
+	cmd->iomem__bits = bits;
+	cmd->iomem__max_phys = (bits >= 1 && bits <= 63) ? (((uint64_t)1 << bits) - 1) : IOMEM__DMA_ALL;
+	cmd->iomem__max_seg = opt->fMaxSegmentSize ? opt->fMaxSegmentSize : IOMEM__DMA_ALL;
+	cmd->iomem__max_xfer = opt->fMaxTransferSize ? opt->fMaxTransferSize : IOMEM__DMA_ALL;
+	cmd->iomem__align_mask = align - 1;
+	cmd->iomem__align_mask_len = align_len - 1;
+	cmd->iomem__align_mask_int = align_int - 1;
+	cmd->iomem__mapping_options = mappingOptions;
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE IODMACommand *iomem__dma_alloc(void *refCon)
+{
+	IODMACommand *cmd = (IODMACommand *)iomem__alloc_internal(sizeof *cmd, "IODMACommand");
+	if (cmd == NULL)
+		return NULL;
+	if (!iomem__sleep_lock_init(&cmd->iomem__dk_lock)) {
+		iomem__free_internal(cmd, sizeof *cmd, "IODMACommand");
+		return NULL;
+	}
+	cmd->fRefCon = refCon;
+	cmd->iomem__refcount = 1;
+	cmd->iomem__pos = IOMEM__DMA_NOPOS;
+	return cmd;
+}
+
+IOMEM__PRIVATE void iomem__dma_free(IODMACommand *cmd)
+{
+	IODMACommand_clearMemoryDescriptor(cmd, true);
+	if (cmd->iomem__pages != NULL)
+		iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *cmd->iomem__pages,
+		                     "IODMACommand bounce pages");
+	IOMapper_release(cmd->iomem__mapper);
+	iomem__sleep_lock_destroy(&cmd->iomem__dk_lock);
+	iomem__free_internal(cmd, sizeof *cmd, "IODMACommand");
+}
+
+IOMEM__PRIVATE void iomem__dma_legacy_options(IODMACommand_SegmentOptions *o, UInt8 numAddressBits,
+                                              UInt64 maxSegmentSize, UInt64 maxTransferSize, UInt32 alignment)
+{
+	iomem__memset(o, 0, sizeof *o);
+	o->fStructSize = (uint8_t)sizeof *o;
+	o->fNumAddressBits = numAddressBits;
+	o->fMaxSegmentSize = maxSegmentSize;
+	o->fMaxTransferSize = maxTransferSize;
+	o->fAlignment = alignment;
+	o->fAlignmentLength = 1;
+	o->fAlignmentInternalSegments = alignment;
+}
+
+IOMEM_API IODMACommand *IODMACommand_withSpecificationOptions(IODMACommand_SegmentFunction outSegFunc,
+        const IODMACommand_SegmentOptions *segmentOptions, uint32_t mappingOptions,
+        IOMapper *mapper, void *refCon)
+{
+	IODMACommand *cmd;
+	if (outSegFunc == NULL || segmentOptions == NULL)
+		return NULL;
+	cmd = iomem__dma_alloc(refCon);
+	if (cmd == NULL)
+		return NULL;
+	if (iomem__dma_set_spec(cmd, outSegFunc, segmentOptions, mappingOptions, mapper) != kIOReturnSuccess) {
+		iomem__dma_free(cmd);
+		return NULL;
+	}
+	return cmd;
+}
+
+IOMEM_API IODMACommand *IODMACommand_withSpecification(IODMACommand_SegmentFunction outSegFunc,
+        UInt8 numAddressBits, UInt64 maxSegmentSize, IODMACommand_MappingOptions mappingOptions,
+        UInt64 maxTransferSize, UInt32 alignment, IOMapper *mapper, void *refCon)
+{
+	IODMACommand_SegmentOptions o;
+	iomem__dma_legacy_options(&o, numAddressBits, maxSegmentSize, maxTransferSize, alignment);
+	return IODMACommand_withSpecificationOptions(outSegFunc, &o, mappingOptions, mapper, refCon);
+}
+
+IOMEM_API IODMACommand *IODMACommand_withRefCon(void *refCon)
+{
+	return iomem__dma_alloc(refCon);
+}
+
+IOMEM_API IOReturn IODMACommand_weakWithSpecification(IODMACommand **newCommand,
+        IODMACommand_SegmentFunction outSegFunc, UInt8 numAddressBits, UInt64 maxSegmentSize,
+        IODMACommand_MappingOptions mappingOptions, UInt64 maxTransferSize, UInt32 alignment,
+        IOMapper *mapper, void *refCon)
+{
+	IODMACommand_SegmentOptions o;
+	IODMACommand *cmd;
+	IOReturn r;
+	if (newCommand == NULL)
+		return kIOReturnBadArgument;
+	*newCommand = NULL;
+	cmd = iomem__dma_alloc(refCon);
+	if (cmd == NULL)
+		return kIOReturnNoMemory;
+	iomem__dma_legacy_options(&o, numAddressBits, maxSegmentSize, maxTransferSize, alignment);
+	r = iomem__dma_set_spec(cmd, outSegFunc, &o, mappingOptions, mapper);
+	if (r != kIOReturnSuccess) {
+		iomem__dma_free(cmd);
+		return r;
+	}
+	*newCommand = cmd;
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IODMACommand *IODMACommand_cloneCommand(IODMACommand *cmd, void *refCon)
+{
+	IODMACommand_SegmentOptions o;
+	if (cmd == NULL)
+		return NULL;
+	if (cmd->iomem__out_fn == NULL)
+		return IODMACommand_withRefCon(refCon);
+	iomem__memset(&o, 0, sizeof o);
+	o.fStructSize = (uint8_t)sizeof o;
+	o.fNumAddressBits = cmd->iomem__bits;
+	o.fMaxSegmentSize = cmd->iomem__max_seg == IOMEM__DMA_ALL ? 0 : cmd->iomem__max_seg;
+	o.fMaxTransferSize = cmd->iomem__max_xfer == IOMEM__DMA_ALL ? 0 : cmd->iomem__max_xfer;
+	o.fAlignment = cmd->iomem__align_mask + 1;
+	o.fAlignmentLength = cmd->iomem__align_mask_len + 1;
+	o.fAlignmentInternalSegments = cmd->iomem__align_mask_int + 1;
+	return IODMACommand_withSpecificationOptions(cmd->iomem__out_fn, &o, cmd->iomem__mapping_options,
+	                                             cmd->iomem__mapper, refCon);
+}
+
+IOMEM_API void IODMACommand_retain(IODMACommand *cmd)
+{
+	if (cmd != NULL)
+		iomem__ref_retain(&cmd->iomem__refcount);
+}
+
+IOMEM_API void IODMACommand_release(IODMACommand *cmd)
+{
+	if (cmd == NULL || iomem__ref_release(&cmd->iomem__refcount) != 0)
+		return;
+	iomem__dma_free(cmd);
+}
+
+/* ---- accessors ------------------------------------------------------------ */
+
+IOMEM__PRIVATE bool iomem__dma_uses_mapper(const IODMACommand *cmd)
+{
+	uint32_t type = cmd->iomem__mapping_options & IODMACommand_kTypeMask;
+	return cmd->iomem__mapper != NULL && (type == IODMACommand_kMapped || type == IODMACommand_kNonCoherent);
+}
+
+
+IOMEM_API UInt8 IODMACommand_getNumAddressBits(const IODMACommand *cmd)
+{
+	return cmd ? cmd->iomem__bits : 0;
+}
+IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd)
+{
+	return cmd ? cmd->iomem__align_mask + 1 : 0;
+}
+IOMEM_API UInt32 IODMACommand_getAlignmentLength(const IODMACommand *cmd)
+{
+	return cmd ? cmd->iomem__align_mask_len + 1 : 0;
+}
+IOMEM_API UInt32 IODMACommand_getAlignmentInternalSegments(const IODMACommand *cmd)
+{
+	return cmd ? cmd->iomem__align_mask_int + 1 : 0;
+}
+IOMEM_API IOMapper *iomem_dmacmd_getMapper(const IODMACommand *cmd)
+{
+	return cmd != NULL && iomem__dma_uses_mapper(cmd) ? cmd->iomem__mapper : NULL;
+}
+
+IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd)
+{
+	return cmd ? cmd->iomem__md : NULL;
+}
+IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IODMACommand *cmd)
+{
+	if (cmd == NULL)
+		return NULL;
+	return cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md;
+}
+
+/* ---- bouncing ------------------------------------------------------------- */
+
+IOMEM__PRIVATE void iomem__dma_free_bounce(IODMACommand *cmd)
+{
+	if (cmd->iomem__copy_md != NULL) {
+		IOMemoryDescriptor_release(cmd->iomem__copy_md);
+		cmd->iomem__copy_md = NULL;
+	}
+	if (cmd->iomem__npages != 0)
+		iomem__bounce_free(cmd->iomem__pages, cmd->iomem__npages);
+	/* the array stays for the next preparation (freed with the command) */
+	cmd->iomem__npages = 0;
+	cmd->iomem__page_hint = 0;
+	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_NONE;
+}
+
+/* The whole prepared range in one physically contiguous low buffer. */
+IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
+{
+	uint64_t limit = cmd->iomem__max_phys < 0xFFFFFFFFull ? cmd->iomem__max_phys : 0xFFFFFFFFull;
+	uint64_t a = (uint64_t)cmd->iomem__align_mask + 1, page = iomem__platform_page_size();
+	if (a < page)
+		a = page;
+	cmd->iomem__copy_md = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionInOut,
+	        cmd->iomem__prep_len, (mach_vm_address_t)(limit & ~(a - 1)));
+	if (cmd->iomem__copy_md == NULL)
+		return false;
+	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_DOUBLE;
+	return true;
+}
+
+/* Sparse: a low page for each piece of the prepared range lying in a page
+ * above the limit (@count of them, found by the preflight). */
+IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, vm_size_t page)
+{
+	iomem_walk w;
+	addr64_t pa;
+	IOByteCount len, doff, pmask = page - 1;
+	uint64_t maxp = cmd->iomem__max_phys;
+	uint32_t k = 0, got, j;
+	iomem__dma_bounce_page *pg = cmd->iomem__pages;
+	if (count > cmd->iomem__pages_cap) {
+		/* grown only: kept across preparations */
+		pg = (iomem__dma_bounce_page *)iomem__alloc_internal((vm_size_t)count * sizeof *pg,
+		                                                      "IODMACommand bounce pages");
+		if (pg == NULL)
+			return false;
+		if (cmd->iomem__pages != NULL)
+			iomem__free_internal(cmd->iomem__pages, (vm_size_t)cmd->iomem__pages_cap * sizeof *pg,
+			                     "IODMACommand bounce pages");
+		cmd->iomem__pages = pg;
+		cmd->iomem__pages_cap = count;
+	}
+	/* the pieces, in descriptor order */
+	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
+	doff = cmd->iomem__prep_off;
+	while ((len = iomem_walk_next(&w, &pa)) != 0) {
+		addr64_t p = pa, e = pa + len;
+		if (e - 1 > maxp) {
+			if (p <= maxp)
+				p = maxp + 1;
+			while (p < e && k < count) {
+				IOByteCount piece = (pmask + 1) - (p & pmask);
+				if (piece > e - p)
+					piece = e - p;
+				pg[k].doff = doff + (p - pa);
+				pg[k].len = piece;
+				pg[k].in = (uint32_t)(p & pmask);
+				pg[k].chunk = NULL;
+				k++;
+				p += piece;
+			}
+		}
+		doff += len;
+	}
+	if (k != count)
+		return false;
+	got = iomem__bounce_alloc(pg, count, page);    /* pa/va: the pages */
+	cmd->iomem__npages = got;
+	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_SPARSE;
+	if (got != count)
+		return false;
+	for (j = 0; j < count; j++) {
+		if (pg[j].pa + page - 1 > maxp)
+			return false;                  /* the pool is above this device's limit */
+		pg[j].pa += pg[j].in;
+		pg[j].va += pg[j].in;
+	}
+	return true;
+}
+
+/* Copies between the descriptor and the bounce storage. */
+IOMEM__PRIVATE void iomem__dma_sync(IODMACommand *cmd, bool to_md)
+{
+	IOMemoryDescriptor *md = cmd->iomem__md;
+	if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_DOUBLE) {
+		void *b = IOBufferMemoryDescriptor_getBytesNoCopy(cmd->iomem__copy_md);
+		if (to_md)
+			IOMemoryDescriptor_writeBytes(md, cmd->iomem__prep_off, b, cmd->iomem__prep_len);
+		else
+			IOMemoryDescriptor_readBytes(md, cmd->iomem__prep_off, b, cmd->iomem__prep_len);
+	} else if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_SPARSE) {
+		uint32_t i = 0, n = cmd->iomem__npages;
+		const iomem__dma_bounce_page *p = cmd->iomem__pages;
+		while (i < n) {
+			/* one copy for consecutive pieces whose bounce pages follow
+			 * each other too (slots of one chunk) */
+			IOByteCount len = p[i].len;
+			uint32_t j = i + 1;
+			while (j < n && p[j].doff == p[i].doff + len && p[j].va == p[i].va + len) {
+				len += p[j].len;
+				j++;
+			}
+			if (to_md)
+				IOMemoryDescriptor_writeBytes(md, p[i].doff, p[i].va, len);
+			else
+				IOMemoryDescriptor_readBytes(md, p[i].doff, p[i].va, len);
+			i = j;
+		}
+	}
+}
+
+/* The sparse page holding descriptor offset @doff (sorted by offset). */
+IOMEM_FORCEINLINE const iomem__dma_bounce_page *iomem__dma_find_page(IODMACommand *cmd, IOByteCount doff)
+{
+	const iomem__dma_bounce_page *p = cmd->iomem__pages;
+	uint32_t n = cmd->iomem__npages, h = cmd->iomem__page_hint, lo = 0;
+	if (h < n && doff >= p[h].doff && doff < p[h].doff + p[h].len)
+		return &p[h];
+	if (h + 1 < n && doff >= p[h + 1].doff && doff < p[h + 1].doff + p[h + 1].len) {
+		cmd->iomem__page_hint = h + 1;
+		return &p[h + 1];
+	}
+	while (n > 1) {                   /* the last page starting at or before doff */
+		uint32_t half = n / 2;
+		if (p[lo + half].doff <= doff)
+			lo += half;
+		n -= half;
+	}
+	if (cmd->iomem__npages == 0 || doff < p[lo].doff || doff >= p[lo].doff + p[lo].len)
+		return NULL;
+	cmd->iomem__page_hint = lo;
+	return &p[lo];
+}
+
+/* ---- descriptor attachment, prepare, complete ----------------------------- */
+
+IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UInt64 length, bool flushCache,
+                                           bool synchronize, bool forceDouble)
+{
+	IOMemoryDescriptor *md, *src;
+	IOByteCount mdlen;
+	IODirection dir;
+	bool use_mapper, check_addr, need_align, misaligned = false;
+	uint32_t high = 0;
+	vm_size_t page = 0;                   /* read once: sysconf on POSIX */
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if (cmd->iomem__out_fn == NULL || cmd->iomem__md == NULL)
+		return kIOReturnNotReady;
+	md = cmd->iomem__md;
+	mdlen = IOMemoryDescriptor_getLength(md);
+	if (length == 0)
+		length = mdlen;
+	if (length > cmd->iomem__max_xfer)
+		return kIOReturnNoSpace;
+	if (offset > mdlen || length > mdlen - offset)
+		return kIOReturnBadArgument;
+	if (cmd->iomem__active != 0) {
+		/* nested: the same range only. Unlike IOKit, a refused prepare
+		 * does not leave the count raised (reference §8.3 item 8) */
+		if (offset != cmd->iomem__prep_off || length != cmd->iomem__prep_len)
+			return kIOReturnNotReady;
+		cmd->iomem__active++;
+		return kIOReturnSuccess;
+	}
+	if (length & cmd->iomem__align_mask_len)
+		return kIOReturnNotAligned;
+
+	cmd->iomem__prep_off = offset;
+	cmd->iomem__prep_len = length;
+	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_NONE;
+	cmd->iomem__cursor = 0;
+	dir = IOMemoryDescriptor_getDirection(md);
+	use_mapper = iomem__dma_uses_mapper(cmd);
+	check_addr = !use_mapper && cmd->iomem__max_phys != IOMEM__DMA_ALL;
+	need_align = (cmd->iomem__align_mask | cmd->iomem__align_mask_len | cmd->iomem__align_mask_int) != 0;
+
+	if ((cmd->iomem__mapping_options & IODMACommand_kIterateOnly) || length == 0) {
+		cmd->iomem__cursor = 1;
+	} else if (forceDouble) {
+		misaligned = true;
+	} else if (use_mapper) {
+		/* one IOVA run: only its first byte's page offset can misfit (the
+		 * mapper aligns the rest) */
+		if (need_align) {
+			IOByteCount l;
+			addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, offset, &l, kIOMemoryMapperNone);
+			uint64_t pmask = iomem__platform_page_size() - 1;
+			if (pa == 0)
+				return kIOReturnNotReady;
+			misaligned = (pa & cmd->iomem__align_mask & pmask) != 0;
+		}
+		if (!misaligned)
+			cmd->iomem__cursor = 1;
+	} else if (check_addr || need_align) {
+		/* the preflight walk: what misfits, how many pages are too high */
+		iomem_walk w;
+		addr64_t pa;
+		IOByteCount len, pos = 0;
+		unsigned shift;
+		page = iomem__platform_page_size();
+		shift = iomem__flog2((uint64_t)page);
+		iomem_walk_init(&w, md, offset, offset + length);
+		while ((len = iomem_walk_next(&w, &pa)) != 0) {
+			if (need_align) {
+				uint32_t smask = pos == 0 ? cmd->iomem__align_mask : cmd->iomem__align_mask_int;
+				if ((pa & smask) != 0 || (pos + len < length && (len & cmd->iomem__align_mask_len) != 0)) {
+					misaligned = true;
+					break;
+				}
+			}
+			if (check_addr && pa + len - 1 > cmd->iomem__max_phys) {
+				addr64_t hi = pa > cmd->iomem__max_phys ? pa : cmd->iomem__max_phys + 1;
+				high += (uint32_t)(((pa + len - 1) >> shift) - (hi >> shift) + 1);
+			}
+			pos += len;
+		}
+		if (!misaligned && pos != length)
+			return kIOReturnNotReady;        /* no physical address: not prepared */
+		if (!misaligned && high == 0)
+			cmd->iomem__cursor = 1;
+	} else {
+		cmd->iomem__cursor = 1;
+	}
+
+	if (misaligned) {
+		if (!iomem__dma_alloc_double(cmd))
+			return kIOReturnNoResources;
+	} else if (high != 0) {
+		if (!iomem__dma_alloc_sparse(cmd, high, page)) {
+			/* IOKit's rule 4: no page list -> the double buffer */
+			iomem__dma_free_bounce(cmd);
+			if (!iomem__dma_alloc_double(cmd))
+				return kIOReturnNoResources;
+		}
+	}
+	if (synchronize && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE &&
+	    ((dir & kIODirectionOut) || (dir & kIODirectionOutIn) == 0))
+		iomem__dma_sync(cmd, false);
+
+	src = cmd->iomem__copy_md ? cmd->iomem__copy_md : md;
+	if (use_mapper && length != 0) {
+		IODMAMapSpecification spec;
+		uint32_t mopt = kIODMAMapReadAccess;
+		IOReturn r;
+		iomem__memset(&spec, 0, sizeof spec);
+		spec.alignment = (uint64_t)cmd->iomem__align_mask + 1;
+		spec.numAddressBits = (uint8_t)(cmd->iomem__bits ? cmd->iomem__bits : 64);
+		if (cmd->iomem__copy_md != NULL || (dir & kIODirectionOutIn) != kIODirectionOut)
+			mopt |= kIODMAMapWriteAccess;
+		r = IOMapper_iovmMapMemory(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset, length, mopt,
+		                           &spec, cmd, NULL, &cmd->iomem__iova, &cmd->iomem__iova_len);
+		if (r != kIOReturnSuccess) {
+			iomem__dma_free_bounce(cmd);
+			return r;
+		}
+		cmd->iomem__mapped = 1;
+	}
+	if (flushCache && (cmd->iomem__mapping_options & IODMACommand_kTypeMask) == IODMACommand_kNonCoherent &&
+	    length != 0)
+		IOMemoryDescriptor_performOperation(src, kIOMemoryIncoherentIOStore,
+		                                    cmd->iomem__copy_md ? 0 : offset, length);
+	cmd->iomem__simple = !need_align && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_SPARSE;
+	cmd->iomem__pos = IOMEM__DMA_NOPOS;
+	cmd->iomem__active = 1;
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn IODMACommand_prepare(IODMACommand *cmd, UInt64 offset, UInt64 length,
+                                        bool flushCache, bool synchronize)
+{
+	return iomem__dma_prepare(cmd, offset, length, flushCache, synchronize, false);
+}
+
+IOMEM_API IOReturn IODMACommand_complete(IODMACommand *cmd, bool invalidateCache, bool synchronize)
+{
+	IODirection dir;
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if (cmd->iomem__active == 0)
+		return kIOReturnNotReady;
+	if (--cmd->iomem__active != 0)
+		return kIOReturnSuccess;
+	dir = IOMemoryDescriptor_getDirection(cmd->iomem__md);
+	if (invalidateCache && (cmd->iomem__mapping_options & IODMACommand_kTypeMask) == IODMACommand_kNonCoherent &&
+	    cmd->iomem__prep_len != 0)
+		IOMemoryDescriptor_performOperation(cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md,
+		                                    kIOMemoryIncoherentIOFlush,
+		                                    cmd->iomem__copy_md ? 0 : cmd->iomem__prep_off, cmd->iomem__prep_len);
+	if (synchronize && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE &&
+	    ((dir & kIODirectionIn) || (dir & kIODirectionOutIn) == 0))
+		iomem__dma_sync(cmd, true);
+	if (cmd->iomem__mapped) {
+		IOMapper_iovmUnmapMemory(cmd->iomem__mapper,
+		                         cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md,
+		                         cmd, cmd->iomem__iova, cmd->iomem__iova_len);
+		cmd->iomem__mapped = 0;
+	}
+	iomem__dma_free_bounce(cmd);
+	cmd->iomem__cursor = 0;
+	cmd->iomem__pos = IOMEM__DMA_NOPOS;
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn IODMACommand_clearMemoryDescriptor(IODMACommand *cmd, bool autoComplete)
+{
+	IOMemoryDescriptor *md;
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	md = cmd->iomem__md;
+	if (md == NULL)
+		return kIOReturnSuccess;
+	if (cmd->iomem__active != 0 && !autoComplete)
+		return kIOReturnNotReady;
+	while (cmd->iomem__active != 0)
+		IODMACommand_complete(cmd, true, true);
+	if (cmd->iomem__dma_marked) {
+		md->iomem__dma_active--;
+		cmd->iomem__dma_marked = 0;
+	}
+	cmd->iomem__md = NULL;
+	cmd->iomem__pos = IOMEM__DMA_NOPOS;
+	IOMemoryDescriptor_release(md);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn IODMACommand_setMemoryDescriptor(IODMACommand *cmd, const IOMemoryDescriptor *mem,
+                                                    bool autoPrepare)
+{
+	IOMemoryDescriptor *md = (IOMemoryDescriptor *)(uintptr_t)mem;
+	IOReturn r;
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if (md != NULL && md == cmd->iomem__md) {
+		if (!autoPrepare)
+			while (cmd->iomem__active != 0)
+				IODMACommand_complete(cmd, true, true);
+		return kIOReturnSuccess;
+	}
+	if (cmd->iomem__md != NULL) {
+		if (cmd->iomem__active != 0)
+			return kIOReturnBusy;
+		IODMACommand_clearMemoryDescriptor(cmd, true);
+	}
+	if (md == NULL)
+		return kIOReturnSuccess;
+	IOMemoryDescriptor_retain(md);
+	cmd->iomem__md = md;
+	cmd->iomem__pos = IOMEM__DMA_NOPOS;
+	if (!iomem__dma_uses_mapper(cmd)) {
+		/* IOKit marks the descriptor "DMA active" (its final complete
+		 * panics until the command lets go); counted, reported in debug */
+		md->iomem__dma_active++;
+		cmd->iomem__dma_marked = 1;
+	}
+	if (autoPrepare) {
+		r = IODMACommand_prepare(cmd, 0, 0, true, true);
+		if (r != kIOReturnSuccess) {
+			IODMACommand_clearMemoryDescriptor(cmd, true);
+			return r;
+		}
+	}
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn IODMACommand_prepareWithSpecification(IODMACommand *cmd,
+        IODMACommand_SegmentFunction outSegFunc, const IODMACommand_SegmentOptions *segmentOptions,
+        uint32_t mappingOptions, IOMapper *mapper, UInt64 offset, UInt64 length,
+        bool flushCache, bool synchronize)
+{
+	IOReturn r;
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if (cmd->iomem__active != 0)
+		return kIOReturnNotPermitted;
+	r = iomem__dma_set_spec(cmd, outSegFunc, segmentOptions, mappingOptions, mapper);
+	if (r != kIOReturnSuccess)
+		return r;
+	return IODMACommand_prepare(cmd, offset, length, flushCache, synchronize);
+}
+
+IOMEM_API IOReturn IODMACommand_synchronize(IODMACommand *cmd, IOOptionBits options)
+{
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if ((options & kIODirectionIn) && (options & kIODirectionOut))
+		return kIOReturnBadArgument;
+	if (cmd->iomem__active == 0)
+		return kIOReturnNotReady;
+	if (options & IODMACommand_kForceDoubleBuffer) {
+		UInt64 off = cmd->iomem__prep_off, len = cmd->iomem__prep_len;
+		if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_DOUBLE)
+			return kIOReturnSuccess;
+		if (cmd->iomem__active != 1)
+			return kIOReturnBusy;        /* nested preparations would lose their mapping */
+		IODMACommand_complete(cmd, false, true);
+		return iomem__dma_prepare(cmd, off, len, false, true, true);
+	}
+	if (!(options & (kIODirectionIn | kIODirectionOut)))
+		return kIOReturnBadArgument;
+	if (cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE)
+		iomem__dma_sync(cmd, (options & kIODirectionIn) != 0);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn IODMACommand_getPreparedOffsetAndLength(IODMACommand *cmd, UInt64 *offset, UInt64 *length)
+{
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if (cmd->iomem__active == 0)
+		return kIOReturnNotReady;
+	if (offset != NULL)
+		*offset = cmd->iomem__prep_off;
+	if (length != NULL)
+		*length = cmd->iomem__prep_len;
+	return kIOReturnSuccess;
+}
+
+/* readBytes/writeBytes through the DMA view: the bounce copy when bounced. */
+IOMEM__PRIVATE UInt64 iomem__dma_rw(IODMACommand *cmd, UInt64 offset, unsigned char *buf, UInt64 length, bool write)
+{
+	IOMemoryDescriptor *md;
+	IOByteCount abs, done = 0;
+	if (cmd == NULL || buf == NULL || cmd->iomem__active == 0 || offset >= cmd->iomem__prep_len)
+		return 0;
+	if (length > cmd->iomem__prep_len - offset)
+		length = cmd->iomem__prep_len - offset;
+	if (length == 0)
+		return 0;
+	md = cmd->iomem__md;
+	if (cmd->iomem__bounce == IOMEM__DMA_BOUNCE_DOUBLE) {
+		md = cmd->iomem__copy_md;
+		abs = offset;
+	} else {
+		abs = cmd->iomem__prep_off + offset;
+	}
+	if (cmd->iomem__bounce != IOMEM__DMA_BOUNCE_SPARSE)
+		return write ? IOMemoryDescriptor_writeBytes(md, abs, buf, length)
+		             : IOMemoryDescriptor_readBytes(md, abs, buf, length);
+	while (done < length) {
+		IOByteCount at = abs + done, chunk = length - done, got;
+		const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, at);
+		if (p != NULL) {
+			IOByteCount in = at - p->doff;
+			if (chunk > p->len - in)
+				chunk = p->len - in;
+			if (write)
+				iomem__memcpy(p->va + in, buf + done, chunk);
+			else
+				iomem__memcpy(buf + done, p->va + in, chunk);
+			done += chunk;
+			continue;
+		}
+		{
+			/* up to the next bounced page */
+			uint32_t i;
+			for (i = 0; i < cmd->iomem__npages; i++)
+				if (cmd->iomem__pages[i].doff > at) {
+					if (chunk > cmd->iomem__pages[i].doff - at)
+						chunk = cmd->iomem__pages[i].doff - at;
+					break;
+				}
+		}
+		got = write ? IOMemoryDescriptor_writeBytes(md, at, buf + done, chunk)
+		            : IOMemoryDescriptor_readBytes(md, at, buf + done, chunk);
+		done += got;
+		if (got != chunk)
+			break;
+	}
+	return done;
+}
+
+IOMEM_API UInt64 IODMACommand_readBytes(IODMACommand *cmd, UInt64 offset, void *bytes, UInt64 length)
+{
+	return iomem__dma_rw(cmd, offset, (unsigned char *)bytes, length, false);
+}
+
+IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const void *bytes, UInt64 length)
+{
+	return iomem__dma_rw(cmd, offset, (unsigned char *)(uintptr_t)bytes, length, true);
+}
+
+/* ---- segment generation --------------------------------------------------- */
+
+/* Positions a walk at relative offset @pos of the preparation. */
+IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_walk *w,
+                                    addr64_t *run_pa, IOByteCount *run_len)
+{
+	*run_len = 0;
+	if (cmd->iomem__mapped) {
+		/* one IOVA run; the walk stays empty */
+		iomem__memset(w, 0, sizeof *w);
+		*run_pa = cmd->iomem__iova + pos;
+		*run_len = cmd->iomem__prep_len - pos;
+	} else if (cmd->iomem__copy_md != NULL) {
+		iomem_walk_init(w, cmd->iomem__copy_md, pos, cmd->iomem__prep_len);
+	} else {
+		iomem_walk_init(w, cmd->iomem__md, cmd->iomem__prep_off + pos,
+		                cmd->iomem__prep_off + cmd->iomem__prep_len);
+	}
+}
+
+/* Whole extents [*xi, stop) of the extent fast path, each one segment; a
+ * run longer than max_seg is left in *run_pa and *run_len for the split path.
+ * @limit (a constant) checks the address limit. */
+IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
+                                            IODMACommand *cmd, void *segs, UInt32 *ip, uint32_t stop,
+                                            uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
+                                            uint64_t max_seg, uint64_t max_phys, addr64_t *run_pa,
+                                            IOByteCount *run_len)
+{
+	UInt32 i = *ip;
+	uint32_t xi = *xip;
+	IOByteCount xoff = *xoffp;
+	IOReturn r = kIOReturnSuccess;
+	while (xi < stop) {
+		IOByteCount eend = e[xi].end, l = eend - xoff;
+		addr64_t a = e[xi].phys;
+		xi++;
+		xoff = eend;
+		if (limit && IOMEM_UNLIKELY(a + l - 1 > max_phys)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		if (IOMEM_UNLIKELY(l > max_seg)) {
+			*run_pa = a;
+			*run_len = l;
+			break;
+		}
+		if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l)) {
+			r = kIOReturnMessageTooLarge;
+			break;
+		}
+		i++;
+	}
+	*ip = i;
+	*xip = xi;
+	*xoffp = xoff;
+	return r;
+}
+
+/* The engine, specialised per output format @fmt (a constant). */
+IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMACommand_SegmentFunction fn,
+                                          UInt64 *offsetP, void *segs, UInt32 *numP)
+{
+	iomem_walk w;
+	addr64_t run_pa;
+	IOByteCount pos, end, run_len;
+	uint64_t max_seg, max_phys;
+	UInt32 n, i = 0;
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	if (cmd->iomem__active == 0)
+		return kIOReturnNotReady;
+	if (offsetP == NULL || segs == NULL || numP == NULL || *numP == 0 || fn == NULL)
+		return kIOReturnBadArgument;
+	pos = *offsetP;
+	end = cmd->iomem__prep_len;
+	if (pos >= end)
+		return kIOReturnOverrun;
+	n = *numP;
+	if (IOMEM_LIKELY(pos == cmd->iomem__pos)) {
+		w = cmd->iomem__walk;          /* resume: O(1) */
+		run_pa = cmd->iomem__run_pa;
+		run_len = cmd->iomem__run_len;
+	} else {
+		iomem__dma_seek(cmd, pos, &w, &run_pa, &run_len);
+	}
+	max_seg = cmd->iomem__max_seg;
+	max_phys = cmd->iomem__max_phys;
+	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+		/* no alignment rule, no sparse page, extents: runs straight out
+		 * of the extent array, split at max_seg; a run past the limit can
+		 * only be an error here. The walk's fields live in locals (few
+		 * enough to stay in registers); the relative offset is derived
+		 * from the extent offset at the end. */
+		const iomem_md_extent *e = w.ext.e;
+		uint32_t xi = w.ext.i, xlast;
+		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		IOByteCount delta = pos - (xoff - run_len);
+		if (w.ext.n == 0)
+			xend = xoff;
+		else if (xend > e[w.ext.n - 1].end)
+			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
+			/* the walk starts inside an extent: that piece first */
+			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+			run_pa = e[xi].phys + (xoff - (xi != 0 ? e[xi - 1].end : 0));
+			run_len = eend - xoff;
+			xoff = eend;
+			xi++;
+		}
+		/* the extent holding the last byte: the only one clipped */
+		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
+		for (;;) {
+			uint32_t stop;
+			IOReturn r;
+			if (run_len != 0) {
+				/* a piece: a split run's rest, a partial extent */
+				addr64_t a = run_pa;
+				IOByteCount l = run_len;
+				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
+					return kIOReturnMessageTooLarge;
+				while (l > max_seg && i < n) {
+					/* split: fixed-size pieces, no division */
+					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
+						return kIOReturnMessageTooLarge;
+					i++;
+					a += max_seg;
+					l -= max_seg;
+				}
+				if (i >= n) {
+					run_pa = a;                /* the rest: next call */
+					run_len = l;
+					break;
+				}
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
+					return kIOReturnMessageTooLarge;
+				i++;
+				run_len = 0;
+			}
+			if (i >= n || xoff >= xend)
+				break;
+			/* whole extents before the last: no clip, one check each */
+			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
+			if (max_phys == IOMEM__DMA_ALL)
+				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			else
+				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
+				                     &run_pa, &run_len);
+			if (r != kIOReturnSuccess)
+				return r;
+			if (run_len == 0 && xi == xlast && i < n && xoff < xend) {
+				/* the last extent, clipped at the end */
+				IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
+				run_pa = e[xi].phys;
+				run_len = eend - xoff;
+				xoff = eend;
+				xi++;
+			}
+		}
+		w.ext.i = xi;
+		w.ext.off = xoff;
+		pos = xoff - run_len + delta;
+	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
+		while (i < n) {
+			if (run_len == 0) {
+				run_len = iomem_walk_next(&w, &run_pa);
+				if (run_len == 0)
+					break;
+			}
+			if (IOMEM_UNLIKELY(run_pa + run_len - 1 > max_phys))
+				return kIOReturnMessageTooLarge;
+			if (IOMEM_LIKELY(run_len <= max_seg)) {
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i, run_pa, run_len))
+					return kIOReturnMessageTooLarge;
+				pos += run_len;
+				run_len = 0;
+				i++;
+				continue;
+			}
+			if (!iomem__dma_emit(fmt, fn, cmd, segs, i, run_pa, max_seg))
+				return kIOReturnMessageTooLarge;
+			run_pa += max_seg;
+			run_len -= max_seg;
+			pos += max_seg;
+			i++;
+		}
+	} else {
+		uint64_t mlen = cmd->iomem__align_mask_len, mint = cmd->iomem__align_mask_int;
+		bool cursor = cmd->iomem__cursor != 0;
+		while (i < n) {
+			addr64_t a;
+			IOByteCount l;
+			if (run_len == 0) {
+				run_len = iomem_walk_next(&w, &run_pa);
+				if (run_len == 0)
+					break;
+			}
+			a = run_pa;
+			l = run_len;
+			/* a. the address limit */
+			if (a + l - 1 > max_phys) {
+				if (cmd->iomem__bounce != IOMEM__DMA_BOUNCE_SPARSE)
+					return kIOReturnMessageTooLarge;
+				if (a <= max_phys) {
+					l = max_phys + 1 - a;           /* straddles: cut */
+				} else {
+					IOByteCount doff = cmd->iomem__prep_off + pos;
+					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
+					if (p == NULL)
+						return kIOReturnMessageTooLarge;
+					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
+					IOByteCount run = l;
+					a = p->pa + (doff - p->doff);
+					if (l > p->len - (doff - p->doff))
+						l = p->len - (doff - p->doff);
+					/* the next pieces of this run, when their bounce
+					 * pages follow (slots of one chunk): one segment */
+					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
+						p++;
+						l += p->len < run - l ? p->len : run - l;
+					}
+				}
+			}
+			/* b. the segment size */
+			if (l > max_seg)
+				l = max_seg;
+			/* c. whole multiples of the length alignment */
+			if ((l & mlen) != 0 && l > mlen)
+				l &= ~mlen;
+			/* d. the next segment starts aligned (when there is one) */
+			if (pos + l < end) {
+				uint64_t r = (a + l) & mint;
+				if (r != 0 && r < l)
+					l -= r;
+			}
+			/* e. a cursor cannot fix a misfit */
+			if (cursor && (((a & (pos == 0 ? cmd->iomem__align_mask : mint)) != 0) || (l & mlen) != 0))
+				return kIOReturnNotAligned;
+			if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l))
+				return kIOReturnMessageTooLarge;
+			run_pa += l;      /* also when a bounce page stood in for these bytes */
+			run_len -= l;
+			pos += l;
+			i++;
+		}
+	}
+	if (i == 0)
+		return kIOReturnNotReady;                      /* the walk found no physical address */
+	cmd->iomem__walk = w;
+	cmd->iomem__pos = pos;
+	cmd->iomem__run_pa = run_pa;
+	cmd->iomem__run_len = run_len;
+	*offsetP = pos;
+	*numP = i;
+	return kIOReturnSuccess;
+}
+
+#define IOMEM__DMA_GEN_INSTANCE(name, fmt)                                                        \
+	IOMEM__PRIVATE IOReturn name(IODMACommand *cmd, IODMACommand_SegmentFunction fn,          \
+	                             UInt64 *offsetP, void *segs, UInt32 *numP)                   \
+	{                                                                                         \
+		return iomem__dma_gen(cmd, fmt, fn, offsetP, segs, numP);                         \
+	}
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_host32, IOMEM__DMA_FMT_HOST32)
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_big32, IOMEM__DMA_FMT_BIG32)
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_little32, IOMEM__DMA_FMT_LITTLE32)
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_host64, IOMEM__DMA_FMT_HOST64)
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_big64, IOMEM__DMA_FMT_BIG64)
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_little64, IOMEM__DMA_FMT_LITTLE64)
+IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_user, IOMEM__DMA_FMT_USER)
+#undef IOMEM__DMA_GEN_INSTANCE
+
+IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
+        IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments)
+{
+	/* one comparison chain per call picks the specialised engine */
+	if (outSegFunc == IODMACommand_OutputHost64)
+		return iomem__dma_gen_host64(cmd, outSegFunc, offset, segments, numSegments);
+	if (outSegFunc == IODMACommand_OutputHost32)
+		return iomem__dma_gen_host32(cmd, outSegFunc, offset, segments, numSegments);
+	if (outSegFunc == IODMACommand_OutputBig64)
+		return iomem__dma_gen_big64(cmd, outSegFunc, offset, segments, numSegments);
+	if (outSegFunc == IODMACommand_OutputLittle64)
+		return iomem__dma_gen_little64(cmd, outSegFunc, offset, segments, numSegments);
+	if (outSegFunc == IODMACommand_OutputBig32)
+		return iomem__dma_gen_big32(cmd, outSegFunc, offset, segments, numSegments);
+	if (outSegFunc == IODMACommand_OutputLittle32)
+		return iomem__dma_gen_little32(cmd, outSegFunc, offset, segments, numSegments);
+	return iomem__dma_gen_user(cmd, outSegFunc, offset, segments, numSegments);
+}
+
+IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offset, void *segments,
+                                                UInt32 *numSegments)
+{
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	switch (cmd->iomem__fmt) {
+	case IOMEM__DMA_FMT_HOST64:   return iomem__dma_gen_host64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	case IOMEM__DMA_FMT_HOST32:   return iomem__dma_gen_host32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	case IOMEM__DMA_FMT_BIG32:    return iomem__dma_gen_big32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	case IOMEM__DMA_FMT_LITTLE32: return iomem__dma_gen_little32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	case IOMEM__DMA_FMT_BIG64:    return iomem__dma_gen_big64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	case IOMEM__DMA_FMT_LITTLE64: return iomem__dma_gen_little64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	default:
+		if (cmd->iomem__out_fn == NULL)
+			return kIOReturnNotReady;
+		return iomem__dma_gen_user(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
+	}
+}
+
+IOMEM_API IOReturn IODMACommand_gen32IOVMSegments(IODMACommand *cmd, UInt64 *offset,
+                                                  IODMACommand_Segment32 *segments, UInt32 *numSegments)
+{
+	return IODMACommand_genIOVMSegments(cmd, offset, segments, numSegments);
+}
+
+IOMEM_API IOReturn IODMACommand_gen64IOVMSegments(IODMACommand *cmd, UInt64 *offset,
+                                                  IODMACommand_Segment64 *segments, UInt32 *numSegments)
+{
+	return IODMACommand_genIOVMSegments(cmd, offset, segments, numSegments);
+}
+
+/* ---- DriverKit shapes (reference §6) -------------------------------------- */
+
+IOMEM_API kern_return_t IODMACommand_Create(IOMapper *device, uint64_t options,
+        const IODMACommandSpecification *specification, IODMACommand **command)
+{
+	IODMACommand_SegmentOptions o;
+	IODMACommand *cmd;
+	IOReturn r;
+	if (command == NULL)
+		return kIOReturnBadArgument;
+	*command = NULL;
+	if (specification == NULL || options != 0 || specification->options != 0 ||
+	    specification->maxAddressBits > 0xFF)
+		return kIOReturnBadArgument;
+	cmd = iomem__dma_alloc(NULL);
+	if (cmd == NULL)
+		return kIOReturnNoMemory;
+	iomem__dma_legacy_options(&o, (UInt8)specification->maxAddressBits, 0, 0, 1);
+	r = iomem__dma_set_spec(cmd, IODMACommand_OutputHost64, &o, IODMACommand_kMapped, device);
+	if (r != kIOReturnSuccess) {
+		iomem__dma_free(cmd);
+		return r;
+	}
+	*command = cmd;
+	return kIOReturnSuccess;
+}
+
+IOMEM_API kern_return_t IODMACommand_PrepareForDMA(IODMACommand *cmd, uint64_t options,
+        IOMemoryDescriptor *memory, uint64_t offset, uint64_t length, uint64_t *flags,
+        uint32_t *segmentsCount, IOAddressSegment *segments)
+{
+	IODirection dir;
+	IOReturn r;
+	UInt64 off = 0;
+	UInt32 n;
+	if (cmd == NULL || memory == NULL || segmentsCount == NULL || segments == NULL ||
+	    options != 0 || *segmentsCount == 0)
+		return kIOReturnBadArgument;
+	iomem__sleep_lock_lock(&cmd->iomem__dk_lock);
+	if (cmd->iomem__md != NULL) {
+		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+		return kIOReturnBusy;
+	}
+	dir = IOMemoryDescriptor_getDirection(memory);
+	r = IOMemoryDescriptor_prepare(memory, dir);
+	if (r == kIOReturnSuccess) {
+		r = IODMACommand_setMemoryDescriptor(cmd, memory, false);
+		if (r == kIOReturnSuccess) {
+			r = IODMACommand_prepare(cmd, offset, length, true, true);
+			if (r == kIOReturnSuccess) {
+				n = *segmentsCount < 32 ? *segmentsCount : 32;
+				r = IODMACommand_genIOVMSegmentsWithFunction(cmd, IODMACommand_OutputHost64, &off,
+				                                             segments, &n);
+				if (r == kIOReturnSuccess) {
+					cmd->iomem__dk_prepared = 1;
+					*segmentsCount = n;
+					if (flags != NULL) {
+						*flags = 0;
+						if ((dir & kIODirectionOut) || (dir & kIODirectionOutIn) == 0)
+							*flags |= kIOMemoryDirectionOut;
+						if ((dir & kIODirectionIn) || (dir & kIODirectionOutIn) == 0)
+							*flags |= kIOMemoryDirectionIn;
+					}
+					iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+					return kIOReturnSuccess;
+				}
+				IODMACommand_complete(cmd, false, false);
+			}
+			IODMACommand_clearMemoryDescriptor(cmd, true);
+		}
+		IOMemoryDescriptor_complete(memory, dir);
+	}
+	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+	return r;
+}
+
+IOMEM_API kern_return_t IODMACommand_CompleteDMA(IODMACommand *cmd, uint64_t options)
+{
+	IOMemoryDescriptor *md;
+	bool owned;
+	if (cmd == NULL || options != 0)
+		return kIOReturnBadArgument;
+	iomem__sleep_lock_lock(&cmd->iomem__dk_lock);
+	md = cmd->iomem__md;
+	if (md == NULL || cmd->iomem__active == 0) {
+		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+		return kIOReturnNotReady;
+	}
+	owned = cmd->iomem__dk_prepared != 0;
+	cmd->iomem__dk_prepared = 0;
+	IOMemoryDescriptor_retain(md);
+	IODMACommand_clearMemoryDescriptor(cmd, true);
+	if (owned)
+		IOMemoryDescriptor_complete(md, IOMemoryDescriptor_getDirection(md));
+	IOMemoryDescriptor_release(md);
+	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API kern_return_t IODMACommand_GetPreparation(IODMACommand *cmd, uint64_t *offset, uint64_t *length,
+        IOMemoryDescriptor **memory)
+{
+	if (cmd == NULL)
+		return kIOReturnBadArgument;
+	iomem__sleep_lock_lock(&cmd->iomem__dk_lock);
+	if (cmd->iomem__active == 0) {
+		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+		return kIOReturnNotReady;
+	}
+	if (offset != NULL)
+		*offset = cmd->iomem__prep_off;
+	if (length != NULL)
+		*length = cmd->iomem__prep_len;
+	if (memory != NULL) {
+		IOMemoryDescriptor_retain(cmd->iomem__md);
+		*memory = cmd->iomem__md;
+	}
+	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_t options,
+        uint64_t dmaOffset, uint64_t length, uint64_t dataOffset, IOMemoryDescriptor *data)
+{
+	unsigned char tmp[256];
+	uint64_t done = 0;
+	IOReturn r = kIOReturnSuccess;
+	if (cmd == NULL || (options != kIODMACommandPerformOperationOptionRead &&
+	                    options != kIODMACommandPerformOperationOptionWrite &&
+	                    options != kIODMACommandPerformOperationOptionZero))
+		return kIOReturnBadArgument;
+	if (data == NULL && options != kIODMACommandPerformOperationOptionZero)
+		return kIOReturnBadArgument;
+	iomem__sleep_lock_lock(&cmd->iomem__dk_lock);
+	if (cmd->iomem__active == 0) {
+		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+		return kIOReturnNotReady;
+	}
+	if (dmaOffset > cmd->iomem__prep_len || length > cmd->iomem__prep_len - dmaOffset ||
+	    (data != NULL && (dataOffset > IOMemoryDescriptor_getLength(data) ||
+	                      length > IOMemoryDescriptor_getLength(data) - dataOffset))) {
+		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+		return kIOReturnBadArgument;
+	}
+	if (options == kIODMACommandPerformOperationOptionZero)
+		iomem__memset(tmp, 0, sizeof tmp);
+	while (done < length) {
+		uint64_t chunk = length - done < sizeof tmp ? length - done : sizeof tmp, got;
+		if (options == kIODMACommandPerformOperationOptionRead) {
+			/* DMA memory -> data */
+			got = IODMACommand_readBytes(cmd, dmaOffset + done, tmp, chunk);
+			if (got == chunk)
+				got = IOMemoryDescriptor_writeBytes(data, dataOffset + done, tmp, chunk);
+		} else if (options == kIODMACommandPerformOperationOptionWrite) {
+			/* data -> DMA memory */
+			got = IOMemoryDescriptor_readBytes(data, dataOffset + done, tmp, chunk);
+			if (got == chunk)
+				got = IODMACommand_writeBytes(cmd, dmaOffset + done, tmp, chunk);
+		} else {
+			got = IODMACommand_writeBytes(cmd, dmaOffset + done, tmp, chunk);
+		}
+		if (got != chunk) {
+			r = kIOReturnUnderrun;
+			break;
+		}
+		done += chunk;
+	}
+	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
+	return r;
+}
+
+/* >>impl-cursor: IOMemoryCursor ------------------------------------------- */
+
+/* The output formats; a constant argument of the force-inline generator,
+ * so each built-in cursor gets its own loop with its stores inline. */
+enum {
+	IOMEM__CURSOR_USER = 0,     /* call outSeg per segment */
+	IOMEM__CURSOR_NATURAL,
+	IOMEM__CURSOR_BIG,
+	IOMEM__CURSOR_LITTLE
+};
+
+struct IOMemoryCursor {
+	IOMemoryCursor_SegmentFunction outSeg;
+	IOPhysicalLength maxSegmentSize;    /* 1..0xFFFFFFFF */
+	IOPhysicalLength maxTransferSize;   /* all ones: unlimited */
+	IOPhysicalLength alignMask;         /* stored, never used (as IOKit) */
+	uint32_t         refcount;
+	uint32_t         format;            /* IOMEM__CURSOR_* */
+};
+
+#define IOMEM__CURSOR_NAME "IOMemoryCursor"
+#define IOMEM__CURSOR_SEG_MAX ((IOPhysicalLength)0xFFFFFFFFu)
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__)
+#  define IOMEM__CURSOR_VECTOR_STORE 1
+#  define IOMEM__CURSOR_HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+#else
+#  define IOMEM__CURSOR_VECTOR_STORE 0
+#endif
+
+/* Stores the segment {@location, @length} at @p (any alignment), each field
+ * 8 bytes in big (@big) or little endian order; with GCC/Clang as one
+ * 16-byte vector store (bswap each field first when the order differs from
+ * the host's), so the three byte orders cost the same. */
+IOMEM_FORCEINLINE void iomem__cursor_store_seg(void *p, uint64_t location, uint64_t length, int big)
+{
+#if IOMEM__CURSOR_VECTOR_STORE
+	typedef uint64_t iomem__v2u64 __attribute__((vector_size(16)));
+	iomem__v2u64 t;
+	if (big != IOMEM__CURSOR_HOST_BIG) {
+		location = __builtin_bswap64(location);
+		length = __builtin_bswap64(length);
+	}
+	t[0] = location;
+	t[1] = length;
+	__builtin_memcpy(p, &t, sizeof t);   /* one 16-byte store where the target has one */
+#else
+	unsigned char *b = (unsigned char *)p;
+	int k;
+	for (k = 0; k < 8; k++) {
+		b[k] = (unsigned char)(location >> (big ? 56 - 8 * k : 8 * k));
+		b[8 + k] = (unsigned char)(length >> (big ? 56 - 8 * k : 8 * k));
+	}
+#endif
+}
+
+IOMEM_FORCEINLINE void iomem__cursor_put(const IOMemoryCursor *c, void *segments, UInt32 index,
+                                         IOPhysicalAddress location, IOPhysicalLength length, int format)
+{
+	if (format == IOMEM__CURSOR_NATURAL) {
+#if IOMEM__CURSOR_VECTOR_STORE
+		/* host order: the very same store as the other two */
+		iomem__cursor_store_seg((IOPhysicalSegment *)segments + index, location, length, IOMEM__CURSOR_HOST_BIG);
+#else
+		IOPhysicalSegment *s = (IOPhysicalSegment *)segments + index;
+		s->location = location;
+		s->length = length;
+#endif
+	} else if (format == IOMEM__CURSOR_BIG || format == IOMEM__CURSOR_LITTLE) {
+		iomem__cursor_store_seg((unsigned char *)segments + (vm_size_t)index * sizeof(IOPhysicalSegment),
+		                        location, length, format == IOMEM__CURSOR_BIG);
+	} else {
+		IOPhysicalSegment seg;
+		seg.location = location;
+		seg.length = length;
+		c->outSeg(seg, segments, index);
+	}
+}
+
+/* Sub, multi, interleaved and custom descriptors: the shared walk
+ * (iomem_walk, getPhysicalSegment per piece, merged into maximal runs).
+ * Out of line, so the extents loop stays small; the format is a plain
+ * argument here (a predicted branch next to the getPhysicalSegment calls). */
+IOMEM__PRIVATE IOMEM__NOINLINE UInt32 iomem__cursor_gen_walk(const IOMemoryCursor *c, IOMemoryDescriptor *md,
+        IOByteCount pos, IOByteCount end, void *segments, UInt32 maxSegments, IOByteCount *transferSize,
+        int format)
+{
+	const IOPhysicalLength maxSeg = c->maxSegmentSize;
+	IOByteCount len, sum = 0;
+	addr64_t pa = 0;
+	UInt32 n = 0;
+	iomem_walk w;
+	if (iomem_walk_init(&w, md, pos, end)) {
+		while (n < maxSegments && (len = iomem_walk_next(&w, &pa)) != 0) {
+			if (IOMEM_UNLIKELY(pa == 0))
+				break;             /* no physical address: end cleanly */
+			while (IOMEM_UNLIKELY(len > maxSeg)) {
+				iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
+				sum += maxSeg;
+				if (n == maxSegments)
+					goto out;
+				pa += maxSeg;
+				len -= maxSeg;
+			}
+			iomem__cursor_put(c, segments, n++, pa, len, format);
+			sum += len;
+		}
+	}
+out:
+	if (transferSize != NULL)
+		*transferSize = sum;
+	return n;
+}
+
+/*
+ * The generator (reference §5.1, IOKit's loop restated on maximal runs):
+ * [pos, end) is cut into the maximal physically contiguous runs (the
+ * descriptor's extents are maximal; the iomem_walk path merges), each run
+ * into maxSegmentSize pieces from its start; the call stops when
+ * maxSegments are written - the last one taking what the limits allow, as
+ * IOKit's reserved last slot does. The same output as IOKit's loop.
+ *
+ * General, buffer and device descriptors are walked straight over their
+ * extents: the start is found with the extent engine (O(1) for a fixed
+ * stride, else iomem_extents_find from the descriptor's hint - where the
+ * last call on it stopped, so a caller resuming there pays O(1) whatever
+ * the number of extents, O(log extents) anywhere else), then one extent
+ * per segment. Other kinds go through the shared walk (iomem_walk).
+ */
+IOMEM_FORCEINLINE UInt32 iomem__cursor_gen(const IOMemoryCursor *c, IOMemoryDescriptor *md, IOByteCount pos,
+                                           void *segments, UInt32 maxSegments, IOByteCount limit,
+                                           IOByteCount *transferSize, int format)
+{
+	const IOPhysicalLength maxSeg = c->maxSegmentSize;
+	const iomem_md_extent *e = md->iomem__extents;
+	IOByteCount total = 0, len, end;
+	addr64_t pa = 0;
+	UInt32 n = 0;
+
+	end = md->iomem__length;           /* pos < end: checked by the caller */
+	if (end - pos > limit)
+		end = pos + limit;
+	if (IOMEM_LIKELY(e != NULL)) {
+		IOByteCount off = pos, eend;
+		uint32_t i;
+		if (md->iomem__ext_shift != 0)
+			i = (uint32_t)((pos + md->iomem__ext_bias) >> md->iomem__ext_shift);
+		else
+			i = iomem_extents_find(e, md->iomem__extent_count, IOMEM__LOAD_RELAXED32(&md->iomem__hint), pos);
+		pa = e[i].phys + (pos - (i ? e[i - 1].end : 0));
+		for (;;) {
+			/* extent i from off, with every check: the first one, the
+			 * last one, one to split, one with no address */
+			eend = e[i].end < end ? e[i].end : end;
+			len = eend - off;
+			if (IOMEM_UNLIKELY(pa == 0))
+				break;                     /* no physical address: end cleanly */
+			while (IOMEM_UNLIKELY(len > maxSeg)) {
+				iomem__cursor_put(c, segments, n++, pa, maxSeg, format);
+				total += maxSeg;
+				if (n == maxSegments)
+					goto done;
+				pa += maxSeg;
+				len -= maxSeg;
+			}
+			iomem__cursor_put(c, segments, n++, pa, len, format);
+			total += len;
+			off = eend;
+			if (off >= end || n == maxSegments)
+				break;
+			/* the fast path: whole extents that need none of that
+			 * (extent i + 1 exists while off < end); one branch */
+			{
+				const iomem_md_extent *x = e + i + 1;
+				const unsigned shift = md->iomem__ext_shift;
+				IOByteCount off0 = off;
+				if (shift != 0 && ((IOByteCount)1 << shift) <= maxSeg) {
+					/* fixed stride (e.g. scattered pages): every extent
+					 * ending before end is 2^shift long, so only the
+					 * address is loaded and the count is known */
+					const IOByteCount stride = (IOByteCount)1 << shift;
+					IOByteCount whole = (end - off - 1) >> shift;
+					UInt32 k = whole < (IOByteCount)(maxSegments - n) ? (UInt32)whole : maxSegments - n, j;
+					for (j = 0; j < k; j++) {
+						IOPhysicalAddress p = x[j].phys;
+						if (IOMEM_UNLIKELY(p == 0))
+							break;
+						iomem__cursor_put(c, segments, n + j, p, stride, format);
+					}
+					n += j;
+					x += j;
+					off += (IOByteCount)j << shift;
+				} else {
+					while (n < maxSegments) {
+						IOPhysicalAddress p = x->phys;
+						IOByteCount ee = x->end, l = ee - off;
+						if (IOMEM_UNLIKELY((ee >= end) | (l > maxSeg) | (p == 0)))
+							break;
+						iomem__cursor_put(c, segments, n++, p, l, format);
+						off = ee;
+						x++;
+					}
+				}
+				total += off - off0;
+				i = (uint32_t)(x - e) - 1;
+			}
+			if (n == maxSegments)
+				break;
+			pa = e[++i].phys;
+		}
+done:
+		/* i holds the last byte written: the next call resumes in O(1) */
+		if (md->iomem__ext_shift == 0)
+			IOMEM__STORE_RELAXED32(&md->iomem__hint, i);
+	} else {
+		return iomem__cursor_gen_walk(c, md, pos, end, segments, maxSegments, transferSize, format);
+	}
+	if (transferSize != NULL)
+		*transferSize = total;
+	return n;
+}
+
+IOMEM__PRIVATE IOMemoryCursor *iomem__cursor_create(IOMemoryCursor_SegmentFunction outSegFunc,
+        IOPhysicalLength maxSegmentSize, IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	IOMemoryCursor *c;
+	if (outSegFunc == NULL || maxTransferSize > 0xFFFFFFFFu)
+		return NULL;
+#if IOMEM__DEBUG
+	if (alignment > 1)
+		iomem__report("IOMemoryCursor_withSpecification: alignment %u is ignored "
+		              "(IOKit's cursors have no alignment code; use IODMACommand)",
+		              (unsigned long long)alignment);
+#endif
+	c = (IOMemoryCursor *)iomem__alloc_internal(sizeof *c, IOMEM__CURSOR_NAME);
+	if (c == NULL)
+		return NULL;
+	c->outSeg = outSegFunc;
+	c->maxSegmentSize = (maxSegmentSize == 0 || maxSegmentSize > IOMEM__CURSOR_SEG_MAX)
+	                    ? IOMEM__CURSOR_SEG_MAX : maxSegmentSize;
+	c->maxTransferSize = maxTransferSize ? maxTransferSize : ~(IOPhysicalLength)0;
+	c->alignMask = alignment - 1;
+	c->refcount = 1;
+	if (outSegFunc == IONaturalMemoryCursor_outputSegment)
+		c->format = IOMEM__CURSOR_NATURAL;
+	else if (outSegFunc == IOBigMemoryCursor_outputSegment)
+		c->format = IOMEM__CURSOR_BIG;
+	else if (outSegFunc == IOLittleMemoryCursor_outputSegment)
+		c->format = IOMEM__CURSOR_LITTLE;
+	else
+		c->format = IOMEM__CURSOR_USER;
+	return c;
+}
+
+IOMEM_API IOMemoryCursor *IOMemoryCursor_withSpecification(IOMemoryCursor_SegmentFunction outSegFunc,
+        IOPhysicalLength maxSegmentSize, IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(outSegFunc, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API IONaturalMemoryCursor *IONaturalMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(IONaturalMemoryCursor_outputSegment, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API IOBigMemoryCursor *IOBigMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(IOBigMemoryCursor_outputSegment, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API IOLittleMemoryCursor *IOLittleMemoryCursor_withSpecification(IOPhysicalLength maxSegmentSize,
+        IOPhysicalLength maxTransferSize, IOPhysicalLength alignment)
+{
+	return iomem__cursor_create(IOLittleMemoryCursor_outputSegment, maxSegmentSize, maxTransferSize, alignment);
+}
+
+IOMEM_API void IOMemoryCursor_retain(IOMemoryCursor *cursor)
+{
+	if (cursor != NULL)
+		iomem__ref_retain(&cursor->refcount);
+}
+
+IOMEM_API void IOMemoryCursor_release(IOMemoryCursor *cursor)
+{
+	if (cursor != NULL && iomem__ref_release(&cursor->refcount) == 0)
+		iomem__free_internal(cursor, sizeof *cursor, IOMEM__CURSOR_NAME);
+}
+
+IOMEM_API void IONaturalMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	((IOPhysicalSegment *)segments)[segmentIndex] = segment;
+}
+
+IOMEM_API void IOBigMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	iomem__cursor_put(NULL, segments, segmentIndex, segment.location, segment.length, IOMEM__CURSOR_BIG);
+}
+
+IOMEM_API void IOLittleMemoryCursor_outputSegment(IOPhysicalSegment segment, void *segments, UInt32 segmentIndex)
+{
+	iomem__cursor_put(NULL, segments, segmentIndex, segment.location, segment.length, IOMEM__CURSOR_LITTLE);
+}
+
+IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMemoryDescriptor *descriptor,
+        IOByteCount fromPosition, void *segments, UInt32 maxSegments, UInt32 maxTransferSize,
+        IOByteCount *transferSize)
+{
+	IOByteCount limit;
+	if (IOMEM_UNLIKELY(cursor == NULL || descriptor == NULL || segments == NULL || maxSegments == 0 ||
+	                   fromPosition >= descriptor->iomem__length)) {
+		if (transferSize != NULL)
+			*transferSize = 0;
+		return 0;
+	}
+	if (IOMEM_UNLIKELY(descriptor->iomem__extents == NULL &&
+	                   (descriptor->iomem__kind == IOMEM_MD_GENERAL || descriptor->iomem__kind == IOMEM_MD_BUFFER ||
+	                    descriptor->iomem__kind == IOMEM_MD_DEVICE))) {
+#if IOMEM__DEBUG
+		iomem__report("IOMemoryCursor_genPhysicalSegments(%p): descriptor %p is not prepared "
+		              "(call IOMemoryDescriptor_prepare first)", (void *)cursor, (void *)descriptor);
+#endif
+		if (transferSize != NULL)
+			*transferSize = 0;
+		return 0;
+	}
+	/* IOKit: 0 takes the cursor's maximum truncated to 32 bits */
+	limit = maxTransferSize ? maxTransferSize : (UInt32)cursor->maxTransferSize;
+	switch (cursor->format) {
+	case IOMEM__CURSOR_NATURAL:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_NATURAL);
+	case IOMEM__CURSOR_BIG:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_BIG);
+	case IOMEM__CURSOR_LITTLE:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_LITTLE);
+	default:
+		return iomem__cursor_gen(cursor, descriptor, fromPosition, segments, maxSegments, limit,
+		                         transferSize, IOMEM__CURSOR_USER);
+	}
+}
+
 
 #endif /* IOMEM_IMPLEMENTATION */

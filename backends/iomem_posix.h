@@ -88,7 +88,16 @@ IOMEM_API vm_size_t iomem__posix_page_size;
 
 IOMEM_INLINE vm_size_t iomem__posix_host_page_size(void)
 {
-	return (vm_size_t)sysconf(_SC_PAGESIZE);
+	/* cached: the page size is asked on every prepare and copy, and
+	 * sysconf is a call through a switch; racing first calls store the
+	 * same value (relaxed atomics keep that race defined) */
+	static vm_size_t cached;
+	vm_size_t p = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	if (IOMEM_UNLIKELY(p == 0)) {
+		p = (vm_size_t)sysconf(_SC_PAGESIZE);
+		__atomic_store_n(&cached, p, __ATOMIC_RELAXED);
+	}
+	return p;
 }
 
 /* The machine's page size: the host's unless iomem_posix_set_page_size()
@@ -168,10 +177,11 @@ IOMEM_FORCEINLINE void *iomem__memcpy(void *dst, const void *src, vm_size_t n) {
 /* ---- the software machine (descriptor layer's platform contract) -------- *
  *
  * User space has no physical addresses, so this backend models a machine:
- *   - RAM for buffer descriptors is memfd-backed (one memfd per buffer, so a
- *     later mapping layer can alias the same pages with mmap); under a strict
- *     -std=c99, where glibc hides memfd_create, it falls back to private
- *     /dev/zero pages (no aliasing possible);
+ *   - RAM for buffer descriptors is memfd-backed (one memfd per buffer, so
+ *     IOMemoryMap can alias the same pages with mmap; the raw system call
+ *     when glibc hides memfd_create's declaration); under a strict
+ *     -std=c99/c11, or off Linux, it falls back to private /dev/zero pages
+ *     (no aliasing possible);
  *   - any page of the process that is wired (prepare) gets a pseudo-physical
  *     frame chosen by the current layout policy, kept until its last unwire;
  *     a page wired twice keeps its frame (the wire count is per page);
@@ -283,6 +293,12 @@ typedef struct iomem__ram {
 IOMEM_API IOReturn iomem__posix_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
                                           IOPhysicalAddress max_phys, bool contiguous);
 IOMEM_API void     iomem__posix_ram_free(iomem__ram *ram);
+/* The memfd behind the process address @va when it lies in buffer RAM
+ * (iomem_map.h aliases it with a second mmap): returns the fd (owned by the
+ * RAM, valid while the RAM lives), the file offset of @va in *@fd_offset
+ * and the bytes of that RAM from @va on in *@avail; -1 when @va is not in
+ * memfd-backed RAM. Thread-safe. */
+IOMEM_API int      iomem__posix_ram_lookup(uintptr_t va, uint64_t *fd_offset, vm_size_t *avail);
 
 /**
  * iomem__platform_wire - wire @npages pages starting at the page-aligned
@@ -713,6 +729,88 @@ IOMEM_API void iomem_posix_machine_stats(iomem_posix_machine_stats_t *out)
 	iomem__mutex_unlock(&iomem__pm_lock);
 }
 
+/* memfd_create is a GNU declaration: without _GNU_SOURCE (a default
+ * -std=gnu11 build: glibc's _DEFAULT_SOURCE, musl's _BSD_SOURCE), Linux
+ * still has the system call. Under a strict
+ * -std=c99/c11 neither is declared: RAM falls back to /dev/zero pages. */
+#if !defined(MFD_CLOEXEC) && defined(__linux__) && (defined(_DEFAULT_SOURCE) || defined(_BSD_SOURCE))
+#  include <sys/syscall.h>
+#  if defined(SYS_memfd_create)
+#    define IOMEM__POSIX_SYS_MEMFD 1
+#  endif
+#endif
+#if defined(MFD_CLOEXEC) || defined(IOMEM__POSIX_SYS_MEMFD)
+IOMEM__PRIVATE int iomem__posix_memfd(void)
+{
+#if defined(MFD_CLOEXEC)
+	return memfd_create("iomem-ram", MFD_CLOEXEC);
+#else
+	return (int)syscall(SYS_memfd_create, "iomem-ram", 1u /* MFD_CLOEXEC */);
+#endif
+}
+#endif
+
+/* memfd-backed RAM blocks, for iomem__posix_ram_lookup (under the pm lock;
+ * a plain array: looked up only when a mapping is created). */
+typedef struct iomem__ramreg_entry { uintptr_t start; vm_size_t bytes; int fd; } iomem__ramreg_entry;
+static struct { iomem__ramreg_entry *v; vm_size_t n, cap; } iomem__ramreg;
+
+IOMEM__PRIVATE void iomem__ramreg_add(uintptr_t start, vm_size_t bytes, int fd)
+{
+	iomem__mutex_lock(&iomem__pm_lock);
+	if (iomem__ramreg.n == iomem__ramreg.cap) {
+		vm_size_t ncap = iomem__ramreg.cap ? iomem__ramreg.cap * 2 : 16;
+		iomem__ramreg_entry *nv = (iomem__ramreg_entry *)realloc(iomem__ramreg.v, ncap * sizeof *nv);
+		if (nv == NULL) {               /* the RAM works, it just cannot be aliased */
+			iomem__mutex_unlock(&iomem__pm_lock);
+			return;
+		}
+		iomem__ramreg.v = nv;
+		iomem__ramreg.cap = ncap;
+	}
+	iomem__ramreg.v[iomem__ramreg.n].start = start;
+	iomem__ramreg.v[iomem__ramreg.n].bytes = bytes;
+	iomem__ramreg.v[iomem__ramreg.n].fd = fd;
+	iomem__ramreg.n++;
+	iomem__mutex_unlock(&iomem__pm_lock);
+}
+
+IOMEM__PRIVATE void iomem__ramreg_remove(uintptr_t start)
+{
+	vm_size_t i;
+	iomem__mutex_lock(&iomem__pm_lock);
+	for (i = 0; i < iomem__ramreg.n; i++) {
+		if (iomem__ramreg.v[i].start == start) {
+			iomem__ramreg.v[i] = iomem__ramreg.v[--iomem__ramreg.n];
+			break;
+		}
+	}
+	if (iomem__ramreg.n == 0) {
+		free(iomem__ramreg.v);
+		iomem__ramreg.v = NULL;
+		iomem__ramreg.cap = 0;
+	}
+	iomem__mutex_unlock(&iomem__pm_lock);
+}
+
+IOMEM_API int iomem__posix_ram_lookup(uintptr_t va, uint64_t *fd_offset, vm_size_t *avail)
+{
+	vm_size_t i;
+	int fd = -1;
+	iomem__mutex_lock(&iomem__pm_lock);
+	for (i = 0; i < iomem__ramreg.n; i++) {
+		const iomem__ramreg_entry *r = &iomem__ramreg.v[i];
+		if (va >= r->start && va - r->start < r->bytes) {
+			fd = r->fd;
+			*fd_offset = (uint64_t)(va - r->start);
+			*avail = r->bytes - (va - r->start);
+			break;
+		}
+	}
+	iomem__mutex_unlock(&iomem__pm_lock);
+	return fd;
+}
+
 IOMEM_API IOReturn iomem__posix_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
                                           IOPhysicalAddress max_phys, bool contiguous)
 {
@@ -735,8 +833,8 @@ IOMEM_API IOReturn iomem__posix_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_s
 	if (res == 0)
 		return kIOReturnNoMemory;
 	a = (res + align - 1) & ~(uintptr_t)(align - 1);
-#if defined(MFD_CLOEXEC)
-	fd = memfd_create("iomem-ram", MFD_CLOEXEC);
+#if defined(MFD_CLOEXEC) || defined(IOMEM__POSIX_SYS_MEMFD)
+	fd = iomem__posix_memfd();
 	if (fd >= 0 && ftruncate(fd, (off_t)bytes) != 0) {
 		close(fd);
 		fd = -1;
@@ -815,6 +913,8 @@ IOMEM_API IOReturn iomem__posix_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_s
 		ram->phys = (IOPhysicalAddress)f << shift;
 		ram->pinned = true;
 	}
+	if (fd >= 0)
+		iomem__ramreg_add(a, bytes, fd);
 	return kIOReturnSuccess;
 }
 
@@ -824,6 +924,8 @@ IOMEM_API void iomem__posix_ram_free(iomem__ram *ram)
 		return;
 	if (ram->pinned)
 		iomem__posix_unwire((uintptr_t)ram->address, ram->bytes / iomem__platform_page_size());
+	if (ram->fd >= 0)
+		iomem__ramreg_remove((uintptr_t)ram->address);
 	munmap(ram->address, ram->bytes);
 	if (ram->fd >= 0)
 		close(ram->fd);

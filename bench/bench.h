@@ -46,6 +46,8 @@
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
+    X(memmap, "IOMemoryDescriptor_map of a mapped descriptor (reuse) vs a mutex + list lookup") \
+    X(cursor, "IOMemoryCursor: resume vs XNU's restart-from-zero, 4096 vs 16 ranges, byte orders") \
     X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint")
 /* e.g. later:
     X(seggen, "segment generation vs linux/fbsd/xnu models and the store floor")

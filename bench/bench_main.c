@@ -22,6 +22,8 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
+#include "iomem_map.h"   /* its implementation: the memmap group */
+#include "iomem_dma.h"   /* the cursor group (bench_cursor.c) */
 
 #include "bench.h"
 

@@ -22,7 +22,8 @@
  */
 #include "test_util.h"
 #define IOMEM_IMPLEMENTATION
-#include "iomem.h"
+#include "iomem_dma.h"
+#include "iomem_map.h"
 #include "test_desc_util.h"
 
 #include <stdio.h>
@@ -37,6 +38,9 @@ typedef struct inj {
 	IOMemoryDescriptor *md[4];       /* inputs (children, parents...) */
 	IOMemoryDescriptor *out;         /* what op created */
 	IORangeAllocator   *ra;
+	IODMACommand       *cmd;
+	IOMemoryMap        *map;
+	IOMemoryCursor     *cursor;
 	IORangeScalar       units[64];   /* ranges op or setup took */
 	unsigned            nunits;
 	IOReturn            ret;
@@ -49,7 +53,10 @@ typedef struct inject_case {
 	void     (*check)(inj *s, bool op_ok);
 	void     (*teardown)(inj *s);
 	IOReturn   errors[4];            /* the documented errors (0-terminated) */
-	bool       may_absorb;           /* a fired injection may still succeed */
+	bool       may_absorb;           /* a fired injection may still succeed
+	                                  * (a documented fallback: IODMACommand
+	                                  * double-buffers when sparse bouncing
+	                                  * cannot get its pages) */
 } inject_case;
 
 #define PAGE DESC_PAGE
@@ -71,6 +78,12 @@ static void inj_release_all(inj *s)
 		IOMemoryDescriptor_release(s->out);
 	if (s->ra != NULL)
 		IORangeAllocator_release(s->ra);
+	if (s->cmd != NULL)
+		IODMACommand_release(s->cmd);
+	if (s->map != NULL)
+		IOMemoryMap_release(s->map);
+	if (s->cursor != NULL)
+		IOMemoryCursor_release(s->cursor);
 	if (s->buf != NULL)
 		IOFreeAligned(s->buf, s->buf_bytes);
 	memset(s, 0, sizeof *s);
@@ -437,6 +450,124 @@ static void check_range_dealloc(inj *s, bool ok)
 	iomem_test_panic_count = 0;
 }
 
+
+/* ---- IODMACommand, IOMemoryMap, cursors ---------------------------------- */
+
+static IOReturn op_dmacmd_create(inj *s)
+{
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kMapped, 0, 1,
+	                                        NULL, NULL);
+	return s->cmd ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+/* The segments of the prepared command: all below 4 GiB, tiling the
+ * descriptor, and the bytes the device would read are the descriptor's. */
+static void inj_cmd_works(IODMACommand *c, IOMemoryDescriptor *md)
+{
+	IODMACommand_Segment64 seg[64];
+	UInt64 off = 0, total = 0, len = IOMemoryDescriptor_getLength(md);
+	unsigned char want[64], got[64];
+	while (off < len) {
+		UInt32 n = 64;
+		IOReturn r = IODMACommand_gen64IOVMSegments(c, &off, seg, &n);
+		cr_assert_eq(r, kIOReturnSuccess, "gen64IOVMSegments: %#x", (unsigned)r);
+		cr_assert_gt(n, 0);
+		for (UInt32 i = 0; i < n; i++) {
+			cr_assert_leq(seg[i].fIOVMAddr + seg[i].fLength - 1, 0xFFFFFFFFull, "segment above 4 GiB");
+			if (i == 0 && total == 0) {
+				cr_assert(iomem__platform_phys_copy(seg[i].fIOVMAddr, got, sizeof got, false));
+				cr_assert_eq(IOMemoryDescriptor_readBytes(md, 0, want, sizeof want), sizeof want);
+				cr_assert_arr_eq(got, want, sizeof got, "the device reads the descriptor's bytes");
+			}
+			total += seg[i].fLength;
+		}
+	}
+	cr_assert_eq(total, len);
+}
+
+/* a buffer above 4 GiB: a 32-bit device needs bouncing */
+static void setup_high_buffer(inj *s)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 3 * PAGE, PAGE);
+	cr_assert_not_null(s->md[0]);
+	desc_fill(IOBufferMemoryDescriptor_getBytesNoCopy(s->md[0]), 3 * PAGE, 9);
+	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1,
+	                                        NULL, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], false), kIOReturnSuccess);
+}
+
+static IOReturn op_dmacmd_bounce(inj *s)
+{
+	IOReturn r = IODMACommand_prepare(s->cmd, 0, 0, true, true);
+	if (r == kIOReturnSuccess) {
+		inj_cmd_works(s->cmd, s->md[0]);
+		cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	}
+	return r;
+}
+
+static void check_dmacmd_bounce(inj *s, bool ok)
+{
+	(void)ok;
+	/* the command and its descriptor work afterwards */
+	cr_assert_eq(IODMACommand_prepare(s->cmd, 0, 0, true, true), kIOReturnSuccess);
+	inj_cmd_works(s->cmd, s->md[0]);
+	cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(s->cmd, false), kIOReturnSuccess);
+	inj_md_works(s->md[0], NULL);
+}
+
+static void setup_map_buffer(inj *s)
+{
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 2 * PAGE + 100, 1);
+	cr_assert_not_null(s->md[0]);
+	desc_fill(IOBufferMemoryDescriptor_getBytesNoCopy(s->md[0]), 2 * PAGE + 100, 4);
+}
+
+static IOReturn op_map(inj *s)
+{
+	s->map = IOMemoryDescriptor_map(s->md[0], kIOMapAnywhere);
+	return s->map ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_map(inj *s, bool ok)
+{
+	unsigned char *b = IOBufferMemoryDescriptor_getBytesNoCopy(s->md[0]);
+	IOMemoryMap *m = ok ? s->map : IOMemoryDescriptor_map(s->md[0], kIOMapAnywhere);
+	unsigned char *v;
+	cr_assert_not_null(m);
+	v = (unsigned char *)(uintptr_t)IOMemoryMap_getAddress(m);
+	cr_assert_arr_eq(v, b, 2 * PAGE + 100, "the mapping shows the buffer");
+	v[PAGE + 3] ^= 0xff;
+	cr_assert_eq(b[PAGE + 3], v[PAGE + 3], "and aliases it");
+	if (!ok)
+		IOMemoryMap_release(m);
+	inj_md_works(s->md[0], NULL);
+}
+
+static IOReturn op_cursor(inj *s)
+{
+	s->cursor = IOMemoryCursor_withSpecification(IONaturalMemoryCursor_outputSegment, PAGE, 0, 1);
+	return s->cursor ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_cursor(inj *s, bool ok)
+{
+	IOPhysicalSegment seg[8];
+	IOByteCount done = 0;
+	IOMemoryDescriptor *md;
+	if (!ok)
+		return;
+	md = IOBufferMemoryDescriptor_withCapacity(3 * PAGE, kIODirectionInOut, false);
+	cr_assert_not_null(md);
+	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(s->cursor, md, 0, seg, 8, 0, &done), 3);
+	cr_assert_eq(done, 3 * PAGE);
+	IOMemoryDescriptor_release(md);
+}
+
 /* ---- the walk ----------------------------------------------------------- */
 
 #if IOMEM__DEBUG
@@ -544,6 +675,10 @@ INJECT(custom_kind,        NULL, op_custom, check_custom, NULL, NOMEM, false)
 INJECT(range_create,       NULL, op_range_create, check_range_create, NULL, NOMEM, false)
 INJECT(range_growth,       setup_range_full, op_range_grow, check_range_grow, NULL, NOMEM, false)
 INJECT(range_iova_growth,  setup_range_below, op_range_below, check_range_below, NULL, NOMEM, false)
+INJECT(dmacmd_create,      NULL, op_dmacmd_create, NULL, NULL, NOMEM, false)
+INJECT(dmacmd_prepare_bounce, setup_high_buffer, op_dmacmd_bounce, check_dmacmd_bounce, NULL, PREP_ERRORS, true)
+INJECT(memory_map,         setup_map_buffer, op_map, check_map, NULL, NOMEM, false)
+INJECT(cursor_create,      NULL, op_cursor, check_cursor, NULL, NOMEM, false)
 INJECT(range_dealloc_growth, setup_range_dealloc, op_range_dealloc, check_range_dealloc, NULL, NOMEM, false)
 
 /* The hook itself: counts points, fails exactly the window asked for, and

@@ -12,7 +12,9 @@ if [ "$rc" -eq 0 ]; then
 	echo "FAIL: the command succeeded but was expected to fail: $*"
 	exit 1
 fi
-if ! printf '%s\n' "$out" | grep -Eq -- "$regex"; then
+# grep -c reads all its input: with -q it may exit at the first match and
+# printf then dies of SIGPIPE, which pipefail turns into a failed match.
+if [ "$(printf '%s\n' "$out" | grep -Ec -- "$regex")" = 0 ]; then
 	echo "FAIL: the command failed (exit $rc) but its output does not match /$regex/"
 	exit 1
 fi
