@@ -42,7 +42,10 @@ static IOReturn m_unmap(IOMapper *m, IOMemoryDescriptor *md, IODMACommand *c, ui
 	return kIOReturnSuccess;
 }
 static uint64_t m_phys(IOMapper *m, uint64_t a) { (void)m; return a; }
-static const iomem_mapper_ops mops = { "stress", m_page, m_map, m_unmap, NULL, m_phys, NULL, NULL, NULL };
+static const iomem_mapper_ops mops = {
+	.name = "stress", .getPageSize = m_page, .iovmMapMemory = m_map, .iovmUnmapMemory = m_unmap,
+	.mapToPhysicalAddress = m_phys,
+};
 
 static void check_walk(IOMemoryDescriptor *md, unsigned char *va, IOByteCount from, IOByteCount len)
 {
