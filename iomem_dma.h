@@ -100,8 +100,12 @@ enum {
 };
 enum { IODMACommand_kForceDoubleBuffer = 0x01000000 };   /* synchronize() */
 
-/* The six output functions (never refuse). 32-bit: {address, length} as two
- * UInt32 at segments + 8*index; 64-bit: two UInt64 at segments + 16*index. */
+/* The six output functions (never refuse; @target unused, may be NULL).
+ * 32-bit: {address, length} as two UInt32 at segments + 8*index (truncated:
+ * the specification rule keeps 32-bit devices at <= 32 address bits; set
+ * maxSegmentSize too); 64-bit: two UInt64 at segments + 16*index. Host =
+ * native order, Big/Little byte-swapped as named. genIOVMSegments
+ * recognises them and inlines the store (a user function is called). */
 IOMEM_API bool IODMACommand_OutputHost32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
 IOMEM_API bool IODMACommand_OutputBig32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
 IOMEM_API bool IODMACommand_OutputLittle32(IODMACommand *target, IODMACommand_Segment64 segment, void *segments, UInt32 segmentIndex);
@@ -132,17 +136,23 @@ IOMEM_API IODMACommand *IODMACommand_withSpecification(IODMACommand_SegmentFunct
         UInt8 numAddressBits, UInt64 maxSegmentSize, IODMACommand_MappingOptions mappingOptions,
         UInt64 maxTransferSize, UInt32 alignment, IOMapper *mapper, void *refCon);
 /**
- * IODMACommand_withSpecificationOptions - the SegmentOptions form. Refused
- * (NULL; kIOReturnBadArgument from prepareWithSpecification): NULL
- * function or options, numAddressBits > 32 with a 32-bit output, non-zero
- * numAddressBits below the page shift, an alignment that is not a power of
- * two, kBypassed with a mapper, an unknown mapping type.
+ * IODMACommand_withSpecificationOptions - the SegmentOptions form (the
+ * options are copied). Refused (NULL; kIOReturnBadArgument from
+ * prepareWithSpecification / weakWithSpecification): NULL function or
+ * options, numAddressBits > 32 with a 32-bit output (0 becomes 32 there),
+ * non-zero numAddressBits below the page shift, an alignment that is not a
+ * power of two, kBypassed while a mapper exists (given or system), an
+ * unknown mapping type (kTypeMask value other than kMapped, kBypassed,
+ * kNonCoherent, kUnmapped). maxSegmentSize/maxTransferSize 0 = unlimited.
+ * @mapper: retained by the command; NULL = the system mapper (retained
+ * too) for every type but kUnmapped. NULL also when out of memory.
  */
 IOMEM_API IODMACommand *IODMACommand_withSpecificationOptions(IODMACommand_SegmentFunction outSegFunc,
         const IODMACommand_SegmentOptions *segmentOptions, uint32_t mappingOptions,
         IOMapper *mapper, void *refCon);
 /** IODMACommand_withRefCon - a command with no specification yet (use
- * prepareWithSpecification). +1 or NULL. */
+ * prepareWithSpecification; until then prepare returns kIOReturnNotReady).
+ * +1 or NULL (no memory). */
 IOMEM_API IODMACommand *IODMACommand_withRefCon(void *refCon);
 /** IODMACommand_weakWithSpecification - as withSpecification, the result
  * (+1) in *@newCommand; kIOReturnBadArgument (NULL @newCommand or a bad
@@ -155,42 +165,149 @@ IOMEM_API IOReturn IODMACommand_weakWithSpecification(IODMACommand **newCommand,
  * and mapper (not its descriptor); the alignments are copied as they are
  * (IOKit swaps two of them: not reproduced). */
 IOMEM_API IODMACommand *IODMACommand_cloneCommand(IODMACommand *cmd, void *refCon);
+/** IODMACommand_retain / release - +1 / -1 (NULL: no-op; thread-safe).
+ * The last release completes and releases a descriptor still attached
+ * (IOKit leaks it) and releases the mapper. */
 IOMEM_API void IODMACommand_retain(IODMACommand *cmd);
 IOMEM_API void IODMACommand_release(IODMACommand *cmd);
 
 /* ---- descriptor, prepare, complete -------------------------------------- */
+/*
+ * DEVIATIONS from IOKit (reference §2.1, §8.3):
+ *   - a refused nested prepare (other range: kIOReturnNotReady) or a first
+ *     prepare refused for its length alignment (kIOReturnNotAligned) does
+ *     NOT leave the active count raised (IOKit's quirk, item 8, fixed): no
+ *     complete is owed for it;
+ *   - whether to bounce is decided from the prepared range's real physical
+ *     addresses (a preflight walk), never from "the top of RAM";
+ *   - kNonCoherent uses the mapper like kMapped;
+ *   - synchronize(kForceDoubleBuffer) on a nested preparation -> Busy;
+ *   - generation clips a run at the prepared end BEFORE the address,
+ *     size and alignment rules (IOKit: after), so no rule looks at bytes
+ *     outside the prepared range; a resumed walk at any offset re-seeks in
+ *     O(log extents) (IOKit restarts from the descriptor's start);
+ *   - the internal-alignment trim (step d) is skipped for the segment that
+ *     ends the prepared range (there is no next segment to align);
+ *   - cloneCommand does not swap the two alignment fields;
+ *   - the bounce pages come from a pool of 64-page low chunks (bitmap +
+ *     ctz); the double buffer is an IOBufferMemoryDescriptor below
+ *     min(4 GiB, the device limit), aligned to max(page, alignment).
+ */
 
+/**
+ * IODMACommand_setMemoryDescriptor - attach @mem (retained; the command
+ * does not wire it: prepare it first). The same descriptor again: success
+ * (with !@autoPrepare every preparation is completed first). Another one
+ * while prepared -> kIOReturnBusy; otherwise the previous one is cleared.
+ * NULL = clear. @autoPrepare: prepare(0, 0, true, true); its failure is
+ * returned and the descriptor is cleared again. Without a mapper the
+ * descriptor is marked DMA active (IOMEM_DEBUG reports its final complete
+ * until the command lets go). kIOReturnBadArgument for a NULL @cmd.
+ */
 IOMEM_API IOReturn IODMACommand_setMemoryDescriptor(IODMACommand *cmd, const IOMemoryDescriptor *mem,
                                                     bool autoPrepare);
+/** IODMACommand_clearMemoryDescriptor - completes every preparation
+ * (@autoComplete; else kIOReturnNotReady while prepared) and releases the
+ * descriptor. Success with none attached; kIOReturnBadArgument (NULL). */
 IOMEM_API IOReturn IODMACommand_clearMemoryDescriptor(IODMACommand *cmd, bool autoComplete);
+/** IODMACommand_getMemoryDescriptor - the client's descriptor (+0) or NULL. */
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getMemoryDescriptor(const IODMACommand *cmd);
+/** IODMACommand_getIOMemoryDescriptor - the double buffer while one is in
+ * use, else the client's descriptor (+0), or NULL. */
 IOMEM_API const IOMemoryDescriptor *IODMACommand_getIOMemoryDescriptor(const IODMACommand *cmd);
+/**
+ * IODMACommand_prepare - prepare [@offset, @offset + @length) of the
+ * descriptor (@length 0 = the descriptor's length) for DMA: bounce what
+ * the device cannot reach (copy-in when the direction has Out or is None
+ * and @synchronize), map it through the mapper (kMapped with a mapper:
+ * one iovmMapMemory; a mapper with iovmMapExtents - the Linux DMA API -
+ * instead gives a list of device-address extents, generated from like a
+ * descriptor's, never bounced here, with iovmSync(Out) after mapping,
+ * (In) at the last complete, both from synchronize), flush the cache
+ * (kNonCoherent and @flushCache).
+ * Nested calls with the same range only count. Errors, in this order:
+ * kIOReturnBadArgument (NULL @cmd), kIOReturnNotReady (no specification
+ * or no descriptor), kIOReturnNoSpace (@length > maxTransferSize),
+ * kIOReturnBadArgument (range outside the descriptor), kIOReturnNotReady
+ * (prepared with another range), kIOReturnNotAligned (@length not a
+ * multiple of fAlignmentLength), kIOReturnNotReady (a piece with no
+ * physical address: descriptor not prepared), kIOReturnNoResources (no
+ * bounce memory; nothing kept, the command still usable), or the mapper's
+ * error. On any error the command is not prepared by this call.
+ */
 IOMEM_API IOReturn IODMACommand_prepare(IODMACommand *cmd, UInt64 offset, UInt64 length,
                                         bool flushCache, bool synchronize);
+/** IODMACommand_complete - undo one prepare; the last one invalidates the
+ * cache (kNonCoherent and @invalidateCache), copies the bounce data back
+ * (direction In or None, and @synchronize), unmaps and frees the bounce
+ * memory. kIOReturnNotReady when not prepared; kIOReturnBadArgument (NULL). */
 IOMEM_API IOReturn IODMACommand_complete(IODMACommand *cmd, bool invalidateCache, bool synchronize);
+/** IODMACommand_prepareWithSpecification - set a new specification (rules
+ * and errors of withSpecificationOptions: kIOReturnBadArgument), then
+ * prepare (its errors). kIOReturnNotPermitted while prepared. */
 IOMEM_API IOReturn IODMACommand_prepareWithSpecification(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, const IODMACommand_SegmentOptions *segmentOptions,
         uint32_t mappingOptions, IOMapper *mapper, UInt64 offset, UInt64 length,
         bool flushCache, bool synchronize);
+/**
+ * IODMACommand_synchronize - kIODirectionOut: copy descriptor -> bounce;
+ * kIODirectionIn: bounce -> descriptor (whatever the descriptor's
+ * direction; a no-op success when nothing is bounced);
+ * kForceDoubleBuffer: success if double-buffered, else complete (copying
+ * back) and prepare again with a double buffer. kIOReturnBadArgument (NULL
+ * @cmd, both In and Out, or none of In/Out/kForceDoubleBuffer),
+ * kIOReturnNotReady (not prepared), kIOReturnBusy (kForceDoubleBuffer on a
+ * nested preparation), or prepare's errors.
+ */
 IOMEM_API IOReturn IODMACommand_synchronize(IODMACommand *cmd, IOOptionBits options);
+/** IODMACommand_getPreparedOffsetAndLength - either pointer may be NULL.
+ * kIOReturnNotReady when not prepared; kIOReturnBadArgument (NULL @cmd). */
 IOMEM_API IOReturn IODMACommand_getPreparedOffsetAndLength(IODMACommand *cmd, UInt64 *offset, UInt64 *length);
+/** IODMACommand_readBytes / writeBytes - copy at @offset relative to the
+ * prepared offset, clamped to the prepared length, through the DMA view
+ * (the bounce copy where bounced). Returns the bytes copied: 0 when not
+ * prepared, @offset >= prepared length, or NULL @cmd/@bytes; fewer when
+ * the descriptor refuses (writeBytes on memory wired Out-only). */
 IOMEM_API UInt64 IODMACommand_readBytes(IODMACommand *cmd, UInt64 offset, void *bytes, UInt64 length);
 IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const void *bytes, UInt64 length);
 
 /* ---- segment generation ------------------------------------------------- */
 
+/**
+ * IODMACommand_genIOVMSegments - up to *@numSegments segments from *@offset
+ * (relative to the prepared offset) through the command's output function:
+ * CPU-physical addresses, IOVAs with a mapper, bounce pages where bounced;
+ * cut at the address limit (straddling), maxSegmentSize, trimmed to
+ * fAlignmentLength multiples and so the next segment starts aligned to
+ * fAlignmentInternalSegments. On success *@offset = the byte after the last
+ * segment, *@numSegments = segments written. Resuming at the previous end
+ * is O(1); any other offset O(log extents). Errors (in/out unchanged,
+ * segments already stored stay): kIOReturnBadArgument (NULL @cmd,
+ * @offset, @segments or @numSegments, *@numSegments 0),
+ * kIOReturnNotReady (not prepared, or the descriptor has no physical
+ * address there), kIOReturnOverrun (*@offset at or past the prepared
+ * length: the normal end), kIOReturnMessageTooLarge (a segment beyond the
+ * address limit that cannot be bounced - cursor/kIterateOnly, mapped - or
+ * the output function returned false), kIOReturnNotAligned (a cursor met
+ * a misaligned segment). Caller serialises calls on one command.
+ */
 IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offset, void *segments,
                                                 UInt32 *numSegments);
 /** IODMACommand_genIOVMSegmentsWithFunction - IOKit's genIOVMSegments
- * overload taking an explicit output function. */
+ * overload taking an explicit output function (NULL: kIOReturnBadArgument);
+ * otherwise as genIOVMSegments. */
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments);
+/** IODMACommand_gen32IOVMSegments / gen64IOVMSegments - genIOVMSegments
+ * with a typed array (the command's output function must match it). */
 IOMEM_API IOReturn IODMACommand_gen32IOVMSegments(IODMACommand *cmd, UInt64 *offset,
                                                   IODMACommand_Segment32 *segments, UInt32 *numSegments);
 IOMEM_API IOReturn IODMACommand_gen64IOVMSegments(IODMACommand *cmd, UInt64 *offset,
                                                   IODMACommand_Segment64 *segments, UInt32 *numSegments);
 
 /* ---- accessors ---------------------------------------------------------- */
+/* The specification as stored (alignments as values: mask + 1; address
+ * bits as given, 32 for a 32-bit output given 0). 0 for a NULL @cmd. */
 
 IOMEM_API UInt8  IODMACommand_getNumAddressBits(const IODMACommand *cmd);
 IOMEM_API UInt32 IODMACommand_getAlignment(const IODMACommand *cmd);
@@ -216,16 +333,52 @@ typedef struct IOAddressSegment { uint64_t address; uint64_t length; } IOAddress
 enum { kIOMemoryDirectionNone = 0, kIOMemoryDirectionIn = 1, kIOMemoryDirectionOut = 2,
        kIOMemoryDirectionOutIn = 3, kIOMemoryDirectionInOut = 3 };
 
+/**
+ * IODMACommand_Create - a command for @device's IOMMU (@device: the
+ * IOMapper; NULL = the system mapper, none = CPU-physical): OutputHost64,
+ * maxAddressBits, no size or alignment limits, kMapped. +1 in *@command.
+ * kIOReturnBadArgument (NULL @command or @specification, non-zero
+ * @options or specification->options, maxAddressBits > 255 or below the
+ * page shift), kIOReturnNoMemory; *@command NULL on failure.
+ */
 IOMEM_API kern_return_t IODMACommand_Create(IOMapper *device, uint64_t options,
         const IODMACommandSpecification *specification, IODMACommand **command);
+/**
+ * IODMACommand_PrepareForDMA - under the command's lock: prepare (wire)
+ * @memory with its own direction, attach it, prepare [@offset, @length)
+ * (0 = all), generate up to min(*@segmentsCount, 32) segments from 0 into
+ * @segments; *@flags (may be NULL) = kIOMemoryDirectionOut if the device
+ * may read, In if it may write. Any failure undoes all three steps.
+ * kIOReturnBadArgument (NULL @cmd/@memory/@segmentsCount/@segments,
+ * *@segmentsCount 0, non-zero @options), kIOReturnBusy (a descriptor is
+ * attached), or the error of the failing step (descriptor prepare,
+ * IODMACommand_prepare, genIOVMSegments). Segments may not cover the
+ * whole range (as DriverKit): sum them.
+ */
 IOMEM_API kern_return_t IODMACommand_PrepareForDMA(IODMACommand *cmd, uint64_t options,
         IOMemoryDescriptor *memory, uint64_t offset, uint64_t length, uint64_t *flags,
         uint32_t *segmentsCount, IOAddressSegment *segments);
+/** IODMACommand_CompleteDMA - detach (completing the command), then
+ * complete the descriptor if PrepareForDMA prepared it. kIOReturnBadArgument
+ * (NULL @cmd, non-zero @options), kIOReturnNotReady (not prepared). */
 IOMEM_API kern_return_t IODMACommand_CompleteDMA(IODMACommand *cmd, uint64_t options);
+/** IODMACommand_GetPreparation - the prepared offset, length and the
+ * descriptor (+1; any pointer may be NULL). kIOReturnBadArgument (NULL
+ * @cmd), kIOReturnNotReady (not prepared). */
 IOMEM_API kern_return_t IODMACommand_GetPreparation(IODMACommand *cmd, uint64_t *offset, uint64_t *length,
         IOMemoryDescriptor **memory);
 enum { kIODMACommandPerformOperationOptionRead = 0x1, kIODMACommandPerformOperationOptionWrite = 0x2,
        kIODMACommandPerformOperationOptionZero = 0x4 };
+/**
+ * IODMACommand_PerformOperation - exactly one of Read (DMA memory at
+ * @dmaOffset -> @data at @dataOffset), Write (@data -> DMA memory), Zero
+ * (DMA memory; @data unused, may be NULL), @length bytes, through the DMA
+ * view (the bounce copy where bounced) and a 256-byte stack buffer.
+ * kIOReturnBadArgument (NULL @cmd, another @options value, NULL @data for
+ * Read/Write, a range outside the prepared range or @data),
+ * kIOReturnNotReady (not prepared), kIOReturnUnderrun (a short copy, e.g.
+ * writing memory wired Out-only).
+ */
 IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_t options,
         uint64_t dmaOffset, uint64_t length, uint64_t dataOffset, IOMemoryDescriptor *data);
 
@@ -263,7 +416,9 @@ IOMEM_INLINE bool iomem_walk_init(iomem_walk *w, IOMemoryDescriptor *md, IOByteC
 	w->error = false;
 	w->md = NULL;
 	if (offset >= end) {
+		w->ext.e = NULL;
 		w->ext.n = 0;
+		w->ext.i = 0;
 		w->ext.length = 0;
 		w->ext.off = 0;
 		return false;
@@ -340,21 +495,28 @@ struct IODMACommand {
 	IOMapper *iomem__mapper;                        /* retained; NULL: none */
 	uint32_t  iomem__refcount;
 	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
 	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
 	/* the descriptor and the preparation */
 	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
 	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
 	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
 	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
 	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
 	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
 	uint32_t  iomem__active;                        /* prepare nesting */
 	IOMemoryDescriptor *iomem__md;                  /* retained */
 	IOByteCount iomem__prep_off, iomem__prep_len;
+	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
+	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
 	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
+	const iomem_md_extent *iomem__xext;             /* iovmMapExtents: device-address extents */
+	uint32_t  iomem__xcount;
+	void     *iomem__xhandle;
 	/* the resumable walk: the run at relative offset iomem__pos */
 	iomem_walk  iomem__walk;
 	IOByteCount iomem__pos;                         /* ~0: no walk to resume */
@@ -365,13 +527,20 @@ struct IODMACommand {
 
 /**
  * iomem_bounce_pool_reserve - keep at least @pages low pages (below 4 GiB)
- * in IODMACommand's bounce pool, allocated now, so bounce slots never hit
- * the platform allocator; 0 releases the reserve (free chunks are then
- * returned as they empty, the default). Not an IOKit API. Thread-safe.
- * kIOReturnNoResources / kIOReturnNoMemory when the memory cannot be had
+ * in IODMACommand's bounce pool (chunks of 64 pages), allocated now, so
+ * bounce slots never hit the platform allocator; 0 releases the reserve.
+ * Beyond the reserve the pool caches ONE empty chunk (hysteresis: a steady
+ * stream of bounced I/O never pays the platform allocation). Not an IOKit
+ * API. Thread-safe. kIOReturnNoResources when the memory cannot be had
  * (what was allocated stays reserved).
  */
 IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages);
+/**
+ * iomem_bounce_pool_trim - give every empty chunk back to the platform
+ * (reserve or not): its low frames stop being wired. For tests' teardown
+ * (a clean machine) and memory pressure. Not an IOKit API. Thread-safe.
+ */
+IOMEM_API void iomem_bounce_pool_trim(void);
 
 /* >>cursor ================================================================ */
 /*
@@ -579,6 +748,11 @@ IOMEM_INLINE UInt32 IOLittleMemoryCursor_getPhysicalSegments(IOLittleMemoryCurso
     !defined(IOMEM__BACKEND_CONFLICT)
 #define IOMEM_DMA__IMPLEMENTATION_INCLUDED 1
 
+/* IOMapper's implementation (its struct: the ops) before ours, also when
+ * the declarations were included first (the map header's own guard makes
+ * this a no-op otherwise) */
+#include "iomem_map.h"
+
 /* >>impl-dmacmd: IODMACommand ------------------------------------------- */
 
 enum {
@@ -667,13 +841,32 @@ IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunctio
 	}
 	case IOMEM__DMA_FMT_BIG64:
 		p = (unsigned char *)segs + (size_t)i * 16;
+#ifdef IOMEM__DMA_BSWAP
+		{
+			/* one 16-byte store, as Host64 */
+			uint64_t pr[2];
+			pr[0] = IOMEM__BE64(addr);
+			pr[1] = IOMEM__BE64(len);
+			__builtin_memcpy(p, pr, 16);
+		}
+#else
 		iomem__st_be64(p, addr);
 		iomem__st_be64(p + 8, len);
+#endif
 		return true;
 	case IOMEM__DMA_FMT_LITTLE64:
 		p = (unsigned char *)segs + (size_t)i * 16;
+#ifdef IOMEM__DMA_BSWAP
+		{
+			uint64_t pr[2];
+			pr[0] = IOMEM__LE64(addr);
+			pr[1] = IOMEM__LE64(len);
+			__builtin_memcpy(p, pr, 16);
+		}
+#else
 		iomem__st_le64(p, addr);
 		iomem__st_le64(p + 8, len);
+#endif
 		return true;
 	default: {
 		IODMACommand_Segment64 s;
@@ -750,12 +943,15 @@ static iomem__mutex iomem__bounce_lock = IOMEM__MUTEX_INITIALIZER(iomem__bounce_
 static struct {
 	iomem__bounce_chunk *list;         /* chunks with a free slot */
 	uint64_t chunks, reserve;          /* chunks held, chunks to keep */
+	uint64_t empty;                    /* chunks with every slot free */
 } iomem__bounce_pool;
 
 IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 {
 	vm_size_t bytes = page * IOMEM__BOUNCE_SLOTS;
-	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__alloc_internal(sizeof *c, "IODMACommand bounce chunk");
+	/* the pool is a process-wide cache (iomem_bounce_pool_trim empties
+	 * it): its records are not tracked as allocations */
+	iomem__bounce_chunk *c = (iomem__bounce_chunk *)iomem__platform_calloc(sizeof *c);
 	if (c == NULL)
 		return NULL;
 	c->page = page;
@@ -775,7 +971,7 @@ IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 #endif
 	if (IOMEM__FAIL_POINT() ||
 	    iomem__platform_ram_alloc(&c->ram, bytes, page, (IOPhysicalAddress)0xFFFFFFFFull, true) != kIOReturnSuccess) {
-		iomem__free_internal(c, sizeof *c, "IODMACommand bounce chunk");
+		iomem__platform_free(c);
 		return NULL;
 	}
 	return c;
@@ -789,7 +985,7 @@ IOMEM__PRIVATE void iomem__bounce_chunk_free(iomem__bounce_chunk *c)
 	else
 #endif
 		iomem__platform_ram_free(&c->ram);
-	iomem__free_internal(c, sizeof *c, "IODMACommand bounce chunk");
+	iomem__platform_free(c);
 }
 
 /* Lock held. */
@@ -834,8 +1030,11 @@ IOMEM__PRIVATE uint32_t iomem__bounce_alloc(iomem__dma_bounce_page *pg, uint32_t
 			if (c == NULL)
 				break;
 			iomem__bounce_pool.chunks++;
+			iomem__bounce_pool.empty++;
 			iomem__bounce_list_add(c);
 		}
+		if (c->free == ~(uint64_t)0)
+			iomem__bounce_pool.empty--;
 		s = (uint32_t)iomem__ctz64(c->free);
 		c->free &= c->free - 1;
 		if (c->free == 0)
@@ -865,11 +1064,18 @@ IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t coun
 		c->free |= (uint64_t)1 << pg[k].slot;
 		if (!c->listed)
 			iomem__bounce_list_add(c);
-		if (c->free == ~(uint64_t)0 && iomem__bounce_pool.chunks > iomem__bounce_pool.reserve) {
-			iomem__bounce_list_remove(c);
-			iomem__bounce_pool.chunks--;
-			c->next = drop;
-			drop = c;
+		if (c->free == ~(uint64_t)0) {
+			/* hysteresis: one empty chunk stays cached (beyond the
+			 * reserve), so a steady stream of bounced I/O never
+			 * goes back to the platform */
+			if (iomem__bounce_pool.chunks > iomem__bounce_pool.reserve && iomem__bounce_pool.empty >= 1) {
+				iomem__bounce_list_remove(c);
+				iomem__bounce_pool.chunks--;
+				c->next = drop;
+				drop = c;
+			} else {
+				iomem__bounce_pool.empty++;
+			}
 		}
 	}
 	iomem__mutex_unlock(&iomem__bounce_lock);
@@ -880,13 +1086,11 @@ IOMEM__PRIVATE void iomem__bounce_free(iomem__dma_bounce_page *pg, uint32_t coun
 	}
 }
 
-IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
+/* Drops empty chunks until @keep chunks are held (or none is empty). */
+IOMEM__PRIVATE void iomem__bounce_drop_empty(uint64_t keep)
 {
-	uint64_t want = ((uint64_t)pages + IOMEM__BOUNCE_SLOTS - 1) / IOMEM__BOUNCE_SLOTS;
 	iomem__mutex_lock(&iomem__bounce_lock);
-	iomem__bounce_pool.reserve = want;
-	while (iomem__bounce_pool.chunks > want) {
-		/* drop empty chunks beyond the reserve */
+	while (iomem__bounce_pool.chunks > keep && iomem__bounce_pool.empty != 0) {
 		iomem__bounce_chunk *c = iomem__bounce_pool.list;
 		while (c != NULL && c->free != ~(uint64_t)0)
 			c = c->next;
@@ -894,22 +1098,45 @@ IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
 			break;
 		iomem__bounce_list_remove(c);
 		iomem__bounce_pool.chunks--;
+		iomem__bounce_pool.empty--;
 		iomem__mutex_unlock(&iomem__bounce_lock);
 		iomem__bounce_chunk_free(c);
 		iomem__mutex_lock(&iomem__bounce_lock);
 	}
-	while (iomem__bounce_pool.chunks < iomem__bounce_pool.reserve) {
+	iomem__mutex_unlock(&iomem__bounce_lock);
+}
+
+IOMEM_API IOReturn iomem_bounce_pool_reserve(uint32_t pages)
+{
+	uint64_t want = ((uint64_t)pages + IOMEM__BOUNCE_SLOTS - 1) / IOMEM__BOUNCE_SLOTS;
+	iomem__mutex_lock(&iomem__bounce_lock);
+	iomem__bounce_pool.reserve = want;
+	iomem__mutex_unlock(&iomem__bounce_lock);
+	for (;;) {
 		iomem__bounce_chunk *c;
+		iomem__mutex_lock(&iomem__bounce_lock);
+		if (iomem__bounce_pool.chunks >= iomem__bounce_pool.reserve) {
+			iomem__mutex_unlock(&iomem__bounce_lock);
+			break;
+		}
 		iomem__mutex_unlock(&iomem__bounce_lock);
 		c = iomem__bounce_chunk_new(iomem__platform_page_size());
 		if (c == NULL)
 			return kIOReturnNoResources;
 		iomem__mutex_lock(&iomem__bounce_lock);
 		iomem__bounce_pool.chunks++;
+		iomem__bounce_pool.empty++;
 		iomem__bounce_list_add(c);
+		iomem__mutex_unlock(&iomem__bounce_lock);
 	}
-	iomem__mutex_unlock(&iomem__bounce_lock);
+	/* beyond the new reserve: the cached empty chunk (hysteresis) stays */
+	iomem__bounce_drop_empty(want + 1);
 	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem_bounce_pool_trim(void)
+{
+	iomem__bounce_drop_empty(0);
 }
 
 /* ---- creation and the specification -------------------------------------- */
@@ -981,6 +1208,8 @@ IOMEM__PRIVATE IOReturn iomem__dma_set_spec(IODMACommand *cmd, IODMACommand_Segm
 	cmd->iomem__bits = bits;
 	cmd->iomem__max_phys = (bits >= 1 && bits <= 63) ? (((uint64_t)1 << bits) - 1) : IOMEM__DMA_ALL;
 	cmd->iomem__max_seg = opt->fMaxSegmentSize ? opt->fMaxSegmentSize : IOMEM__DMA_ALL;
+	cmd->iomem__seg_shift = (uint8_t)((opt->fMaxSegmentSize & (opt->fMaxSegmentSize - 1)) == 0 &&
+	                                  opt->fMaxSegmentSize != 0 ? iomem__flog2(opt->fMaxSegmentSize) : 64);
 	cmd->iomem__max_xfer = opt->fMaxTransferSize ? opt->fMaxTransferSize : IOMEM__DMA_ALL;
 	cmd->iomem__align_mask = align - 1;
 	cmd->iomem__align_mask_len = align_len - 1;
@@ -1177,12 +1406,23 @@ IOMEM__PRIVATE bool iomem__dma_alloc_double(IODMACommand *cmd)
 {
 	uint64_t limit = cmd->iomem__max_phys < 0xFFFFFFFFull ? cmd->iomem__max_phys : 0xFFFFFFFFull;
 	uint64_t a = (uint64_t)cmd->iomem__align_mask + 1, page = iomem__platform_page_size();
+	IOByteCount l = 0;
+	addr64_t pa;
 	if (a < page)
 		a = page;
+	if ((limit & ~(a - 1)) == 0)
+		return false;                     /* a mask of 0 would mean "anywhere" */
 	cmd->iomem__copy_md = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task, kIODirectionInOut,
 	        cmd->iomem__prep_len, (mach_vm_address_t)(limit & ~(a - 1)));
 	if (cmd->iomem__copy_md == NULL)
 		return false;
+	/* trust, but check: one run, below the limit */
+	pa = IOMemoryDescriptor_getPhysicalSegment(cmd->iomem__copy_md, 0, &l, kIOMemoryMapperNone);
+	if (pa == 0 || l < cmd->iomem__prep_len || pa + cmd->iomem__prep_len - 1 > limit) {
+		IOMemoryDescriptor_release(cmd->iomem__copy_md);
+		cmd->iomem__copy_md = NULL;
+		return false;
+	}
 	cmd->iomem__bounce = IOMEM__DMA_BOUNCE_DOUBLE;
 	return true;
 }
@@ -1210,6 +1450,7 @@ IOMEM__PRIVATE bool iomem__dma_alloc_sparse(IODMACommand *cmd, uint32_t count, v
 		cmd->iomem__pages_cap = count;
 	}
 	/* the pieces, in descriptor order */
+	iomem__memset(&w, 0, sizeof w);
 	iomem_walk_init(&w, cmd->iomem__md, cmd->iomem__prep_off, cmd->iomem__prep_off + cmd->iomem__prep_len);
 	doff = cmd->iomem__prep_off;
 	while ((len = iomem_walk_next(&w, &pa)) != 0) {
@@ -1309,7 +1550,7 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 	IOMemoryDescriptor *md, *src;
 	IOByteCount mdlen;
 	IODirection dir;
-	bool use_mapper, check_addr, need_align, misaligned = false;
+	bool use_mapper, check_addr, need_align, misaligned = false, preflown = false;
 	uint32_t high = 0;
 	vm_size_t page = 0;                   /* read once: sysconf on POSIX */
 	if (cmd == NULL)
@@ -1348,6 +1589,9 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		cmd->iomem__cursor = 1;
 	} else if (forceDouble) {
 		misaligned = true;
+	} else if (use_mapper && cmd->iomem__mapper->ops->iovmMapExtents != NULL) {
+		/* an extents mapper (the Linux DMA API) bounces itself: never
+		 * here; the rules still cut and trim, misfits are not errors */
 	} else if (use_mapper) {
 		/* one IOVA run: only its first byte's page offset can misfit (the
 		 * mapper aligns the rest) */
@@ -1369,23 +1613,61 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		unsigned shift;
 		page = iomem__platform_page_size();
 		shift = iomem__flog2((uint64_t)page);
+		iomem__memset(&w, 0, sizeof w);        /* (a compiler cannot see it is set) */
 		iomem_walk_init(&w, md, offset, offset + length);
+		uint64_t maxp = check_addr ? cmd->iomem__max_phys : IOMEM__DMA_ALL;
+		uint64_t mlen = cmd->iomem__align_mask_len, mint = cmd->iomem__align_mask_int;
 		while ((len = iomem_walk_next(&w, &pa)) != 0) {
-			if (need_align) {
-				uint32_t smask = pos == 0 ? cmd->iomem__align_mask : cmd->iomem__align_mask_int;
-				if ((pa & smask) != 0 || (pos + len < length && (len & cmd->iomem__align_mask_len) != 0)) {
-					misaligned = true;
-					break;
-				}
-			}
-			if (check_addr && pa + len - 1 > cmd->iomem__max_phys) {
-				addr64_t hi = pa > cmd->iomem__max_phys ? pa : cmd->iomem__max_phys + 1;
+			if (pa + len - 1 > maxp) {
+				addr64_t hi = pa > maxp ? pa : maxp + 1;
 				high += (uint32_t)(((pa + len - 1) >> shift) - (hi >> shift) + 1);
 			}
-			pos += len;
+			if (!need_align) {
+				pos += len;
+				continue;
+			}
+			{
+				/* the segments the engine will emit (steps a-d, a
+				 * bounce page for each page above the limit), checked
+				 * as a cursor would (step e) */
+				addr64_t a = pa;
+				IOByteCount rest = len;
+				while (rest != 0) {
+					IOByteCount l = rest;
+					uint64_t r;
+					if (a + l - 1 > maxp) {
+						if (a <= maxp) {
+							l = maxp + 1 - a;
+						} else {
+							IOByteCount pe = page - (a & (page - 1));
+							if (l > pe)
+								l = pe;
+						}
+					}
+					if (l > cmd->iomem__max_seg)
+						l = cmd->iomem__max_seg;
+					if ((l & mlen) != 0 && l > mlen)
+						l &= ~mlen;
+					if (pos + l < length) {
+						r = (a + l) & mint;
+						if (r != 0 && r < l)
+							l -= r;
+					}
+					if ((a & (pos == 0 ? cmd->iomem__align_mask : mint)) != 0 || (l & mlen) != 0) {
+						misaligned = true;
+						break;
+					}
+					a += l;
+					rest -= l;
+					pos += l;
+				}
+				if (misaligned)
+					break;
+			}
 		}
 		if (!misaligned && pos != length)
 			return kIOReturnNotReady;        /* no physical address: not prepared */
+		preflown = check_addr && !misaligned;
 		if (!misaligned && high == 0)
 			cmd->iomem__cursor = 1;
 	} else {
@@ -1417,19 +1699,70 @@ IOMEM__PRIVATE IOReturn iomem__dma_prepare(IODMACommand *cmd, UInt64 offset, UIn
 		spec.numAddressBits = (uint8_t)(cmd->iomem__bits ? cmd->iomem__bits : 64);
 		if (cmd->iomem__copy_md != NULL || (dir & kIODirectionOutIn) != kIODirectionOut)
 			mopt |= kIODMAMapWriteAccess;
-		r = IOMapper_iovmMapMemory(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset, length, mopt,
-		                           &spec, cmd, NULL, &cmd->iomem__iova, &cmd->iomem__iova_len);
-		if (r != kIOReturnSuccess) {
-			iomem__dma_free_bounce(cmd);
-			return r;
+		if (cmd->iomem__mapper->ops->iovmMapExtents != NULL) {
+			/* a list of device-address extents (the Linux DMA API) */
+			const iomem_md_extent *x = NULL;
+			uint32_t xn = 0;
+			void *h = NULL;
+			r = cmd->iomem__mapper->ops->iovmMapExtents(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset,
+			                                            length, mopt, &spec, cmd, &x, &xn, &h);
+			if (r == kIOReturnSuccess && (x == NULL || xn == 0 || x[xn - 1].end != length)) {
+				if (cmd->iomem__mapper->ops->iovmUnmapExtents != NULL)
+					cmd->iomem__mapper->ops->iovmUnmapExtents(cmd->iomem__mapper, cmd, h);
+				r = kIOReturnInternalError;     /* the mapper broke its contract */
+			}
+			if (r != kIOReturnSuccess) {
+				iomem__dma_free_bounce(cmd);
+				return r;
+			}
+			cmd->iomem__xext = x;
+			cmd->iomem__xcount = xn;
+			cmd->iomem__xhandle = h;
+			cmd->iomem__mapped = 2;
+			if (synchronize && ((dir & kIODirectionOut) || (dir & kIODirectionOutIn) == 0) &&
+			    cmd->iomem__mapper->ops->iovmSync != NULL)
+				cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, h, kIODirectionOut);
+		} else {
+			r = IOMapper_iovmMapMemory(cmd->iomem__mapper, src, cmd->iomem__copy_md ? 0 : offset, length, mopt,
+			                           &spec, cmd, NULL, &cmd->iomem__iova, &cmd->iomem__iova_len);
+			if (r != kIOReturnSuccess) {
+				iomem__dma_free_bounce(cmd);
+				return r;
+			}
+			cmd->iomem__mapped = 1;
 		}
-		cmd->iomem__mapped = 1;
 	}
 	if (flushCache && (cmd->iomem__mapping_options & IODMACommand_kTypeMask) == IODMACommand_kNonCoherent &&
 	    length != 0)
 		IOMemoryDescriptor_performOperation(src, kIOMemoryIncoherentIOStore,
 		                                    cmd->iomem__copy_md ? 0 : offset, length);
 	cmd->iomem__simple = !need_align && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_SPARSE;
+	/* the preflight found nothing above the limit (or the double buffer
+	 * is below it): the engine skips the check */
+	cmd->iomem__lim = (preflown && high == 0) || cmd->iomem__bounce == IOMEM__DMA_BOUNCE_DOUBLE
+	                  ? IOMEM__DMA_ALL : cmd->iomem__max_phys;
+	/* one run (an IOVA range, a double buffer, contiguous memory): the
+	 * engine's shortcut, no walk at all */
+	cmd->iomem__single = 0;
+	if (cmd->iomem__simple && length != 0) {
+		if (cmd->iomem__mapped == 1) {
+			cmd->iomem__single_pa = cmd->iomem__iova;
+			cmd->iomem__single = 1;
+		} else if (cmd->iomem__mapped == 2) {
+			if (cmd->iomem__xcount == 1) {
+				cmd->iomem__single_pa = cmd->iomem__xext[0].phys;
+				cmd->iomem__single = 1;
+			}
+		} else {
+			IOByteCount l = 0;
+			addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(src, cmd->iomem__copy_md ? 0 : offset, &l,
+			                                                    kIOMemoryMapperNone);
+			if (pa != 0 && l >= length) {
+				cmd->iomem__single_pa = pa;
+				cmd->iomem__single = 1;
+			}
+		}
+	}
 	cmd->iomem__pos = IOMEM__DMA_NOPOS;
 	cmd->iomem__active = 1;
 	return kIOReturnSuccess;
@@ -1456,10 +1789,21 @@ IOMEM_API IOReturn IODMACommand_complete(IODMACommand *cmd, bool invalidateCache
 		IOMemoryDescriptor_performOperation(cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md,
 		                                    kIOMemoryIncoherentIOFlush,
 		                                    cmd->iomem__copy_md ? 0 : cmd->iomem__prep_off, cmd->iomem__prep_len);
+	if (synchronize && cmd->iomem__mapped == 2 && ((dir & kIODirectionIn) || (dir & kIODirectionOutIn) == 0) &&
+	    cmd->iomem__mapper->ops->iovmSync != NULL)
+		cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, cmd->iomem__xhandle, kIODirectionIn);
 	if (synchronize && cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE &&
 	    ((dir & kIODirectionIn) || (dir & kIODirectionOutIn) == 0))
 		iomem__dma_sync(cmd, true);
-	if (cmd->iomem__mapped) {
+	if (cmd->iomem__mapped == 2) {
+		const iomem_mapper_ops *ops = cmd->iomem__mapper->ops;
+		if (ops->iovmUnmapExtents != NULL)
+			ops->iovmUnmapExtents(cmd->iomem__mapper, cmd, cmd->iomem__xhandle);
+		cmd->iomem__xext = NULL;
+		cmd->iomem__xcount = 0;
+		cmd->iomem__xhandle = NULL;
+		cmd->iomem__mapped = 0;
+	} else if (cmd->iomem__mapped) {
 		IOMapper_iovmUnmapMemory(cmd->iomem__mapper,
 		                         cmd->iomem__copy_md ? cmd->iomem__copy_md : cmd->iomem__md,
 		                         cmd, cmd->iomem__iova, cmd->iomem__iova_len);
@@ -1567,8 +1911,12 @@ IOMEM_API IOReturn IODMACommand_synchronize(IODMACommand *cmd, IOOptionBits opti
 	}
 	if (!(options & (kIODirectionIn | kIODirectionOut)))
 		return kIOReturnBadArgument;
+	if ((options & kIODirectionIn) && cmd->iomem__mapped == 2 && cmd->iomem__mapper->ops->iovmSync != NULL)
+		cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, cmd->iomem__xhandle, kIODirectionIn);
 	if (cmd->iomem__bounce != IOMEM__DMA_BOUNCE_NONE)
 		iomem__dma_sync(cmd, (options & kIODirectionIn) != 0);
+	if ((options & kIODirectionOut) && cmd->iomem__mapped == 2 && cmd->iomem__mapper->ops->iovmSync != NULL)
+		cmd->iomem__mapper->ops->iovmSync(cmd->iomem__mapper, cmd, cmd->iomem__xhandle, kIODirectionOut);
 	return kIOReturnSuccess;
 }
 
@@ -1651,22 +1999,48 @@ IOMEM_API UInt64 IODMACommand_writeBytes(IODMACommand *cmd, UInt64 offset, const
 
 /* ---- segment generation --------------------------------------------------- */
 
-/* Positions a walk at relative offset @pos of the preparation. */
-IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos, iomem_walk *w,
-                                    addr64_t *run_pa, IOByteCount *run_len)
+/* Positions the command's walk at relative offset @pos of the preparation
+ * (the state is valid for @pos whatever the caller then does). */
+IOMEM__PRIVATE void iomem__dma_seek(IODMACommand *cmd, IOByteCount pos)
 {
-	*run_len = 0;
-	if (cmd->iomem__mapped) {
+	iomem_walk *w = &cmd->iomem__walk;
+	cmd->iomem__run_len = 0;
+	cmd->iomem__pos = pos;
+	if (cmd->iomem__mapped == 2) {
+		/* the mapper's extents, offsets relative to the prepared start:
+		 * walked exactly as a descriptor's */
+		iomem__memset(w, 0, sizeof *w);
+		w->ext.e = cmd->iomem__xext;
+		w->ext.n = cmd->iomem__xcount;
+		w->ext.length = cmd->iomem__prep_len;
+		w->ext.off = pos;
+		w->ext.i = iomem_extents_find(cmd->iomem__xext, cmd->iomem__xcount, 0, pos);
+		w->off = pos;
+		w->end = cmd->iomem__prep_len;
+	} else if (cmd->iomem__mapped) {
 		/* one IOVA run; the walk stays empty */
 		iomem__memset(w, 0, sizeof *w);
-		*run_pa = cmd->iomem__iova + pos;
-		*run_len = cmd->iomem__prep_len - pos;
+		cmd->iomem__run_pa = cmd->iomem__iova + pos;
+		cmd->iomem__run_len = cmd->iomem__prep_len - pos;
 	} else if (cmd->iomem__copy_md != NULL) {
 		iomem_walk_init(w, cmd->iomem__copy_md, pos, cmd->iomem__prep_len);
 	} else {
 		iomem_walk_init(w, cmd->iomem__md, cmd->iomem__prep_off + pos,
 		                cmd->iomem__prep_off + cmd->iomem__prep_len);
 	}
+}
+
+/* The index of the extent holding byte @xend - 1, looked for in
+ * [@xi, @xi + @room] only: beyond that, any index past the range (no
+ * extent there is reached). O(1) for the usual end, else O(log room). */
+IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t xn, uint32_t xi, uint32_t room,
+                                            IOByteCount xend)
+{
+	uint32_t hi = (xn - 1 - xi) < room ? xn - 1 : xi + room;
+	if (e[hi].end < xend)
+		return hi + 1;
+	/* hint: the end is usually in the last or next-to-last reachable one */
+	return xi + iomem_extents_find(e + xi, hi - xi + 1, hi > xi ? hi - xi - 1 : 0, xend - 1);
 }
 
 /* Whole extents [*xi, stop) of the extent fast path, each one segment; a
@@ -1728,29 +2102,39 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 	if (pos >= end)
 		return kIOReturnOverrun;
 	n = *numP;
-	if (IOMEM_LIKELY(pos == cmd->iomem__pos)) {
-		w = cmd->iomem__walk;          /* resume: O(1) */
-		run_pa = cmd->iomem__run_pa;
-		run_len = cmd->iomem__run_len;
-	} else {
-		iomem__dma_seek(cmd, pos, &w, &run_pa, &run_len);
-	}
 	max_seg = cmd->iomem__max_seg;
-	max_phys = cmd->iomem__max_phys;
-	if (IOMEM_LIKELY(cmd->iomem__simple && w.md == NULL)) {
+	max_phys = cmd->iomem__lim;
+	if (cmd->iomem__single) {
+		/* one run, no walk: the common IOMMU case */
+		addr64_t a = cmd->iomem__single_pa + pos;
+		IOByteCount l = end - pos;
+		if (IOMEM_LIKELY(l <= max_seg && a + l - 1 <= max_phys)) {
+			if (!iomem__dma_emit(fmt, fn, cmd, segs, 0, a, l))
+				return kIOReturnMessageTooLarge;
+			*offsetP = end;
+			*numP = 1;
+			return kIOReturnSuccess;
+		}
+	}
+	if (IOMEM_UNLIKELY(pos != cmd->iomem__pos))
+		iomem__dma_seek(cmd, pos);                 /* else resume: O(1) */
+	run_pa = cmd->iomem__run_pa;
+	run_len = cmd->iomem__run_len;
+	if (IOMEM_LIKELY(cmd->iomem__simple && cmd->iomem__walk.md == NULL)) {
 		/* no alignment rule, no sparse page, extents: runs straight out
 		 * of the extent array, split at max_seg; a run past the limit can
 		 * only be an error here. The walk's fields live in locals (few
 		 * enough to stay in registers); the relative offset is derived
 		 * from the extent offset at the end. */
-		const iomem_md_extent *e = w.ext.e;
-		uint32_t xi = w.ext.i, xlast;
-		IOByteCount xoff = w.ext.off, xend = w.ext.length;
+		const iomem_md_extent *e = cmd->iomem__walk.ext.e;
+		uint32_t xi = cmd->iomem__walk.ext.i, xn = cmd->iomem__walk.ext.n, xlast;
+		IOByteCount xoff = cmd->iomem__walk.ext.off, xend = cmd->iomem__walk.ext.length;
 		IOByteCount delta = pos - (xoff - run_len);
-		if (w.ext.n == 0)
+		unsigned sshift = cmd->iomem__seg_shift;
+		if (xn == 0)
 			xend = xoff;
-		else if (xend > e[w.ext.n - 1].end)
-			xend = e[w.ext.n - 1].end;        /* xoff < xend: xi < n */
+		else if (xend > e[xn - 1].end)
+			xend = e[xn - 1].end;             /* xoff < xend: xi < n */
 		if (run_len == 0 && xoff < xend && xoff != (xi != 0 ? e[xi - 1].end : 0)) {
 			/* the walk starts inside an extent: that piece first */
 			IOByteCount eend = e[xi].end < xend ? e[xi].end : xend;
@@ -1759,8 +2143,6 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			xoff = eend;
 			xi++;
 		}
-		/* the extent holding the last byte: the only one clipped */
-		xlast = xoff < xend ? iomem_extents_find(e, w.ext.n, w.ext.n - 1, xend - 1) : xi;
 		for (;;) {
 			uint32_t stop;
 			IOReturn r;
@@ -1770,6 +2152,19 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 				IOByteCount l = run_len;
 				if (IOMEM_UNLIKELY(a + l - 1 > max_phys))
 					return kIOReturnMessageTooLarge;
+				if (l > max_seg && sshift < 64) {
+					/* split, power of two: a counted loop of
+					 * fixed-size pieces (no division) */
+					uint64_t k = (l - 1) >> sshift, j;
+					if (k > (uint64_t)(n - i))
+						k = n - i;
+					for (j = 0; j < k; j++)
+						if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+							return kIOReturnMessageTooLarge;
+					i += (UInt32)k;
+					a += k << sshift;
+					l -= k << sshift;
+				}
 				while (l > max_seg && i < n) {
 					/* split: fixed-size pieces, no division */
 					if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, max_seg))
@@ -1790,6 +2185,9 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			}
 			if (i >= n || xoff >= xend)
 				break;
+			/* the extent holding the last byte (the only one clipped),
+			 * searched no further than the segments left can reach */
+			xlast = iomem__dma_xlast(e, xn, xi, n - i, xend);
 			/* whole extents before the last: no clip, one check each */
 			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
 			if (max_phys == IOMEM__DMA_ALL)
@@ -1809,10 +2207,21 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 				xi++;
 			}
 		}
-		w.ext.i = xi;
-		w.ext.off = xoff;
+		/* only scalars go back: no whole-walk copy */
+		cmd->iomem__walk.ext.i = xi;
+		cmd->iomem__walk.ext.off = xoff;
 		pos = xoff - run_len + delta;
-	} else if (IOMEM_LIKELY(cmd->iomem__simple)) {
+		if (i == 0)
+			return kIOReturnNotReady;
+		cmd->iomem__pos = pos;
+		cmd->iomem__run_pa = run_pa;
+		cmd->iomem__run_len = run_len;
+		*offsetP = pos;
+		*numP = i;
+		return kIOReturnSuccess;
+	}
+	w = cmd->iomem__walk;
+	if (IOMEM_LIKELY(cmd->iomem__simple)) {
 		/* the same on the other walks (IOVA run, sub/multi/custom kinds) */
 		while (i < n) {
 			if (run_len == 0) {
@@ -1861,17 +2270,10 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 					const iomem__dma_bounce_page *p = iomem__dma_find_page(cmd, doff);
 					if (p == NULL)
 						return kIOReturnMessageTooLarge;
-					const iomem__dma_bounce_page *last = cmd->iomem__pages + cmd->iomem__npages - 1;
-					IOByteCount run = l;
+					/* one bounce page at a time (reference §2.1 a) */
 					a = p->pa + (doff - p->doff);
 					if (l > p->len - (doff - p->doff))
 						l = p->len - (doff - p->doff);
-					/* the next pieces of this run, when their bounce
-					 * pages follow (slots of one chunk): one segment */
-					while (l < run && p < last && p[1].doff == doff + l && p[1].pa == a + l) {
-						p++;
-						l += p->len < run - l ? p->len : run - l;
-					}
 				}
 			}
 			/* b. the segment size */
@@ -1923,9 +2325,20 @@ IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_little64, IOMEM__DMA_FMT_LITTLE64)
 IOMEM__DMA_GEN_INSTANCE(iomem__dma_gen_user, IOMEM__DMA_FMT_USER)
 #undef IOMEM__DMA_GEN_INSTANCE
 
+/* The end-of-walk call, answered before the dispatch and the engine's
+ * prologue (every loop ends with one). Same checks, same order. */
+IOMEM_FORCEINLINE bool iomem__dma_at_end(const IODMACommand *cmd, const UInt64 *offset, const void *segments,
+                                         const UInt32 *numSegments)
+{
+	return cmd != NULL && cmd->iomem__active != 0 && offset != NULL && segments != NULL &&
+	       numSegments != NULL && *numSegments != 0 && *offset >= cmd->iomem__prep_len;
+}
+
 IOMEM_API IOReturn IODMACommand_genIOVMSegmentsWithFunction(IODMACommand *cmd,
         IODMACommand_SegmentFunction outSegFunc, UInt64 *offset, void *segments, UInt32 *numSegments)
 {
+	if (outSegFunc != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	/* one comparison chain per call picks the specialised engine */
 	if (outSegFunc == IODMACommand_OutputHost64)
 		return iomem__dma_gen_host64(cmd, outSegFunc, offset, segments, numSegments);
@@ -1947,6 +2360,8 @@ IOMEM_API IOReturn IODMACommand_genIOVMSegments(IODMACommand *cmd, UInt64 *offse
 {
 	if (cmd == NULL)
 		return kIOReturnBadArgument;
+	if (cmd->iomem__out_fn != NULL && iomem__dma_at_end(cmd, offset, segments, numSegments))
+		return kIOReturnOverrun;
 	switch (cmd->iomem__fmt) {
 	case IOMEM__DMA_FMT_HOST64:   return iomem__dma_gen_host64(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
 	case IOMEM__DMA_FMT_HOST32:   return iomem__dma_gen_host32(cmd, cmd->iomem__out_fn, offset, segments, numSegments);
@@ -2111,11 +2526,25 @@ IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_
 		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
 		return kIOReturnNotReady;
 	}
-	if (dmaOffset > cmd->iomem__prep_len || length > cmd->iomem__prep_len - dmaOffset ||
-	    (data != NULL && (dataOffset > IOMemoryDescriptor_getLength(data) ||
-	                      length > IOMemoryDescriptor_getLength(data) - dataOffset))) {
+	if (length > cmd->iomem__prep_len ||
+	    (data != NULL && options != kIODMACommandPerformOperationOptionZero &&
+	     length > IOMemoryDescriptor_getLength(data))) {
 		iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
 		return kIOReturnBadArgument;
+	}
+	{
+		/* a range that runs past either end: a short copy (Underrun) */
+		uint64_t room = dmaOffset < cmd->iomem__prep_len ? cmd->iomem__prep_len - dmaOffset : 0;
+		if (data != NULL && options != kIODMACommandPerformOperationOptionZero) {
+			uint64_t dl = IOMemoryDescriptor_getLength(data);
+			uint64_t droom = dataOffset < dl ? dl - dataOffset : 0;
+			if (droom < room)
+				room = droom;
+		}
+		if (room < length) {
+			length = room;
+			r = kIOReturnUnderrun;
+		}
 	}
 	if (options == kIODMACommandPerformOperationOptionZero)
 		iomem__memset(tmp, 0, sizeof tmp);
@@ -2141,7 +2570,7 @@ IOMEM_API kern_return_t IODMACommand_PerformOperation(IODMACommand *cmd, uint64_
 		done += chunk;
 	}
 	iomem__sleep_lock_unlock(&cmd->iomem__dk_lock);
-	return r;
+	return r;     /* kIOReturnUnderrun also after a clamped (short) copy */
 }
 
 /* >>impl-cursor: IOMemoryCursor ------------------------------------------- */

@@ -14,13 +14,20 @@
  *                     CreateMapping / GetAddress / GetLength / GetOffset
  *   >>mapper          IOMapper: system and per-device mappers, iovmMapMemory /
  *                     iovmUnmapMemory / iovmInsert / mapToPhysicalAddress,
- *                     IOMapperIOVMAlloc / IOMapperIOVMFree / IOMapperInsertPage
- *   >>mappedio        IOMappedRead8/16/32/64, IOMappedWrite8/16/32/64
+ *                     IOMapperIOVMAlloc / IOMapperIOVMFree / IOMapperInsertPage,
+ *                     the software IOMMU (iomem_swiommu_*)
+ *   >>mappedio        IOMappedRead8/16/32/64, IOMappedWrite8/16/32/64, the
+ *                     POSIX MMIO windows (iomem_posix_mmio_register)
  *   >>cache           IOFlushProcessorCache
  *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
  *     >>impl-mapper     the IOMapper object and the system mapper
  *     >>impl-memmap     IOMemoryMap: the pieces of a descriptor, the
  *                       backends' mapping, reuse, the accessors
+ *     >>impl-swiommu    the software IOMMU (page table, IOVA space, faults,
+ *                       the per-thread IOVA cache)
+ *     >>impl-iovm       IOMapperIOVMAlloc / IOVMFree / InsertPage / PPNPages
+ *     >>impl-mappedio   IOMappedRead/Write, the POSIX MMIO windows
+ *     >>impl-cache      IOFlushProcessorCache
  *
  * The map options and cache modes are in iomem.h. The README's feature
  * table says what works on which backend today.
@@ -357,7 +364,9 @@ IOMEM_API void *iomem_mapper_getContext(IOMapper *mapper);
 IOMEM_API void IOMapper_retain(IOMapper *mapper);
 IOMEM_API void IOMapper_release(IOMapper *mapper);
 /** iomem_mapper_set_system - make @mapper (retained; NULL: none) the system
- * mapper; the previous one is released. Set it before creating commands. */
+ * mapper; the previous one is released. Set it before creating commands,
+ * and not while the C accessors (IOMapperIOVMAlloc...) or IOMappedRead/
+ * Write may run on other threads: they read it without a reference. */
 IOMEM_API void iomem_mapper_set_system(IOMapper *mapper);
 /** iomem_mapper_copy_system - the system mapper, +1, or NULL when none. */
 IOMEM_API IOMapper *iomem_mapper_copy_system(void);
@@ -374,10 +383,239 @@ IOMEM_API IOReturn IOMapper_iovmInsert(IOMapper *mapper, uint32_t options, uint6
         uint64_t offset, uint64_t physicalAddress, uint64_t length);
 IOMEM_API uint64_t IOMapper_mapToPhysicalAddress(IOMapper *mapper, uint64_t mappedAddress);
 
+/* ---- the C accessors (reference §4.1) ------------------------------------ */
+/*
+ * IOKit's exported C calls on the system mapper, in CPU pages (ppnum_t page
+ * numbers, as XNU's ptoa/atop). They use the system mapper WITHOUT taking
+ * a reference (one atomic load, as XNU reads gSystem): set the system
+ * mapper at start-up and do not replace or clear it while these calls,
+ * IOMappedRead/Write or IOFlushProcessorCache may run on other threads.
+ * Thread-safe otherwise (the mapper's own lock).
+ */
+
+/**
+ * IOMapperIOVMAlloc - @pages CPU pages of read/write IOVA space on the
+ * system mapper, with no page mapped yet (IOMapperInsertPage fills it).
+ * Returns the IOVA's page number, or 0: no system mapper (IOKit's identity
+ * case), @pages 0, no IOVA space (the mapper's iovaAlloc failed or is
+ * missing), or a page number that does not fit 32 bits (the space is given
+ * back). The range is the caller's until IOMapperIOVMFree. O(1) with the
+ * software IOMMU (a per-thread cache of recently freed ranges, then the
+ * range allocator's instant fit).
+ */
+IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages);
+
+/**
+ * IOMapperIOVMFree - give back @pages CPU pages at page @addr (what
+ * IOMapperIOVMAlloc returned, same count): every page mapped in it is
+ * unmapped first (later device accesses fault). No system mapper, @addr 0
+ * or @pages 0, a range outside the mapper's space: nothing (reported with
+ * IOMEM_DEBUG when a mapper exists). O(@pages).
+ */
+IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages);
+
+/**
+ * IOMapperInsertPage - map the physical CPU page @page read/write at IOVA
+ * page @addr + @offset. Returns @addr + @offset; @page itself when there is
+ * no system mapper (IOKit's identity: the IOVA is the physical page).
+ * @addr 0 (IOKit panics): reported with IOMEM_DEBUG, returns 0. Returns 0
+ * also when @addr + @offset does not fit 32 bits or the mapper refuses
+ * (outside its IOVA space; IOKit has no error path here). O(1).
+ */
+IOMEM_API ppnum_t IOMapperInsertPage(ppnum_t addr, unsigned offset, ppnum_t page);
+
+/**
+ * IOMapperInsertPPNPages - map @pageCount physical CPU pages from
+ * @pageList read/write at IOVA pages @addr + @offset onwards (the legacy
+ * page-list insert). No system mapper: nothing (identity). @addr 0, a NULL
+ * @pageList with a non-zero count, or a page outside the mapper's space:
+ * reported with IOMEM_DEBUG, nothing more is mapped. O(@pageCount).
+ */
+IOMEM_API void IOMapperInsertPPNPages(ppnum_t addr, unsigned offset, ppnum_t *pageList, IOItemCount pageCount);
+
+/* ---- the software IOMMU (iomem's addition; every backend) --------------- */
+/*
+ * iomem_swiommu: a plain-software IOMMU implementing iomem_mapper_ops, for
+ * tests, simulations (the software DMA engine translates through it) and
+ * platforms without one. It has
+ *   - an IOVA space [iova_base, iova_base + iova_size) managed by an
+ *     IORangeAllocator (vmem-style instant fit) in IOMMU pages, with a
+ *     per-thread cache of recently freed ranges on POSIX (1..8 pages by
+ *     size, and up to 8 larger ones of up to 512 pages, exact size);
+ *   - a two-level page table (IOVA page -> physical frame + read/write
+ *     bits): O(1) per page to map, unmap and translate; its 4 KiB leaves are
+ *     allocated on first use and kept until the mapper is freed;
+ *   - the device side: iomem_swiommu_translate, which records every access
+ *     to an unmapped IOVA and every write to a read-only page as a FAULT.
+ * iovmMapMemory maps the prepared range with one contiguous IOVA run; its
+ * runs must tile IOMMU pages (every physical run but the first starts on an
+ * IOMMU page boundary, which any descriptor whose pieces are page-aligned
+ * satisfies), else kIOReturnNotAligned. Read access always; write access
+ * when the options carry kIODMAMapWriteAccess.
+ * THREAD SAFETY: one lock per IOMMU (may sleep: the descriptor layer's
+ * iomem__sleep_lock); every call, translate included, may come from any
+ * thread. An unmap is complete when it returns: later translates fault.
+ * CONFIGURATION (impl): IOMEM_SWIOMMU_NO_TLS turns the per-thread cache off
+ * (every allocation then takes the lock). Without IOMEM_DEBUG a range freed
+ * twice into a thread's cache is not detected (it may be handed out twice,
+ * as with any magazine cache); with IOMEM_DEBUG it is reported.
+ */
+
+/** Creation parameters; a zero field takes the default noted. */
+typedef struct iomem_swiommu_desc {
+	uint64_t page_size;     /* IOMMU page: power of two in [512, 1 GiB]; 0: CPU page */
+	uint64_t iova_base;     /* first IOVA byte, page-aligned; 0: one page (IOVA 0 is never used) */
+	uint64_t iova_size;     /* bytes, a page multiple; 0: up to 2^address_bits */
+	uint8_t  address_bits;  /* IOVA width 20..64; 0: 32 (the space must end below 2^bits) */
+} iomem_swiommu_desc;
+
+/** Why a translate faulted. */
+typedef enum iomem_swiommu_fault_reason {
+	IOMEM_SWIOMMU_FAULT_NONE = 0,   /* no fault yet */
+	IOMEM_SWIOMMU_FAULT_UNMAPPED,   /* no entry for the IOVA page (or outside the space) */
+	IOMEM_SWIOMMU_FAULT_READONLY    /* a write to a read-only page */
+} iomem_swiommu_fault_reason;
+
+/** One recorded fault. */
+typedef struct iomem_swiommu_fault {
+	uint64_t                   iova;
+	bool                       write;
+	iomem_swiommu_fault_reason reason;
+} iomem_swiommu_fault;
+
+/** Counters (iomem_swiommu_get_stats). */
+typedef struct iomem_swiommu_stats {
+	uint64_t  page_size;
+	uint64_t  iova_base, iova_size;   /* the space, bytes */
+	uint64_t  iova_free_pages;        /* free in the allocator (per-thread caches excluded) */
+	uint64_t  mapped_pages;           /* page-table entries present */
+	uint64_t  maps, unmaps;           /* successful iovmMapMemory / iovmUnmapMemory */
+	uint64_t  faults;
+	vm_size_t table_bytes;            /* directory + leaves */
+} iomem_swiommu_stats;
+
+/**
+ * iomem_swiommu_create - a software IOMMU as an IOMapper (+1; release with
+ * IOMapper_release, which frees the table and the IOVA space; IOVAs still
+ * in use then are simply gone). @desc: NULL = all defaults (CPU page, IOVA
+ * [page, 4 GiB), 32 address bits). NULL for a bad @desc (page size not a
+ * power of two in range, unaligned base or size, a space past
+ * 2^address_bits or more than 2^30 pages, address_bits outside 20..64) or
+ * no memory. Thread-safe. O(space / 512 pages) for the directory.
+ */
+IOMEM_API IOMapper *iomem_swiommu_create(const iomem_swiommu_desc *desc);
+
+/** iomem_swiommu_is - true when @mapper is a software IOMMU. */
+IOMEM_API bool iomem_swiommu_is(IOMapper *mapper);
+
+/**
+ * iomem_swiommu_translate - what a device sees: the CPU-physical address
+ * of IOVA @iova in *@pa and, in *@contiguous (may be NULL), how many bytes
+ * from there (at most @length) are mapped physically contiguously with the
+ * access's permission (read; read+write when @write).
+ * Returns kIOReturnSuccess; a FAULT, recorded and counted (see
+ * iomem_swiommu_faults), for the page holding @iova only:
+ *   kIOReturnVMError      no mapping (unmapped page, or outside the space)
+ *   kIOReturnNotWritable  @write and the page is read-only;
+ * kIOReturnBadArgument (not a fault): @mapper not a software IOMMU, @pa
+ * NULL or @length 0. *@pa and *@contiguous are 0 on every error. O(pages
+ * covered), under the IOMMU's lock.
+ */
+IOMEM_API IOReturn iomem_swiommu_translate(IOMapper *mapper, uint64_t iova, uint64_t length, bool write,
+                                           IOPhysicalAddress *pa, uint64_t *contiguous);
+
+/** iomem_swiommu_faults - faults recorded so far (0 for NULL or another
+ * mapper); the last one into *@last (may be NULL; reason NONE when none). */
+IOMEM_API uint64_t iomem_swiommu_faults(IOMapper *mapper, iomem_swiommu_fault *last);
+
+/** iomem_swiommu_get_stats - snapshot into @out. kIOReturnBadArgument for
+ * a NULL @out or a mapper that is not a software IOMMU. */
+IOMEM_API IOReturn iomem_swiommu_get_stats(IOMapper *mapper, iomem_swiommu_stats *out);
+
+/**
+ * iomem_swiommu_flush_cache - give the calling thread's cached IOVA ranges
+ * of @mapper back to its allocator (other threads keep theirs until they
+ * allocate from a full space or exit). A no-op where there is no
+ * per-thread cache. Thread-safe.
+ */
+IOMEM_API void iomem_swiommu_flush_cache(IOMapper *mapper);
+
 
 /* >>mappedio ============================================================== */
+/*
+ * IOMappedRead8..64 / IOMappedWrite8..64 (reference §4.3): a physical
+ * access of exactly that width. @address is whatever getPhysicalSegment
+ * returned: with a system mapper it is an IOVA, translated first through
+ * mapToPhysicalAddress; without one it is the physical address. No
+ * alignment or error return, as in IOKit. Per backend:
+ *   POSIX      the software machine: a registered MMIO window
+ *              (iomem_posix_mmio_register) gets a callback with the offset
+ *              and width; else the wired RAM frame behind the address
+ *              (exact-width volatile access; an unaligned access that
+ *              crosses a page is copied bytewise)
+ *   bare metal the platform's phys_to_virt hook, exact-width volatile
+ *   Linux      RAM (pfn_valid): kmap_local + exact-width access; anything
+ *              else: ioremap + readb..readq / writeb..writeq (may sleep)
+ * An address with nothing behind it (no RAM, no MMIO window, an IOVA the
+ * mapper has not mapped, ioremap failing): reported with IOMEM_DEBUG
+ * ("IOMappedRead32: nothing at physical 0x..."), reads return all ones,
+ * writes are dropped - never a crash (a PCI master abort looks the same).
+ * Thread-safety: as the memory behind; the system mapper rule of the C
+ * accessors applies.
+ */
+IOMEM_API UInt8  IOMappedRead8(IOPhysicalAddress address);
+IOMEM_API UInt16 IOMappedRead16(IOPhysicalAddress address);
+IOMEM_API UInt32 IOMappedRead32(IOPhysicalAddress address);
+IOMEM_API UInt64 IOMappedRead64(IOPhysicalAddress address);
+IOMEM_API void   IOMappedWrite8(IOPhysicalAddress address, UInt8 value);
+IOMEM_API void   IOMappedWrite16(IOPhysicalAddress address, UInt16 value);
+IOMEM_API void   IOMappedWrite32(IOPhysicalAddress address, UInt32 value);
+IOMEM_API void   IOMappedWrite64(IOPhysicalAddress address, UInt64 value);
+
+#if defined(IOMEM_BACKEND_POSIX)
+/* Simulated device registers for the software machine (iomem's addition).
+ * @offset is from the window's base, @width the access size in bytes
+ * (1, 2, 4, 8); a read returns the value in the low @width bytes. */
+typedef uint64_t (*iomem_posix_mmio_read_fn)(void *context, IOByteCount offset, unsigned width);
+typedef void     (*iomem_posix_mmio_write_fn)(void *context, IOByteCount offset, unsigned width, uint64_t value);
+
+enum { IOMEM_POSIX_MMIO_WINDOWS = 16 };   /* windows registered at once */
+
+/**
+ * iomem_posix_mmio_register - route IOMappedRead/Write of physical
+ * [@base, @base + @length) to @read_cb / @write_cb with @context (a NULL
+ * callback: reads give all ones / writes are dropped). A window takes
+ * precedence over RAM frames at the same address. Returns
+ * kIOReturnSuccess; kIOReturnBadArgument (@length 0, a range past 2^64,
+ * both callbacks NULL); kIOReturnBusy (overlaps a registered window);
+ * kIOReturnNoResources (IOMEM_POSIX_MMIO_WINDOWS already registered).
+ * Thread-safe; callbacks run without iomem's locks held (they may call
+ * IOMappedRead/Write themselves).
+ */
+IOMEM_API IOReturn iomem_posix_mmio_register(IOPhysicalAddress base, IOByteCount length,
+                                             iomem_posix_mmio_read_fn read_cb,
+                                             iomem_posix_mmio_write_fn write_cb, void *context);
+/**
+ * iomem_posix_mmio_unregister - remove the window registered at @base.
+ * kIOReturnNotFound when there is none. Thread-safe; an access already in
+ * a callback of this window may still be running when it returns.
+ */
+IOMEM_API IOReturn iomem_posix_mmio_unregister(IOPhysicalAddress base);
+#endif
 
 /* >>cache ================================================================= */
+/**
+ * IOFlushProcessorCache - clean (write back) the data cache over
+ * [@address, @address + @length) of @task (reference §4.4), so a device
+ * that does not snoop sees the data.
+ * Returns kIOReturnSuccess; kIOReturnUnsupported for a task other than
+ * kernel_task (as IOKit), and on Linux architectures other than x86 (no
+ * cache clean is exported to modules; use the DMA API there). Per backend:
+ * POSIX no-op (the host is coherent); bare metal the platform's
+ * cache_flush hook (clean + invalidate; nothing when the hook is absent);
+ * Linux x86 no-op (DMA is cache-coherent). Length 0: success. Thread-safe.
+ */
+IOMEM_API IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress address, IOByteCount length);
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -402,6 +640,20 @@ struct IOMapper {
 
 static iomem__mutex iomem__mapper_system_lock = IOMEM__MUTEX_INITIALIZER(iomem__mapper_system_lock);
 static IOMapper *iomem__mapper_system;
+/* The system mapper's software IOMMU state when it is one (else NULL): the
+ * C accessors' hot path reads this one pointer. */
+static void *iomem__mapper_system_sw;
+IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper);
+
+/* The system mapper is also read without the lock (the C accessors,
+ * IOMappedRead/Write): a release store, an acquire load. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define IOMEM__MAP_LOAD_PTR(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#  define IOMEM__MAP_STORE_PTR(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#else
+#  define IOMEM__MAP_LOAD_PTR(p)     (*(p))
+#  define IOMEM__MAP_STORE_PTR(p, v) (*(p) = (v))
+#endif
 
 IOMEM_API IOMapper *iomem_mapper_withOps(const iomem_mapper_ops *ops, void *context)
 {
@@ -444,7 +696,9 @@ IOMEM_API void iomem_mapper_set_system(IOMapper *mapper)
 	IOMapper_retain(mapper);
 	iomem__mutex_lock(&iomem__mapper_system_lock);
 	old = iomem__mapper_system;
-	iomem__mapper_system = mapper;
+	IOMEM__MAP_STORE_PTR(&iomem__mapper_system, mapper);
+	IOMEM__MAP_STORE_PTR(&iomem__mapper_system_sw,
+	                     mapper != NULL && mapper->ops->free == iomem__swiommu_destroy ? mapper->context : NULL);
 	iomem__mutex_unlock(&iomem__mapper_system_lock);
 	IOMapper_release(old);
 }
@@ -1238,5 +1492,1305 @@ IOMEM_API kern_return_t IOMemoryDescriptor_CreateMapping(IOMemoryDescriptor *md,
 IOMEM_API uint64_t IOMemoryMap_GetAddress(IOMemoryMap *map) { return map ? map->address : 0; }
 IOMEM_API uint64_t IOMemoryMap_GetLength(IOMemoryMap *map)  { return map ? map->length : 0; }
 IOMEM_API uint64_t IOMemoryMap_GetOffset(IOMemoryMap *map)  { return map ? map->offset : 0; }
+/* >>impl-swiommu: the software IOMMU ------------------------------------ */
+
+/* Page-table entries: the frame's physical address | these bits (a page
+ * is present when R is set). A leaf holds 512 entries and, after them, the
+ * number of entries present (so a free can see "nothing mapped here" with
+ * one load per leaf). */
+#define IOMEM__SWIOMMU_R          ((uint64_t)1)
+#define IOMEM__SWIOMMU_W          ((uint64_t)2)
+#define IOMEM__SWIOMMU_LEAF_SHIFT 9u
+#define IOMEM__SWIOMMU_LEAF_N     ((uint64_t)1 << IOMEM__SWIOMMU_LEAF_SHIFT)
+#define IOMEM__SWIOMMU_LEAF_BYTES ((vm_size_t)((IOMEM__SWIOMMU_LEAF_N + 1) * sizeof(uint64_t)))
+
+/* The per-thread IOVA cache needs thread-local storage and pthread keys:
+ * POSIX with GCC/Clang only. Entries are read without the lock on its
+ * paths, so they are relaxed atomics there (plain under the lock
+ * elsewhere: 64-bit atomics need libatomic on 32-bit bare-metal cores). */
+#if defined(IOMEM_BACKEND_POSIX) && (defined(__GNUC__) || defined(__clang__)) && !defined(IOMEM_SWIOMMU_NO_TLS)
+#  define IOMEM__SWIOMMU_MAG 1
+#  define IOMEM__PTE_LOAD(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#  define IOMEM__PTE_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#  define IOMEM__DIR_LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#  define IOMEM__DIR_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#else
+#  define IOMEM__SWIOMMU_MAG 0
+#  define IOMEM__PTE_LOAD(p)     (*(p))
+#  define IOMEM__PTE_STORE(p, v) (*(p) = (v))
+#  define IOMEM__DIR_LOAD(p)     (*(p))
+#  define IOMEM__DIR_STORE(p, v) (*(p) = (v))
+#endif
+
+typedef struct iomem__swiommu {
+	iomem__sleep_lock   lock;
+	unsigned            shift;         /* log2 of the IOMMU page */
+	unsigned            cpu_shift;     /* log2 of the CPU page at creation */
+	uint64_t            mask;          /* IOMMU page - 1 */
+	uint64_t            first, count;  /* the space in IOMMU pages: [first, first + count) */
+	uint64_t            last32;        /* last page a 32-bit page number can start a range at */
+	bool                same_page;     /* IOMMU page == CPU page (the C accessors' hot path) */
+	IORangeAllocator   *ra;            /* free IOVA pages (page numbers) */
+	uint64_t          **dir;           /* ndir leaves, allocated on first use */
+	uint64_t            ndir;
+	uint64_t            mapped, maps, unmaps, faults, leaves;
+	iomem_swiommu_fault last;
+	uint64_t            id;            /* never reused: tags per-thread cache entries */
+	struct iomem__swiommu *next;       /* the registry of live IOMMUs (IOMEM__SWIOMMU_MAG) */
+} iomem__swiommu;
+
+/* A software IOMMU is recognised by its free hook (C++ has no tentative
+ * definition of the ops table; declared with the system mapper above). */
+
+IOMEM_FORCEINLINE iomem__swiommu *iomem__swiommu_of(IOMapper *m)
+{
+	return (m != NULL && m->ops->free == iomem__swiommu_destroy) ? (iomem__swiommu *)m->context : NULL;
+}
+
+/* Whether IOVA pages [page, page + n) lie in the space (no overflow). */
+IOMEM_FORCEINLINE bool iomem__swiommu_inside(const iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+	return page >= s->first && n <= s->count && page - s->first <= s->count - n;
+}
+
+/* The entry of an IOVA page inside the space, or NULL when its leaf does
+ * not exist yet. */
+IOMEM_FORCEINLINE uint64_t *iomem__swiommu_pte(iomem__swiommu *s, uint64_t page)
+{
+	uint64_t i = page - s->first;
+	uint64_t *leaf = IOMEM__DIR_LOAD(&s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	return leaf ? &leaf[i & (IOMEM__SWIOMMU_LEAF_N - 1)] : NULL;
+}
+
+/* Lock held: a writer of consecutive entries that looks a leaf up once
+ * per 512 entries and updates its count once per leaf (a map writes one
+ * entry per page of many runs). Space-relative entry indices. */
+typedef struct iomem__swiommu_cur {
+	uint64_t *leaf;
+	uint64_t  li;        /* the leaf's index in the directory; ~0: none */
+	uint64_t  added;     /* entries made present in this leaf, not counted yet */
+} iomem__swiommu_cur;
+
+IOMEM_FORCEINLINE void iomem__swiommu_cur_flush(iomem__swiommu *s, iomem__swiommu_cur *c)
+{
+	if (c->added != 0) {
+		IOMEM__PTE_STORE(&c->leaf[IOMEM__SWIOMMU_LEAF_N], c->leaf[IOMEM__SWIOMMU_LEAF_N] + c->added);
+		s->mapped += c->added;
+		c->added = 0;
+	}
+}
+
+/* Entries [i, i + np) := @f, @f + @step, ... (@f carries the access bits).
+ * False when a leaf cannot be allocated (the entries before stay set). */
+IOMEM_FORCEINLINE bool iomem__swiommu_cur_put(iomem__swiommu *s, iomem__swiommu_cur *c, uint64_t i, uint64_t np,
+                                              uint64_t f, uint64_t step)
+{
+	for (; np != 0; np--, i++, f += step) {
+		uint64_t *e;
+		if (IOMEM_UNLIKELY((i >> IOMEM__SWIOMMU_LEAF_SHIFT) != c->li)) {
+			iomem__swiommu_cur_flush(s, c);
+			c->li = i >> IOMEM__SWIOMMU_LEAF_SHIFT;
+			c->leaf = s->dir[c->li];
+			if (c->leaf == NULL) {
+				c->leaf = (uint64_t *)iomem__alloc_internal(IOMEM__SWIOMMU_LEAF_BYTES, "iomem_swiommu page table");
+				if (c->leaf == NULL) {
+					c->li = ~(uint64_t)0;
+					return false;
+				}
+				IOMEM__DIR_STORE(&s->dir[c->li], c->leaf);
+				s->leaves++;
+			}
+		}
+		e = &c->leaf[i & (IOMEM__SWIOMMU_LEAF_N - 1)];
+		c->added += !(*e & IOMEM__SWIOMMU_R);
+		IOMEM__PTE_STORE(e, f);
+	}
+	return true;
+}
+
+/* Lock held: map [page, page + n) to consecutive frames from @pa. False
+ * when a leaf cannot be allocated (the pages before it stay mapped). */
+IOMEM__PRIVATE bool iomem__swiommu_set(iomem__swiommu *s, uint64_t page, uint64_t n, uint64_t pa, uint64_t bits)
+{
+	iomem__swiommu_cur c = { NULL, ~(uint64_t)0, 0 };
+	bool ok = iomem__swiommu_cur_put(s, &c, page - s->first, n, pa | bits, s->mask + 1);
+	iomem__swiommu_cur_flush(s, &c);
+	return ok;
+}
+
+/* Lock held: unmap [page, page + n) (inside the space). */
+IOMEM__PRIVATE void iomem__swiommu_clear(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+	while (n != 0) {
+		uint64_t i = page - s->first, j = i & (IOMEM__SWIOMMU_LEAF_N - 1), k = IOMEM__SWIOMMU_LEAF_N - j;
+		uint64_t *leaf = s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT];
+		if (k > n)
+			k = n;
+		if (leaf != NULL && leaf[IOMEM__SWIOMMU_LEAF_N] != 0) {
+			uint64_t t, removed = 0;
+			for (t = 0; t < k; t++) {
+				if (leaf[j + t] != 0) {
+					IOMEM__PTE_STORE(&leaf[j + t], 0);
+					removed++;
+				}
+			}
+			IOMEM__PTE_STORE(&leaf[IOMEM__SWIOMMU_LEAF_N], leaf[IOMEM__SWIOMMU_LEAF_N] - removed);
+			s->mapped -= removed;
+		}
+		page += k;
+		n -= k;
+	}
+}
+
+/* Whether no page of [page, page + n) (inside the space, n <= 512) is
+ * mapped; no lock needed (the caller owns the range). Usually one load per
+ * leaf (its count of entries present). */
+IOMEM_FORCEINLINE bool iomem__swiommu_none_mapped(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+	uint64_t i = page - s->first, e = i + n - 1;
+	uint64_t *a = IOMEM__DIR_LOAD(&s->dir[i >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	uint64_t *b = IOMEM__DIR_LOAD(&s->dir[e >> IOMEM__SWIOMMU_LEAF_SHIFT]);
+	if (IOMEM_LIKELY((a == NULL || IOMEM__PTE_LOAD(&a[IOMEM__SWIOMMU_LEAF_N]) == 0) &&
+	                 (b == NULL || IOMEM__PTE_LOAD(&b[IOMEM__SWIOMMU_LEAF_N]) == 0)))
+		return true;
+	for (; n != 0; n--, page++) {
+		uint64_t *p = iomem__swiommu_pte(s, page);
+		if (p != NULL && IOMEM__PTE_LOAD(p) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* ---- the per-thread IOVA cache (POSIX) --------------------------------- *
+ * Linux's per-CPU "rcache" idea with a thread as the CPU: a thread keeps up
+ * to 16 recently freed ranges of each size 1..8 IOMMU pages and 8 larger
+ * ones (up to 512 pages, matched by exact size: repeated I/O of one size)
+ * of ONE IOMMU,
+ * so a hot IOMapperIOVMAlloc/Free pair takes no lock and no atomic
+ * read-modify-write. The ranges stay allocated in the range allocator.
+ * They go back: when the thread uses another IOMMU, on
+ * iomem_swiommu_flush_cache, when an allocation finds the space full, and
+ * at thread exit (a pthread key destructor, through the registry of live
+ * IOMMUs, so an IOMMU freed meanwhile is never touched). */
+#define IOMEM__SWIOMMU_MAG_CLASSES 8u
+#define IOMEM__SWIOMMU_MAG_DEPTH   16u
+#define IOMEM__SWIOMMU_MAG_BIG     8u     /* larger ranges (9..512 pages), exact size */
+
+#if IOMEM__SWIOMMU_MAG
+typedef struct iomem__swiommu_mag {
+	uint64_t id;                     /* the IOMMU the entries belong to, 0: none */
+	bool     keyed;                  /* the exit destructor is armed */
+	uint8_t  count[IOMEM__SWIOMMU_MAG_CLASSES];
+	uint8_t  nbig;
+	uint64_t page[IOMEM__SWIOMMU_MAG_CLASSES][IOMEM__SWIOMMU_MAG_DEPTH];
+	uint64_t big_page[IOMEM__SWIOMMU_MAG_BIG], big_n[IOMEM__SWIOMMU_MAG_BIG];
+} iomem__swiommu_mag;
+
+static __thread iomem__swiommu_mag iomem__swiommu_tls;
+static iomem__mutex iomem__swiommu_reg_lock = IOMEM__MUTEX_INITIALIZER(iomem__swiommu_reg_lock);
+static iomem__swiommu *iomem__swiommu_reg;
+static pthread_key_t iomem__swiommu_key;
+static pthread_once_t iomem__swiommu_once = PTHREAD_ONCE_INIT;
+
+/* Give @mag's entries back to their IOMMU if it still lives; empty it. */
+IOMEM__PRIVATE void iomem__swiommu_mag_drain(iomem__swiommu_mag *mag)
+{
+	iomem__swiommu *s;
+	unsigned k;
+	if (mag->id == 0)
+		return;
+	iomem__mutex_lock(&iomem__swiommu_reg_lock);
+	for (s = iomem__swiommu_reg; s != NULL && s->id != mag->id; s = s->next)
+		;
+	if (s != NULL) {
+		iomem__sleep_lock_lock(&s->lock);
+		for (k = 0; k < IOMEM__SWIOMMU_MAG_CLASSES; k++)
+			while (mag->count[k] != 0)
+				IORangeAllocator_deallocate(s->ra, mag->page[k][--mag->count[k]], k + 1);
+		while (mag->nbig != 0) {
+			mag->nbig--;
+			IORangeAllocator_deallocate(s->ra, mag->big_page[mag->nbig], mag->big_n[mag->nbig]);
+		}
+		iomem__sleep_lock_unlock(&s->lock);
+	}
+	iomem__mutex_unlock(&iomem__swiommu_reg_lock);
+	for (k = 0; k < IOMEM__SWIOMMU_MAG_CLASSES; k++)
+		mag->count[k] = 0;
+	mag->nbig = 0;
+	mag->id = 0;
+}
+
+static void iomem__swiommu_thread_exit(void *p)
+{
+	iomem__swiommu_mag_drain((iomem__swiommu_mag *)p);
+}
+
+static void iomem__swiommu_key_create(void)
+{
+	(void)pthread_key_create(&iomem__swiommu_key, iomem__swiommu_thread_exit);
+}
+
+/* Make this thread's cache @s's (draining another IOMMU's entries). */
+IOMEM__PRIVATE IOMEM__NOINLINE iomem__swiommu_mag *iomem__swiommu_mag_claim(iomem__swiommu *s)
+{
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (!mag->keyed) {
+		(void)pthread_once(&iomem__swiommu_once, iomem__swiommu_key_create);
+		if (pthread_setspecific(iomem__swiommu_key, mag) != 0)
+			return NULL;         /* no destructor: do not cache */
+		mag->keyed = true;
+	}
+	iomem__swiommu_mag_drain(mag);
+	mag->id = s->id;
+	return mag;
+}
+#endif
+
+/* The per-thread cache's hit paths (inlined): false = take the locked
+ * path. Pop: a cached range of exactly @n pages whose start is aligned to
+ * @align pages (0: 1) and that ends at or below page @limit. Push: a range
+ * of @n pages with nothing mapped in it (else its pages must be cleared
+ * under the lock). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_pop(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
+                                              uint64_t *page)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (IOMEM_LIKELY(mag->id == s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES && mag->count[n - 1] != 0)) {
+		uint64_t p = mag->page[n - 1][mag->count[n - 1] - 1];
+		if (IOMEM_LIKELY(!(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit)) {
+			mag->count[n - 1]--;
+			*page = p;
+			return true;
+		}
+	} else if (mag->id == s->id && n > IOMEM__SWIOMMU_MAG_CLASSES && mag->nbig != 0) {
+		unsigned j = mag->nbig;
+		while (j-- != 0) {             /* newest first */
+			uint64_t p = mag->big_page[j];
+			if (mag->big_n[j] == n && !(p & (align ? align - 1 : 0)) && p + (n - 1) <= limit) {
+				mag->nbig--;
+				mag->big_page[j] = mag->big_page[mag->nbig];
+				mag->big_n[j] = mag->big_n[mag->nbig];
+				*page = p;
+				return true;
+			}
+		}
+	}
+#else
+	(void)s; (void)n; (void)align; (void)limit; (void)page;
+#endif
+	return false;
+}
+
+/* Push a range known to have nothing mapped (the caller just cleared it
+ * or checked). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_push_clean(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (mag->id != s->id)
+		return false;
+	if (IOMEM_LIKELY(n - 1 < IOMEM__SWIOMMU_MAG_CLASSES)) {
+		if (mag->count[n - 1] >= IOMEM__SWIOMMU_MAG_DEPTH)
+			return false;
+#if IOMEM__DEBUG
+		{
+			unsigned j;
+			for (j = 0; j < mag->count[n - 1]; j++) {
+				if (mag->page[n - 1][j] == page) {
+					iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice; ignored",
+					              (unsigned long long)page, (unsigned long long)n);
+					return true;
+				}
+			}
+		}
+#endif
+		mag->page[n - 1][mag->count[n - 1]++] = page;
+		return true;
+	}
+	if (n > IOMEM__SWIOMMU_LEAF_N || mag->nbig >= IOMEM__SWIOMMU_MAG_BIG)
+		return false;
+#if IOMEM__DEBUG
+	{
+		unsigned j;
+		for (j = 0; j < mag->nbig; j++) {
+			if (mag->big_page[j] == page) {
+				iomem__report("iomem_swiommu: IOVA page %x (%u pages) freed twice; ignored",
+				              (unsigned long long)page, (unsigned long long)n);
+				return true;
+			}
+		}
+	}
+#endif
+	mag->big_page[mag->nbig] = page;
+	mag->big_n[mag->nbig++] = n;
+	return true;
+#else
+	(void)s; (void)page; (void)n;
+	return false;
+#endif
+}
+
+/* Push a range the caller owns if nothing is mapped in it (else its pages
+ * must be cleared under the lock first). */
+IOMEM_FORCEINLINE bool iomem__swiommu_mag_push(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu_mag *mag = &iomem__swiommu_tls;
+	if (IOMEM_LIKELY(mag->id == s->id && n - 1 < IOMEM__SWIOMMU_MAG_CLASSES &&
+	                 mag->count[n - 1] < IOMEM__SWIOMMU_MAG_DEPTH && iomem__swiommu_none_mapped(s, page, n)))
+		return iomem__swiommu_mag_push_clean(s, page, n);
+	if (mag->id == s->id && n > IOMEM__SWIOMMU_MAG_CLASSES && n <= IOMEM__SWIOMMU_LEAF_N &&
+	    mag->nbig < IOMEM__SWIOMMU_MAG_BIG && iomem__swiommu_none_mapped(s, page, n))
+		return iomem__swiommu_mag_push_clean(s, page, n);
+#else
+	(void)s; (void)page; (void)n;
+#endif
+	return false;
+}
+
+/* The locked path of an allocation (see iomem__swiommu_alloc). */
+IOMEM__PRIVATE IOMEM__NOINLINE IOReturn iomem__swiommu_alloc_slow(iomem__swiommu *s, uint64_t n, uint64_t align,
+                                                                  uint64_t limit, uint64_t *page)
+{
+	IOReturn st;
+	iomem__sleep_lock_lock(&s->lock);
+	st = iomem__range_alloc_pages(s->ra, n, 0, align, limit, page);
+	iomem__sleep_lock_unlock(&s->lock);
+#if IOMEM__SWIOMMU_MAG
+	if (st == kIOReturnNoSpace && iomem__swiommu_tls.id == s->id) {   /* give our cached ranges back, retry */
+		iomem__swiommu_mag_drain(&iomem__swiommu_tls);
+		iomem__sleep_lock_lock(&s->lock);
+		st = iomem__range_alloc_pages(s->ra, n, 0, align, limit, page);
+		iomem__sleep_lock_unlock(&s->lock);
+	}
+#endif
+	return st;
+}
+
+/* The locked path of a free (see iomem__swiommu_free). */
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__swiommu_free_slow(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+#if IOMEM__SWIOMMU_MAG
+	/* this thread's cache holds another IOMMU's ranges (or none): take it */
+	if (iomem__swiommu_tls.id != s->id && n - 1 < IOMEM__SWIOMMU_LEAF_N &&
+	    iomem__swiommu_none_mapped(s, page, n) && iomem__swiommu_mag_claim(s) != NULL &&
+	    iomem__swiommu_mag_push(s, page, n))
+		return;
+#endif
+	iomem__sleep_lock_lock(&s->lock);
+	iomem__swiommu_clear(s, page, n);
+	IORangeAllocator_deallocate(s->ra, page, n);
+	iomem__sleep_lock_unlock(&s->lock);
+}
+
+/* Allocate @n pages aligned to @align pages (0: 1) ending at or below
+ * page @limit: the thread's cache, else the range allocator under the
+ * lock. Lock NOT held. */
+IOMEM_FORCEINLINE IOReturn iomem__swiommu_alloc(iomem__swiommu *s, uint64_t n, uint64_t align, uint64_t limit,
+                                                uint64_t *page)
+{
+	if (iomem__swiommu_mag_pop(s, n, align, limit, page))
+		return kIOReturnSuccess;
+	return iomem__swiommu_alloc_slow(s, n, align, limit, page);
+}
+
+/* Unmap and free pages [page, page + n) (inside the space). */
+IOMEM_FORCEINLINE void iomem__swiommu_free(iomem__swiommu *s, uint64_t page, uint64_t n)
+{
+	if (!iomem__swiommu_mag_push(s, page, n))
+		iomem__swiommu_free_slow(s, page, n);
+}
+
+/* The last IOVA page an access limited to @bits may use. */
+IOMEM_FORCEINLINE uint64_t iomem__swiommu_limit(const iomem__swiommu *s, unsigned bits)
+{
+	uint64_t last = s->first + s->count - 1;
+	if (bits != 0 && bits < 64) {
+		uint64_t top = ((uint64_t)1 << bits) >> s->shift;   /* pages below 2^bits */
+		if (top == 0)
+			return 0;
+		if (top - 1 < last)
+			last = top - 1;
+	}
+	return last;
+}
+
+/* Runs of a descriptor that has no extents (sub, multi, custom kinds):
+ * getPhysicalSegment pieces merged while physically contiguous (as
+ * iomem_walk, which iomem_dma.h may not have declared yet in this
+ * translation unit). General, buffer and device descriptors are read
+ * through their extents directly (iomem__swiommu_map). */
+typedef struct iomem__swiommu_walk {
+	iomem_md_walk       ext;     /* the extents, when the descriptor has them */
+	IOMemoryDescriptor *md;      /* NULL: the extents path */
+	IOByteCount         off, end;
+} iomem__swiommu_walk;
+
+IOMEM_FORCEINLINE IOByteCount iomem__swiommu_walk_next(iomem__swiommu_walk *w, addr64_t *pa)
+{
+	IOByteCount len = 0;
+	while (w->off < w->end) {
+		IOByteCount l = 0;
+		addr64_t p = IOMemoryDescriptor_getPhysicalSegment(w->md, w->off, &l, kIOMemoryMapperNone);
+		if (p == 0 || l == 0)
+			break;               /* (again at the next call: 0, an error) */
+		if (l > w->end - w->off)
+			l = w->end - w->off;
+		if (len != 0 && p != *pa + len)
+			break;
+		if (len == 0)
+			*pa = p;
+		len += l;
+		w->off += l;
+	}
+	return len;
+}
+
+IOMEM__PRIVATE uint64_t iomem__swiommu_getPageSize(IOMapper *mapper)
+{
+	return ((iomem__swiommu *)mapper->context)->mask + 1;
+}
+
+IOMEM__PRIVATE IOReturn iomem__swiommu_map(IOMapper *mapper, IOMemoryDescriptor *memory, uint64_t descriptorOffset,
+                                           uint64_t length, uint32_t mapOptions,
+                                           const IODMAMapSpecification *spec, IODMACommand *dmaCommand,
+                                           const void *pageList, uint64_t *mapAddress, uint64_t *mapLength)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t bits = IOMEM__SWIOMMU_R | ((mapOptions & kIODMAMapWriteAccess) ? IOMEM__SWIOMMU_W : 0);
+	uint64_t off0, n, align = 0, page, c = 0;
+	iomem__swiommu_walk w;
+	addr64_t pa = 0;
+	IOByteCount len = 0;
+	IOReturn st = kIOReturnSuccess;
+	(void)dmaCommand;
+	(void)pageList;
+	if (length > ~(uint64_t)0 - 2 * s->mask)
+		return kIOReturnBadArgument;
+	if (spec != NULL && spec->alignment > s->mask + 1) {
+		if (spec->alignment & (spec->alignment - 1))
+			return kIOReturnBadArgument;
+		align = spec->alignment >> s->shift;
+	}
+	w.md = NULL;
+	w.off = descriptorOffset;
+	w.end = descriptorOffset + length;
+	if (iomem_md_walk_init(&w.ext, memory, descriptorOffset)) {
+		const iomem_md_extent *e = w.ext.e;     /* extents: read them directly */
+		pa = e[w.ext.i].phys + (descriptorOffset - (w.ext.i ? e[w.ext.i - 1].end : 0));
+	} else {
+		w.md = memory;
+		len = iomem__swiommu_walk_next(&w, &pa);
+		if (len == 0)
+			return kIOReturnNotReady;        /* no physical pages: not prepared */
+	}
+	off0 = pa & s->mask;
+	n = (off0 + length + s->mask) >> s->shift;
+	st = iomem__swiommu_alloc(s, n, align, iomem__swiommu_limit(s, spec ? spec->numAddressBits : 0), &page);
+	if (st != kIOReturnSuccess)
+		return st;
+	/* Each run goes at IOVA offset at = off0 + (its descriptor offset -
+	 * descriptorOffset). It must have the same offset in its page as in the
+	 * IOMMU page (one contiguous IOVA run), and a run that starts inside a
+	 * page shares that page with the run before: only allowed when it
+	 * continues it physically. The descriptor's lock (getPhysicalSegment)
+	 * nests inside ours. */
+	iomem__sleep_lock_lock(&s->lock);
+	if (w.md == NULL) {
+		/* locals: the entry stores may alias any uint64_t in memory */
+		iomem__swiommu_cur cur = { NULL, ~(uint64_t)0, 0 };
+		const iomem_md_extent *e = w.ext.e;
+		const uint64_t mask = s->mask, end = w.end, base_i = page - s->first;
+		const unsigned shift = s->shift;
+		const uint32_t ne = w.ext.n;
+		IOByteCount off = descriptorOffset, start = w.ext.i ? e[w.ext.i - 1].end : 0;
+		uint32_t k;
+		uint64_t prev_end = pa;
+		for (k = w.ext.i; off < end; k++) {
+			IOByteCount ee, at, ke;
+			uint64_t p;
+			if (k >= ne) {
+				st = kIOReturnNotReady;
+				break;
+			}
+			ke = e[k].end;
+			ee = ke < end ? ke : end;
+			p = e[k].phys + (off - start);
+			at = off0 + (off - descriptorOffset);
+			if (((p ^ at) & mask) != 0 || ((at & mask) != 0 && p != prev_end)) {
+				st = kIOReturnNotAligned;
+				break;
+			}
+			if (!iomem__swiommu_cur_put(s, &cur, base_i + (at >> shift),
+			                            ((at + (ee - off) - 1) >> shift) - (at >> shift) + 1,
+			                            (p - (at & mask)) | bits, mask + 1)) {
+				st = kIOReturnNoMemory;
+				break;
+			}
+			prev_end = p + (ee - off);
+			off = ee;
+			start = ke;
+		}
+		iomem__swiommu_cur_flush(s, &cur);
+	} else {
+		uint64_t prev_end = pa;
+		for (;;) {
+			uint64_t at = off0 + c;
+			if (((pa ^ at) & s->mask) != 0 || ((at & s->mask) != 0 && pa != prev_end)) {
+				st = kIOReturnNotAligned;
+				break;
+			}
+			if (!iomem__swiommu_set(s, page + (at >> s->shift),
+			                        ((at + len - 1) >> s->shift) - (at >> s->shift) + 1, pa - (at & s->mask),
+			                        bits)) {
+				st = kIOReturnNoMemory;
+				break;
+			}
+			prev_end = pa + len;
+			c += len;
+			if (c >= length)
+				break;
+			len = iomem__swiommu_walk_next(&w, &pa);
+			if (len == 0) {
+				st = kIOReturnNotReady;
+				break;
+			}
+		}
+	}
+	if (st != kIOReturnSuccess) {
+		iomem__swiommu_clear(s, page, n);
+		IORangeAllocator_deallocate(s->ra, page, n);
+	} else {
+		s->maps++;
+	}
+	iomem__sleep_lock_unlock(&s->lock);
+	if (st == kIOReturnSuccess) {
+		*mapAddress = (page << s->shift) + off0;
+		*mapLength = n << s->shift;
+	}
+	return st;
+}
+
+IOMEM__PRIVATE IOReturn iomem__swiommu_unmap(IOMapper *mapper, IOMemoryDescriptor *memory, IODMACommand *dmaCommand,
+                                             uint64_t mapAddress, uint64_t mapLength)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t page = mapAddress >> s->shift, n = (mapLength >> s->shift) + ((mapLength & s->mask) != 0);
+	(void)memory;
+	(void)dmaCommand;
+	if (!iomem__swiommu_inside(s, page, n))
+		return kIOReturnBadArgument;
+#if IOMEM__SWIOMMU_MAG
+	if (iomem__swiommu_tls.id == 0)      /* an empty cache: take it (no lock needed) */
+		(void)iomem__swiommu_mag_claim(s);
+#endif
+	iomem__sleep_lock_lock(&s->lock);
+	iomem__swiommu_clear(s, page, n);
+	if (!iomem__swiommu_mag_push_clean(s, page, n))   /* this thread's cache, else the allocator */
+		IORangeAllocator_deallocate(s->ra, page, n);
+	s->unmaps++;
+	iomem__sleep_lock_unlock(&s->lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE IOReturn iomem__swiommu_insert(IOMapper *mapper, uint32_t options, uint64_t mapAddress, uint64_t offset,
+                                              uint64_t physicalAddress, uint64_t length)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t iova = mapAddress + offset, page, n, bits;
+	if (iova < mapAddress || length > ~(uint64_t)0 - 2 * s->mask)
+		return kIOReturnBadArgument;
+	if ((iova ^ physicalAddress) & s->mask)
+		return kIOReturnNotAligned;
+	page = iova >> s->shift;
+	n = ((iova & s->mask) + length + s->mask) >> s->shift;
+	if (!iomem__swiommu_inside(s, page, n))
+		return kIOReturnBadArgument;
+	/* no access bits (the legacy calls): read/write */
+	bits = IOMEM__SWIOMMU_R |
+	       ((options & kIODMAMapWriteAccess) || !(options & kIODMAMapReadAccess) ? IOMEM__SWIOMMU_W : 0);
+	iomem__sleep_lock_lock(&s->lock);
+	if (!iomem__swiommu_set(s, page, n, physicalAddress & ~s->mask, bits)) {
+		iomem__swiommu_clear(s, page, n);
+		iomem__sleep_lock_unlock(&s->lock);
+		return kIOReturnNoMemory;
+	}
+	iomem__sleep_lock_unlock(&s->lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE uint64_t iomem__swiommu_to_phys(IOMapper *mapper, uint64_t mappedAddress)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t page = mappedAddress >> s->shift, pa = 0, *e;
+	if (!iomem__swiommu_inside(s, page, 1))
+		return 0;
+	iomem__sleep_lock_lock(&s->lock);
+	e = iomem__swiommu_pte(s, page);
+	if (e != NULL && (*e & IOMEM__SWIOMMU_R))
+		pa = (*e & ~s->mask) | (mappedAddress & s->mask);
+	iomem__sleep_lock_unlock(&s->lock);
+	return pa;
+}
+
+IOMEM__PRIVATE IOReturn iomem__swiommu_iova_alloc(IOMapper *mapper, uint64_t pages, uint32_t mapOptions, uint64_t *iova)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t page, align = 0;
+	IOReturn st;
+	(void)mapOptions;
+	if (pages == 0 || iova == NULL)
+		return kIOReturnBadArgument;
+	if (s->cpu_shift > s->shift)         /* keep CPU-page numbers exact */
+		align = (uint64_t)1 << (s->cpu_shift - s->shift);
+	st = iomem__swiommu_alloc(s, pages, align, s->first + s->count - 1, &page);
+	if (st == kIOReturnSuccess)
+		*iova = page << s->shift;
+	return st;
+}
+
+IOMEM__PRIVATE void iomem__swiommu_iova_free(IOMapper *mapper, uint64_t iova, uint64_t pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t page = iova >> s->shift;
+	if (pages == 0 || (iova & s->mask) || !iomem__swiommu_inside(s, page, pages)) {
+#if IOMEM__DEBUG
+		iomem__report("iomem_swiommu: iovaFree(%x, %u pages) outside the IOVA space or misaligned; ignored",
+		              (unsigned long long)iova, (unsigned long long)pages);
+#endif
+		return;
+	}
+	iomem__swiommu_free(s, page, pages);
+}
+
+IOMEM__PRIVATE void iomem__swiommu_destroy(IOMapper *mapper)
+{
+	iomem__swiommu *s = (iomem__swiommu *)mapper->context;
+	uint64_t i;
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu **pp;
+	iomem__mutex_lock(&iomem__swiommu_reg_lock);
+	for (pp = &iomem__swiommu_reg; *pp != NULL && *pp != s; pp = &(*pp)->next)
+		;
+	if (*pp != NULL)
+		*pp = s->next;
+	iomem__mutex_unlock(&iomem__swiommu_reg_lock);
+	if (iomem__swiommu_tls.id == s->id) {   /* ours: just forget them */
+		iomem__swiommu_tls.id = 0;
+		iomem__memset(iomem__swiommu_tls.count, 0, sizeof iomem__swiommu_tls.count);
+	}
+#endif
+	for (i = 0; i < s->ndir; i++)
+		if (s->dir[i] != NULL)
+			iomem__free_internal(s->dir[i], IOMEM__SWIOMMU_LEAF_BYTES, "iomem_swiommu page table");
+	iomem__free_internal(s->dir, (vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
+	IORangeAllocator_release(s->ra);
+	iomem__sleep_lock_destroy(&s->lock);
+	iomem__free_internal(s, sizeof *s, "iomem_swiommu");
+}
+
+static const iomem_mapper_ops iomem__swiommu_ops = {
+	"iomem_swiommu",
+	iomem__swiommu_getPageSize,
+	iomem__swiommu_map,
+	iomem__swiommu_unmap,
+	iomem__swiommu_insert,
+	iomem__swiommu_to_phys,
+	iomem__swiommu_iova_alloc,
+	iomem__swiommu_iova_free,
+	iomem__swiommu_destroy,
+	NULL, NULL, NULL          /* one IOVA run per mapping: no extent lists */
+};
+
+IOMEM_API IOMapper *iomem_swiommu_create(const iomem_swiommu_desc *desc)
+{
+	static uint64_t next_id;
+	uint64_t pg = (desc != NULL && desc->page_size != 0) ? desc->page_size : (uint64_t)iomem__platform_page_size();
+	unsigned bits = (desc != NULL && desc->address_bits != 0) ? desc->address_bits : 32u, shift = 0;
+	uint64_t base, size, top_pages;
+	iomem__swiommu *s;
+	IOMapper *m;
+	if (pg < 512 || pg > ((uint64_t)1 << 30) || (pg & (pg - 1)) || bits < 20 || bits > 64)
+		return NULL;
+	while (((uint64_t)1 << shift) < pg)
+		shift++;
+	top_pages = (uint64_t)1 << (bits - shift);        /* pages below 2^bits */
+	base = (desc != NULL && desc->iova_base != 0) ? desc->iova_base : pg;
+	if ((base & (pg - 1)) || (base >> shift) >= top_pages)
+		return NULL;
+	size = (desc != NULL && desc->iova_size != 0) ? desc->iova_size >> shift : top_pages - (base >> shift);
+	if ((desc != NULL && (desc->iova_size & (pg - 1))) || size == 0 || size > ((uint64_t)1 << 30) ||
+	    size > top_pages - (base >> shift))
+		return NULL;
+	s = (iomem__swiommu *)iomem__alloc_internal(sizeof *s, "iomem_swiommu");
+	if (s == NULL)
+		return NULL;
+	s->shift = shift;
+	s->cpu_shift = iomem__page_shift();
+	s->mask = pg - 1;
+	s->first = base >> shift;
+	s->count = size;
+	s->last32 = s->first + size - 1 < 0xFFFFFFFFu ? s->first + size - 1 : 0xFFFFFFFFu;
+	s->same_page = s->cpu_shift == shift;
+	s->ndir = (size + IOMEM__SWIOMMU_LEAF_N - 1) >> IOMEM__SWIOMMU_LEAF_SHIFT;
+	s->dir = (uint64_t **)iomem__alloc_internal((vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
+	s->ra = IORangeAllocator_withRange(0, 1, 64, IOMEM_RANGE_CACHE);
+	if (s->dir == NULL || s->ra == NULL || !iomem__sleep_lock_init(&s->lock)) {
+		if (s->dir != NULL)
+			iomem__free_internal(s->dir, (vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
+		IORangeAllocator_release(s->ra);
+		iomem__free_internal(s, sizeof *s, "iomem_swiommu");
+		return NULL;
+	}
+	IORangeAllocator_deallocate(s->ra, s->first, size);
+	m = iomem_mapper_withOps(&iomem__swiommu_ops, s);
+	if (m == NULL) {
+		IORangeAllocator_release(s->ra);
+		iomem__sleep_lock_destroy(&s->lock);
+		iomem__free_internal(s->dir, (vm_size_t)s->ndir * sizeof(uint64_t *), "iomem_swiommu directory");
+		iomem__free_internal(s, sizeof *s, "iomem_swiommu");
+		return NULL;
+	}
+	iomem__mutex_lock(&iomem__mapper_system_lock);     /* any process-wide lock will do */
+	s->id = ++next_id;
+	iomem__mutex_unlock(&iomem__mapper_system_lock);
+#if IOMEM__SWIOMMU_MAG
+	iomem__mutex_lock(&iomem__swiommu_reg_lock);
+	s->next = iomem__swiommu_reg;
+	iomem__swiommu_reg = s;
+	iomem__mutex_unlock(&iomem__swiommu_reg_lock);
+#endif
+	return m;
+}
+
+IOMEM_API bool iomem_swiommu_is(IOMapper *mapper)
+{
+	return iomem__swiommu_of(mapper) != NULL;
+}
+
+IOMEM_API IOReturn iomem_swiommu_translate(IOMapper *mapper, uint64_t iova, uint64_t length, bool write,
+                                           IOPhysicalAddress *pa, uint64_t *contiguous)
+{
+	iomem__swiommu *s = iomem__swiommu_of(mapper);
+	uint64_t need = IOMEM__SWIOMMU_R | (write ? IOMEM__SWIOMMU_W : 0), page, e, cont;
+	uint64_t *p;
+	iomem_swiommu_fault_reason why = IOMEM_SWIOMMU_FAULT_NONE;
+	if (contiguous != NULL)
+		*contiguous = 0;
+	if (pa != NULL)
+		*pa = 0;
+	if (s == NULL || pa == NULL || length == 0)
+		return kIOReturnBadArgument;
+	page = iova >> s->shift;
+	iomem__sleep_lock_lock(&s->lock);
+	p = iomem__swiommu_inside(s, page, 1) ? iomem__swiommu_pte(s, page) : NULL;
+	e = p != NULL ? *p : 0;
+	if (!(e & IOMEM__SWIOMMU_R))
+		why = IOMEM_SWIOMMU_FAULT_UNMAPPED;
+	else if ((e & need) != need)
+		why = IOMEM_SWIOMMU_FAULT_READONLY;
+	if (why != IOMEM_SWIOMMU_FAULT_NONE) {
+		s->faults++;
+		s->last.iova = iova;
+		s->last.write = write;
+		s->last.reason = why;
+		iomem__sleep_lock_unlock(&s->lock);
+		return why == IOMEM_SWIOMMU_FAULT_UNMAPPED ? kIOReturnVMError : kIOReturnNotWritable;
+	}
+	*pa = (e & ~s->mask) | (iova & s->mask);
+	cont = (s->mask + 1) - (iova & s->mask);
+	while (cont < length && iomem__swiommu_inside(s, page + 1, 1)) {
+		uint64_t *q = iomem__swiommu_pte(s, ++page), f = q != NULL ? *q : 0;
+		if ((f & need) != need || (f & ~s->mask) != (e & ~s->mask) + s->mask + 1)
+			break;
+		e = f;
+		cont += s->mask + 1;
+	}
+	iomem__sleep_lock_unlock(&s->lock);
+	if (contiguous != NULL)
+		*contiguous = cont < length ? cont : length;
+	return kIOReturnSuccess;
+}
+
+IOMEM_API uint64_t iomem_swiommu_faults(IOMapper *mapper, iomem_swiommu_fault *last)
+{
+	iomem__swiommu *s = iomem__swiommu_of(mapper);
+	uint64_t n = 0;
+	if (last != NULL) {
+		last->iova = 0;
+		last->write = false;
+		last->reason = IOMEM_SWIOMMU_FAULT_NONE;
+	}
+	if (s == NULL)
+		return 0;
+	iomem__sleep_lock_lock(&s->lock);
+	n = s->faults;
+	if (last != NULL)
+		*last = s->last;
+	iomem__sleep_lock_unlock(&s->lock);
+	return n;
+}
+
+IOMEM_API IOReturn iomem_swiommu_get_stats(IOMapper *mapper, iomem_swiommu_stats *out)
+{
+	iomem__swiommu *s = iomem__swiommu_of(mapper);
+	if (s == NULL || out == NULL)
+		return kIOReturnBadArgument;
+	iomem__memset(out, 0, sizeof *out);
+	iomem__sleep_lock_lock(&s->lock);
+	out->page_size = s->mask + 1;
+	out->iova_base = s->first << s->shift;
+	out->iova_size = s->count << s->shift;
+	out->iova_free_pages = IORangeAllocator_getFreeCount(s->ra);
+	out->mapped_pages = s->mapped;
+	out->maps = s->maps;
+	out->unmaps = s->unmaps;
+	out->faults = s->faults;
+	out->table_bytes = (vm_size_t)(s->ndir * sizeof(uint64_t *) + s->leaves * IOMEM__SWIOMMU_LEAF_BYTES);
+	iomem__sleep_lock_unlock(&s->lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void iomem_swiommu_flush_cache(IOMapper *mapper)
+{
+#if IOMEM__SWIOMMU_MAG
+	iomem__swiommu *s = iomem__swiommu_of(mapper);
+	if (s != NULL && iomem__swiommu_tls.id == s->id)
+		iomem__swiommu_mag_drain(&iomem__swiommu_tls);
+#else
+	(void)mapper;
+#endif
+}
+
+/* >>impl-iovm: IOMapperIOVMAlloc and friends ------------------------------ */
+
+/* The system mapper without a reference (see the C accessors' rule). */
+IOMEM_FORCEINLINE IOMapper *iomem__mapper_system_peek(void)
+{
+	return IOMEM__MAP_LOAD_PTR(&iomem__mapper_system);
+}
+
+/* IOMMU pages covering @pages CPU pages (@s: the software IOMMU's shifts). */
+IOMEM_FORCEINLINE uint64_t iomem__swiommu_cpu_pages(const iomem__swiommu *s, unsigned pages)
+{
+	if (s->cpu_shift >= s->shift)
+		return (uint64_t)pages << (s->cpu_shift - s->shift);
+	return ((uint64_t)pages + ((uint64_t)1 << (s->shift - s->cpu_shift)) - 1) >> (s->shift - s->cpu_shift);
+}
+
+/* Another mapper: its page size, CPU pages -> its pages by division. */
+IOMEM__PRIVATE uint64_t iomem__mapper_pages(IOMapper *m, unsigned pages, unsigned cpu_shift)
+{
+	uint64_t mpg = IOMapper_getPageSize(m), bytes = (uint64_t)pages << cpu_shift;
+	return mpg ? (bytes + mpg - 1) / mpg : 0;
+}
+
+IOMEM__PRIVATE IOMEM__NOINLINE ppnum_t iomem__iovm_alloc_slow(unsigned pages)
+{
+	IOMapper *m = iomem__mapper_system_peek();
+	iomem__swiommu *s;
+	uint64_t iova, np;
+	unsigned cs;
+	if (m == NULL || pages == 0)
+		return 0;
+	s = iomem__swiommu_of(m);
+	if (IOMEM_LIKELY(s != NULL)) {
+		uint64_t page, align = s->cpu_shift > s->shift ? (uint64_t)1 << (s->cpu_shift - s->shift) : 0;
+		np = iomem__swiommu_cpu_pages(s, pages);
+		if (iomem__swiommu_alloc(s, np, align, s->first + s->count - 1, &page) != kIOReturnSuccess)
+			return 0;
+		iova = (page << s->shift) >> s->cpu_shift;
+		if (IOMEM_UNLIKELY(iova > 0xFFFFFFFFu)) {
+			iomem__swiommu_free(s, page, np);
+			return 0;
+		}
+		return (ppnum_t)iova;
+	}
+	if (m->ops->iovaAlloc == NULL)
+		return 0;
+	cs = iomem__page_shift();
+	np = iomem__mapper_pages(m, pages, cs);
+	if (np == 0 || m->ops->iovaAlloc(m, np, kIODMAMapReadAccess | kIODMAMapWriteAccess, &iova) != kIOReturnSuccess)
+		return 0;
+	if ((iova & (((uint64_t)1 << cs) - 1)) || (iova >> cs) > 0xFFFFFFFFu || (iova >> cs) == 0) {
+		if (m->ops->iovaFree != NULL)
+			m->ops->iovaFree(m, iova, np);
+		return 0;
+	}
+	return (ppnum_t)(iova >> cs);
+}
+
+IOMEM__PRIVATE IOMEM__NOINLINE void iomem__iovm_free_slow(ppnum_t addr, unsigned pages)
+{
+	IOMapper *m = iomem__mapper_system_peek();
+	iomem__swiommu *s;
+	if (m == NULL)
+		return;
+	if (addr == 0 || pages == 0) {
+#if IOMEM__DEBUG
+		iomem__report("IOMapperIOVMFree(%x, %u): no such IOVA range; ignored", (unsigned long long)addr,
+		              (unsigned long long)pages);
+#endif
+		return;
+	}
+	s = iomem__swiommu_of(m);
+	if (IOMEM_LIKELY(s != NULL)) {
+		uint64_t iova = (uint64_t)addr << s->cpu_shift, np = iomem__swiommu_cpu_pages(s, pages);
+		if (IOMEM_UNLIKELY(!iomem__swiommu_inside(s, iova >> s->shift, np))) {
+#if IOMEM__DEBUG
+			iomem__report("IOMapperIOVMFree(%x, %u): outside the IOVA space; ignored", (unsigned long long)addr,
+			              (unsigned long long)pages);
+#endif
+			return;
+		}
+		iomem__swiommu_free(s, iova >> s->shift, np);
+		return;
+	}
+	if (m->ops->iovaFree != NULL) {
+		unsigned cs = iomem__page_shift();
+		m->ops->iovaFree(m, (uint64_t)addr << cs, iomem__mapper_pages(m, pages, cs));
+	}
+}
+
+/* The hot paths: the system mapper is a software IOMMU whose page is the
+ * CPU's, the size is cached (1..8 pages) and this thread's cache can take
+ * or give it: a few loads and stores, no lock, no atomic read-modify-write
+ * (bench group iova). Everything else: the slow paths above. */
+IOMEM_API ppnum_t IOMapperIOVMAlloc(unsigned pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)IOMEM__MAP_LOAD_PTR(&iomem__mapper_system_sw);
+	uint64_t page;
+	if (IOMEM_LIKELY(s != NULL && s->same_page) && iomem__swiommu_mag_pop(s, pages, 0, s->last32, &page))
+		return (ppnum_t)page;
+	return iomem__iovm_alloc_slow(pages);
+}
+
+IOMEM_API void IOMapperIOVMFree(ppnum_t addr, unsigned pages)
+{
+	iomem__swiommu *s = (iomem__swiommu *)IOMEM__MAP_LOAD_PTR(&iomem__mapper_system_sw);
+	if (IOMEM_LIKELY(s != NULL && s->same_page && (uint64_t)addr - s->first < s->count &&
+	                 pages <= s->count - ((uint64_t)addr - s->first)) && iomem__swiommu_mag_push(s, addr, pages))
+		return;
+	iomem__iovm_free_slow(addr, pages);
+}
+
+IOMEM_API ppnum_t IOMapperInsertPage(ppnum_t addr, unsigned offset, ppnum_t page)
+{
+	IOMapper *m = iomem__mapper_system_peek();
+	unsigned cs;
+	uint64_t at;
+	if (m == NULL)
+		return page;                       /* identity */
+	if (addr == 0) {
+#if IOMEM__DEBUG
+		iomem__report("IOMapperInsertPage(0, %u, %x): IOVA page 0 (IOKit panics)", (unsigned long long)offset,
+		              (unsigned long long)page);
+#endif
+		return 0;
+	}
+	at = (uint64_t)addr + offset;
+	if (at > 0xFFFFFFFFu)
+		return 0;
+	cs = iomem__swiommu_of(m) != NULL ? iomem__swiommu_of(m)->cpu_shift : iomem__page_shift();
+	if (IOMapper_iovmInsert(m, kIODMAMapReadAccess | kIODMAMapWriteAccess, (uint64_t)addr << cs,
+	                        (uint64_t)offset << cs, (uint64_t)page << cs, (uint64_t)1 << cs) != kIOReturnSuccess)
+		return 0;
+	return (ppnum_t)at;
+}
+
+IOMEM_API void IOMapperInsertPPNPages(ppnum_t addr, unsigned offset, ppnum_t *pageList, IOItemCount pageCount)
+{
+	IOMapper *m = iomem__mapper_system_peek();
+	unsigned cs;
+	IOItemCount i, j;
+	if (m == NULL || pageCount == 0)
+		return;                            /* identity: nothing to map */
+	if (addr == 0 || pageList == NULL) {
+#if IOMEM__DEBUG
+		iomem__report("IOMapperInsertPPNPages(%x, %u, %p, %u): IOVA page 0 or no page list", (unsigned long long)addr,
+		              (unsigned long long)offset, (void *)pageList, (unsigned long long)pageCount);
+#endif
+		return;
+	}
+	cs = iomem__swiommu_of(m) != NULL ? iomem__swiommu_of(m)->cpu_shift : iomem__page_shift();
+	for (i = 0; i < pageCount; i = j) {      /* one insert per physically contiguous run */
+		for (j = i + 1; j < pageCount && pageList[j] == pageList[j - 1] + 1; j++)
+			;
+		if (IOMapper_iovmInsert(m, kIODMAMapReadAccess | kIODMAMapWriteAccess, (uint64_t)addr << cs,
+		                        ((uint64_t)offset + i) << cs, (uint64_t)pageList[i] << cs,
+		                        (uint64_t)(j - i) << cs) != kIOReturnSuccess) {
+#if IOMEM__DEBUG
+			iomem__report("IOMapperInsertPPNPages(%x, %u, ...): page %u refused by the mapper", (unsigned long long)addr,
+			              (unsigned long long)offset, (unsigned long long)i);
+#endif
+			return;
+		}
+	}
+}
+
+/* >>impl-mappedio: IOMappedRead/Write ------------------------------------- */
+
+#if defined(IOMEM_BACKEND_POSIX)
+typedef struct iomem__mmio_window {
+	IOPhysicalAddress         base;
+	IOByteCount               length;    /* 0: a free slot */
+	iomem_posix_mmio_read_fn  read_cb;
+	iomem_posix_mmio_write_fn write_cb;
+	void                     *context;
+} iomem__mmio_window;
+
+static iomem__mmio_window iomem__mmio[IOMEM_POSIX_MMIO_WINDOWS];
+static iomem__mutex iomem__mmio_lock = IOMEM__MUTEX_INITIALIZER(iomem__mmio_lock);
+
+IOMEM_API IOReturn iomem_posix_mmio_register(IOPhysicalAddress base, IOByteCount length,
+                                             iomem_posix_mmio_read_fn read_cb,
+                                             iomem_posix_mmio_write_fn write_cb, void *context)
+{
+	unsigned i, freeslot = IOMEM_POSIX_MMIO_WINDOWS;
+	IOReturn st = kIOReturnSuccess;
+	if (length == 0 || length - 1 > ~base || (read_cb == NULL && write_cb == NULL))
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&iomem__mmio_lock);
+	for (i = 0; i < IOMEM_POSIX_MMIO_WINDOWS; i++) {
+		const iomem__mmio_window *w = &iomem__mmio[i];
+		if (w->length == 0) {
+			if (freeslot == IOMEM_POSIX_MMIO_WINDOWS)
+				freeslot = i;
+		} else if (base <= w->base + (w->length - 1) && w->base <= base + (length - 1)) {
+			st = kIOReturnBusy;
+		}
+	}
+	if (st == kIOReturnSuccess && freeslot == IOMEM_POSIX_MMIO_WINDOWS)
+		st = kIOReturnNoResources;
+	if (st == kIOReturnSuccess) {
+		iomem__mmio_window *w = &iomem__mmio[freeslot];
+		w->base = base;
+		w->length = length;
+		w->read_cb = read_cb;
+		w->write_cb = write_cb;
+		w->context = context;
+	}
+	iomem__mutex_unlock(&iomem__mmio_lock);
+	return st;
+}
+
+IOMEM_API IOReturn iomem_posix_mmio_unregister(IOPhysicalAddress base)
+{
+	unsigned i;
+	IOReturn st = kIOReturnNotFound;
+	iomem__mutex_lock(&iomem__mmio_lock);
+	for (i = 0; i < IOMEM_POSIX_MMIO_WINDOWS; i++) {
+		if (iomem__mmio[i].length != 0 && iomem__mmio[i].base == base) {
+			iomem__mmio[i].length = 0;
+			st = kIOReturnSuccess;
+			break;
+		}
+	}
+	iomem__mutex_unlock(&iomem__mmio_lock);
+	return st;
+}
+#endif
+
+/* A width's all-ones value (what a read of nothing returns). */
+IOMEM_FORCEINLINE uint64_t iomem__mapped_ones(unsigned width)
+{
+	return width >= 8 ? ~(uint64_t)0 : (((uint64_t)1 << (8 * width)) - 1);
+}
+
+/* An aligned access of exactly @width bytes at host address @v. */
+IOMEM_FORCEINLINE uint64_t iomem__mapped_volatile(void *v, unsigned width, bool write, uint64_t value)
+{
+	switch (width) {
+	case 1:
+		if (write) { *(volatile uint8_t *)v = (uint8_t)value; return 0; }
+		return *(volatile uint8_t *)v;
+	case 2:
+		if (write) { *(volatile uint16_t *)v = (uint16_t)value; return 0; }
+		return *(volatile uint16_t *)v;
+	case 4:
+		if (write) { *(volatile uint32_t *)v = (uint32_t)value; return 0; }
+		return *(volatile uint32_t *)v;
+	default:
+		if (write) { *(volatile uint64_t *)v = value; return 0; }
+		return *(volatile uint64_t *)v;
+	}
+}
+
+/* An unaligned access: bytewise through the backend's physical copy
+ * (host byte order, as a plain access would be). False: nothing there. */
+IOMEM__PRIVATE bool iomem__mapped_copy(IOPhysicalAddress pa, unsigned width, bool write, uint64_t *value)
+{
+	union { uint64_t u64; uint32_t u32; uint16_t u16; uint8_t u8; unsigned char b[8]; } u;
+	u.u64 = 0;
+	if (write) {
+		switch (width) {
+		case 1: u.u8 = (uint8_t)*value; break;
+		case 2: u.u16 = (uint16_t)*value; break;
+		case 4: u.u32 = (uint32_t)*value; break;
+		default: u.u64 = *value; break;
+		}
+		return iomem__platform_phys_copy(pa, u.b, width, true);
+	}
+	if (!iomem__platform_phys_copy(pa, u.b, width, false))
+		return false;
+	switch (width) {
+	case 1: *value = u.u8; break;
+	case 2: *value = u.u16; break;
+	case 4: *value = u.u32; break;
+	default: *value = u.u64; break;
+	}
+	return true;
+}
+
+/* The physical access of the backend; false when nothing is at @pa. */
+IOMEM__PRIVATE bool iomem__mapped_phys(IOPhysicalAddress pa, unsigned width, bool write, uint64_t *value)
+{
+#if defined(IOMEM_BACKEND_POSIX)
+	unsigned i;
+	iomem__mmio_window w;
+	void *v;
+	w.length = 0;
+	iomem__mutex_lock(&iomem__mmio_lock);
+	for (i = 0; i < IOMEM_POSIX_MMIO_WINDOWS; i++) {
+		if (iomem__mmio[i].length != 0 && pa >= iomem__mmio[i].base &&
+		    pa - iomem__mmio[i].base < iomem__mmio[i].length) {
+			w = iomem__mmio[i];
+			break;
+		}
+	}
+	iomem__mutex_unlock(&iomem__mmio_lock);
+	if (w.length != 0) {                 /* a device register: its callback */
+		if (write) {
+			if (w.write_cb != NULL)
+				w.write_cb(w.context, pa - w.base, width, *value);
+		} else {
+			*value = w.read_cb != NULL ? w.read_cb(w.context, pa - w.base, width) & iomem__mapped_ones(width)
+			                           : iomem__mapped_ones(width);
+		}
+		return true;
+	}
+	v = (pa & (width - 1)) == 0 ? iomem_posix_phys_to_virt(pa) : NULL;
+	if (v != NULL) {                     /* aligned: inside one page */
+		uint64_t r = iomem__mapped_volatile(v, width, write, *value);
+		if (!write)
+			*value = r;
+		return true;
+	}
+	return iomem__mapped_copy(pa, width, write, value);
+#elif defined(IOMEM_BACKEND_BAREMETAL)
+	void *v = (pa & (width - 1)) == 0 ? iomem__platform_phys_to_virt(pa) : NULL;
+	if (v != NULL) {
+		uint64_t r = iomem__mapped_volatile(v, width, write, *value);
+		if (!write)
+			*value = r;
+		return true;
+	}
+	return iomem__mapped_copy(pa, width, write, value);
+#else /* Linux */
+	unsigned long pfn = (unsigned long)(pa >> PAGE_SHIFT);
+	void __iomem *io;
+	if (pfn_valid(pfn)) {                /* RAM: through the kernel's map */
+		unsigned char *k;
+		if (pa & (width - 1))
+			return iomem__mapped_copy(pa, width, write, value);
+		k = (unsigned char *)kmap_local_page(pfn_to_page(pfn));
+		{
+			uint64_t r = iomem__mapped_volatile(k + (pa & ~(IOPhysicalAddress)PAGE_MASK), width, write, *value);
+			if (!write)
+				*value = r;
+		}
+		kunmap_local(k);
+		return true;
+	}
+	io = ioremap((resource_size_t)pa, width);
+	if (io == NULL)
+		return false;
+	switch (width) {
+	case 1:
+		if (write) writeb((u8)*value, io); else *value = readb(io);
+		break;
+	case 2:
+		if (write) writew((u16)*value, io); else *value = readw(io);
+		break;
+	case 4:
+		if (write) writel((u32)*value, io); else *value = readl(io);
+		break;
+	default:
+#ifdef readq
+		if (write) writeq((u64)*value, io); else *value = readq(io);
+#else   /* 32-bit kernels: low word first, as lo_hi_readq */
+		if (write) {
+			writel((u32)*value, io);
+			writel((u32)(*value >> 32), (u8 __iomem *)io + 4);
+		} else {
+			*value = (u64)readl(io) | ((u64)readl((u8 __iomem *)io + 4) << 32);
+		}
+#endif
+		break;
+	}
+	iounmap(io);
+	return true;
+#endif
+}
+
+/* Translate through the system mapper, then access; reports and all ones
+ * when nothing is there. */
+IOMEM__PRIVATE uint64_t iomem__mapped_io(IOPhysicalAddress address, unsigned width, bool write, uint64_t value,
+                                         const char *what)
+{
+	IOMapper *m = iomem__mapper_system_peek();
+	IOPhysicalAddress pa = address;
+	if (m != NULL) {
+		pa = IOMapper_mapToPhysicalAddress(m, address);
+		if (pa == 0) {
+#if IOMEM__DEBUG
+			iomem__report("%s: IOVA %x is not mapped by the system mapper", what, (unsigned long long)address);
+#endif
+			(void)what;
+			return iomem__mapped_ones(width);
+		}
+	}
+	if (!iomem__mapped_phys(pa, width, write, &value)) {
+#if IOMEM__DEBUG
+		iomem__report("%s: nothing at physical %x (no RAM, no MMIO window)", what, (unsigned long long)pa);
+#endif
+		(void)what;
+		return iomem__mapped_ones(width);
+	}
+	return value;
+}
+
+IOMEM_API UInt8  IOMappedRead8(IOPhysicalAddress address)  { return (UInt8)iomem__mapped_io(address, 1, false, 0, "IOMappedRead8"); }
+IOMEM_API UInt16 IOMappedRead16(IOPhysicalAddress address) { return (UInt16)iomem__mapped_io(address, 2, false, 0, "IOMappedRead16"); }
+IOMEM_API UInt32 IOMappedRead32(IOPhysicalAddress address) { return (UInt32)iomem__mapped_io(address, 4, false, 0, "IOMappedRead32"); }
+IOMEM_API UInt64 IOMappedRead64(IOPhysicalAddress address) { return (UInt64)iomem__mapped_io(address, 8, false, 0, "IOMappedRead64"); }
+IOMEM_API void IOMappedWrite8(IOPhysicalAddress address, UInt8 value)   { (void)iomem__mapped_io(address, 1, true, value, "IOMappedWrite8"); }
+IOMEM_API void IOMappedWrite16(IOPhysicalAddress address, UInt16 value) { (void)iomem__mapped_io(address, 2, true, value, "IOMappedWrite16"); }
+IOMEM_API void IOMappedWrite32(IOPhysicalAddress address, UInt32 value) { (void)iomem__mapped_io(address, 4, true, value, "IOMappedWrite32"); }
+IOMEM_API void IOMappedWrite64(IOPhysicalAddress address, UInt64 value) { (void)iomem__mapped_io(address, 8, true, value, "IOMappedWrite64"); }
+
+/* >>impl-cache: IOFlushProcessorCache ----------------------------------- */
+
+IOMEM_API IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress address, IOByteCount length)
+{
+	if (task != kernel_task)
+		return kIOReturnUnsupported;
+	if (length == 0)
+		return kIOReturnSuccess;
+#if defined(IOMEM_BACKEND_POSIX)
+	(void)address;                          /* a coherent host */
+	return kIOReturnSuccess;
+#elif defined(IOMEM_BACKEND_BAREMETAL)
+	iomem__platform_cache_flush((const void *)address, (vm_size_t)length);
+	return kIOReturnSuccess;
+#elif defined(CONFIG_X86)
+	(void)address;                          /* x86 DMA snoops the caches */
+	return kIOReturnSuccess;
+#else
+	(void)address;
+	return kIOReturnUnsupported;
+#endif
+}
 
 #endif /* IOMEM_IMPLEMENTATION */

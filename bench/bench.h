@@ -48,12 +48,8 @@
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \
     X(memmap, "IOMemoryDescriptor_map of a mapped descriptor (reuse) vs a mutex + list lookup") \
     X(cursor, "IOMemoryCursor: resume vs XNU's restart-from-zero, 4096 vs 16 ranges, byte orders") \
+    X(iova, "IOMapperIOVMAlloc/Free hot pair on the software IOMMU; 64-page I/O through a mapped IODMACommand") \
     X(range, "IORangeAllocator vs an IOKit-shaped sorted array; cached pair; footprint")
-/* e.g. later:
-    X(seggen, "segment generation vs linux/fbsd/xnu models and the store floor")
-    X(range,  "IORangeAllocator / IOVA vs sorted-array, bitmap, magazine")
-    X(cursor, "IOMemoryCursor resume vs restart-from-zero")
-*/
 
 typedef struct bench_ctx bench_ctx;
 

@@ -22,8 +22,7 @@
 
 #define IOMEM_IMPLEMENTATION
 #include "iomem.h"
-#include "iomem_map.h"   /* its implementation: the memmap group */
-#include "iomem_dma.h"   /* the cursor group (bench_cursor.c) */
+#include "iomem_dma.h"   /* with iomem_map.h: the DMA and mapping implementations */
 
 #include "bench.h"
 

@@ -63,7 +63,7 @@ static void expect_segs(const dma_ref_seg *got, uint32_t n, const dma_ref_seg *w
 static void gen_expect(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const dma_ref_spec *spec, uint64_t *off,
                        uint32_t nsegs, IOReturn ret, const dma_ref_seg *want, uint32_t wn, uint64_t new_off)
 {
-	dma_ref_seg out[32];
+	dma_ref_seg out[32] = { { 0, 0 } };
 	uint64_t o = *off;
 	uint32_t n = nsegs;
 	cr_assert(nsegs <= 32);
@@ -82,7 +82,7 @@ static void gen_expect(IOMemoryDescriptor *md, uint64_t po, uint64_t pl, const d
 IOMEM_TEST(dma_ref, runs_hand_computed)
 {
 	phys_set s;
-	dma_ref_seg out[8];
+	dma_ref_seg out[8] = { { 0, 0 } };
 	static const dma_ref_seg all[] = { { 0x100000, 0x4000 }, { 0x200800, 0x1800 }, { 0x300000, 0x2000 } };
 	static const dma_ref_seg mid[] = { { 0x101000, 0x3000 }, { 0x200800, 0x800 } };
 	phys_make(&s, abcd, 4);
@@ -103,7 +103,7 @@ IOMEM_TEST(dma_ref, runs_follow_the_machine)
 	/* a 3-page buffer: scattered -> 3 runs of a page at the machine's frames;
 	 * contiguous -> 1 run */
 	uint64_t pg = dma_ref_page();
-	dma_ref_seg out[8];
+	dma_ref_seg out[8] = { { 0, 0 } };
 	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	IOMemoryDescriptor *b = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 3 * pg, pg);
 	cr_assert_not_null(b);
@@ -129,7 +129,7 @@ IOMEM_TEST(dma_ref, runs_follow_the_machine)
 IOMEM_TEST(dma_ref, gen_unlimited_and_overrun)
 {
 	phys_set s;
-	dma_ref_spec sp = { 0, 0, 0, 1, 1, 1, false };
+	dma_ref_spec sp = { 0, 0, 0, 1, 1, 1, false, false };
 	static const dma_ref_seg all[] = { { 0x100000, 0x4000 }, { 0x200800, 0x1800 }, { 0x300000, 0x2000 } };
 	uint64_t off = 0;
 	phys_make(&s, abcd, 4);
@@ -156,7 +156,7 @@ IOMEM_TEST(dma_ref, gen_unlimited_and_overrun)
 IOMEM_TEST(dma_ref, gen_max_segment_and_resume)
 {
 	phys_set s;
-	dma_ref_spec sp = { 0, 0x1800, 0, 1, 1, 1, true };
+	dma_ref_spec sp = { 0, 0x1800, 0, 1, 1, 1, true, false };
 	static const dma_ref_seg want[] = {
 		{ 0x100000, 0x1800 }, { 0x101800, 0x1800 }, { 0x103000, 0x1000 },
 		{ 0x200800, 0x1800 }, { 0x300000, 0x1800 }, { 0x301800, 0x800 },
@@ -175,7 +175,7 @@ IOMEM_TEST(dma_ref, gen_max_segment_and_resume)
 IOMEM_TEST(dma_ref, gen_internal_alignment_after_a_cut)
 {
 	phys_set s;
-	dma_ref_spec sp = { 0, 0x1800, 0, 1, 1, 0x1000, false };
+	dma_ref_spec sp = { 0, 0x1800, 0, 1, 1, 0x1000, false, false };
 	/* b cuts at 0x1800, d pulls the end back to a 0x1000 boundary; the
 	 * 0x200800 run ends aligned: kept whole, misaligned start and all
 	 * (not cursor mode) */
@@ -210,7 +210,7 @@ IOMEM_TEST(dma_ref, gen_internal_alignment_at_a_run_end)
 	 * end: {0x100000,0x1800} -> 0x1000 + a 0x800 tail */
 	static const dma_ref_seg two[] = { { 0x100000, 0x1800 }, { 0x200000, 0x1000 } };
 	static const dma_ref_seg want[] = { { 0x100000, 0x1000 }, { 0x101000, 0x800 }, { 0x200000, 0x1000 } };
-	dma_ref_spec sp = { 0, 0, 0, 1, 1, 0x1000, false };
+	dma_ref_spec sp = { 0, 0, 0, 1, 1, 0x1000, false, false };
 	phys_set s;
 	uint64_t off = 0;
 	phys_make(&s, two, 2);
@@ -227,7 +227,7 @@ IOMEM_TEST(dma_ref, gen_internal_alignment_at_a_run_end)
 IOMEM_TEST(dma_ref, gen_length_alignment)
 {
 	phys_set s;
-	dma_ref_spec sp = { 0, 0, 0, 1, 0x1000, 1, true };
+	dma_ref_spec sp = { 0, 0, 0, 1, 0x1000, 1, true, false };
 	static const dma_ref_seg want[] = { { 0x100000, 0x4000 }, { 0x200800, 0x1000 } };
 	uint64_t off = 0;
 	phys_make(&s, abcd, 4);
@@ -244,22 +244,31 @@ IOMEM_TEST(dma_ref, gen_length_alignment)
 	phys_free(&s);
 }
 
-IOMEM_TEST(dma_ref, gen_trims_see_the_unclipped_run)
+IOMEM_TEST(dma_ref, gen_clip_order)
 {
 	/* one 0x4000 run, prepared [0, 0x3000), resumed at 0x800 with
-	 * align_length 0x1000: c trims the UNclipped 0x3800 to 0x3000, the clip
-	 * (step f) then gives 0x2800 in one segment (clipping first would give
-	 * 0x2000 + 0x800) */
+	 * align_length 0x1000. Clip first (ours): 0x2800 trimmed to 0x2000,
+	 * then a 0x800 tail (NotAligned in cursor mode). IOKit's order: c trims
+	 * the unclipped 0x3800 to 0x3000, f clips to 0x2800: one segment. */
 	static const dma_ref_seg one[] = { { 0x100000, 0x4000 } };
-	static const dma_ref_seg want[] = { { 0x100800, 0x2800 } };
-	dma_ref_spec sp = { 0, 0, 0, 1, 0x1000, 1, false };
+	static const dma_ref_seg ours[] = { { 0x100800, 0x2000 }, { 0x102800, 0x800 } };
+	static const dma_ref_seg iokit[] = { { 0x100800, 0x2800 } };
+	dma_ref_spec sp = { 0, 0, 0, 1, 0x1000, 1, false, false };
 	phys_set s;
 	uint64_t off = 0x800;
 	phys_make(&s, one, 1);
-	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, want, 1, 0x3000);
-	sp.cursor_mode = true;   /* the checked length is the trimmed 0x3000 */
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, ours, 2, 0x3000);
+	sp.cursor_mode = true;
 	off = 0x800;
-	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, want, 1, 0x3000);
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnNotAligned, NULL, 0, 0);
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 1, kIOReturnSuccess, ours, 1, 0x2800);
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 1, kIOReturnNotAligned, NULL, 0, 0);
+	sp.iokit_clip_order = true;   /* the checked length is the trimmed 0x3000 */
+	off = 0x800;
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, iokit, 1, 0x3000);
+	sp.cursor_mode = false;
+	off = 0x800;
+	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnSuccess, iokit, 1, 0x3000);
 	phys_free(&s);
 }
 
@@ -269,20 +278,23 @@ IOMEM_TEST(dma_ref, gen_address_limit)
 	static const dma_ref_seg one[] = { { 0x1FF000, 0x3000 } };
 	static const dma_ref_seg want[] = { { 0x1FF000, 0x1000 }, { 0x200000, 0x1000 }, { 0x201000, 0x1000 } };
 	static const dma_ref_seg want800[] = { { 0x1FF800, 0x800 }, { 0x200000, 0x1000 }, { 0x201000, 0x800 } };
-	dma_ref_spec sp = { 21, 0, 0, 1, 1, 1, true };
+	dma_ref_spec sp = { 21, 0, 0, 1, 1, 1, true, false };
 	phys_set s;
 	uint64_t off = 0;
 	if (dma_ref_page() != 0x1000)
 		cr_skip_test("hand case written for 4 KiB pages");
 	phys_make(&s, one, 1);
 	gen_expect(s.md, 0, 0x3000, &sp, &off, 8, kIOReturnMessageTooLarge, NULL, 0, 0);
-	/* even with only the part below the limit prepared: the check sees
-	 * the unclipped run (IOKit's source walk; the clip is step f) */
+	/* only the part below the limit prepared: fine (clip first) ... */
+	gen_expect(s.md, 0, 0x1000, &sp, &off, 8, kIOReturnSuccess, want, 1, 0x1000);
+	/* ... but in IOKit's order the check sees the unclipped run */
+	sp.iokit_clip_order = true;
+	off = 0;
 	gen_expect(s.md, 0, 0x1000, &sp, &off, 8, kIOReturnMessageTooLarge, NULL, 0, 0);
-	/* a limit the whole run fits */
-	sp.address_bits = 22;
+	sp.address_bits = 22;   /* a limit the whole run fits */
 	gen_expect(s.md, 0, 0x1000, &sp, &off, 8, kIOReturnSuccess, want, 1, 0x1000);
 	sp.address_bits = 21;
+	sp.iokit_clip_order = false;
 	/* not cursor mode: cut at the limit, then the pages above one by one
 	 * (reported with their own addresses: they are the bounced ones) */
 	sp.cursor_mode = false;
@@ -301,7 +313,7 @@ IOMEM_TEST(dma_ref, gen_address_limit)
 IOMEM_TEST(dma_ref, cursor_hand_computed)
 {
 	phys_set s;
-	dma_ref_seg out[16];
+	dma_ref_seg out[16] = { { 0, 0 } };
 	uint64_t xfer = 1;
 	phys_make(&s, abcd, 4);
 	{

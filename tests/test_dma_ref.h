@@ -16,9 +16,12 @@
  *
  * Semantics (reference §2.1 genIOVMSegments, steps 1-4), for one segment
  * starting at absolute descriptor offset pos:
- *   run    the maximal physically contiguous run at pos, to the END OF THE
- *          DESCRIPTOR (IOKit's source walk is not clipped at the prepared
- *          end: the trims below see the unclipped length, step f clips);
+ *   run    the maximal physically contiguous run at pos, clipped at the
+ *          prepared end: iomem's documented deviation (LEAD 15:36, "clip
+ *          first": no rule looks at bytes outside the prepared range).
+ *          With spec->iokit_clip_order the run goes on to the end of the
+ *          descriptor, as IOKit's source walk (the reference's order: a-e
+ *          see the unclipped run, step f clips);
  *   a.     address limit (maxPhys = 2^bits - 1 for bits 1..63): end above
  *          maxPhys -> cursor mode: kIOReturnMessageTooLarge; start <= maxPhys:
  *          cut at maxPhys + 1; start above: a bounce page stands in for the
@@ -61,6 +64,7 @@ typedef struct dma_ref_spec {
 	uint64_t max_segment, max_transfer;           /* 0 = unlimited */
 	uint32_t align, align_length, align_internal; /* after IOKit's defaults: >= 1, powers of two */
 	bool     cursor_mode;                         /* no bouncing possible: violations are errors */
+	bool     iokit_clip_order;                    /* see below; false (the default): clip first */
 } dma_ref_spec;
 
 static inline uint64_t dma_ref_page(void)
@@ -165,7 +169,7 @@ static inline IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, ui
 		bool last = false;
 
 		/* 1-2: the maximal run at pos (merging done by the run builder) */
-		len = dma_ref__run_at(md, pos, md_end, &addr, kIOMemoryMapperNone);
+		len = dma_ref__run_at(md, pos, spec->iokit_clip_order ? md_end : prep_end, &addr, kIOMemoryMapperNone);
 		if (len == 0)
 			return kIOReturnInternalError;
 
@@ -198,7 +202,7 @@ static inline IOReturn dma_ref_gen(IOMemoryDescriptor *md, uint64_t prep_off, ui
 			if ((addr & mask) != 0 || (len & length_mask) != 0)
 				return kIOReturnNotAligned;
 		}
-		/* f: clip at the prepared end */
+		/* f: clip at the prepared end (a no-op unless iokit_clip_order) */
 		if (pos + len >= prep_end) {
 			len = prep_end - pos;
 			last = true;
@@ -283,11 +287,16 @@ static inline uint64_t dma_ref_range(dma_ref_rng *r, uint64_t lo, uint64_t hi)
 	return span == 0 ? dma_ref_rand(r) : lo + dma_ref_rand(r) % span;
 }
 
+/* @n random bytes (eight per draw) */
 static inline void dma_ref_fill(dma_ref_rng *r, void *p, size_t n)
 {
 	unsigned char *b = (unsigned char *)p;
-	for (size_t i = 0; i < n; i++)
-		b[i] = (unsigned char)(dma_ref_rand(r) >> 24);
+	size_t i = 0;
+	while (i < n) {
+		uint64_t x = dma_ref_rand(r);
+		for (int k = 0; k < 8 && i < n; k++, i++, x >>= 8)
+			b[i] = (unsigned char)x;
+	}
 }
 
 #define DMA_REF_MAX_OBJ 64

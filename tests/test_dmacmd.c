@@ -8,7 +8,15 @@
 #include "iomem_dma.h"
 #include "test_desc_util.h"
 
-TestSuite(dmacmd, .fini = desc_fini);
+/* the bounce pool caches an empty chunk (hysteresis): give it back before
+ * the machine's "nothing wired" check */
+static void dmacmd_fini(void)
+{
+	iomem_bounce_pool_trim();
+	desc_fini();
+}
+
+TestSuite(dmacmd, .fini = dmacmd_fini);
 
 #define PG DESC_PAGE
 
@@ -58,6 +66,17 @@ static uint64_t check_segs64(const tbuf *t, UInt64 prep_off, UInt64 off, const I
 		covered += s[i].fLength;
 	}
 	return covered;
+}
+
+/* memcmp of physical memory (through the machine, page by page) */
+static int phys_cmp(uint64_t pa, const void *want, size_t len)
+{
+	unsigned char *tmp = malloc(len ? len : 1);
+	cr_assert_not_null(tmp);
+	cr_assert(iomem__platform_phys_copy(pa, tmp, len, false), "no RAM at %llx", (unsigned long long)pa);
+	int r = memcmp(tmp, want, len);
+	free(tmp);
+	return r;
 }
 
 /* Generates everything from 0 in chunks of @chunk; checks contents. */
@@ -710,10 +729,8 @@ static uint64_t tm_phys(IOMapper *m, uint64_t a)
 	tmap *t = iomem_mapper_getContext(m);
 	return IOMemoryDescriptor_getPhysicalSegment(t->md, a - TM_BASE, NULL, 0);
 }
-static const iomem_mapper_ops tm_ops = {
-	.name = "test", .getPageSize = tm_page, .iovmMapMemory = tm_map,
-	.iovmUnmapMemory = tm_unmap, .mapToPhysicalAddress = tm_phys,
-};
+static const iomem_mapper_ops tm_ops = { "test", tm_page, tm_map, tm_unmap, NULL, tm_phys, NULL, NULL, NULL,
+                                         NULL, NULL, NULL };
 
 IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 {
@@ -817,8 +834,13 @@ IOMEM_TEST(dmacmd, driverkit_calls)
 	unsigned char *d = IOBufferMemoryDescriptor_getBytesNoCopy(data);
 	cr_expect_eq(IODMACommand_PerformOperation(c, 3, 0, 10, 0, data), kIOReturnBadArgument);
 	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 10, 0, NULL), kIOReturnBadArgument);
-	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 3 * PG, 0, data), kIOReturnBadArgument);
-	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 3 * PG, 2 * PG, 0, data), kIOReturnBadArgument);
+	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 3 * PG, 0, data), kIOReturnBadArgument);   /* > data */
+	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 0, 5 * PG, 0, data), kIOReturnBadArgument);   /* > prepared */
+	memset(d, 0xA5, 2 * PG);
+	cr_expect_eq(IODMACommand_PerformOperation(c, 1, 4 * PG - 10, 100, 0, data), kIOReturnUnderrun);
+	cr_expect_eq(memcmp(d, p + 4 * PG - 10, 10), 0);       /* the 10 bytes that fit */
+	cr_expect(iomem_test_all_bytes(d + 10, 90, 0xA5));
+	cr_expect_eq(IODMACommand_PerformOperation(c, 2, 0, 100, 2 * PG - 50, data), kIOReturnUnderrun);
 	cr_expect_eq(IODMACommand_PerformOperation(c, kIODMACommandPerformOperationOptionRead, PG + 5, 1000, 7, data),
 	             kIOReturnSuccess);
 	cr_expect_eq(memcmp(d + 7, p + PG + 5, 1000), 0);
@@ -899,13 +921,20 @@ IOMEM_TEST(dmacmd, bounce_pool_reserve)
 	cr_assert_not_null(c);
 	for (int k = 0; k < 3; k++) {
 		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
-		/* consecutive slots of one chunk: one segment */
-		cr_expect_eq(gen_all(c, &t, 0, 3 * PG, 2, 0), 1);
+		/* one bounce page a segment (reference §2.1 a) */
+		cr_expect_eq(gen_all(c, &t, 0, 3 * PG, 2, 0), 3);
 		cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
 	}
 	IODMACommand_release(c);
 	tbuf_free(&t);
 	cr_expect_eq(iomem_bounce_pool_reserve(0), kIOReturnSuccess);
+	/* one empty chunk stays cached; trim gives it back */
+	iomem_posix_machine_stats_t st;
+	iomem_posix_machine_stats(&st);
+	cr_expect_eq(st.wired_pages, 64);
+	iomem_bounce_pool_trim();
+	iomem_posix_machine_stats(&st);
+	cr_expect_eq(st.wired_pages, 0);
 }
 
 /* Random layouts, ranges, segment limits and chunk sizes; every segment's
@@ -944,4 +973,325 @@ IOMEM_TEST(dmacmd, random_generation)
 		IODMACommand_release(c);
 		tbuf_free(&t);
 	}
+}
+
+/* No bounce memory a device this limited can reach: NoResources, nothing
+ * kept, the command still usable. */
+IOMEM_TEST(dmacmd, bounce_exhaustion)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
+	tbuf t;
+	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 5);
+	unsigned bits = 0;
+	while (((vm_size_t)1 << bits) < PG)
+		bits++;
+	/* 2^page_shift: only the first page of memory is reachable */
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, (UInt8)bits, 0,
+	                                                 IODMACommand_kUnmapped, 0, 1, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnNoResources);
+	cr_expect_null(IODMACommand_getMemoryDescriptor(c));
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	cr_expect_eq(IODMACommand_prepare(c, 0, 0, true, true), kIOReturnNoResources);
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnNotReady);
+	UInt64 o, l;
+	cr_expect_eq(IODMACommand_getPreparedOffsetAndLength(c, &o, &l), kIOReturnNotReady);
+	cr_expect_eq(IODMACommand_prepare(c, 0, 0, true, true), kIOReturnNoResources);
+	IODMACommand_release(c);
+	/* the same memory for a 32-bit device still bounces fine */
+	c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+	cr_expect_eq(gen_all(c, &t, 0, 2 * PG, 4, 0), 2);
+	IODMACommand_release(c);
+	tbuf_free(&t);
+}
+
+IOMEM_TEST(dmacmd, noncoherent_prepare_complete)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	tbuf t;
+	tbuf_make(&t, 3, 0, 3 * PG, kIODirectionInOut, 6);
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputLittle64, 0, 0, IODMACommand_kNonCoherent,
+	                                                 0, 1, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+	unsigned char out[16 * 4];
+	UInt64 off = 0;
+	UInt32 n = 4;
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, out, &n), kIOReturnSuccess);
+	cr_expect_eq(n, 3);
+	uint64_t a;
+	memcpy(&a, out, 8);                       /* little-endian host: as stored */
+	cr_expect_eq(a, iomem_posix_virt_to_phys(t.base));
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	IODMACommand_release(c);
+	tbuf_free(&t);
+}
+
+/* Sub and multi descriptors: the getPhysicalSegment walk. */
+IOMEM_TEST(dmacmd, other_descriptor_kinds)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+	IOBufferMemoryDescriptor *a = IOBufferMemoryDescriptor_withCapacity(2 * PG, kIODirectionOut, false);
+	IOBufferMemoryDescriptor *b = IOBufferMemoryDescriptor_withCapacity(3 * PG, kIODirectionOut, false);
+	cr_assert(a && b);
+	desc_fill(IOBufferMemoryDescriptor_getBytesNoCopy(a), 2 * PG, 1);
+	desc_fill(IOBufferMemoryDescriptor_getBytesNoCopy(b), 3 * PG, 2);
+	IOMemoryDescriptor *kids[2] = { a, b };
+	IOMemoryDescriptor *m = IOMultiMemoryDescriptor_withDescriptors(kids, 2, kIODirectionOut, false);
+	cr_assert_not_null(m);
+	cr_assert_eq(IOMemoryDescriptor_prepare(m, kIODirectionNone), kIOReturnSuccess);
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, PG, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, m, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 100, 4 * PG, true, true), kIOReturnSuccess);
+	IODMACommand_Segment64 s[16];
+	UInt64 off = 0;
+	UInt32 n = 16;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(off, 4 * PG);
+	unsigned char *want = malloc(4 * PG);
+	cr_assert_not_null(want);
+	cr_assert_eq(IOMemoryDescriptor_readBytes(m, 100, want, 4 * PG), 4 * PG);
+	uint64_t at = 0;
+	for (UInt32 i = 0; i < n; i++) {
+		cr_expect_leq(s[i].fLength, PG);
+		cr_expect_eq(phys_cmp(s[i].fIOVMAddr, want + at, s[i].fLength), 0, "segment %u", i);
+		at += s[i].fLength;
+	}
+	cr_expect_eq(at, 4 * PG);
+	/* resume in the middle */
+	off = PG + 7;
+	n = 2;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(phys_cmp(s[0].fIOVMAddr, want + PG + 7, s[0].fLength), 0);
+	unsigned char rb[32];
+	cr_expect_eq(IODMACommand_readBytes(c, 2 * PG - 16, rb, 32), 32);
+	cr_expect_eq(memcmp(rb, want + 2 * PG - 16, 32), 0);
+	free(want);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_complete(m, kIODirectionNone);
+	IOMemoryDescriptor_release(m);
+	IOMemoryDescriptor_release(a);
+	IOMemoryDescriptor_release(b);
+}
+
+IOMEM_TEST(dmacmd, system_mapper_and_driverkit_device)
+{
+	tmap ctx;
+	memset(&ctx, 0, sizeof ctx);
+	IOMapper *m = iomem_mapper_withOps(&tm_ops, &ctx);
+	cr_assert_not_null(m);
+	iomem_mapper_set_system(m);
+	/* NULL mapper + kMapped -> the system mapper; kBypassed refused now */
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kMapped, 0, 1, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_expect_eq(iomem_dmacmd_getMapper(c), m);
+	cr_expect_null(IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kBypassed, 0, 1, NULL, NULL));
+	IODMACommand *u = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
+	cr_assert_not_null(u);
+	cr_expect_null(iomem_dmacmd_getMapper(u));
+	IODMACommand_release(u);
+	IODMACommand_release(c);
+	iomem_mapper_set_system(NULL);
+
+	/* DriverKit with a device mapper: one IOVA segment */
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	IODMACommandSpecification spec;
+	memset(&spec, 0, sizeof spec);
+	spec.maxAddressBits = 47;                 /* the test mapper's IOVAs are at 2^44 */
+	cr_assert_eq(IODMACommand_Create(m, 0, &spec, &c), kIOReturnSuccess);
+	IOMapper_release(m);
+	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(5 * PG, kIODirectionIn, false);
+	cr_assert_not_null(bmd);
+	IOAddressSegment seg[4];
+	uint32_t count = 4;
+	uint64_t flags = 0;
+	IOReturn pr = IODMACommand_PrepareForDMA(c, 0, bmd, PG, 2 * PG, &flags, &count, seg);
+	cr_assert_eq(pr, kIOReturnSuccess, "%s", IOReturnString(pr));
+	cr_expect_eq(count, 1);
+	cr_expect_eq(seg[0].address, TM_BASE + PG);
+	cr_expect_eq(seg[0].length, 2 * PG);
+	cr_expect_eq(flags, kIOMemoryDirectionIn);
+	cr_expect_eq(ctx.last_bits, 47);
+	cr_expect_eq(ctx.last_opts, kIODMAMapReadAccess | kIODMAMapWriteAccess);
+	cr_expect_eq(IODMACommand_CompleteDMA(c, 0), kIOReturnSuccess);
+	cr_expect_eq(ctx.unmaps, 1);
+	IOMemoryDescriptor_release(bmd);
+	IODMACommand_release(c);
+}
+
+/* The preflight sees the segments after the cuts: a start 3 bytes into a
+ * page with maxSegment 512 and 16-byte length/internal alignment cannot be
+ * emitted as is -> double buffer, and generation succeeds. */
+IOMEM_TEST(dmacmd, preflight_after_cuts)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	tbuf t;
+	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 12);
+	IODMACommand_SegmentOptions o;
+	memset(&o, 0, sizeof o);
+	o.fMaxSegmentSize = 512;
+	o.fAlignmentLength = 16;
+	o.fAlignmentInternalSegments = 16;
+	IODMACommand *c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 3, 2048, true, true), kIOReturnSuccess);
+	cr_expect_neq(IODMACommand_getIOMemoryDescriptor(c), t.md, "double-buffered");
+	IODMACommand_Segment64 s[8];
+	UInt64 off = 0;
+	UInt32 n = 8;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(off, 2048);
+	cr_expect_eq(n, 4);
+	for (UInt32 i = 0; i < n; i++) {
+		cr_expect_eq(s[i].fLength, 512);
+		cr_expect_eq(s[i].fIOVMAddr % 16, 0);
+		cr_expect_eq(phys_cmp(s[i].fIOVMAddr, t.base + 3 + 512 * i, 512), 0);
+	}
+	/* aligned start: no double buffer */
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 16, 2048, true, true), kIOReturnSuccess);
+	cr_expect_eq(IODMACommand_getIOMemoryDescriptor(c), t.md);
+	IODMACommand_release(c);
+	tbuf_free(&t);
+}
+
+/* ---- an extents mapper (the Linux DMA API shape) ------------------------ */
+
+#define XM_BASE 0x200000000000ull
+typedef struct xmap {
+	int maps, unmaps, sync_out, sync_in;
+	iomem_md_extent ext[64];
+	uint32_t n;
+	IOMemoryDescriptor *md;
+	uint64_t off;
+} xmap;
+
+/* each page of the range gets a scattered device address: page k of the
+ * prepared range at XM_BASE + 2 * k pages (+ the first byte's page offset) */
+static IOReturn xm_map(IOMapper *m, IOMemoryDescriptor *md, uint64_t off, uint64_t len, uint32_t opts,
+                       const IODMAMapSpecification *spec, IODMACommand *cmd, const iomem_md_extent **ext,
+                       uint32_t *count, void **handle)
+{
+	xmap *x = iomem_mapper_getContext(m);
+	(void)opts; (void)spec; (void)cmd;
+	uint64_t in = off & (PG - 1), done = 0;
+	x->n = 0;
+	while (done < len) {
+		uint64_t piece = PG - ((in + done) & (PG - 1));
+		if (piece > len - done)
+			piece = len - done;
+		cr_assert_lt(x->n, 64);
+		x->ext[x->n].phys = XM_BASE + 2 * PG * x->n + ((in + done) & (PG - 1));
+		done += piece;
+		x->ext[x->n].end = done;
+		x->n++;
+	}
+	x->maps++;
+	x->md = md;
+	x->off = off;
+	*ext = x->ext;
+	*count = x->n;
+	*handle = x;
+	return kIOReturnSuccess;
+}
+static void xm_unmap(IOMapper *m, IODMACommand *cmd, void *h)
+{
+	xmap *x = iomem_mapper_getContext(m);
+	(void)cmd;
+	cr_assert_eq(h, x);
+	x->unmaps++;
+}
+static void xm_sync(IOMapper *m, IODMACommand *cmd, void *h, IODirection d)
+{
+	xmap *x = iomem_mapper_getContext(m);
+	(void)cmd; (void)h;
+	if (d == kIODirectionOut)
+		x->sync_out++;
+	else
+		x->sync_in++;
+}
+static IOReturn xm_nomap(IOMapper *m, IOMemoryDescriptor *md, uint64_t off, uint64_t len, uint32_t opts,
+                         const IODMAMapSpecification *spec, IODMACommand *cmd, const void *pl, uint64_t *a, uint64_t *l)
+{
+	(void)m; (void)md; (void)off; (void)len; (void)opts; (void)spec; (void)cmd; (void)pl; (void)a; (void)l;
+	cr_assert_fail("iovmMapMemory called although iovmMapExtents exists");
+	return kIOReturnError;
+}
+static IOReturn xm_nounmap(IOMapper *m, IOMemoryDescriptor *md, IODMACommand *cmd, uint64_t a, uint64_t l)
+{
+	(void)m; (void)md; (void)cmd; (void)a; (void)l;
+	return kIOReturnError;
+}
+static uint64_t xm_phys(IOMapper *m, uint64_t a) { (void)m; (void)a; return 0; }
+static const iomem_mapper_ops xm_ops = { "extents", tm_page, xm_nomap, xm_nounmap, NULL, xm_phys, NULL, NULL, NULL,
+                                         xm_map, xm_unmap, xm_sync };
+
+IOMEM_TEST(dmacmd, extents_mapper)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+	xmap ctx;
+	memset(&ctx, 0, sizeof ctx);
+	IOMapper *m = iomem_mapper_withOps(&xm_ops, &ctx);
+	cr_assert_not_null(m);
+	tbuf t;
+	tbuf_make(&t, 6, 0, 6 * PG, kIODirectionInOut, 31);
+	/* 32 bits on HIGH-or-not memory: never bounced, device addresses only;
+	 * maxSegment 1000 splits every extent */
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 48, 1000, IODMACommand_kMapped, 0, 1, m, NULL);
+	cr_assert_not_null(c);
+	IOMapper_release(m);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 100, 4 * PG, true, true), kIOReturnSuccess);
+	cr_expect_eq(ctx.maps, 1);
+	cr_expect_eq(ctx.sync_out, 1);
+	cr_expect_eq(ctx.off, 100);
+	IODMACommand_Segment64 s[64];
+	UInt64 off = 0, covered = 0;
+	for (;;) {
+		UInt32 n = 3;
+		IOReturn r = IODMACommand_gen64IOVMSegments(c, &off, s, &n);
+		if (r == kIOReturnOverrun)
+			break;
+		cr_assert_eq(r, kIOReturnSuccess);
+		for (UInt32 i = 0; i < n; i++) {
+			/* inside the extent holding offset covered, at the right place */
+			uint32_t k = 0;
+			while (ctx.ext[k].end <= covered)
+				k++;
+			uint64_t start = k ? ctx.ext[k - 1].end : 0;
+			cr_expect_eq(s[i].fIOVMAddr, ctx.ext[k].phys + (covered - start));
+			cr_expect_leq(s[i].fLength, 1000);
+			cr_expect_leq(covered + s[i].fLength, ctx.ext[k].end, "a segment never crosses an extent");
+			covered += s[i].fLength;
+		}
+	}
+	cr_expect_eq(covered, 4 * PG);
+	/* resume at an arbitrary offset */
+	off = PG + 5;
+	UInt32 n = 1;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(s[0].fIOVMAddr, ctx.ext[1].phys + (PG + 5 - ctx.ext[0].end));
+	cr_expect_eq(IODMACommand_synchronize(c, kIODirectionIn), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_in, 1);
+	cr_expect_eq(IODMACommand_synchronize(c, kIODirectionOut), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_out, 2);
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_in, 2);
+	cr_expect_eq(ctx.unmaps, 1);
+	/* a one-extent mapping: one segment */
+	cr_assert_eq(IODMACommand_prepare(c, 0, 800, true, false), kIOReturnSuccess);
+	cr_expect_eq(ctx.sync_out, 2, "synchronize=false: no sync");
+	off = 0;
+	n = 4;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(n, 1);
+	cr_expect_eq(s[0].fIOVMAddr, XM_BASE);
+	cr_expect_eq(s[0].fLength, 800);
+	IODMACommand_release(c);                  /* completes: unmaps */
+	cr_expect_eq(ctx.unmaps, 2);
+	tbuf_free(&t);
 }

@@ -26,7 +26,15 @@ static void rules_init(void)
 	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
 }
 
-TestSuite(dmacmd_rules, .init = rules_init, .fini = desc_fini, .timeout = 120);
+/* the bounce pool keeps an empty chunk cached (LEAD 15:36): give it back
+ * before the wired-pages and leak checks */
+static void rules_fini(void)
+{
+	iomem_bounce_pool_trim();
+	desc_fini();
+}
+
+TestSuite(dmacmd_rules, .init = rules_init, .fini = rules_fini, .timeout = 120);
 
 #define PG ((uint64_t)dma_ref_page())
 
@@ -823,10 +831,9 @@ IOMEM_TEST(dmacmd_rules, driverkit_prepare_complete)
 	IOFreeAligned(arena, (vm_size_t)(npages * PG));
 }
 
-/* BUG (bugs-dmacmd.md, dmatest 15:2x "PerformOperation"): the "short
- * copies" below must be kIOReturnUnderrun (reference §6: only a length
- * above either descriptor's length is BadArgument); the implementation
- * returns BadArgument for a range that merely runs past the end. */
+/* (bugs-dmacmd.md, dmatest 15:22 "PerformOperation", fixed in 0577904):
+ * the "short copies" below are kIOReturnUnderrun (reference §6: only a
+ * length above either descriptor's length is BadArgument). */
 IOMEM_TEST(dmacmd_rules, driverkit_perform_operation)
 {
 	IOMemoryDescriptor *dma = buffer(2 * PG, kIODirectionInOut, 20), *data = buffer(PG, kIODirectionInOut, 21);
@@ -881,15 +888,14 @@ IOMEM_TEST(dmacmd_rules, driverkit_perform_operation)
 	IOMemoryDescriptor_release(data);
 }
 
-/* BUG/DEVIATION (bugs-dmacmd.md, dmatest 15:2x "clip order"): reference
- * §2.1 step f clips a segment at the prepared end AFTER the address limit,
- * the trims and the cursor checks (a-e), which therefore see the run as
- * the descriptor has it, unclipped (IOKit's source walk is not clipped).
- * The implementation clips the run at the prepared end first. */
-IOMEM_TEST(dmacmd_rules, gen_clip_comes_after_the_checks)
+/* Documented deviation (LEAD 15:36, bugs-dmacmd.md "clip order"): the run
+ * is clipped at the prepared end BEFORE the address limit, the trims and
+ * the cursor checks, so no rule looks at bytes outside the prepared range
+ * (IOKit's order, reference §2.1 step f last, checks the unclipped run). */
+IOMEM_TEST(dmacmd_rules, gen_clip_comes_first)
 {
-	/* a run straddling 4 GiB, only the part below prepared: in cursor mode
-	 * the unclipped run breaks the 32-bit limit -> MessageTooLarge */
+	/* a run straddling 4 GiB, only the part below prepared: fine for a
+	 * 32-bit cursor (IOKit: MessageTooLarge) */
 	IOMemoryDescriptor *md = IOMemoryDescriptor_withPhysicalAddress(0xFFFFF000ull, 0x2000, kIODirectionInOut);
 	cr_assert_not_null(md);
 	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0,
@@ -900,15 +906,24 @@ IOMEM_TEST(dmacmd_rules, gen_clip_comes_after_the_checks)
 	UInt32 n = 4;
 	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, false), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, 0, 0x1000, true, true), kIOReturnSuccess);
-	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnMessageTooLarge,
-	             "the address check must see the run before the clip (step f last)");
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnSuccess,
+	             "the address check looked past the prepared end");
+	cr_assert_eq(n, 1);
+	cr_assert_eq(s[0].fIOVMAddr, 0xFFFFF000ull);
+	cr_assert_eq(s[0].fLength, 0x1000);
+	cr_assert_eq(off, 0x1000);
+	/* the whole run prepared: the cursor refuses */
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 0, 0x2000, true, true), kIOReturnSuccess);
+	off = 0;
+	n = 4;
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnMessageTooLarge);
 	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
 	IODMACommand_release(c);
 	IOMemoryDescriptor_release(md);
 	/* length alignment 0x1000 on one 0x4000 run, prepared [0, 0x3000),
-	 * resumed at 0x800: c trims the unclipped 0x3800 to 0x3000, f clips to
-	 * 0x2800 -> one segment {base+0x800, 0x2800} (clipping first gives
-	 * 0x2000 and a 0x800 tail that fails the cursor length check) */
+	 * resumed at 0x800: the clipped 0x2800 is trimmed to 0x2000, the 0x800
+	 * tail fails the cursor's length check (IOKit: one 0x2800 segment) */
 	md = IOMemoryDescriptor_withPhysicalAddress(0x40000000ull, 0x4000, kIODirectionInOut);
 	cr_assert_not_null(md);
 	IODMACommand_SegmentOptions o = { sizeof o, 0, 0, 0, 1, 0x1000, 1 };
@@ -919,12 +934,95 @@ IOMEM_TEST(dmacmd_rules, gen_clip_comes_after_the_checks)
 	cr_assert_eq(IODMACommand_prepare(c, 0, 0x3000, true, true), kIOReturnSuccess);
 	off = 0x800;
 	n = 4;
-	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnSuccess, "trims before the clip");
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnNotAligned, "the 0x800 tail");
+	cr_assert_eq(off, 0x800);
+	cr_assert_eq(n, 4);
+	n = 1;
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnSuccess);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(s[0].fIOVMAddr, 0x40000800ull);
-	cr_assert_eq(s[0].fLength, 0x2800);
-	cr_assert_eq(off, 0x3000);
+	cr_assert_eq(s[0].fLength, 0x2000, "trimmed to the length alignment inside the prepared range");
+	cr_assert_eq(off, 0x2800);
+	n = 4;
+	cr_assert_eq(IODMACommand_genIOVMSegments(c, &off, s, &n), kIOReturnNotAligned);
 	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(md);
+}
+
+/* reference §2.1: without a mapper the command marks its descriptor "DMA
+ * active"; the descriptor's final complete while attached is the panic
+ * IOKit has (reported under IOMEM_DEBUG); after clearing, it is fine */
+IOMEM_TEST(dmacmd_rules, dma_active_final_complete_reported)
+{
+	unsigned char *arena = IOMallocAligned((vm_size_t)(2 * PG), (vm_offset_t)PG);
+	cr_assert_not_null(arena);
+	IOAddressRange r = { (mach_vm_address_t)(uintptr_t)arena, 2 * PG };
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withAddressRanges(&r, 1, kIODirectionInOut, kernel_task);
+	cr_assert_not_null(md);
+	cr_assert_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	IODMACommand *c = cmd64(0, 0, IODMACommand_kUnmapped);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	/* the command is inactive but still holds the descriptor */
+	iomem_test_expect_reports(0);
+	IOMemoryDescriptor_complete(md, kIODirectionNone);
+	iomem_test_expect_reports(IOMEM__DEBUG ? 1 : 0);
+	if (IOMEM__DEBUG)
+		iomem_test_expect_report_has("DMA active");
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
+	/* cleared: prepare + final complete report nothing */
+	cr_assert_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	IOMemoryDescriptor_complete(md, kIODirectionNone);
+	iomem_test_expect_reports(IOMEM__DEBUG ? 1 : 0);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(md);
+	IOFreeAligned(arena, (vm_size_t)(2 * PG));
+}
+
+/* NULL commands and pointers (our contract, iomem_dma.h): BadArgument
+ * from the IOReturn calls, 0 / NULL from the others, no crash */
+IOMEM_TEST(dmacmd_rules, null_arguments)
+{
+	IODMACommand_Segment64 s[2];
+	UInt64 off = 0, a, b;
+	UInt32 n = 2;
+	unsigned char byte = 0;
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(NULL, NULL, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(NULL, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_prepare(NULL, 0, 0, true, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_complete(NULL, true, true), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_synchronize(NULL, kIODirectionIn), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_getPreparedOffsetAndLength(NULL, &a, &b), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_genIOVMSegments(NULL, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(NULL, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_gen32IOVMSegments(NULL, &off, (IODMACommand_Segment32 *)(void *)s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_genIOVMSegmentsWithFunction(NULL, kIODMACommandOutputHost64, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_readBytes(NULL, 0, &byte, 1), 0);
+	cr_assert_eq(IODMACommand_writeBytes(NULL, 0, &byte, 1), 0);
+	cr_assert_null(IODMACommand_getMemoryDescriptor(NULL));
+	cr_assert_null(IODMACommand_getIOMemoryDescriptor(NULL));
+	cr_assert_eq(IODMACommand_getNumAddressBits(NULL), 0);
+	cr_assert_null(IODMACommand_cloneCommand(NULL, NULL));
+	IODMACommand_retain(NULL);
+	IODMACommand_release(NULL);
+	cr_assert_eq(IODMACommand_PrepareForDMA(NULL, 0, NULL, 0, 0, NULL, NULL, NULL), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_CompleteDMA(NULL, 0), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_GetPreparation(NULL, NULL, NULL, NULL), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_PerformOperation(NULL, kIODMACommandPerformOperationOptionZero, 0, 1, 0, NULL), kIOReturnBadArgument);
+	/* a live command: NULL function, NULL bytes, NULL descriptor = clear */
+	IOMemoryDescriptor *md = buffer(PG, kIODirectionInOut, 30);
+	IODMACommand *c = cmd64(0, 0, IODMACommand_kMapped);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnSuccess);
+	n = 2;
+	cr_assert_eq(IODMACommand_genIOVMSegmentsWithFunction(c, NULL, &off, s, &n), kIOReturnBadArgument);
+	cr_assert_eq(IODMACommand_readBytes(c, 0, NULL, 1), 0);
+	cr_assert_eq(IODMACommand_writeBytes(c, 0, NULL, 1), 0);
+	cr_assert_eq(IODMACommand_getPreparedOffsetAndLength(c, NULL, NULL), kIOReturnSuccess, "still prepared");
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, NULL, true), kIOReturnSuccess, "NULL clears");
+	cr_assert_null(IODMACommand_getMemoryDescriptor(c));
+	good_cycle(c, md);
 	IODMACommand_release(c);
 	IOMemoryDescriptor_release(md);
 }

@@ -117,6 +117,7 @@ int main(void)
 	IOMemoryDescriptor_release(buf);
 	for (int i = 0; i < STRESS_THREADS; i++)
 		IOMemoryDescriptor_release(high[i]);
+	iomem_bounce_pool_trim();
 	iomem_posix_machine_stats(&st);
 	STRESS_CHECK(st.wired_pages == 0, "%llu page(s) still wired", (unsigned long long)st.wired_pages);
 	STRESS_CHECK(iomem_leak_report(NULL, NULL) == 0, "leaks (listed above)");
