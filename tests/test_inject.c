@@ -41,6 +41,8 @@ typedef struct inj {
 	IODMACommand       *cmd;
 	IOMemoryMap        *map;
 	IOMemoryCursor     *cursor;
+	IOMapper           *mapper;
+	uint64_t            iova, iova_len;
 	IORangeScalar       units[64];   /* ranges op or setup took */
 	unsigned            nunits;
 	IOReturn            ret;
@@ -84,6 +86,11 @@ static void inj_release_all(inj *s)
 		IOMemoryMap_release(s->map);
 	if (s->cursor != NULL)
 		IOMemoryCursor_release(s->cursor);
+	if (s->mapper != NULL) {
+		if (s->iova_len != 0)
+			IOMapper_iovmUnmapMemory(s->mapper, s->md[0], NULL, s->iova, s->iova_len);
+		IOMapper_release(s->mapper);
+	}
 	if (s->buf != NULL)
 		IOFreeAligned(s->buf, s->buf_bytes);
 	memset(s, 0, sizeof *s);
@@ -568,6 +575,97 @@ static void check_cursor(inj *s, bool ok)
 	IOMemoryDescriptor_release(md);
 }
 
+
+/* ---- the software IOMMU (IOVA space, page table) -------------------------- */
+
+static IOReturn op_swiommu_create(inj *s)
+{
+	s->mapper = iomem_swiommu_create(NULL);
+	return s->mapper ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_swiommu_create(inj *s, bool ok)
+{
+	if (ok)
+		cr_assert_eq(IOMapper_getPageSize(s->mapper), PAGE);
+}
+
+static void setup_iova(inj *s)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 5 * PAGE, PAGE);
+	s->mapper = iomem_swiommu_create(NULL);
+	cr_assert(s->md[0] && s->mapper);
+}
+
+/* every page of the mapping translates to the descriptor's */
+static void inj_iova_works(inj *s, uint64_t iova)
+{
+	for (IOByteCount o = 0; o < 5 * PAGE; o += PAGE)
+		cr_assert_eq(IOMapper_mapToPhysicalAddress(s->mapper, iova + o),
+		             IOMemoryDescriptor_getPhysicalSegment(s->md[0], o, NULL, kIOMemoryMapperNone),
+		             "IOVA page %llu", (unsigned long long)(o / PAGE));
+}
+
+static IOReturn op_iova(inj *s)
+{
+	uint64_t a = 0, l = 0;
+	IOReturn r = IOMapper_iovmMapMemory(s->mapper, s->md[0], 0, 5 * PAGE,
+	                                    kIODMAMapReadAccess | kIODMAMapWriteAccess, NULL, NULL, NULL, &a, &l);
+	if (r == kIOReturnSuccess) {
+		s->iova = a;
+		s->iova_len = l;
+	}
+	return r;
+}
+
+static void check_iova(inj *s, bool ok)
+{
+	uint64_t a = 0, l = 0;
+	if (ok) {
+		inj_iova_works(s, s->iova);
+		cr_assert_eq(IOMapper_iovmUnmapMemory(s->mapper, s->md[0], NULL, s->iova, s->iova_len), kIOReturnSuccess);
+		s->iova_len = 0;
+	}
+	/* the mapper works afterwards: map, translate, unmap */
+	cr_assert_eq(IOMapper_iovmMapMemory(s->mapper, s->md[0], 0, 5 * PAGE, kIODMAMapReadAccess, NULL, NULL, NULL,
+	                                    &a, &l), kIOReturnSuccess);
+	inj_iova_works(s, a);
+	cr_assert_eq(IOMapper_iovmUnmapMemory(s->mapper, s->md[0], NULL, a, l), kIOReturnSuccess);
+}
+
+/* a mapped command: prepare maps through the IOMMU */
+static void setup_mapped_cmd(inj *s)
+{
+	setup_iova(s);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kMapped, 0, 1,
+	                                        s->mapper, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], false), kIOReturnSuccess);
+}
+
+static IOReturn op_mapped_prepare(inj *s)
+{
+	IOReturn r = IODMACommand_prepare(s->cmd, 0, 0, true, true);
+	if (r == kIOReturnSuccess)
+		cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	return r;
+}
+
+static void check_mapped_prepare(inj *s, bool ok)
+{
+	IODMACommand_Segment64 seg[8];
+	UInt64 off = 0;
+	UInt32 n = 8;
+	(void)ok;
+	cr_assert_eq(IODMACommand_prepare(s->cmd, 0, 0, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(s->cmd, &off, seg, &n), kIOReturnSuccess);
+	cr_assert_eq(n, 1, "one IOVA segment for the scattered buffer");
+	inj_iova_works(s, seg[0].fIOVMAddr);
+	cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(s->cmd, false), kIOReturnSuccess);
+}
+
 /* ---- the walk ----------------------------------------------------------- */
 
 #if IOMEM__DEBUG
@@ -657,6 +755,7 @@ static unsigned inject_walk(const inject_case *c)
 
 #define NOMEM { kIOReturnNoMemory, 0 }
 #define PREP_ERRORS { kIOReturnNoMemory, kIOReturnNoResources, 0 }
+#define IOVA_ERRORS { kIOReturnNoMemory, kIOReturnNoResources, kIOReturnNoSpace, 0 }
 
 #define INJECT(id, ...)                                               \
 	static const inject_case id##_case = { #id, __VA_ARGS__ };    \
@@ -681,6 +780,9 @@ INJECT(dmacmd_create,      NULL, op_dmacmd_create, NULL, NULL, NOMEM, false)
 INJECT(dmacmd_prepare_bounce, setup_high_buffer, op_dmacmd_bounce, check_dmacmd_bounce, NULL, PREP_ERRORS, true)
 INJECT(memory_map,         setup_map_buffer, op_map, check_map, NULL, NOMEM, false)
 INJECT(cursor_create,      NULL, op_cursor, check_cursor, NULL, NOMEM, false)
+INJECT(swiommu_create,     NULL, op_swiommu_create, check_swiommu_create, NULL, NOMEM, false)
+INJECT(iova_map,           setup_iova, op_iova, check_iova, NULL, IOVA_ERRORS, false)
+INJECT(dmacmd_mapped_prepare, setup_mapped_cmd, op_mapped_prepare, check_mapped_prepare, NULL, IOVA_ERRORS, false)
 INJECT(range_dealloc_growth, setup_range_dealloc, op_range_dealloc, check_range_dealloc, NULL, NOMEM, false)
 
 /* The hook itself: counts points, fails exactly the window asked for, and
