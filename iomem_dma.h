@@ -17,11 +17,16 @@
  *                     IOLittleMemoryCursor                   (memory cursor issue)
  *   >>dmacontroller   IODMAController ops table and registry (DMA controller issue)
  *   >>dmaevent        IODMAEventSource                       (DMA controller issue)
+ *   >>posixdma        the POSIX software DMA engine (a controller on a
+ *                     worker thread)                         (DMA controller issue)
  *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
  *     >>impl-dmacmd     IODMACommand: output functions, the bounce pool,
  *                       specification, prepare/complete, the engine,
  *                       DriverKit shapes
  *     >>impl-cursor     IOMemoryCursor: the generator, specialised per byte order
+ *     >>impl-dmacontroller  the controller object and the registry
+ *     >>impl-dmaevent       the event source: records, queue, sync wait
+ *     >>impl-posixdma       the software engine: channels, worker, callback thread
  *
  * The README's feature table says what works on which backend today.
  *
@@ -732,8 +737,445 @@ IOMEM_INLINE UInt32 IOLittleMemoryCursor_getPhysicalSegments(IOLittleMemoryCurso
 }
 
 /* >>dmacontroller ========================================================= */
+/*
+ * IODMAController (reference §2.2): a DMA engine. In IOKit it is an abstract
+ * IOService a platform driver subclasses; here it is an ops table the
+ * platform (or a test, or iomem's POSIX software engine, >>posixdma)
+ * implements, wrapped in a reference-counted object.
+ *
+ * There is no IOService/IORegistry in iomem. What IOKit reads from the
+ * registry is given in a small provider record, iomem_dma_provider:
+ *   - phandle       the provider's "AAPL,phandle": a controller created for
+ *                   this provider is named "IODMAController%08X" after it
+ *                   (IODMAController_createControllerName);
+ *   - dmaParent     the "dma-parent" property of a device that uses DMA: one
+ *                   phandle (dmaParentCount 1: every dmaIndex uses it) or an
+ *                   array indexed by dmaIndex.
+ * IODMAController_registerDMAController puts a controller in a process-wide
+ * registry (IOKit's registerService); IODMAController_getController looks a
+ * device's controller up by dma-parent and index. Lookup rules are IOKit's,
+ * except that a controller that is not registered yet gives NULL at once
+ * (IOKit waits for it: there is no matching thread to wait for here), and an
+ * out-of-range dmaIndex, which IOKit panics on, is reported under
+ * IOMEM_DEBUG and gives NULL.
+ *
+ *   static const iomem_dma_controller_ops my_ops = { "mydma", my_init, ... };
+ *   iomem_dma_provider soc = { 0x42, NULL, 0, NULL };        // AAPL,phandle
+ *   IODMAController *c = iomem_dma_controller_withOps(&my_ops, me, &soc);
+ *   IODMAController_registerDMAController(c, 0);            // "IODMAController00000042"
+ *   ...
+ *   UInt32 parents[] = { 0x42 };
+ *   iomem_dma_provider dev = { 0x77, parents, 1, NULL };
+ *   IODMAEventSource *es = IODMAEventSource_dmaEventSource(drv, &dev, done, NULL, 0);
+ *
+ * OWNERSHIP: iomem_dma_controller_withOps returns +1; the registry holds its
+ * own reference until iomem_dma_controller_unregister; every event source
+ * bound to the controller holds one. Providers are +0: they must outlive
+ * what was created from them.
+ * THREAD SAFETY: registry calls are thread-safe (one internal lock); the
+ * ops are called from any thread that calls the event source, and must be
+ * thread-safe themselves.
+ */
+
+/* IOKit's completion/notification timestamp. iomem: nanoseconds of a
+ * monotonic clock (the controller decides; the POSIX engine uses
+ * CLOCK_MONOTONIC). */
+typedef UInt64 AbsoluteTime;
+
+typedef struct IODMAController IODMAController;
+typedef struct IODMAEventSource IODMAEventSource;
+
+/** What IOKit reads from a provider's registry entry (see above). */
+typedef struct iomem_dma_provider {
+	UInt32        phandle;         /* "AAPL,phandle" of this provider */
+	const UInt32 *dmaParent;       /* "dma-parent" phandles, or NULL (none) */
+	UInt32        dmaParentCount;  /* entries in dmaParent; 1 = for every index */
+	void         *context;         /* the platform's, never read by iomem */
+} iomem_dma_provider;
+
+/* "IODMAController" + 8 hex digits + NUL. */
+#define IOMEM_DMA_CONTROLLER_NAME_SIZE 24
+
+/**
+ * iomem_dma_controller_ops - IODMAController's pure virtual interface, with
+ * the controller as first argument (its context: iomem_dma_controller_getContext).
+ * Required: initDMAChannel, startDMACommand, stopDMACommand, queryDMACommand.
+ * A NULL optional hook gives: getFIFODepth/validFIFODepth 0, setFIFODepth/
+ * setFrameSize/setDMAConfig kIOReturnUnsupported, validDMAConfig false,
+ * getFrameCount 0.
+ *   initDMAChannel     bind @dmaES to a channel for @provider's request
+ *                      line @reqIndex; store the channel in *@dmaIndex.
+ *   freeDMAChannel     (iomem) the event source bound to @dmaIndex is being
+ *                      freed: forget it. Optional.
+ *   startDMACommand    start moving @byteCount bytes (0: the rest of the
+ *                      prepared range) at @byteOffset of the prepared @cmd in
+ *                      @direction; completion is reported later through
+ *                      IODMAController_notifyDMACommand (status, count) then
+ *                      IODMAController_completeDMACommand, exactly once per
+ *                      successful start, from any thread (even from inside
+ *                      this call: the event source copes).
+ *   stopDMACommand     stop the channel (@flush: drain the FIFO; @timeout in
+ *                      ns, UINT64_MAX = wait for ever).
+ *   queryDMACommand    the running (or last) command and bytes moved so far.
+ *   getFrameCount      (iomem) frames moved so far by the running or last
+ *                      command on the channel. Optional.
+ *   signalWorkAvailable (iomem) a completion was queued on @es and nobody
+ *                      has installed a work signal (iomem_dma_event_source_
+ *                      setWorkSignal): run iomem_dma_event_source_run(@es)
+ *                      on a callback thread; @es is valid only during the
+ *                      call (retain it to run it later). Optional: without
+ *                      it the owner must call iomem_dma_event_source_run.
+ *   free               the last release. Optional.
+ */
+typedef struct iomem_dma_controller_ops {
+	const char *name;
+	IOReturn    (*initDMAChannel)(IODMAController *controller, const iomem_dma_provider *provider,
+	                              IODMAEventSource *dmaES, UInt32 *dmaIndex, UInt32 reqIndex);
+	void        (*freeDMAChannel)(IODMAController *controller, UInt32 dmaIndex, IODMAEventSource *dmaES);
+	IOReturn    (*startDMACommand)(IODMAController *controller, UInt32 dmaIndex, IODMACommand *dmaCommand,
+	                               IODirection direction, IOByteCount byteCount, IOByteCount byteOffset);
+	IOReturn    (*stopDMACommand)(IODMAController *controller, UInt32 dmaIndex, bool flush, uint64_t timeout);
+	IOReturn    (*queryDMACommand)(IODMAController *controller, UInt32 dmaIndex, IODMACommand **dmaCommand,
+	                               IOByteCount *transferCount, bool waitForIdle);
+	IOByteCount (*getFIFODepth)(IODMAController *controller, UInt32 dmaIndex, IODirection direction);
+	IOReturn    (*setFIFODepth)(IODMAController *controller, UInt32 dmaIndex, IOByteCount depth);
+	IOByteCount (*validFIFODepth)(IODMAController *controller, UInt32 dmaIndex, IOByteCount depth,
+	                              IODirection direction);
+	IOReturn    (*setFrameSize)(IODMAController *controller, UInt32 dmaIndex, UInt8 byteCount);
+	IOReturn    (*setDMAConfig)(IODMAController *controller, UInt32 dmaIndex, const iomem_dma_provider *provider,
+	                            UInt32 reqIndex);
+	bool        (*validDMAConfig)(IODMAController *controller, UInt32 dmaIndex, const iomem_dma_provider *provider,
+	                              UInt32 reqIndex);
+	UInt64      (*getFrameCount)(IODMAController *controller, UInt32 dmaIndex);
+	void        (*signalWorkAvailable)(IODMAController *controller, IODMAEventSource *dmaES);
+	void        (*free)(IODMAController *controller);
+} iomem_dma_controller_ops;
+
+/**
+ * iomem_dma_controller_withOps - a controller over @ops (kept: must outlive
+ * it) and @context, whose own provider is @provider (+0, may be NULL: phandle
+ * 0). +1, or NULL: NULL @ops, a required hook missing, no memory.
+ * Not registered yet. Thread-safe.
+ */
+IOMEM_API IODMAController *iomem_dma_controller_withOps(const iomem_dma_controller_ops *ops, void *context,
+                                                        const iomem_dma_provider *provider);
+/** IODMAController_retain - one more reference. NULL: no-op. Thread-safe. */
+IOMEM_API void  IODMAController_retain(IODMAController *controller);
+/** IODMAController_release - drop one reference; the last one calls
+ * ops->free (on the releasing thread), then frees the object. NULL: no-op.
+ * Thread-safe. */
+IOMEM_API void  IODMAController_release(IODMAController *controller);
+/** iomem_dma_controller_getContext - the @context given at creation (NULL
+ * for NULL). */
+IOMEM_API void *iomem_dma_controller_getContext(IODMAController *controller);
+/** The controller's name, "IODMAController%08X" of its provider's phandle
+ * (+0, lives as long as the controller); "" for NULL. */
+IOMEM_API const char *iomem_dma_controller_getName(const IODMAController *controller);
+
+/**
+ * IODMAController_createControllerName - IOKit's name of the controller
+ * of provider @phandle, "IODMAController%08X" (upper-case hex), written to
+ * @name (IOMEM_DMA_CONTROLLER_NAME_SIZE bytes; NULL: nothing written).
+ * Returns @name. (IOKit returns an OSSymbol.)
+ */
+IOMEM_API char *IODMAController_createControllerName(UInt32 phandle, char *name);
+
+/**
+ * IODMAController_registerDMAController - name the controller after its
+ * provider's phandle and make it findable by IODMAController_getController.
+ * The registry takes a reference. @options: IOKit's registerService
+ * options, accepted and ignored (registration is synchronous). Returns
+ * kIOReturnSuccess; kIOReturnBadArgument (NULL); kIOReturnExclusiveAccess
+ * when a controller of that name is already registered (IOKit would keep
+ * both and match the first: refused here so lookups are unambiguous).
+ * Thread-safe.
+ */
+IOMEM_API IOReturn IODMAController_registerDMAController(IODMAController *controller, IOOptionBits options);
+/** iomem_dma_controller_register - IODMAController_registerDMAController(c, 0). */
+IOMEM_API IOReturn iomem_dma_controller_register(IODMAController *controller);
+/** iomem_dma_controller_unregister - take it out of the registry and drop
+ * the registry's reference (event sources keep theirs). kIOReturnNotFound
+ * when it is not registered; kIOReturnBadArgument for NULL. Thread-safe. */
+IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller);
+
+/**
+ * IODMAController_getController - the registered controller serving
+ * @provider's DMA request @dmaIndex: the provider's dmaParent phandle (the
+ * only one when dmaParentCount is 1, else entry @dmaIndex) names it.
+ * +1 (release it), or NULL: NULL provider, no dma-parent, no controller of
+ * that name registered (IOKit would wait), or @dmaIndex out of range
+ * (IOKit panics: reported under IOMEM_DEBUG). Thread-safe.
+ */
+IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex);
+
+/**
+ * IODMAController_completeDMACommand / IODMAController_notifyDMACommand -
+ * what a controller calls when a command started on @dmaES finishes:
+ * notify first (status, bytes actually moved, timestamp), then complete,
+ * once each per successful startDMACommand, from any thread (not with a
+ * lock held that the actions take). They forward to the event source
+ * (reference §2.3): notify stores the values and calls the notification
+ * action at once, on the calling (controller's) thread; complete queues
+ * the command for the completion action (or wakes a synchronous starter). A complete for a command the event source did
+ * not start is reported under IOMEM_DEBUG and ignored (no doubled
+ * completion). @controller may be NULL (unused, as in IOKit).
+ */
+IOMEM_API void IODMAController_completeDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                  IODMACommand *dmaCommand);
+IOMEM_API void IODMAController_notifyDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                IODMACommand *dmaCommand, IOReturn status,
+                                                IOByteCount actualByteCount, AbsoluteTime timeStamp);
 
 /* >>dmaevent ============================================================== */
+/*
+ * IODMAEventSource (reference §2.3): a driver's handle on one channel of a
+ * DMA controller, forwarding each call to the controller with the channel
+ * index, and delivering completions to the owner.
+ *
+ * The "work loop" (iomem has none): a completion with a completion action
+ * is queued in the event source, and the action runs when someone drains
+ * the queue with iomem_dma_event_source_run(es) - one action per queued
+ * completion, in completion order, on the draining thread. Who drains:
+ *   - an owner that has its own thread (its "work loop") installs a work
+ *     signal with iomem_dma_event_source_setWorkSignal and calls run on that
+ *     thread when signalled;
+ *   - otherwise the controller's signalWorkAvailable hook is used: the
+ *     POSIX software engine drains on its own callback thread (one per
+ *     engine; documented at >>posixdma); a controller without the hook
+ *     leaves the draining to the owner (polling run).
+ * Without a completion action, startDMACommand is synchronous: it blocks
+ * until the controller completes the command (IOKit sleeps on the work-loop
+ * gate; here a condition variable - POSIX -, a wait queue - Linux - or a
+ * spin on the flag - bare metal, where completion comes from an interrupt).
+ * While a synchronous start is waiting any other start gets kIOReturnBusy.
+ *
+ * OWNERSHIP: IODMAEventSource_dmaEventSource returns +1. Each started
+ * command holds a reference on the event source until its completion has
+ * been delivered, so an action may release the owner's reference (even
+ * the last one). The event source holds a reference on its controller.
+ * THREAD SAFETY: every call may be made from any thread; completions of
+ * one event source are delivered one at a time if only one thread drains.
+ */
+
+/** IOKit's Action: @owner as given at creation (IOKit's OSObject *). */
+typedef void (*IODMAEventSource_Action)(void *owner, IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+                                        IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp);
+
+/**
+ * IODMAEventSource_dmaEventSource - an event source for @provider's DMA
+ * request @dmaIndex (IOKit defaults: completion NULL, notification NULL,
+ * dmaIndex 0). Finds the controller (IODMAController_getController) and
+ * asks it for a channel (initDMAChannel(provider, es, &channel, dmaIndex)).
+ * @completion NULL makes every start synchronous. +1, or NULL: NULL
+ * @provider, no controller found, initDMAChannel failed, no memory.
+ */
+IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
+        IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex);
+/** IODMAEventSource_retain - one more reference. NULL: no-op. Thread-safe. */
+IOMEM_API void IODMAEventSource_retain(IODMAEventSource *dmaES);
+/** IODMAEventSource_release - drop one reference; the last one (never
+ * while a command is in flight or a completion undelivered: they hold
+ * references) tells the controller (freeDMAChannel) and releases it.
+ * NULL: no-op. Thread-safe, also from inside an action. */
+IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES);
+
+/*
+ * The forwarding calls. With no event source (NULL), or no channel (the
+ * controller's initDMAChannel left the index at 0xFFFFFFFF), they return
+ * IOKit's no-controller values: kIOReturnError; getFIFODepth 0;
+ * validFIFODepth (IOByteCount)kIOReturnError (IOKit's type quirk, kept);
+ * validDMAConfig false; getFrameCount 0. Otherwise they return what the
+ * controller returns.
+ */
+
+/**
+ * IODMAEventSource_startDMACommand - start @dmaCommand (prepared) in
+ * @direction, @byteCount bytes (0: to the end of the prepared range) at
+ * @byteOffset of the prepared range (IOKit defaults 0, 0). Asynchronous with
+ * a completion action: the action receives the result. Synchronous without
+ * one: returns after the controller completed it (the status is the one
+ * given to the notification action and queryDMACommand; this call returns
+ * kIOReturnSuccess). Errors: kIOReturnError (no controller/channel),
+ * kIOReturnBusy (a synchronous start is in progress), kIOReturnNoMemory,
+ * or the controller's startDMACommand error (nothing is then delivered).
+ * Never call the synchronous form from the thread that drains completions.
+ */
+IOMEM_API IOReturn IODMAEventSource_startDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IODirection direction, IOByteCount byteCount, IOByteCount byteOffset);
+/** IODMAEventSource_stopDMACommand - stop the channel's command (IOKit
+ * defaults false, UINT64_MAX; @timeout in ns). The stopped command still
+ * completes (once), with the controller's status. kIOReturnError (no
+ * controller/channel), or the controller's answer. */
+IOMEM_API IOReturn IODMAEventSource_stopDMACommand(IODMAEventSource *dmaES, bool flush, uint64_t timeout);
+/** IODMAEventSource_queryDMACommand - the channel's running (or last)
+ * command in *@dmaCommand and its progress in *@transferCount (either may
+ * be NULL); @waitForIdle: after it finished (IOKit default false).
+ * kIOReturnError (no controller/channel), or the controller's answer. */
+IOMEM_API IOReturn IODMAEventSource_queryDMACommand(IODMAEventSource *dmaES, IODMACommand **dmaCommand,
+        IOByteCount *transferCount, bool waitForIdle);
+/** IODMAEventSource_getFIFODepth - the channel's FIFO depth in bytes for
+ * @direction (IOKit default kIODirectionNone); 0 without a controller/
+ * channel or getFIFODepth hook. */
+IOMEM_API IOByteCount IODMAEventSource_getFIFODepth(IODMAEventSource *dmaES, IODirection direction);
+/** IODMAEventSource_setFIFODepth - kIOReturnError (no controller/channel),
+ * kIOReturnUnsupported (no hook), or the controller's answer. */
+IOMEM_API IOReturn IODMAEventSource_setFIFODepth(IODMAEventSource *dmaES, IOByteCount depth);
+/** IODMAEventSource_validFIFODepth - the depth the controller would use
+ * for @depth; (IOByteCount)kIOReturnError without a controller/channel
+ * (IOKit's quirk), 0 without a hook. */
+IOMEM_API IOByteCount IODMAEventSource_validFIFODepth(IODMAEventSource *dmaES, IOByteCount depth,
+                                                      IODirection direction);
+/** IODMAEventSource_setFrameSize - bytes per frame. kIOReturnError (no
+ * controller/channel), kIOReturnUnsupported (no hook), or the controller's
+ * answer. */
+IOMEM_API IOReturn IODMAEventSource_setFrameSize(IODMAEventSource *dmaES, UInt8 byteCount);
+/** IODMAEventSource_setDMAConfig - the controller's setDMAConfig(channel,
+ * the event source's provider, @dmaIndex). kIOReturnError (no controller/
+ * channel), kIOReturnUnsupported (no hook), or the controller's answer. */
+IOMEM_API IOReturn IODMAEventSource_setDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex);
+/** IODMAEventSource_validDMAConfig - the controller's validDMAConfig;
+ * false without a controller/channel or hook. */
+IOMEM_API bool IODMAEventSource_validDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex);
+/** iomem_dma_event_source_getFrameCount - (iomem) frames moved so far by
+ * the running or last command (the controller's getFrameCount). */
+IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES);
+
+/* The two calls a controller makes (IODMAController_* forward here; see
+ * IODMAController_completeDMACommand). NULL @dmaES: no-op. */
+IOMEM_API void IODMAEventSource_completeDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand);
+IOMEM_API void IODMAEventSource_notifyDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp);
+
+/* ---- iomem additions: the owner's side ---------------------------------- */
+
+/**
+ * iomem_dma_event_source_run - deliver every queued completion on the
+ * calling thread: for each, the completion action with the command and
+ * the status/count/timestamp of its notify. Returns how many actions ran.
+ * The caller must hold a reference on @dmaES (an action may drop others).
+ * NULL: 0. Thread-safe (two drainers deliver different completions).
+ */
+IOMEM_API UInt32 iomem_dma_event_source_run(IODMAEventSource *dmaES);
+/**
+ * iomem_dma_event_source_setWorkSignal - call @signal(@dmaES, @context)
+ * whenever a completion is queued (IOKit's signalWorkAvailable), instead of
+ * the controller's callback thread; the owner then runs the queue on its own
+ * thread. @signal runs on the controller's completing thread, must not
+ * block, and may not release @dmaES (retain it to keep it past the call).
+ * NULL @signal restores the controller's default. Set it before starting
+ * commands. kIOReturnBadArgument for a NULL event source.
+ */
+IOMEM_API IOReturn iomem_dma_event_source_setWorkSignal(IODMAEventSource *dmaES,
+        void (*signal)(IODMAEventSource *dmaES, void *context), void *context);
+/** iomem_dma_event_source_getDMAIndex - the channel (0xFFFFFFFF: none). */
+IOMEM_API UInt32 iomem_dma_event_source_getDMAIndex(const IODMAEventSource *dmaES);
+/** iomem_dma_event_source_getController - +0, NULL for NULL. */
+IOMEM_API IODMAController *iomem_dma_event_source_getController(const IODMAEventSource *dmaES);
+/** iomem_dma_event_source_getOwner - the owner given at creation. */
+IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
+
+/* >>posixdma ============================================================== */
+/*
+ * The POSIX software DMA engine (iomem addition): an IODMAController that
+ * really moves bytes, on the software machine of backends/iomem_posix.h.
+ *
+ * A transfer is startDMACommand(channel, cmd, direction, count, offset) on
+ * a prepared IODMACommand: the engine walks the command's segments
+ * (genIOVMSegments from @offset, relative to the prepared offset) and
+ * copies @count bytes (0: to the end of the prepared range) between the
+ * machine's physical memory and the channel's other side:
+ *   - a device buffer (iomem_posix_dma_set_device_buffer): ordinary host
+ *     memory standing for the device; kIODirectionOut = memory -> device
+ *     buffer, kIODirectionIn = device buffer -> memory; device byte i is
+ *     transfer byte i;
+ *   - or a peer command (iomem_posix_dma_set_peer), memory to memory: Out
+ *     copies the command's bytes to the peer's, In the peer's to the
+ *     command's, the peer from its prepared offset 0.
+ * Segments that are IOVAs (the command maps through an IOMapper) are
+ * translated through the mapper, page by page (the simulated IOMMU's
+ * permission checks apply when the mapper is one): an access the mapper
+ * refuses stops the transfer there with kIOReturnDMAError - never a
+ * silent success.
+ *
+ * Threads: one worker thread per engine moves the bytes of every channel,
+ * a batch of segments of one channel at a time, round robin; one callback
+ * thread per engine delivers completions of event sources that installed
+ * no work signal: it is "the owner's callback thread" of every event
+ * source bound to the engine, so actions run on it one at a time.
+ * Notification actions run on the worker: they must not wait for the
+ * engine (a synchronous start, stopDMACommand, queryDMACommand with
+ * waitForIdle) - that would wait for the thread they run on.
+ *
+ * Progress: the byte count is published after every chunk of at most the
+ * FIFO depth (getFIFODepth); queryDMACommand reports it in whole frames
+ * (setFrameSize, default 1 byte), getFrameCount in frames. A stop
+ * (stopDMACommand) takes effect at the next segment boundary (the FIFO is
+ * then empty, so @flush changes nothing): the command completes with
+ * kIOReturnAborted and the bytes moved up to that boundary.
+ *
+ * Completion status (notify, then the completion action): kIOReturnSuccess
+ * (count = bytes asked), kIOReturnAborted (stopped), kIOReturnDMAError (an
+ * address the machine or the mapper refused; count = bytes before it),
+ * or the error genIOVMSegments gave.
+ *
+ * Channel calls' errors (the controller's ops, through IODMAEventSource):
+ *   startDMACommand  kIOReturnBadArgument (NULL command, a direction other
+ *                    than In or Out, @offset/@count beyond the prepared
+ *                    length), kIOReturnNotReady (command not prepared, or
+ *                    the channel has neither a device buffer nor a peer),
+ *                    kIOReturnNoSpace (the device buffer or the peer's
+ *                    prepared range is shorter than the transfer),
+ *                    kIOReturnBusy (the channel is running a command),
+ *                    kIOReturnOffline (the engine is shutting down);
+ *   stopDMACommand   kIOReturnNotReady (nothing running), kIOReturnTimeout
+ *                    (@timeout ns passed before it stopped; it still will);
+ *   queryDMACommand  success; *cmd = the running or last command (NULL
+ *                    before the first), *count its progress; @waitForIdle
+ *                    waits for the channel to finish first;
+ *   setFIFODepth     kIOReturnBadArgument (not validFIFODepth(depth): a
+ *                    power of two in [16, 1 MiB]), kIOReturnBusy (running);
+ *   setFrameSize     kIOReturnBadArgument (0), kIOReturnBusy (running);
+ *   setDMAConfig     kIOReturnBadArgument (NULL provider).
+ *   initDMAChannel   the first free channel; kIOReturnNoChannels if none.
+ */
+#if defined(IOMEM_BACKEND_POSIX)
+
+/** Engine parameters; zero fields take the defaults noted. */
+typedef struct iomem_posix_dma_engine_desc {
+	UInt32      phandle;      /* its provider's phandle: the registry name */
+	UInt32      channels;     /* 0 = 4; at most 64 */
+	IOByteCount fifoDepth;    /* initial FIFO depth of each channel, 0 = 4096 */
+	uint64_t    segmentDelayNs; /* a slow device: the worker pauses this long
+	                               before each segment (0: none) - lets tests
+	                               catch a transfer in flight */
+} iomem_posix_dma_engine_desc;
+
+/**
+ * iomem_posix_dma_engine_create - a software DMA engine with its worker and
+ * callback threads running. +1, not registered (IODMAController_register-
+ * DMAController makes it findable), or NULL: bad @desc (channels > 64, a
+ * FIFO depth validFIFODepth refuses), no memory, no threads. NULL @desc:
+ * all defaults. The last release stops and joins the threads (from any
+ * thread, an engine thread included).
+ */
+IOMEM_API IODMAController *iomem_posix_dma_engine_create(const iomem_posix_dma_engine_desc *desc);
+
+/**
+ * iomem_posix_dma_set_device_buffer - the device side of channel @dmaIndex:
+ * @length bytes at @buffer (+0: must outlive its use; NULL clears). Clears
+ * the peer. kIOReturnBadArgument (not an engine, no such channel, NULL
+ * buffer with a length), kIOReturnBusy (the channel is running).
+ */
+IOMEM_API IOReturn iomem_posix_dma_set_device_buffer(IODMAController *engine, UInt32 dmaIndex,
+                                                     void *buffer, IOByteCount length);
+/**
+ * iomem_posix_dma_set_peer - make channel @dmaIndex copy memory to memory
+ * with the prepared command @peer (+0: keep it prepared while in use; NULL
+ * clears). Clears the device buffer. Errors as set_device_buffer.
+ */
+IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaIndex, IODMACommand *peer);
+
+#endif /* IOMEM_BACKEND_POSIX */
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -2918,5 +3360,1469 @@ IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMe
 	}
 }
 
+#if defined(IOMEM_BACKEND_LINUX)
+#include <linux/wait.h>
+#include <linux/sched.h>
+#endif
+
+/* >>impl-dmacontroller: the controller object and the registry ---------- */
+
+struct IODMAController {
+	const iomem_dma_controller_ops *ops;
+	void                           *context;
+	uint32_t                        refcount;
+	UInt32                          phandle;
+	bool                            registered;   /* under the registry lock */
+	IODMAController                *next;         /* registry list */
+	char                            name[IOMEM_DMA_CONTROLLER_NAME_SIZE];
+};
+
+/* The registry is IOKit's IORegistry for this one class: process-wide by
+ * nature (a lookup by name from any driver), hence a global. */
+static iomem__mutex iomem__dmac_registry_lock = IOMEM__MUTEX_INITIALIZER(iomem__dmac_registry_lock);
+static IODMAController *iomem__dmac_registry;
+
+IOMEM_API char *IODMAController_createControllerName(UInt32 phandle, char *name)
+{
+	static const char prefix[] = "IODMAController";
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned i;
+	if (name == NULL)
+		return NULL;
+	for (i = 0; i < sizeof prefix - 1; i++)
+		name[i] = prefix[i];
+	for (i = 0; i < 8; i++)
+		name[sizeof prefix - 1 + i] = hex[(phandle >> (28 - 4 * i)) & 0xF];
+	name[sizeof prefix - 1 + 8] = '\0';
+	return name;
+}
+
+IOMEM_API IODMAController *iomem_dma_controller_withOps(const iomem_dma_controller_ops *ops, void *context,
+                                                        const iomem_dma_provider *provider)
+{
+	IODMAController *c;
+	if (ops == NULL || ops->initDMAChannel == NULL || ops->startDMACommand == NULL ||
+	    ops->stopDMACommand == NULL || ops->queryDMACommand == NULL)
+		return NULL;
+	c = (IODMAController *)iomem__alloc_internal(sizeof *c, "IODMAController");
+	if (c == NULL)
+		return NULL;
+	c->ops = ops;
+	c->context = context;
+	c->refcount = 1;
+	c->phandle = provider ? provider->phandle : 0;
+	c->registered = false;
+	c->next = NULL;
+	IODMAController_createControllerName(c->phandle, c->name);
+	return c;
+}
+
+IOMEM_API void IODMAController_retain(IODMAController *controller)
+{
+	if (controller != NULL)
+		iomem__ref_retain(&controller->refcount);
+}
+
+IOMEM_API void IODMAController_release(IODMAController *controller)
+{
+	if (controller == NULL || iomem__ref_release(&controller->refcount) != 0)
+		return;
+	if (controller->ops->free != NULL)
+		controller->ops->free(controller);
+	iomem__free_internal(controller, sizeof *controller, "IODMAController");
+}
+
+IOMEM_API void *iomem_dma_controller_getContext(IODMAController *controller)
+{
+	return controller ? controller->context : NULL;
+}
+
+IOMEM_API const char *iomem_dma_controller_getName(const IODMAController *controller)
+{
+	return controller ? controller->name : "";
+}
+
+IOMEM__PRIVATE bool iomem__dmac_name_eq(const char *a, const char *b)
+{
+	while (*a != '\0' && *a == *b) {
+		a++;
+		b++;
+	}
+	return *a == *b;
+}
+
+IOMEM_API IOReturn IODMAController_registerDMAController(IODMAController *controller, IOOptionBits options)
+{
+	IODMAController *c;
+	(void)options;
+	if (controller == NULL)
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&iomem__dmac_registry_lock);
+	for (c = iomem__dmac_registry; c != NULL; c = c->next) {
+		if (c == controller || iomem__dmac_name_eq(c->name, controller->name)) {
+			iomem__mutex_unlock(&iomem__dmac_registry_lock);
+			return kIOReturnExclusiveAccess;
+		}
+	}
+	IODMAController_retain(controller);
+	controller->registered = true;
+	controller->next = iomem__dmac_registry;
+	iomem__dmac_registry = controller;
+	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API IOReturn iomem_dma_controller_register(IODMAController *controller)
+{
+	return IODMAController_registerDMAController(controller, 0);
+}
+
+IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller)
+{
+	IODMAController **pp;
+	if (controller == NULL)
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&iomem__dmac_registry_lock);
+	for (pp = &iomem__dmac_registry; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == controller) {
+			*pp = controller->next;
+			controller->next = NULL;
+			controller->registered = false;
+			iomem__mutex_unlock(&iomem__dmac_registry_lock);
+			IODMAController_release(controller);
+			return kIOReturnSuccess;
+		}
+	}
+	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	return kIOReturnNotFound;
+}
+
+IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex)
+{
+	char name[IOMEM_DMA_CONTROLLER_NAME_SIZE];
+	IODMAController *c;
+	UInt32 phandle;
+	if (provider == NULL || provider->dmaParent == NULL || provider->dmaParentCount == 0)
+		return NULL;
+	if (provider->dmaParentCount == 1) {
+		phandle = provider->dmaParent[0];
+	} else {
+		if (dmaIndex >= provider->dmaParentCount) {
+#if IOMEM__DEBUG
+			iomem__report("IODMAController_getController: dmaIndex %u out of range (dma-parent has %u entries)",
+			              (unsigned long long)dmaIndex, (unsigned long long)provider->dmaParentCount);
+#endif
+			return NULL;
+		}
+		phandle = provider->dmaParent[dmaIndex];
+	}
+	IODMAController_createControllerName(phandle, name);
+	iomem__mutex_lock(&iomem__dmac_registry_lock);
+	for (c = iomem__dmac_registry; c != NULL; c = c->next)
+		if (iomem__dmac_name_eq(c->name, name))
+			break;
+	IODMAController_retain(c);
+	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	return c;
+}
+
+IOMEM_API void IODMAController_completeDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                  IODMACommand *dmaCommand)
+{
+	(void)controller;
+	IODMAEventSource_completeDMACommand(dmaES, dmaCommand);
+}
+
+IOMEM_API void IODMAController_notifyDMACommand(IODMAController *controller, IODMAEventSource *dmaES,
+                                                IODMACommand *dmaCommand, IOReturn status,
+                                                IOByteCount actualByteCount, AbsoluteTime timeStamp)
+{
+	(void)controller;
+	IODMAEventSource_notifyDMACommand(dmaES, dmaCommand, status, actualByteCount, timeStamp);
+}
+
+/* >>impl-dmaevent: the event source --------------------------------------- */
+
+/* The synchronous start's wait (IOKit's sleepGate/wakeupGate on the busy
+ * flag): wait until 'pending' is cleared by the completing thread. */
+#if defined(IOMEM_BACKEND_POSIX)
+typedef struct iomem__dma_waiter {
+	pthread_mutex_t m;
+	pthread_cond_t  c;
+	bool            pending;
+} iomem__dma_waiter;
+IOMEM__PRIVATE bool iomem__dma_waiter_init(iomem__dma_waiter *w)
+{
+	w->pending = false;
+	if (pthread_mutex_init(&w->m, NULL) != 0)
+		return false;
+	if (pthread_cond_init(&w->c, NULL) != 0) {
+		pthread_mutex_destroy(&w->m);
+		return false;
+	}
+	return true;
+}
+IOMEM__PRIVATE void iomem__dma_waiter_destroy(iomem__dma_waiter *w)
+{
+	pthread_cond_destroy(&w->c);
+	pthread_mutex_destroy(&w->m);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_arm(iomem__dma_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	w->pending = true;
+	pthread_mutex_unlock(&w->m);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wait(iomem__dma_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	while (w->pending)
+		pthread_cond_wait(&w->c, &w->m);
+	pthread_mutex_unlock(&w->m);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wake(iomem__dma_waiter *w)
+{
+	pthread_mutex_lock(&w->m);
+	w->pending = false;
+	pthread_cond_broadcast(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+#elif defined(IOMEM_BACKEND_LINUX)
+typedef struct iomem__dma_waiter {
+	wait_queue_head_t wq;
+	int               pending;
+} iomem__dma_waiter;
+IOMEM__PRIVATE bool iomem__dma_waiter_init(iomem__dma_waiter *w)
+{
+	init_waitqueue_head(&w->wq);
+	w->pending = 0;
+	return true;
+}
+IOMEM__PRIVATE void iomem__dma_waiter_destroy(iomem__dma_waiter *w) { (void)w; }
+IOMEM__PRIVATE void iomem__dma_waiter_arm(iomem__dma_waiter *w)     { WRITE_ONCE(w->pending, 1); smp_mb(); }
+IOMEM__PRIVATE void iomem__dma_waiter_wait(iomem__dma_waiter *w)
+{
+	wait_event(w->wq, smp_load_acquire(&w->pending) == 0);
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wake(iomem__dma_waiter *w)
+{
+	smp_store_release(&w->pending, 0);
+	wake_up_all(&w->wq);
+}
+#else /* bare metal: completion comes from an interrupt handler */
+typedef struct iomem__dma_waiter { volatile uint32_t pending; } iomem__dma_waiter;
+IOMEM__PRIVATE bool iomem__dma_waiter_init(iomem__dma_waiter *w)    { w->pending = 0; return true; }
+IOMEM__PRIVATE void iomem__dma_waiter_destroy(iomem__dma_waiter *w) { (void)w; }
+IOMEM__PRIVATE void iomem__dma_waiter_arm(iomem__dma_waiter *w)     { w->pending = 1; }
+IOMEM__PRIVATE void iomem__dma_waiter_wait(iomem__dma_waiter *w)
+{
+	while (w->pending != 0)
+		;
+}
+IOMEM__PRIVATE void iomem__dma_waiter_wake(iomem__dma_waiter *w)    { w->pending = 0; }
+#endif
+
+/* One started command: where notify's values wait for the completion
+ * (IOKit keeps them in the command's reserved fields and links the
+ * command itself into the completed queue; iomem's IODMACommand is not
+ * ours to extend, so a small record per start does both). */
+typedef struct iomem__dma_rec {
+	struct iomem__dma_rec *next;
+	IODMACommand          *cmd;
+	IOReturn               status;
+	IOByteCount            count;
+	AbsoluteTime           ts;
+	bool                   sync;
+} iomem__dma_rec;
+
+#define IOMEM__DMA_REC_CACHE 8u   /* records kept for reuse: no allocation per start */
+
+struct IODMAEventSource {
+	uint32_t                  refcount;
+	void                     *owner;
+	const iomem_dma_provider *provider;
+	IODMAController          *controller;   /* +1 */
+	UInt32                    dmaIndex;     /* 0xFFFFFFFF: no channel */
+	IODMAEventSource_Action   completion, notification;
+	void                    (*signal)(IODMAEventSource *, void *);
+	void                     *signal_ctx;
+	iomem__mutex              lock;         /* everything below */
+	iomem__dma_rec           *inflight, *inflight_tail;   /* started, FIFO */
+	iomem__dma_rec           *done, *done_tail;           /* completed, undelivered */
+	iomem__dma_rec           *spare;
+	uint32_t                  nspare;
+	bool                      sync_busy;
+	iomem__dma_waiter         waiter;
+};
+
+IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
+        IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex)
+{
+	IODMAEventSource *es;
+	IODMAController *c;
+	if (provider == NULL)
+		return NULL;
+	c = IODMAController_getController(provider, dmaIndex);
+	if (c == NULL)
+		return NULL;
+	es = (IODMAEventSource *)iomem__alloc_internal(sizeof *es, "IODMAEventSource");
+	if (es == NULL) {
+		IODMAController_release(c);
+		return NULL;
+	}
+	es->refcount = 1;
+	es->owner = owner;
+	es->provider = provider;
+	es->controller = c;
+	es->dmaIndex = 0xFFFFFFFFu;
+	es->completion = completion;
+	es->notification = notification;
+	if (!iomem__mutex_init(&es->lock))
+		goto fail;
+	if (!iomem__dma_waiter_init(&es->waiter)) {
+		iomem__mutex_destroy(&es->lock);
+		goto fail;
+	}
+	if (c->ops->initDMAChannel(c, provider, es, &es->dmaIndex, dmaIndex) != kIOReturnSuccess) {
+		iomem__dma_waiter_destroy(&es->waiter);
+		iomem__mutex_destroy(&es->lock);
+		goto fail;
+	}
+	return es;
+fail:
+	IODMAController_release(c);
+	iomem__free_internal(es, sizeof *es, "IODMAEventSource");
+	return NULL;
+}
+
+IOMEM_API void IODMAEventSource_retain(IODMAEventSource *dmaES)
+{
+	if (dmaES != NULL)
+		iomem__ref_retain(&dmaES->refcount);
+}
+
+IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES)
+{
+	iomem__dma_rec *r;
+	if (dmaES == NULL || iomem__ref_release(&dmaES->refcount) != 0)
+		return;
+	/* Nothing is in flight or queued: each of those holds a reference. */
+	if (dmaES->dmaIndex != 0xFFFFFFFFu && dmaES->controller->ops->freeDMAChannel != NULL)
+		dmaES->controller->ops->freeDMAChannel(dmaES->controller, dmaES->dmaIndex, dmaES);
+	IODMAController_release(dmaES->controller);
+	while ((r = dmaES->spare) != NULL) {
+		dmaES->spare = r->next;
+		iomem__free_internal(r, sizeof *r, "IODMAEventSource record");
+	}
+	iomem__dma_waiter_destroy(&dmaES->waiter);
+	iomem__mutex_destroy(&dmaES->lock);
+	iomem__free_internal(dmaES, sizeof *dmaES, "IODMAEventSource");
+}
+
+IOMEM__PRIVATE bool iomem__dmaes_ok(const IODMAEventSource *es)
+{
+	return es != NULL && es->controller != NULL && es->dmaIndex != 0xFFFFFFFFu;
+}
+
+/* A record from the spare list (under the lock) or a new one. */
+IOMEM__PRIVATE iomem__dma_rec *iomem__dmaes_rec_get(IODMAEventSource *es)
+{
+	iomem__dma_rec *r;
+	iomem__mutex_lock(&es->lock);
+	r = es->spare;
+	if (r != NULL) {
+		es->spare = r->next;
+		es->nspare--;
+	}
+	iomem__mutex_unlock(&es->lock);
+	if (r == NULL)
+		r = (iomem__dma_rec *)iomem__alloc_internal(sizeof *r, "IODMAEventSource record");
+	return r;
+}
+
+/* Called with the lock held. */
+IOMEM__PRIVATE void iomem__dmaes_rec_put_locked(IODMAEventSource *es, iomem__dma_rec *r, iomem__dma_rec **to_free)
+{
+	if (es->nspare < IOMEM__DMA_REC_CACHE) {
+		r->next = es->spare;
+		es->spare = r;
+		es->nspare++;
+	} else {
+		r->next = *to_free;
+		*to_free = r;
+	}
+}
+
+IOMEM__PRIVATE void iomem__dmaes_free_recs(iomem__dma_rec *r)
+{
+	while (r != NULL) {
+		iomem__dma_rec *n = r->next;
+		iomem__free_internal(r, sizeof *r, "IODMAEventSource record");
+		r = n;
+	}
+}
+
+/* Unlink the first in-flight record of @cmd (lock held); NULL if none. */
+IOMEM__PRIVATE iomem__dma_rec *iomem__dmaes_take_inflight_locked(IODMAEventSource *es, IODMACommand *cmd)
+{
+	iomem__dma_rec **pp, *prev = NULL;
+	for (pp = &es->inflight; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		iomem__dma_rec *r = *pp;
+		if (r->cmd == cmd) {
+			*pp = r->next;
+			if (es->inflight_tail == r)
+				es->inflight_tail = prev;
+			r->next = NULL;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+IOMEM_API IOReturn IODMAEventSource_startDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IODirection direction, IOByteCount byteCount, IOByteCount byteOffset)
+{
+	iomem__dma_rec *r, *to_free = NULL;
+	IOReturn ret;
+	bool sync;
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	sync = dmaES->completion == NULL;
+	r = iomem__dmaes_rec_get(dmaES);
+	if (r == NULL)
+		return kIOReturnNoMemory;
+	r->cmd = dmaCommand;
+	r->status = kIOReturnSuccess;
+	r->count = 0;
+	r->ts = 0;
+	r->sync = sync;
+	r->next = NULL;
+	IODMAEventSource_retain(dmaES);           /* until the completion is delivered */
+	iomem__mutex_lock(&dmaES->lock);
+	if (dmaES->sync_busy) {
+		iomem__dmaes_rec_put_locked(dmaES, r, &to_free);
+		iomem__mutex_unlock(&dmaES->lock);
+		iomem__dmaes_free_recs(to_free);
+		IODMAEventSource_release(dmaES);
+		return kIOReturnBusy;
+	}
+	if (sync) {
+		dmaES->sync_busy = true;
+		iomem__dma_waiter_arm(&dmaES->waiter);
+	}
+	/* in flight before the controller sees it: it may complete at once */
+	if (dmaES->inflight_tail != NULL)
+		dmaES->inflight_tail->next = r;
+	else
+		dmaES->inflight = r;
+	dmaES->inflight_tail = r;
+	iomem__mutex_unlock(&dmaES->lock);
+
+	ret = dmaES->controller->ops->startDMACommand(dmaES->controller, dmaES->dmaIndex, dmaCommand,
+	                                              direction, byteCount, byteOffset);
+	if (ret != kIOReturnSuccess) {
+		iomem__dma_rec *mine;
+		iomem__mutex_lock(&dmaES->lock);
+		/* a controller must not complete a start it refused; if it did,
+		 * the record is gone and the completion was already counted */
+		mine = iomem__dmaes_take_inflight_locked(dmaES, dmaCommand);
+		if (sync)
+			dmaES->sync_busy = false;
+		if (mine != NULL)
+			iomem__dmaes_rec_put_locked(dmaES, mine, &to_free);
+		iomem__mutex_unlock(&dmaES->lock);
+		iomem__dmaes_free_recs(to_free);
+		if (sync)
+			iomem__dma_waiter_wake(&dmaES->waiter);
+		if (mine != NULL)
+			IODMAEventSource_release(dmaES);
+		return ret;
+	}
+	if (sync)
+		iomem__dma_waiter_wait(&dmaES->waiter);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API void IODMAEventSource_notifyDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand,
+        IOReturn status, IOByteCount actualByteCount, AbsoluteTime timeStamp)
+{
+	iomem__dma_rec *r;
+	if (dmaES == NULL)
+		return;
+	iomem__mutex_lock(&dmaES->lock);
+	for (r = dmaES->inflight; r != NULL; r = r->next) {
+		if (r->cmd == dmaCommand) {
+			r->status = status;
+			r->count = actualByteCount;
+			r->ts = timeStamp;
+			break;
+		}
+	}
+	iomem__mutex_unlock(&dmaES->lock);
+	if (dmaES->notification != NULL)
+		dmaES->notification(dmaES->owner, dmaES, dmaCommand, status, actualByteCount, timeStamp);
+}
+
+IOMEM_API void IODMAEventSource_completeDMACommand(IODMAEventSource *dmaES, IODMACommand *dmaCommand)
+{
+	iomem__dma_rec *r, *to_free = NULL;
+	void (*signal)(IODMAEventSource *, void *);
+	void *signal_ctx;
+	if (dmaES == NULL)
+		return;
+	iomem__mutex_lock(&dmaES->lock);
+	r = iomem__dmaes_take_inflight_locked(dmaES, dmaCommand);
+	if (r == NULL) {
+		iomem__mutex_unlock(&dmaES->lock);
+#if IOMEM__DEBUG
+		iomem__report("IODMAEventSource_completeDMACommand: command %p is not in flight on event source %p",
+		              (void *)dmaCommand, (void *)dmaES);
+#endif
+		return;
+	}
+	if (r->sync) {
+		dmaES->sync_busy = false;
+		iomem__dmaes_rec_put_locked(dmaES, r, &to_free);
+		iomem__mutex_unlock(&dmaES->lock);
+		iomem__dmaes_free_recs(to_free);
+		iomem__dma_waiter_wake(&dmaES->waiter);
+		IODMAEventSource_release(dmaES);        /* the start's reference */
+		return;
+	}
+	if (dmaES->done_tail != NULL)
+		dmaES->done_tail->next = r;
+	else
+		dmaES->done = r;
+	dmaES->done_tail = r;
+	signal = dmaES->signal;
+	signal_ctx = dmaES->signal_ctx;
+	/* a concurrent drainer may deliver it (and drop the start's reference)
+	 * before the signal below: hold one of our own */
+	IODMAEventSource_retain(dmaES);
+	iomem__mutex_unlock(&dmaES->lock);
+	if (signal != NULL)
+		signal(dmaES, signal_ctx);
+	else if (dmaES->controller->ops->signalWorkAvailable != NULL)
+		dmaES->controller->ops->signalWorkAvailable(dmaES->controller, dmaES);
+	IODMAEventSource_release(dmaES);
+}
+
+IOMEM_API UInt32 iomem_dma_event_source_run(IODMAEventSource *dmaES)
+{
+	UInt32 n = 0;
+	if (dmaES == NULL)
+		return 0;
+	IODMAEventSource_retain(dmaES);     /* an action may drop the owner's */
+	for (;;) {
+		iomem__dma_rec *r, *to_free = NULL;
+		IODMACommand *cmd;
+		IOReturn status;
+		IOByteCount count;
+		AbsoluteTime ts;
+		iomem__mutex_lock(&dmaES->lock);
+		r = dmaES->done;
+		if (r != NULL) {
+			dmaES->done = r->next;
+			if (dmaES->done == NULL)
+				dmaES->done_tail = NULL;
+			cmd = r->cmd;
+			status = r->status;
+			count = r->count;
+			ts = r->ts;
+			iomem__dmaes_rec_put_locked(dmaES, r, &to_free);
+		}
+		iomem__mutex_unlock(&dmaES->lock);
+		if (r == NULL)
+			break;
+		iomem__dmaes_free_recs(to_free);
+		dmaES->completion(dmaES->owner, dmaES, cmd, status, count, ts);
+		n++;
+		IODMAEventSource_release(dmaES);    /* the start's reference */
+	}
+	IODMAEventSource_release(dmaES);
+	return n;
+}
+
+IOMEM_API IOReturn iomem_dma_event_source_setWorkSignal(IODMAEventSource *dmaES,
+        void (*signal)(IODMAEventSource *dmaES, void *context), void *context)
+{
+	if (dmaES == NULL)
+		return kIOReturnBadArgument;
+	iomem__mutex_lock(&dmaES->lock);
+	dmaES->signal = signal;
+	dmaES->signal_ctx = context;
+	iomem__mutex_unlock(&dmaES->lock);
+	return kIOReturnSuccess;
+}
+
+IOMEM_API UInt32 iomem_dma_event_source_getDMAIndex(const IODMAEventSource *dmaES)
+{
+	return dmaES ? dmaES->dmaIndex : 0xFFFFFFFFu;
+}
+
+IOMEM_API IODMAController *iomem_dma_event_source_getController(const IODMAEventSource *dmaES)
+{
+	return dmaES ? dmaES->controller : NULL;
+}
+
+IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES)
+{
+	return dmaES ? dmaES->owner : NULL;
+}
+
+IOMEM_API IOReturn IODMAEventSource_stopDMACommand(IODMAEventSource *dmaES, bool flush, uint64_t timeout)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	return dmaES->controller->ops->stopDMACommand(dmaES->controller, dmaES->dmaIndex, flush, timeout);
+}
+
+IOMEM_API IOReturn IODMAEventSource_queryDMACommand(IODMAEventSource *dmaES, IODMACommand **dmaCommand,
+        IOByteCount *transferCount, bool waitForIdle)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	return dmaES->controller->ops->queryDMACommand(dmaES->controller, dmaES->dmaIndex, dmaCommand,
+	                                               transferCount, waitForIdle);
+}
+
+IOMEM_API IOByteCount IODMAEventSource_getFIFODepth(IODMAEventSource *dmaES, IODirection direction)
+{
+	if (!iomem__dmaes_ok(dmaES) || dmaES->controller->ops->getFIFODepth == NULL)
+		return 0;
+	return dmaES->controller->ops->getFIFODepth(dmaES->controller, dmaES->dmaIndex, direction);
+}
+
+IOMEM_API IOReturn IODMAEventSource_setFIFODepth(IODMAEventSource *dmaES, IOByteCount depth)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	if (dmaES->controller->ops->setFIFODepth == NULL)
+		return kIOReturnUnsupported;
+	return dmaES->controller->ops->setFIFODepth(dmaES->controller, dmaES->dmaIndex, depth);
+}
+
+IOMEM_API IOByteCount IODMAEventSource_validFIFODepth(IODMAEventSource *dmaES, IOByteCount depth,
+                                                      IODirection direction)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return (IOByteCount)kIOReturnError;   /* IOKit's quirk: an IOReturn as a count */
+	if (dmaES->controller->ops->validFIFODepth == NULL)
+		return 0;
+	return dmaES->controller->ops->validFIFODepth(dmaES->controller, dmaES->dmaIndex, depth, direction);
+}
+
+IOMEM_API IOReturn IODMAEventSource_setFrameSize(IODMAEventSource *dmaES, UInt8 byteCount)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	if (dmaES->controller->ops->setFrameSize == NULL)
+		return kIOReturnUnsupported;
+	return dmaES->controller->ops->setFrameSize(dmaES->controller, dmaES->dmaIndex, byteCount);
+}
+
+IOMEM_API IOReturn IODMAEventSource_setDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex)
+{
+	if (!iomem__dmaes_ok(dmaES))
+		return kIOReturnError;
+	if (dmaES->controller->ops->setDMAConfig == NULL)
+		return kIOReturnUnsupported;
+	return dmaES->controller->ops->setDMAConfig(dmaES->controller, dmaES->dmaIndex, dmaES->provider, dmaIndex);
+}
+
+IOMEM_API bool IODMAEventSource_validDMAConfig(IODMAEventSource *dmaES, UInt32 dmaIndex)
+{
+	if (!iomem__dmaes_ok(dmaES) || dmaES->controller->ops->validDMAConfig == NULL)
+		return false;
+	return dmaES->controller->ops->validDMAConfig(dmaES->controller, dmaES->dmaIndex, dmaES->provider, dmaIndex);
+}
+
+IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES)
+{
+	if (!iomem__dmaes_ok(dmaES) || dmaES->controller->ops->getFrameCount == NULL)
+		return 0;
+	return dmaES->controller->ops->getFrameCount(dmaES->controller, dmaES->dmaIndex);
+}
+
+/* >>impl-posixdma: the POSIX software DMA engine ------------------------- */
+#if defined(IOMEM_BACKEND_POSIX)
+
+#include <time.h>
+#include <errno.h>
+
+enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1 };
+#define IOMEM__PDMA_BATCH 16u          /* segments generated per call */
+#define IOMEM__PDMA_SLICE (256u << 10) /* bytes of one channel before the next */
+
+typedef struct iomem__pdma_chan {
+	IODMAEventSource *es;          /* bound (+0; freeDMAChannel clears) */
+	IODMAEventSource *run_es;      /* +1: completions to deliver */
+	UInt32            req;
+	unsigned char    *devbuf;
+	IOByteCount       devlen;
+	IODMACommand     *peer;
+	IOByteCount       fifo;
+	UInt8             frame;
+	int               state;
+	bool              stop;        /* read by the worker at segment boundaries */
+	/* the transfer (written at start, read by the worker) */
+	IODMACommand     *cmd;         /* running, or the last one */
+	IODirection       dir;
+	UInt64            pos, end;    /* command offsets (relative to the prepared one) */
+	UInt64            ppos;        /* peer offset of the next peer segment */
+	IODMACommand_Segment64 pseg;   /* the peer segment in use (rest of it) */
+	IOByteCount       done;        /* published progress (atomic) */
+	uint64_t          seq;         /* transfers started */
+} iomem__pdma_chan;
+
+typedef struct iomem__pdma {
+	IODMAController  *ctrl;
+	pthread_mutex_t   m;
+	pthread_cond_t    work;        /* worker: a channel to run, or shutdown */
+	pthread_cond_t    idle;        /* a channel went idle */
+	pthread_cond_t    cbwork;      /* callback thread: an event source to run */
+	pthread_cond_t    delay;       /* segmentDelayNs: never signalled but at shutdown */
+	uint64_t          delay_ns;
+	pthread_t         worker, cb;
+	bool              shutdown;
+	int               self_free;   /* 0, or 1/2: that thread frees the engine at exit */
+	UInt32            nch, rr, nrunning, ncb;
+	iomem__pdma_chan *ch;
+} iomem__pdma;
+
+/* Timestamps and stop deadlines: CLOCK_MONOTONIC in ns. A strict ISO C
+ * build (-std=c99, no POSIX feature macro) hides clock_gettime: there the
+ * clock is time() (the condition variable's default realtime clock) in
+ * whole seconds. */
+#if defined(CLOCK_MONOTONIC)
+#  define IOMEM__PDMA_MONOTONIC 1
+#else
+#  define IOMEM__PDMA_MONOTONIC 0
+#endif
+
+IOMEM__PRIVATE AbsoluteTime iomem__pdma_now(void)
+{
+#if IOMEM__PDMA_MONOTONIC
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (AbsoluteTime)ts.tv_sec * 1000000000u + (AbsoluteTime)ts.tv_nsec;
+#else
+	return (AbsoluteTime)time(NULL) * 1000000000u;
+#endif
+}
+
+IOMEM__PRIVATE IOByteCount iomem__pdma_valid_fifo(IOByteCount depth)
+{
+	IOByteCount v = 16;
+	if (depth < 16)
+		return 16;
+	if (depth > ((IOByteCount)1 << 20))
+		return (IOByteCount)1 << 20;
+	while (v * 2 <= depth)
+		v *= 2;
+	return v;
+}
+
+/* The CPU-physical address of the device address @addr of @cmd's segments
+ * and how many bytes from there are contiguous (<= @len); false: the mapper
+ * refuses the access (a fault). Without a mapper: identity. */
+IOMEM__PRIVATE bool iomem__pdma_resolve(IOMapper *m, UInt64 addr, UInt64 len, bool write,
+                                        IOPhysicalAddress *pa, UInt64 *contig)
+{
+	if (m == NULL) {
+		*pa = addr;
+		*contig = len;
+		return true;
+	}
+	if (iomem_swiommu_is(m)) {
+		/* the simulated IOMMU checks permissions and records faults */
+		uint64_t n = 0;
+		if (iomem_swiommu_translate(m, addr, len, write, pa, &n) != kIOReturnSuccess || n == 0)
+			return false;
+		*contig = n;
+		return true;
+	}
+	{
+		/* another mapper: page by page through mapToPhysicalAddress */
+		uint64_t psz = IOMapper_getPageSize(m);
+		uint64_t p, left;
+		if (psz == 0)
+			return false;
+		p = IOMapper_mapToPhysicalAddress(m, addr & ~(psz - 1));
+		if (p == 0)
+			return false;
+		left = psz - (addr & (psz - 1));
+		*pa = p + (addr & (psz - 1));
+		*contig = left < len ? left : len;
+		return true;
+	}
+}
+
+/* Copy @len bytes between physical @pa and host @buf (to_phys: buf -> pa). */
+IOMEM__PRIVATE bool iomem__pdma_copy_host(IOPhysicalAddress pa, unsigned char *buf, UInt64 len, bool to_phys)
+{
+	return iomem__platform_phys_copy(pa, buf, len, to_phys);
+}
+
+/* Physical to physical, page by page on both sides. */
+IOMEM__PRIVATE bool iomem__pdma_copy_phys(IOPhysicalAddress dst, IOPhysicalAddress src, UInt64 len)
+{
+	UInt64 pg = iomem__platform_page_size();
+	while (len > 0) {
+		UInt64 c = pg - (src & (pg - 1));
+		void *s;
+		if (c > len)
+			c = len;
+		s = iomem_posix_phys_to_virt(src);
+		if (s == NULL || !iomem__platform_phys_copy(dst, s, c, true))
+			return false;
+		src += c;
+		dst += c;
+		len -= c;
+	}
+	return true;
+}
+
+/* Move [@addr, +@len) of the command's device space (cmd side) to/from the
+ * other side at transfer byte @xoff. Returns the status; *@moved = bytes
+ * moved (progress published every FIFO-depth chunk). */
+IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMapper *pm, UInt64 addr,
+                                         UInt64 len, IOByteCount xoff, IOByteCount *moved)
+{
+	bool in = (c->dir & kIODirectionIn) != 0;     /* memory is written */
+	IOByteCount fifo = c->fifo;
+	*moved = 0;
+	while (len > 0) {
+		IOPhysicalAddress pa;
+		UInt64 n;
+		if (!iomem__pdma_resolve(cm, addr, len, in, &pa, &n))
+			return kIOReturnDMAError;
+		if (n > fifo)
+			n = fifo;
+		if (c->peer == NULL) {
+			if (!iomem__pdma_copy_host(pa, c->devbuf + xoff + *moved, n, in))
+				return kIOReturnDMAError;
+		} else {
+			IOPhysicalAddress ppa;
+			UInt64 pn;
+			if (c->pseg.fLength == 0) {
+				UInt32 one = 1;
+				UInt64 off = c->ppos;
+				IOReturn r = IODMACommand_gen64IOVMSegments(c->peer, &off, &c->pseg, &one);
+				if (r != kIOReturnSuccess || one == 0)
+					return r != kIOReturnSuccess ? r : kIOReturnInternalError;
+				c->ppos = off;
+			}
+			if (!iomem__pdma_resolve(pm, c->pseg.fIOVMAddr, c->pseg.fLength, !in, &ppa, &pn))
+				return kIOReturnDMAError;
+			if (n > pn)
+				n = pn;
+			if (!(in ? iomem__pdma_copy_phys(pa, ppa, n) : iomem__pdma_copy_phys(ppa, pa, n)))
+				return kIOReturnDMAError;
+			c->pseg.fIOVMAddr += n;
+			c->pseg.fLength -= n;
+		}
+		addr += n;
+		len -= n;
+		*moved += n;
+		__atomic_store_n(&c->done, (IOByteCount)(xoff + *moved), __ATOMIC_RELEASE);
+	}
+	return kIOReturnSuccess;
+}
+
+/* One slice of channel @i's transfer, without the lock. Returns true when
+ * the transfer is over (*status set). */
+IOMEM__PRIVATE bool iomem__pdma_wait_until(iomem__pdma *e, pthread_cond_t *cv, uint64_t deadline);
+
+IOMEM__PRIVATE void iomem__pdma_delay(iomem__pdma *e)
+{
+	pthread_mutex_lock(&e->m);
+	if (!e->shutdown)
+		iomem__pdma_wait_until(e, &e->delay, iomem__pdma_now() + e->delay_ns);
+	pthread_mutex_unlock(&e->m);
+}
+
+IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IOReturn *status)
+{
+	IODMACommand_Segment64 seg[IOMEM__PDMA_BATCH];
+	IOMapper *cm = iomem_dmacmd_getMapper(c->cmd);
+	IOMapper *pm = c->peer ? iomem_dmacmd_getMapper(c->peer) : NULL;
+	IOByteCount budget = IOMEM__PDMA_SLICE;
+	while (budget > 0) {
+		UInt32 n = IOMEM__PDMA_BATCH, i;
+		UInt64 off = c->pos;
+		IOReturn r;
+		if (c->pos >= c->end) {
+			*status = kIOReturnSuccess;
+			return true;
+		}
+		r = IODMACommand_gen64IOVMSegments(c->cmd, &off, seg, &n);
+		if (r != kIOReturnSuccess) {
+			*status = r;
+			return true;
+		}
+		for (i = 0; i < n; i++) {
+			UInt64 len = seg[i].fLength, seg_start = c->pos;
+			IOByteCount moved;
+			if (e->delay_ns != 0)
+				iomem__pdma_delay(e);
+			if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+				*status = kIOReturnAborted;
+				return true;
+			}
+			if (len > c->end - seg_start)
+				len = c->end - seg_start;
+			r = iomem__pdma_move(c, cm, pm, seg[i].fIOVMAddr, len,
+			                     __atomic_load_n(&c->done, __ATOMIC_RELAXED), &moved);
+			c->pos += moved;
+			if (r != kIOReturnSuccess) {
+				*status = r;
+				return true;
+			}
+			if (c->pos >= c->end) {
+				*status = kIOReturnSuccess;
+				return true;
+			}
+			budget = moved >= budget ? 0 : budget - moved;
+		}
+	}
+	return false;
+}
+
+IOMEM__PRIVATE void iomem__pdma_destroy(iomem__pdma *e)
+{
+	pthread_cond_destroy(&e->delay);
+	pthread_cond_destroy(&e->cbwork);
+	pthread_cond_destroy(&e->idle);
+	pthread_cond_destroy(&e->work);
+	pthread_mutex_destroy(&e->m);
+	iomem__free_internal(e->ch, sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
+	iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+}
+
+IOMEM__PRIVATE void *iomem__pdma_worker(void *arg)
+{
+	iomem__pdma *e = (iomem__pdma *)arg;
+	pthread_mutex_lock(&e->m);
+	for (;;) {
+		iomem__pdma_chan *c = NULL;
+		UInt32 k;
+		IOReturn status = kIOReturnSuccess;
+		bool over;
+		if (e->shutdown)
+			break;
+		for (k = 0; k < e->nch; k++) {
+			UInt32 i = (e->rr + k) % e->nch;
+			if (e->ch[i].state == IOMEM__PDMA_RUNNING) {
+				c = &e->ch[i];
+				e->rr = i + 1;
+				break;
+			}
+		}
+		if (c == NULL) {
+			pthread_cond_wait(&e->work, &e->m);
+			continue;
+		}
+		pthread_mutex_unlock(&e->m);
+		over = iomem__pdma_slice(e, c, &status);
+		pthread_mutex_lock(&e->m);
+		if (over) {
+			IODMAEventSource *es = c->es;
+			IODMACommand *cmd = c->cmd;
+			IOByteCount done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
+			IODMAController *ctrl = e->ctrl;
+			/* the start's event-source record keeps @es alive until
+			 * complete; the engine itself is kept by @es's reference */
+			IODMAEventSource_retain(es);
+			c->state = IOMEM__PDMA_IDLE;
+			c->stop = false;
+			e->nrunning--;
+			pthread_cond_broadcast(&e->idle);
+			pthread_mutex_unlock(&e->m);
+			IODMAController_notifyDMACommand(ctrl, es, cmd, status, done, iomem__pdma_now());
+			IODMAController_completeDMACommand(ctrl, es, cmd);
+			IODMAEventSource_release(es);   /* may free the engine: see self_free */
+			pthread_mutex_lock(&e->m);
+		}
+	}
+	pthread_mutex_unlock(&e->m);
+	if (e->self_free == 1)
+		iomem__pdma_destroy(e);
+	return NULL;
+}
+
+IOMEM__PRIVATE void *iomem__pdma_callback(void *arg)
+{
+	iomem__pdma *e = (iomem__pdma *)arg;
+	pthread_mutex_lock(&e->m);
+	for (;;) {
+		IODMAEventSource *es = NULL;
+		UInt32 i;
+		if (e->ncb == 0) {
+			if (e->shutdown)
+				break;
+			pthread_cond_wait(&e->cbwork, &e->m);
+			continue;
+		}
+		for (i = 0; i < e->nch; i++) {
+			if (e->ch[i].run_es != NULL) {
+				es = e->ch[i].run_es;
+				e->ch[i].run_es = NULL;
+				e->ncb--;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&e->m);
+		if (es != NULL) {
+			iomem_dma_event_source_run(es);
+			IODMAEventSource_release(es);   /* may free the engine: see self_free */
+		}
+		pthread_mutex_lock(&e->m);
+	}
+	pthread_mutex_unlock(&e->m);
+	if (e->self_free == 2)
+		iomem__pdma_destroy(e);
+	return NULL;
+}
+
+IOMEM__PRIVATE iomem__pdma *iomem__pdma_of(IODMAController *c);
+
+IOMEM__PRIVATE IOReturn iomem__pdma_init(IODMAController *ctrl, const iomem_dma_provider *provider,
+                                         IODMAEventSource *es, UInt32 *dmaIndex, UInt32 reqIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	UInt32 i;
+	(void)provider;
+	pthread_mutex_lock(&e->m);
+	for (i = 0; i < e->nch; i++) {
+		if (e->ch[i].es == NULL) {
+			e->ch[i].es = es;
+			e->ch[i].req = reqIndex;
+			*dmaIndex = i;
+			pthread_mutex_unlock(&e->m);
+			return kIOReturnSuccess;
+		}
+	}
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnNoChannels;
+}
+
+IOMEM__PRIVATE void iomem__pdma_free_chan(IODMAController *ctrl, UInt32 dmaIndex, IODMAEventSource *es)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	pthread_mutex_lock(&e->m);
+	if (dmaIndex < e->nch && e->ch[dmaIndex].es == es) {
+		iomem__pdma_chan *c = &e->ch[dmaIndex];
+		/* nothing runs: a running command holds a reference on @es */
+		c->es = NULL;
+		c->devbuf = NULL;
+		c->devlen = 0;
+		c->peer = NULL;
+		c->cmd = NULL;
+		c->frame = 1;
+		__atomic_store_n(&c->done, (IOByteCount)0, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&e->m);
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex, IODMACommand *cmd,
+                                          IODirection direction, IOByteCount byteCount, IOByteCount byteOffset)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	iomem__pdma_chan *c;
+	UInt64 poff, plen, peer_len = 0;
+	IODirection d = direction & kIODirectionInOut;
+	if (cmd == NULL || dmaIndex >= e->nch || (d != kIODirectionIn && d != kIODirectionOut))
+		return kIOReturnBadArgument;
+	if (IODMACommand_getPreparedOffsetAndLength(cmd, &poff, &plen) != kIOReturnSuccess)
+		return kIOReturnNotReady;
+	if (byteOffset > plen)
+		return kIOReturnBadArgument;
+	if (byteCount == 0)
+		byteCount = plen - byteOffset;
+	if (byteCount > plen - byteOffset)
+		return kIOReturnBadArgument;
+	c = &e->ch[dmaIndex];
+	pthread_mutex_lock(&e->m);
+	if (e->shutdown) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnOffline;
+	}
+	if (c->state != IOMEM__PDMA_IDLE) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnBusy;
+	}
+	if (c->peer == NULL && c->devbuf == NULL) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnNotReady;
+	}
+	if (c->peer != NULL) {
+		UInt64 po;
+		if (IODMACommand_getPreparedOffsetAndLength(c->peer, &po, &peer_len) != kIOReturnSuccess) {
+			pthread_mutex_unlock(&e->m);
+			return kIOReturnNotReady;
+		}
+	} else {
+		peer_len = c->devlen;
+	}
+	if (peer_len < byteCount) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnNoSpace;
+	}
+	c->cmd = cmd;
+	c->dir = d;
+	c->pos = byteOffset;
+	c->end = byteOffset + byteCount;
+	c->ppos = 0;
+	c->pseg.fIOVMAddr = 0;
+	c->pseg.fLength = 0;
+	c->stop = false;
+	c->seq++;
+	__atomic_store_n(&c->done, (IOByteCount)0, __ATOMIC_RELAXED);
+	c->state = IOMEM__PDMA_RUNNING;
+	e->nrunning++;
+	pthread_cond_signal(&e->work);
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnSuccess;
+}
+
+/* One wait on @cv (lock held) until signalled or @deadline (iomem__pdma_now
+ * clock, UINT64_MAX: none); false when the deadline has passed. */
+IOMEM__PRIVATE bool iomem__pdma_wait_until(iomem__pdma *e, pthread_cond_t *cv, uint64_t deadline)
+{
+	struct timespec ts;
+	if (deadline == UINT64_MAX) {
+		pthread_cond_wait(cv, &e->m);
+		return true;
+	}
+	if (iomem__pdma_now() >= deadline)
+		return false;
+	ts.tv_sec = (time_t)(deadline / 1000000000u);
+	ts.tv_nsec = (long)(deadline % 1000000000u);
+	pthread_cond_timedwait(cv, &e->m, &ts);
+	return true;
+}
+
+/* Wait (lock held) until transfer @seq of @c is over or @deadline passes;
+ * false on timeout. */
+IOMEM__PRIVATE bool iomem__pdma_wait_idle(iomem__pdma *e, iomem__pdma_chan *c, uint64_t seq, uint64_t deadline)
+{
+	while (c->state == IOMEM__PDMA_RUNNING && c->seq == seq)
+		if (!iomem__pdma_wait_until(e, &e->idle, deadline))
+			return false;
+	return true;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_stop(IODMAController *ctrl, UInt32 dmaIndex, bool flush, uint64_t timeout)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	iomem__pdma_chan *c;
+	uint64_t deadline = UINT64_MAX;
+	bool ok;
+	(void)flush;   /* stops happen at segment boundaries: the FIFO is empty */
+	if (dmaIndex >= e->nch)
+		return kIOReturnBadArgument;
+	c = &e->ch[dmaIndex];
+	if (timeout != UINT64_MAX) {
+		uint64_t now = iomem__pdma_now();
+		deadline = timeout > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout;
+	}
+	pthread_mutex_lock(&e->m);
+	if (c->state != IOMEM__PDMA_RUNNING) {
+		pthread_mutex_unlock(&e->m);
+		return kIOReturnNotReady;
+	}
+	__atomic_store_n(&c->stop, true, __ATOMIC_RELEASE);
+	ok = iomem__pdma_wait_idle(e, c, c->seq, deadline);
+	pthread_mutex_unlock(&e->m);
+	return ok ? kIOReturnSuccess : kIOReturnTimeout;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_query(IODMAController *ctrl, UInt32 dmaIndex, IODMACommand **cmd,
+                                          IOByteCount *transferCount, bool waitForIdle)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	iomem__pdma_chan *c;
+	IOByteCount done;
+	if (dmaIndex >= e->nch)
+		return kIOReturnBadArgument;
+	c = &e->ch[dmaIndex];
+	pthread_mutex_lock(&e->m);
+	if (waitForIdle)
+		iomem__pdma_wait_idle(e, c, c->seq, UINT64_MAX);
+	done = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+	if (cmd != NULL)
+		*cmd = c->cmd;
+	if (transferCount != NULL)
+		*transferCount = done - done % c->frame;
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE IOByteCount iomem__pdma_getfifo(IODMAController *ctrl, UInt32 dmaIndex, IODirection direction)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	IOByteCount d;
+	(void)direction;
+	if (dmaIndex >= e->nch)
+		return 0;
+	pthread_mutex_lock(&e->m);
+	d = e->ch[dmaIndex].fifo;
+	pthread_mutex_unlock(&e->m);
+	return d;
+}
+
+IOMEM__PRIVATE IOByteCount iomem__pdma_validfifo(IODMAController *ctrl, UInt32 dmaIndex, IOByteCount depth,
+                                                 IODirection direction)
+{
+	(void)ctrl; (void)dmaIndex; (void)direction;
+	return iomem__pdma_valid_fifo(depth);
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_setfifo(IODMAController *ctrl, UInt32 dmaIndex, IOByteCount depth)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	IOReturn r = kIOReturnSuccess;
+	if (dmaIndex >= e->nch || depth != iomem__pdma_valid_fifo(depth))
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+		r = kIOReturnBusy;
+	else
+		e->ch[dmaIndex].fifo = depth;
+	pthread_mutex_unlock(&e->m);
+	return r;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_setframe(IODMAController *ctrl, UInt32 dmaIndex, UInt8 byteCount)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	IOReturn r = kIOReturnSuccess;
+	if (dmaIndex >= e->nch || byteCount == 0)
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+		r = kIOReturnBusy;
+	else
+		e->ch[dmaIndex].frame = byteCount;
+	pthread_mutex_unlock(&e->m);
+	return r;
+}
+
+IOMEM__PRIVATE UInt64 iomem__pdma_frames(IODMAController *ctrl, UInt32 dmaIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	UInt64 f;
+	if (dmaIndex >= e->nch)
+		return 0;
+	pthread_mutex_lock(&e->m);
+	f = __atomic_load_n(&e->ch[dmaIndex].done, __ATOMIC_ACQUIRE) / e->ch[dmaIndex].frame;
+	pthread_mutex_unlock(&e->m);
+	return f;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_setconfig(IODMAController *ctrl, UInt32 dmaIndex,
+                                              const iomem_dma_provider *provider, UInt32 reqIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	if (dmaIndex >= e->nch || provider == NULL)
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	e->ch[dmaIndex].req = reqIndex;
+	pthread_mutex_unlock(&e->m);
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE bool iomem__pdma_validconfig(IODMAController *ctrl, UInt32 dmaIndex,
+                                            const iomem_dma_provider *provider, UInt32 reqIndex)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	(void)reqIndex;
+	return dmaIndex < e->nch && provider != NULL;
+}
+
+IOMEM__PRIVATE void iomem__pdma_signal(IODMAController *ctrl, IODMAEventSource *es)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	UInt32 i = iomem_dma_event_source_getDMAIndex(es);
+	if (i >= e->nch)
+		return;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[i].run_es == NULL) {
+		IODMAEventSource_retain(es);
+		e->ch[i].run_es = es;
+		e->ncb++;
+		pthread_cond_signal(&e->cbwork);
+	}
+	pthread_mutex_unlock(&e->m);
+}
+
+IOMEM__PRIVATE void iomem__pdma_free(IODMAController *ctrl)
+{
+	iomem__pdma *e = iomem__pdma_of(ctrl);
+	pthread_t self = pthread_self();
+	bool on_worker = pthread_equal(self, e->worker) != 0;
+	bool on_cb = pthread_equal(self, e->cb) != 0;
+	pthread_mutex_lock(&e->m);
+	e->shutdown = true;
+	e->ctrl = NULL;
+	e->self_free = on_worker ? 1 : on_cb ? 2 : 0;
+	pthread_cond_broadcast(&e->work);
+	pthread_cond_broadcast(&e->cbwork);
+	pthread_cond_broadcast(&e->delay);
+	pthread_mutex_unlock(&e->m);
+	/* the last reference went with the last event source, so nothing is
+	 * running or queued; a thread of the engine itself finishes and frees */
+	if (on_worker)
+		pthread_detach(e->worker);
+	else
+		pthread_join(e->worker, NULL);
+	if (on_cb)
+		pthread_detach(e->cb);
+	else
+		pthread_join(e->cb, NULL);
+	if (!on_worker && !on_cb)
+		iomem__pdma_destroy(e);
+}
+
+static const iomem_dma_controller_ops iomem__pdma_ops = {
+	"iomem_posix_dma_engine",
+	iomem__pdma_init, iomem__pdma_free_chan, iomem__pdma_start, iomem__pdma_stop, iomem__pdma_query,
+	iomem__pdma_getfifo, iomem__pdma_setfifo, iomem__pdma_validfifo, iomem__pdma_setframe,
+	iomem__pdma_setconfig, iomem__pdma_validconfig, iomem__pdma_frames, iomem__pdma_signal,
+	iomem__pdma_free
+};
+
+IOMEM__PRIVATE iomem__pdma *iomem__pdma_of(IODMAController *c)
+{
+	return (iomem__pdma *)iomem_dma_controller_getContext(c);
+}
+
+IOMEM_API IODMAController *iomem_posix_dma_engine_create(const iomem_posix_dma_engine_desc *desc)
+{
+	iomem_posix_dma_engine_desc d = { 0, 0, 0, 0 };
+	iomem_dma_provider prov = { 0, NULL, 0, NULL };
+	pthread_condattr_t ca;
+	iomem__pdma *e;
+	UInt32 i;
+	int stage = 0;
+	if (desc != NULL)
+		d = *desc;
+	if (d.channels == 0)
+		d.channels = 4;
+	if (d.fifoDepth == 0)
+		d.fifoDepth = 4096;
+	if (d.channels > 64 || iomem__pdma_valid_fifo(d.fifoDepth) != d.fifoDepth)
+		return NULL;
+	e = (iomem__pdma *)iomem__alloc_internal(sizeof *e, "iomem_posix_dma_engine");
+	if (e == NULL)
+		return NULL;
+	e->nch = d.channels;
+	e->ch = (iomem__pdma_chan *)iomem__alloc_internal(sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
+	if (e->ch == NULL) {
+		iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+		return NULL;
+	}
+	e->delay_ns = d.segmentDelayNs;
+	for (i = 0; i < e->nch; i++) {
+		e->ch[i].fifo = d.fifoDepth;
+		e->ch[i].frame = 1;
+	}
+	prov.phandle = d.phandle;
+	e->ctrl = iomem_dma_controller_withOps(&iomem__pdma_ops, e, &prov);
+	if (e->ctrl == NULL)
+		goto fail;
+	if (pthread_mutex_init(&e->m, NULL) != 0)
+		goto fail;
+	stage = 1;
+	if (pthread_condattr_init(&ca) != 0)
+		goto fail;
+#if IOMEM__PDMA_MONOTONIC
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+#endif
+	if (pthread_cond_init(&e->idle, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		goto fail;
+	}
+	if (pthread_cond_init(&e->delay, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		pthread_cond_destroy(&e->idle);
+		goto fail;
+	}
+	pthread_condattr_destroy(&ca);
+	stage = 2;
+	if (pthread_cond_init(&e->work, NULL) != 0)
+		goto fail;
+	stage = 3;
+	if (pthread_cond_init(&e->cbwork, NULL) != 0)
+		goto fail;
+	stage = 4;
+	if (pthread_create(&e->worker, NULL, iomem__pdma_worker, e) != 0)
+		goto fail;
+	stage = 5;
+	if (pthread_create(&e->cb, NULL, iomem__pdma_callback, e) != 0)
+		goto fail;
+	return e->ctrl;
+fail:
+	if (stage >= 5) {
+		pthread_mutex_lock(&e->m);
+		e->shutdown = true;
+		pthread_cond_broadcast(&e->work);
+		pthread_mutex_unlock(&e->m);
+		pthread_join(e->worker, NULL);
+	}
+	if (stage >= 4)
+		pthread_cond_destroy(&e->cbwork);
+	if (stage >= 3)
+		pthread_cond_destroy(&e->work);
+	if (stage >= 2) {
+		pthread_cond_destroy(&e->delay);
+		pthread_cond_destroy(&e->idle);
+	}
+	if (stage >= 1)
+		pthread_mutex_destroy(&e->m);
+	if (e->ctrl != NULL) {
+		/* not through release: its free hook would join threads */
+		iomem__free_internal(e->ctrl, sizeof *e->ctrl, "IODMAController");
+	}
+	iomem__free_internal(e->ch, sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
+	iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+	return NULL;
+}
+
+IOMEM__PRIVATE IOReturn iomem__pdma_config(IODMAController *engine, UInt32 dmaIndex, void *buffer,
+                                           IOByteCount length, IODMACommand *peer)
+{
+	iomem__pdma *e;
+	IOReturn r = kIOReturnSuccess;
+	if (engine == NULL || engine->ops != &iomem__pdma_ops)
+		return kIOReturnBadArgument;
+	e = iomem__pdma_of(engine);
+	if (dmaIndex >= e->nch || (buffer == NULL && length != 0))
+		return kIOReturnBadArgument;
+	pthread_mutex_lock(&e->m);
+	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING) {
+		r = kIOReturnBusy;
+	} else {
+		e->ch[dmaIndex].devbuf = (unsigned char *)buffer;
+		e->ch[dmaIndex].devlen = length;
+		e->ch[dmaIndex].peer = peer;
+	}
+	pthread_mutex_unlock(&e->m);
+	return r;
+}
+
+IOMEM_API IOReturn iomem_posix_dma_set_device_buffer(IODMAController *engine, UInt32 dmaIndex,
+                                                     void *buffer, IOByteCount length)
+{
+	return iomem__pdma_config(engine, dmaIndex, buffer, length, NULL);
+}
+
+IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaIndex, IODMACommand *peer)
+{
+	return iomem__pdma_config(engine, dmaIndex, NULL, 0, peer);
+}
+
+#endif /* IOMEM_BACKEND_POSIX */
 
 #endif /* IOMEM_IMPLEMENTATION */

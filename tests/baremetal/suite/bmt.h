@@ -52,6 +52,7 @@ void bmt_suite_heap(void);     /* the O(1) heap on its own: stress, bounds, misu
 void bmt_suite_cache(void);    /* default cache maintenance */
 void bmt_suite_desc_translated(void);  /* descriptors through translation hooks (heap still empty) */
 void bmt_suite_desc(void);     /* descriptors: general, buffer, physical, device, sub/multi/interleaved */
+void bmt_suite_dma(void);      /* IODMAController/IODMAEventSource over a firmware ops table */
 
 /* Re-initialise with t_init.c's final description plus a translation hook
  * pair (both NULL: the default identity translation). */

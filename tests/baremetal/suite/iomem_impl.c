@@ -22,6 +22,7 @@ void bmt_record_panic(const char *msg)
 #define IOMEM_PANIC(msg) bmt_record_panic(msg)
 #define IOMEM_IMPLEMENTATION
 #include "bmt.h"
+#include "iomem_dma.h"   /* IODMAController/IODMAEventSource (t_dma.c) */
 
 void bmt_reports_reset(void)
 {

@@ -18,6 +18,7 @@ int main(void)
 	bmt_suite_heap();
 	bmt_suite_cache();
 	bmt_suite_desc();
+	bmt_suite_dma();
 
 #if IOMEM__DEBUG
 	BMT_OK(iomem_leak_report(NULL, NULL) == 0, "end: nothing leaked (debug layer)");
