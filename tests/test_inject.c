@@ -666,6 +666,27 @@ static void check_mapped_prepare(inj *s, bool ok)
 	cr_assert_eq(IODMACommand_clearMemoryDescriptor(s->cmd, false), kIOReturnSuccess);
 }
 
+
+/* ---- the POSIX software DMA engine (controller object, channels, threads) -- */
+
+static IODMAController *engine;
+
+static IOReturn op_engine_create(inj *s)
+{
+	iomem_posix_dma_engine_desc d = { 0x1234u, 2, 0, 0 };
+	(void)s;
+	engine = iomem_posix_dma_engine_create(&d);
+	return engine ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_engine_create(inj *s, bool ok)
+{
+	(void)s;
+	if (ok)
+		IODMAController_release(engine);     /* stops and joins its threads */
+	engine = NULL;
+}
+
 /* ---- the walk ----------------------------------------------------------- */
 
 #if IOMEM__DEBUG
@@ -783,6 +804,7 @@ INJECT(cursor_create,      NULL, op_cursor, check_cursor, NULL, NOMEM, false)
 INJECT(swiommu_create,     NULL, op_swiommu_create, check_swiommu_create, NULL, NOMEM, false)
 INJECT(iova_map,           setup_iova, op_iova, check_iova, NULL, IOVA_ERRORS, false)
 INJECT(dmacmd_mapped_prepare, setup_mapped_cmd, op_mapped_prepare, check_mapped_prepare, NULL, IOVA_ERRORS, false)
+INJECT(dma_engine_create,  NULL, op_engine_create, check_engine_create, NULL, NOMEM, false)
 INJECT(range_dealloc_growth, setup_range_dealloc, op_range_dealloc, check_range_dealloc, NULL, NOMEM, false)
 
 /* The hook itself: counts points, fails exactly the window asked for, and
