@@ -20,7 +20,8 @@
  *   >>constants           direction, descriptor, buffer, map, cache options
  *   >>platform            the backend header (platform contract)
  *   >>alloc               IOMalloc / IOMallocZero / IOMallocAligned /
- *                         IOMallocPageable and their frees, IONew/IODelete
+ *                         IOMallocPageable and their frees, IONew/IODelete,
+ *                         iomem_debug_fail_allocations (test hook)
  *   >>debug               iomem_stats, iomem_leak_report
  *   >>range               IORangeAllocator
  *   >>desc                IOMemoryDescriptor and its kinds, the extent walk
@@ -118,6 +119,8 @@
  *     - a double free, or a pointer iomem never allocated (nothing is freed).
  *   iomem_stats() reports live bytes/blocks per family and
  *   iomem_leak_report() lists what is still allocated.
+ *   iomem_debug_fail_allocations() makes the library's own allocations fail
+ *   from the N-th on (tests of the error paths: tests/test_inject.c).
  *
  * THREAD SAFETY
  * =============
@@ -629,6 +632,33 @@ IOMEM_API void  iomem__debug_free(void *address, vm_size_t size,
 #endif
 IOMEM_API void  iomem__report_bad_aligned_free(void *address, vm_size_t size, const char *call);
 
+#if IOMEM__DEBUG
+/**
+ * iomem_debug_fail_allocations - test hook, IOMEM_DEBUG builds only (it does
+ * not exist otherwise, so it costs nothing there): make the library's own
+ * allocations fail, to drive every error path.
+ * @after_n: this many allocation points still succeed...
+ * @count:   ...then this many fail (0 disarms; UINT64_MAX: all that follow).
+ *
+ * An allocation point is each of the library's internal allocations
+ * (iomem__alloc_internal: descriptors, their extents, locks, range
+ * allocators and their slots, ...) and each platform allocation it makes on
+ * its own behalf (buffer RAM, page wiring, scratch arrays). The IOMalloc
+ * family called by the user is never failed. Every call also restarts the
+ * count iomem_debug_allocation_points() returns. Process-wide, thread-safe;
+ * meant for single-threaded tests.
+ */
+IOMEM_API void iomem_debug_fail_allocations(uint64_t after_n, uint64_t count);
+/** iomem_debug_allocation_points - allocation points passed (failed ones
+ * included) since the last iomem_debug_fail_allocations(). Thread-safe. */
+IOMEM_API uint64_t iomem_debug_allocation_points(void);
+/* true when this allocation point must fail (one per point, in order) */
+IOMEM_API bool iomem__debug_fail_point(void);
+#  define IOMEM__FAIL_POINT() IOMEM_UNLIKELY(iomem__debug_fail_point())
+#else
+#  define IOMEM__FAIL_POINT() 0
+#endif
+
 /* --- raw allocators (no tracking); the public calls below add the debug
  *     layer on top when IOMEM_DEBUG is on. ------------------------------ */
 
@@ -856,6 +886,8 @@ IOMEM_FORCEINLINE vm_size_t iomem_array_size(vm_size_t elem_size, vm_size_t coun
 IOMEM_FORCEINLINE void *iomem__alloc_internal(vm_size_t size, const char *what)
 {
 #if IOMEM__DEBUG
+	if (IOMEM__FAIL_POINT())
+		return NULL;
 	return iomem__debug_alloc(size, 0, IOMEM_ALLOC_INTERNAL, true, what);
 #else
 	(void)what;
@@ -2214,6 +2246,43 @@ IOMEM_API void iomem__debug_free(void *address, vm_size_t size,
 	iomem__family_free((iomem_alloc_family)e.family, address, e.size);
 }
 
+/* The allocation-failure injection of iomem_debug_fail_allocations. */
+static struct {
+	uint64_t passed, after, count;
+} iomem__dbg_inject;
+
+IOMEM_API void iomem_debug_fail_allocations(uint64_t after_n, uint64_t count)
+{
+	iomem__mutex_lock(&iomem__dbg_lock);
+	iomem__dbg_inject.passed = 0;
+	iomem__dbg_inject.after = after_n;
+	iomem__dbg_inject.count = count;
+	iomem__mutex_unlock(&iomem__dbg_lock);
+}
+
+IOMEM_API uint64_t iomem_debug_allocation_points(void)
+{
+	uint64_t n;
+	iomem__mutex_lock(&iomem__dbg_lock);
+	n = iomem__dbg_inject.passed;
+	iomem__mutex_unlock(&iomem__dbg_lock);
+	return n;
+}
+
+IOMEM_API bool iomem__debug_fail_point(void)
+{
+	uint64_t i;
+	bool fail;
+	iomem__mutex_lock(&iomem__dbg_lock);
+	i = iomem__dbg_inject.passed++;
+	fail = iomem__dbg_inject.count != 0 && i >= iomem__dbg_inject.after &&
+	       i - iomem__dbg_inject.after < iomem__dbg_inject.count;
+	if (fail)
+		iomem__dbg.stats.family[IOMEM_ALLOC_INTERNAL].failed_allocs++;
+	iomem__mutex_unlock(&iomem__dbg_lock);
+	return fail;
+}
+
 IOMEM_API IOReturn iomem_stats(iomem_alloc_stats *out)
 {
 	if (out == NULL)
@@ -2569,7 +2638,8 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 		total += iomem__range_pages(&md->iomem__u.g.ranges[i], page);
 	if (total == 0)
 		return kIOReturnSuccess;
-	pa = (IOPhysicalAddress *)iomem__platform_malloc(iomem_array_size(sizeof *pa, total));
+	pa = IOMEM__FAIL_POINT() ? NULL
+	     : (IOPhysicalAddress *)iomem__platform_malloc(iomem_array_size(sizeof *pa, total));
 	if (pa == NULL)
 		return kIOReturnNoMemory;
 	for (i = 0, k = 0; i < md->iomem__u.g.count; i++) {
@@ -2577,7 +2647,8 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 		vm_size_t n = iomem__range_pages(r, page);
 		if (n == 0)
 			continue;
-		ret = iomem__platform_wire((uintptr_t)(r->address & ~(uint64_t)(page - 1)), n, pa + k);
+		ret = IOMEM__FAIL_POINT() ? kIOReturnNoResources
+		      : iomem__platform_wire((uintptr_t)(r->address & ~(uint64_t)(page - 1)), n, pa + k);
 		if (ret != kIOReturnSuccess) {
 			iomem__md_unwire_ranges(md, i);
 			iomem__platform_free(pa);
@@ -2737,7 +2808,8 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withOptions(void *buffers, UInt
 		return NULL;                               /* UPL, UIO, persistent: unsupported */
 	if ((type == kIOMemoryTypeVirtual) != (task != NULL))
 		return NULL;
-	tmp = (IOAddressRange *)iomem__platform_malloc(iomem_array_size(sizeof *tmp, count));
+	tmp = IOMEM__FAIL_POINT() ? NULL
+	      : (IOAddressRange *)iomem__platform_malloc(iomem_array_size(sizeof *tmp, count));
 	if (tmp == NULL)
 		return NULL;
 	for (i = 0; i < count; i++) {
@@ -3377,7 +3449,8 @@ IOMEM__PRIVATE IOBufferMemoryDescriptor *iomem__bmd_create(task_t task, IOOption
 	md = iomem__md_alloc(IOMEM_MD_BUFFER, mdopts | kIOMemoryTypeVirtual64);
 	if (md == NULL)
 		return NULL;
-	if (iomem__platform_ram_alloc(&md->iomem__u.g.ram, (vm_size_t)capacity, (vm_size_t)alignment,
+	if (IOMEM__FAIL_POINT() ||
+	    iomem__platform_ram_alloc(&md->iomem__u.g.ram, (vm_size_t)capacity, (vm_size_t)alignment,
 	                              highest, contiguous) != kIOReturnSuccess) {
 		iomem__md_free(md);
 		return NULL;

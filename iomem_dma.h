@@ -1415,7 +1415,8 @@ IOMEM__PRIVATE iomem__bounce_chunk *iomem__bounce_chunk_new(vm_size_t page)
 		}
 	}
 #endif
-	if (iomem__platform_ram_alloc(&c->ram, bytes, page, (IOPhysicalAddress)0xFFFFFFFFull, true) != kIOReturnSuccess) {
+	if (IOMEM__FAIL_POINT() ||
+	    iomem__platform_ram_alloc(&c->ram, bytes, page, (IOPhysicalAddress)0xFFFFFFFFull, true) != kIOReturnSuccess) {
 		iomem__platform_free(c);
 		return NULL;
 	}

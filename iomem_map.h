@@ -1072,7 +1072,7 @@ IOMEM__PRIVATE IOReturn iomem__map_alias(IOMemoryDescriptor *md, IOMemoryMap *m,
 		guard = (m->options & kIOMapGuardedLarge) ? (vm_size_t)65536 : iomem__platform_page_size();
 	total = span + 2 * guard;
 	if (m->options & kIOMapAnywhere) {
-		r = iomem__map_reserve(0, total, false);
+		r = IOMEM__FAIL_POINT() ? NULL : iomem__map_reserve(0, total, false);
 		if (r == NULL)
 			return kIOReturnNoMemory;
 	} else {

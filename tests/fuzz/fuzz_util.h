@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/fuzz/fuzz_util.h - shared by the libFuzzer targets (fuzz_<name>.c).
+ * Include it FIRST, before iomem.h: it routes IOMEM_PANIC into a recorder,
+ * so a target can tell an expected contract report from a finding.
+ *
+ *   fz_*        a byte reader over the fuzzer's input: reads past the end
+ *               give 0, so every input is a valid program
+ *   FZ_CHECK    a failed check prints and abort()s: libFuzzer records the
+ *               input as a crash (a model mismatch is a finding like any)
+ */
+#ifndef IOMEM_FUZZ_UTIL_H
+#define IOMEM_FUZZ_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char fz_panic_msg[512];
+static unsigned fz_panic_count;
+
+static inline void fz_record_panic(const char *msg)
+{
+	fz_panic_count++;
+	strncpy(fz_panic_msg, msg, sizeof fz_panic_msg - 1);
+}
+#define IOMEM_PANIC(msg) fz_record_panic(msg)
+
+#define FZ_CHECK(cond, ...)                                                        \
+	do {                                                                       \
+		if (!(cond)) {                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                              \
+			fputc('\n', stderr);                                       \
+			abort();                                                   \
+		}                                                                  \
+	} while (0)
+
+/* No report was made since the last call (and forget the count). */
+#define FZ_NO_REPORTS()                                                              \
+	do {                                                                         \
+		FZ_CHECK(fz_panic_count == 0, "unexpected report: %s", fz_panic_msg); \
+	} while (0)
+
+typedef struct fz {
+	const uint8_t *p;
+	size_t n;
+} fz;
+
+static inline bool fz_more(const fz *f) { return f->n > 0; }
+
+static inline uint8_t fz_u8(fz *f)
+{
+	if (f->n == 0)
+		return 0;
+	f->n--;
+	return *f->p++;
+}
+
+static inline uint16_t fz_u16(fz *f) { return (uint16_t)(fz_u8(f) | (uint16_t)fz_u8(f) << 8); }
+static inline uint32_t fz_u32(fz *f) { return fz_u16(f) | (uint32_t)fz_u16(f) << 16; }
+static inline uint64_t fz_u64(fz *f) { return fz_u32(f) | (uint64_t)fz_u32(f) << 32; }
+
+/* A value in [0, n) (n >= 1). */
+static inline uint32_t fz_below(fz *f, uint32_t n)
+{
+	return n <= 256 ? fz_u8(f) % n : fz_u16(f) % n;
+}
+
+#endif

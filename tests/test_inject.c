@@ -1,0 +1,845 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_inject.c - allocation-failure injection (issue #12, part 2).
+ *
+ * Every case is one public operation. The walk runs it with the N-th
+ * allocation point failing (iomem_debug_fail_allocations(N, 1)), for
+ * N = 0, 1, ... until the operation passes fewer than N + 1 points (the
+ * injection no longer fires), and a second time with every point from the
+ * N-th on failing (so the error paths' own clean-up never needs memory).
+ * Each time it checks that
+ *   - the call failed with its documented error (NULL, false, an IOReturn
+ *     in the case's list) whenever the injection fired, and succeeded
+ *     otherwise;
+ *   - nothing leaked (the debug layer's table is empty, no page is wired in
+ *     the software machine, LeakSanitizer in the asan preset);
+ *   - the objects involved still work: the case's check() uses them
+ *     (prepare, walk against the machine's translation, read/write, range
+ *     invariants) with the injection disarmed.
+ * Adding a scenario = one inject_case (setup/op/check/teardown) and one
+ * INJECT(name) line. Without IOMEM_DEBUG the hook does not exist: each case
+ * runs once, unarmed, and must succeed.
+ */
+#include "test_util.h"
+#define IOMEM_IMPLEMENTATION
+#include "iomem_dma.h"
+#include "iomem_map.h"
+#include "test_desc_util.h"
+
+#include <stdio.h>
+
+TestSuite(inject, .fini = desc_fini, .timeout = 120);
+
+/* What a case works on: made by setup (unarmed), used by op (armed),
+ * checked and released (unarmed). */
+typedef struct inj {
+	unsigned char      *buf;         /* user memory, IOMallocAligned */
+	size_t              buf_bytes;
+	IOMemoryDescriptor *md[4];       /* inputs (children, parents...) */
+	IOMemoryDescriptor *out;         /* what op created */
+	IORangeAllocator   *ra;
+	IODMACommand       *cmd;
+	IOMemoryMap        *map;
+	IOMemoryCursor     *cursor;
+	IOMapper           *mapper;
+	uint64_t            iova, iova_len;
+	IORangeScalar       units[64];   /* ranges op or setup took */
+	unsigned            nunits;
+	IOReturn            ret;
+} inj;
+
+typedef struct inject_case {
+	const char *name;
+	void     (*setup)(inj *s);
+	IOReturn (*op)(inj *s);          /* kIOReturnSuccess or the error */
+	void     (*check)(inj *s, bool op_ok);
+	void     (*teardown)(inj *s);
+	IOReturn   errors[4];            /* the documented errors (0-terminated) */
+	bool       may_absorb;           /* a fired injection may still succeed
+	                                  * (a documented fallback: IODMACommand
+	                                  * double-buffers when sparse bouncing
+	                                  * cannot get its pages) */
+} inject_case;
+
+#define PAGE DESC_PAGE
+
+static void inj_buf(inj *s, size_t pages)
+{
+	s->buf_bytes = pages * PAGE;
+	s->buf = (unsigned char *)IOMallocAligned(s->buf_bytes, PAGE);
+	cr_assert_not_null(s->buf);
+	desc_fill(s->buf, s->buf_bytes, 5);
+}
+
+static void inj_release_all(inj *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (s->md[i] != NULL)
+			IOMemoryDescriptor_release(s->md[i]);
+	if (s->out != NULL)
+		IOMemoryDescriptor_release(s->out);
+	if (s->ra != NULL)
+		IORangeAllocator_release(s->ra);
+	if (s->cmd != NULL)
+		IODMACommand_release(s->cmd);
+	if (s->map != NULL)
+		IOMemoryMap_release(s->map);
+	if (s->cursor != NULL)
+		IOMemoryCursor_release(s->cursor);
+	if (s->mapper != NULL) {
+		if (s->iova_len != 0)
+			IOMapper_iovmUnmapMemory(s->mapper, s->md[0], NULL, s->iova, s->iova_len);
+		IOMapper_release(s->mapper);
+	}
+	if (s->buf != NULL)
+		IOFreeAligned(s->buf, s->buf_bytes);
+	memset(s, 0, sizeof *s);
+}
+
+/* A descriptor works: prepared, its walk matches the machine's translation
+ * of @va (if given), and its bytes read back as written. */
+static void inj_md_works(IOMemoryDescriptor *md, unsigned char *va)
+{
+	IOByteCount len = IOMemoryDescriptor_getLength(md), off = 0, seg;
+	unsigned char tmp[256], back[256];
+	cr_assert_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	while (off < len) {
+		addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, off, &seg, 0);
+		cr_assert(pa != 0 && seg > 0 && seg <= len - off, "segment at %llu", (unsigned long long)off);
+		if (va != NULL)
+			cr_assert_eq(pa, iomem_posix_virt_to_phys(va + off));
+		off += seg;
+	}
+	if (len > 0) {
+		IOByteCount n = len < sizeof tmp ? len : sizeof tmp;
+		desc_fill(tmp, sizeof tmp, (uint32_t)len);
+		cr_assert_eq(IOMemoryDescriptor_writeBytes(md, len - n, tmp, n), n);
+		cr_assert_eq(IOMemoryDescriptor_readBytes(md, len - n, back, n), n);
+		cr_assert_arr_eq(back, tmp, n);
+	}
+	cr_assert_eq(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+}
+
+static void check_out_works(inj *s, bool ok)
+{
+	if (ok)
+		inj_md_works(s->out, NULL);
+	for (int i = 0; i < 4; i++)
+		if (s->md[i] != NULL)
+			inj_md_works(s->md[i], NULL);
+}
+
+/* ---- descriptors -------------------------------------------------------- */
+
+static void setup_buf5(inj *s)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 3);
+	inj_buf(s, 5);
+}
+
+static IOReturn op_with_address(inj *s)
+{
+	s->out = IOMemoryDescriptor_withAddress(s->buf + 100, 4 * PAGE, kIODirectionInOut);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_with_address(inj *s, bool ok)
+{
+	if (ok)
+		inj_md_works(s->out, s->buf + 100);
+	/* the memory itself is untouched and can still be described */
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withAddress(s->buf, s->buf_bytes, kIODirectionInOut);
+	cr_assert_not_null(md);
+	inj_md_works(md, s->buf);
+	IOMemoryDescriptor_release(md);
+}
+
+static IOReturn op_ranges_threadsafe(inj *s)
+{
+	IOAddressRange r[3] = {
+		{ (uintptr_t)s->buf + 10, PAGE },
+		{ (uintptr_t)s->buf + 3 * PAGE, 2 * PAGE },
+		{ (uintptr_t)s->buf + PAGE + 7, 100 },
+	};
+	s->out = IOMemoryDescriptor_withAddressRanges(r, 3, kIODirectionInOut | kIOMemoryThreadSafe,
+	                                              kernel_task);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static IOReturn op_physical(inj *s)
+{
+	IOAddressRange r[3] = {
+		{ 0x100000, 3 * PAGE }, { 0x100000 + 3 * PAGE, PAGE }, { 0x900000, 2 * PAGE },
+	};
+	(void)s;
+	s->out = IOMemoryDescriptor_withAddressRanges(r, 3, kIODirectionInOut, NULL);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_physical(inj *s, bool ok)
+{
+	IOByteCount seg;
+	if (!ok)
+		return;
+	cr_assert_eq(IOMemoryDescriptor_getPhysicalSegment(s->out, 0, &seg, 0), 0x100000);
+	cr_assert_eq(seg, 4 * PAGE);
+	cr_assert_eq(IOMemoryDescriptor_getPhysicalSegment(s->out, 4 * PAGE, &seg, 0), 0x900000);
+}
+
+/* prepare of an existing descriptor: its state must survive a failure */
+static void setup_unprepared(inj *s)
+{
+	setup_buf5(s);
+	s->md[0] = IOMemoryDescriptor_withAddressRange((uintptr_t)s->buf + 1, 5 * PAGE - 2,
+	                                               kIODirectionInOut | kIOMemoryThreadSafe, kernel_task);
+	cr_assert_not_null(s->md[0]);
+}
+
+static IOReturn op_prepare(inj *s)
+{
+	return IOMemoryDescriptor_prepare(s->md[0], kIODirectionNone);
+}
+
+static void check_prepare(inj *s, bool ok)
+{
+	if (ok) {
+		inj_md_works(s->md[0], s->buf + 1);    /* nested prepare */
+		cr_assert_eq(IOMemoryDescriptor_complete(s->md[0], kIODirectionNone), kIOReturnSuccess);
+	} else {
+		cr_assert_eq(IOMemoryDescriptor_getPreparationID(s->md[0]), kIOPreparationIDUnprepared);
+		cr_assert_eq(iomem_posix_virt_to_phys(s->buf + 1), 0, "nothing stays wired");
+	}
+	inj_md_works(s->md[0], s->buf + 1);
+}
+
+static IOReturn op_buffer_contig(inj *s)
+{
+	s->out = IOBufferMemoryDescriptor_inTaskWithPhysicalMask(kernel_task,
+	        kIODirectionInOut | kIOMemoryPhysicallyContiguous | kIOMemoryThreadSafe, 3 * PAGE,
+	        0xFFFFF000ull);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static IOReturn op_buffer_pageable(inj *s)
+{
+	s->out = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut | kIOMemoryPageable, 3 * PAGE + 5, 1);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static IOReturn op_buffer_bytes(inj *s)
+{
+	static const char text[] = "the bytes of a buffer descriptor";
+	s->out = IOBufferMemoryDescriptor_withBytes(text, sizeof text, kIODirectionInOut, false);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void setup_parent(inj *s)
+{
+	setup_buf5(s);
+	s->md[0] = IOMemoryDescriptor_withAddressRange((uintptr_t)s->buf, 5 * PAGE, kIODirectionInOut,
+	                                               kernel_task);
+	cr_assert_not_null(s->md[0]);
+}
+
+static IOReturn op_sub_prepare(inj *s)
+{
+	IOReturn r;
+	s->out = IOSubMemoryDescriptor_withSubRange(s->md[0], PAGE + 3, 2 * PAGE, kIODirectionInOut);
+	if (s->out == NULL)
+		return kIOReturnNoMemory;
+	r = IOMemoryDescriptor_prepare(s->out, kIODirectionNone);
+	if (r == kIOReturnSuccess)
+		IOMemoryDescriptor_complete(s->out, kIODirectionNone);
+	return r;
+}
+
+static void setup_children(inj *s)
+{
+	setup_buf5(s);
+	s->md[0] = IOMemoryDescriptor_withAddressRange((uintptr_t)s->buf, 2 * PAGE, kIODirectionInOut,
+	                                               kernel_task);
+	s->md[1] = IOBufferMemoryDescriptor_withCapacity(PAGE + 9, kIODirectionInOut, false);
+	s->md[2] = IOMemoryDescriptor_withAddressRange((uintptr_t)s->buf + 2 * PAGE + 5, 2 * PAGE,
+	                                               kIODirectionInOut, kernel_task);
+	cr_assert(s->md[0] && s->md[1] && s->md[2]);
+}
+
+static IOReturn op_multi_prepare(inj *s)
+{
+	IOReturn r;
+	s->out = IOMultiMemoryDescriptor_withDescriptors(s->md, 3, kIODirectionInOut, false);
+	if (s->out == NULL)
+		return kIOReturnNoMemory;
+	r = IOMemoryDescriptor_prepare(s->out, kIODirectionNone);
+	if (r == kIOReturnSuccess)
+		IOMemoryDescriptor_complete(s->out, kIODirectionNone);
+	return r;
+}
+
+static IOReturn op_interleaved_prepare(inj *s)
+{
+	IOReturn r;
+	s->out = IOInterleavedMemoryDescriptor_withCapacity(3, kIODirectionInOut);
+	if (s->out == NULL)
+		return kIOReturnNoMemory;
+	for (int i = 0; i < 3; i++)
+		cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(s->out, s->md[i], 1, PAGE));
+	r = IOMemoryDescriptor_prepare(s->out, kIODirectionNone);
+	if (r == kIOReturnSuccess)
+		IOMemoryDescriptor_complete(s->out, kIODirectionNone);
+	return r;
+}
+
+static void teardown_all(inj *s) { inj_release_all(s); }
+
+static IODeviceMemory **dev_array;
+
+static IOReturn op_device_array(inj *s)
+{
+	static const IODeviceMemory_InitElement list[3] = {
+		{ 0xfe000000u, 0x1000, 1 }, { 0xfe100000u, 0x2000, 2 }, { 0xfe200000u, 0x10, 3 },
+	};
+	(void)s;
+	dev_array = IODeviceMemory_arrayFromList(list, 3);
+	return dev_array ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_device_array(inj *s, bool ok)
+{
+	(void)s;
+	if (!ok)
+		return;
+	cr_assert_eq(IOMemoryDescriptor_getPhysicalAddress(dev_array[1]), 0xfe100000u);
+	cr_assert_eq(IOMemoryDescriptor_getTag(dev_array[2]), 3);
+	iomem_device_memory_array_release(dev_array, 3);
+	dev_array = NULL;
+}
+
+static addr64_t custom_seg(IOMemoryDescriptor *md, IOByteCount offset, IOByteCount *length, IOOptionBits o)
+{
+	(void)o;
+	if (offset >= IOMemoryDescriptor_getLength(md)) {
+		if (length)
+			*length = 0;
+		return 0;
+	}
+	if (length)
+		*length = IOMemoryDescriptor_getLength(md) - offset;
+	return 0x4000 + offset;
+}
+
+static const iomem_md_ops custom_ops = { "inject", custom_seg, NULL, NULL, NULL, NULL, NULL, NULL };
+
+static IOReturn op_custom(inj *s)
+{
+	s->out = iomem_md_withOps(&custom_ops, s, 3 * PAGE, kIODirectionInOut | kIOMemoryThreadSafe);
+	return s->out ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_custom(inj *s, bool ok)
+{
+	if (ok)
+		cr_assert_eq(iomem_md_getContext(s->out), s);
+}
+
+/* ---- IORangeAllocator --------------------------------------------------- */
+
+static IOReturn op_range_create(inj *s)
+{
+	s->ra = IORangeAllocator_withRange(0xFFFF, 16, 4, kLocking | IOMEM_RANGE_CACHE);
+	return s->ra ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_range_create(inj *s, bool ok)
+{
+	IORangeScalar r;
+	if (!ok)
+		return;
+	cr_assert(IORangeAllocator_allocate(s->ra, 100, &r, 0));
+	IORangeAllocator_deallocate(s->ra, r, 100);
+	cr_assert_eq(IORangeAllocator_getFreeCount(s->ra), 0x10000);
+	cr_assert(iomem_range_invariants_hold(s->ra));
+}
+
+/* growth: capacity 1, each allocation that splits a fragment needs a slot */
+static void setup_range_full(inj *s)
+{
+	s->ra = IORangeAllocator_withRange(0xFFFFF, 1, 1, 0);
+	cr_assert_not_null(s->ra);
+}
+
+static IOReturn op_range_grow(inj *s)
+{
+	/* allocateRange in the middle splits a fragment: the slot array grows */
+	for (s->nunits = 0; s->nunits < 12; s->nunits++) {
+		IORangeScalar start = 0x1000 + (IORangeScalar)s->nunits * 0x2000;
+		if (!IORangeAllocator_allocateRange(s->ra, start, 0x100))
+			return kIOReturnNoMemory;
+		s->units[s->nunits] = start;
+	}
+	return kIOReturnSuccess;
+}
+
+static void check_range_grow(inj *s, bool ok)
+{
+	(void)ok;
+	cr_assert(iomem_range_invariants_hold(s->ra));
+	/* exactly what op took is taken: nothing more, nothing lost */
+	cr_assert_eq(IORangeAllocator_getFreeCount(s->ra), 0x100000 - (IORangeScalar)s->nunits * 0x100);
+	for (unsigned i = 0; i < s->nunits; i++)
+		IORangeAllocator_deallocate(s->ra, s->units[i], 0x100);
+	cr_assert_eq(IORangeAllocator_getFragmentCount(s->ra), 1);
+	cr_assert_eq(IORangeAllocator_getFreeCount(s->ra), 0x100000);
+	/* and it can grow now */
+	for (unsigned i = 0; i < 12; i++)
+		cr_assert(IORangeAllocator_allocateRange(s->ra, 0x1000 + (IORangeScalar)i * 0x2000, 0x100));
+	cr_assert(iomem_range_invariants_hold(s->ra));
+}
+
+/* the IOVA entry point reports kIOReturnNoMemory for a failed growth */
+static IOReturn op_range_below(inj *s)
+{
+	IORangeScalar r;
+	IOReturn ret = kIOReturnSuccess;
+	s->nunits = 0;
+	for (unsigned i = 0; i < 8 && ret == kIOReturnSuccess; i++) {
+		/* alignment leaves a gap in front: a split */
+		ret = iomem__range_alloc_below(s->ra, 0x10, 0x1000, 0xFFFFF, &r);
+		if (ret == kIOReturnSuccess)
+			s->units[s->nunits++] = r;
+	}
+	return ret;
+}
+
+static void setup_range_below(inj *s)
+{
+	s->ra = IORangeAllocator_withRange(0xFFFFF, 1, 1, 0);
+	cr_assert_not_null(s->ra);
+	cr_assert(IORangeAllocator_allocateRange(s->ra, 0, 1));   /* misalign the free start */
+}
+
+static void check_range_below(inj *s, bool ok)
+{
+	(void)ok;
+	cr_assert(iomem_range_invariants_hold(s->ra));
+	cr_assert_eq(IORangeAllocator_getFreeCount(s->ra), 0xFFFFF - (IORangeScalar)s->nunits * 0x10);
+	for (unsigned i = 0; i < s->nunits; i++)
+		IORangeAllocator_deallocate(s->ra, s->units[i], 0x10);
+	cr_assert_eq(IORangeAllocator_getFreeCount(s->ra), 0xFFFFF);
+}
+
+/* deallocate needing a new fragment: dropped, counted (as IOKit) */
+static void setup_range_dealloc(inj *s)
+{
+	s->ra = IORangeAllocator_withRange(0, 1, 1, 0);    /* empty */
+	cr_assert_not_null(s->ra);
+}
+
+static IOReturn op_range_dealloc(inj *s)
+{
+	for (unsigned i = 0; i < 6; i++)
+		IORangeAllocator_deallocate(s->ra, (IORangeScalar)i * 0x100, 0x10);
+	return IORangeAllocator_getFragmentCount(s->ra) == 6 ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_range_dealloc(inj *s, bool ok)
+{
+	iomem_range_stats st;
+	cr_assert(iomem_range_invariants_hold(s->ra));
+	cr_assert_eq(iomem_range_get_stats(s->ra, &st), kIOReturnSuccess);
+	cr_assert_eq(st.fragments + st.lost_ranges, 6, "every range kept or counted as lost");
+	cr_assert_eq(st.lost_units, st.lost_ranges * 0x10);
+	cr_assert_eq(ok, st.lost_ranges == 0);
+	/* with IOMEM_DEBUG each lost range is reported, as documented */
+	cr_assert_eq(iomem_test_panic_count, IOMEM__DEBUG ? (int)st.lost_ranges : 0);
+	if (st.lost_ranges)
+		iomem_test_expect_report_has("the range is lost");
+	iomem_test_panic_count = 0;
+}
+
+
+/* ---- IODMACommand, IOMemoryMap, cursors ---------------------------------- */
+
+static IOReturn op_dmacmd_create(inj *s)
+{
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kMapped, 0, 1,
+	                                        NULL, NULL);
+	return s->cmd ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+/* The segments of the prepared command: all below 4 GiB, tiling the
+ * descriptor, and the bytes the device would read are the descriptor's. */
+static void inj_cmd_works(IODMACommand *c, IOMemoryDescriptor *md)
+{
+	IODMACommand_Segment64 seg[64];
+	UInt64 off = 0, total = 0, len = IOMemoryDescriptor_getLength(md);
+	unsigned char want[64], got[64];
+	while (off < len) {
+		UInt32 n = 64;
+		IOReturn r = IODMACommand_gen64IOVMSegments(c, &off, seg, &n);
+		cr_assert_eq(r, kIOReturnSuccess, "gen64IOVMSegments: %#x", (unsigned)r);
+		cr_assert_gt(n, 0);
+		for (UInt32 i = 0; i < n; i++) {
+			cr_assert_leq(seg[i].fIOVMAddr + seg[i].fLength - 1, 0xFFFFFFFFull, "segment above 4 GiB");
+			if (i == 0 && total == 0) {
+				cr_assert(iomem__platform_phys_copy(seg[i].fIOVMAddr, got, sizeof got, false));
+				cr_assert_eq(IOMemoryDescriptor_readBytes(md, 0, want, sizeof want), sizeof want);
+				cr_assert_arr_eq(got, want, sizeof got, "the device reads the descriptor's bytes");
+			}
+			total += seg[i].fLength;
+		}
+	}
+	cr_assert_eq(total, len);
+}
+
+/* a buffer above 4 GiB: a 32-bit device needs bouncing */
+static void setup_high_buffer(inj *s)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 3 * PAGE, PAGE);
+	cr_assert_not_null(s->md[0]);
+	desc_fill(IOBufferMemoryDescriptor_getBytesNoCopy(s->md[0]), 3 * PAGE, 9);
+	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1,
+	                                        NULL, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], false), kIOReturnSuccess);
+}
+
+static IOReturn op_dmacmd_bounce(inj *s)
+{
+	IOReturn r = IODMACommand_prepare(s->cmd, 0, 0, true, true);
+	if (r == kIOReturnSuccess) {
+		inj_cmd_works(s->cmd, s->md[0]);
+		cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	}
+	return r;
+}
+
+static void check_dmacmd_bounce(inj *s, bool ok)
+{
+	(void)ok;
+	/* the command and its descriptor work afterwards */
+	cr_assert_eq(IODMACommand_prepare(s->cmd, 0, 0, true, true), kIOReturnSuccess);
+	inj_cmd_works(s->cmd, s->md[0]);
+	cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(s->cmd, false), kIOReturnSuccess);
+	inj_md_works(s->md[0], NULL);
+}
+
+static void setup_map_buffer(inj *s)
+{
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 2 * PAGE + 100, 1);
+	cr_assert_not_null(s->md[0]);
+	desc_fill(IOBufferMemoryDescriptor_getBytesNoCopy(s->md[0]), 2 * PAGE + 100, 4);
+}
+
+static IOReturn op_map(inj *s)
+{
+	s->map = IOMemoryDescriptor_map(s->md[0], kIOMapAnywhere);
+	return s->map ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_map(inj *s, bool ok)
+{
+	unsigned char *b = IOBufferMemoryDescriptor_getBytesNoCopy(s->md[0]);
+	IOMemoryMap *m = ok ? s->map : IOMemoryDescriptor_map(s->md[0], kIOMapAnywhere);
+	unsigned char *v;
+	cr_assert_not_null(m);
+	v = (unsigned char *)(uintptr_t)IOMemoryMap_getAddress(m);
+	cr_assert_arr_eq(v, b, 2 * PAGE + 100, "the mapping shows the buffer");
+	v[PAGE + 3] ^= 0xff;
+	cr_assert_eq(b[PAGE + 3], v[PAGE + 3], "and aliases it");
+	if (!ok)
+		IOMemoryMap_release(m);
+	inj_md_works(s->md[0], NULL);
+}
+
+static IOReturn op_cursor(inj *s)
+{
+	s->cursor = IOMemoryCursor_withSpecification(IONaturalMemoryCursor_outputSegment, PAGE, 0, 1);
+	return s->cursor ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_cursor(inj *s, bool ok)
+{
+	IOPhysicalSegment seg[8];
+	IOByteCount done = 0;
+	IOMemoryDescriptor *md;
+	if (!ok)
+		return;
+	md = IOBufferMemoryDescriptor_withCapacity(3 * PAGE, kIODirectionInOut, false);
+	cr_assert_not_null(md);
+	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(s->cursor, md, 0, seg, 8, 0, &done), 3);
+	cr_assert_eq(done, 3 * PAGE);
+	IOMemoryDescriptor_release(md);
+}
+
+
+/* ---- the software IOMMU (IOVA space, page table) -------------------------- */
+
+static IOReturn op_swiommu_create(inj *s)
+{
+	s->mapper = iomem_swiommu_create(NULL);
+	return s->mapper ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_swiommu_create(inj *s, bool ok)
+{
+	if (ok)
+		cr_assert_eq(IOMapper_getPageSize(s->mapper), PAGE);
+}
+
+static void setup_iova(inj *s)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, 5 * PAGE, PAGE);
+	s->mapper = iomem_swiommu_create(NULL);
+	cr_assert(s->md[0] && s->mapper);
+}
+
+/* every page of the mapping translates to the descriptor's */
+static void inj_iova_works(inj *s, uint64_t iova)
+{
+	for (IOByteCount o = 0; o < 5 * PAGE; o += PAGE)
+		cr_assert_eq(IOMapper_mapToPhysicalAddress(s->mapper, iova + o),
+		             IOMemoryDescriptor_getPhysicalSegment(s->md[0], o, NULL, kIOMemoryMapperNone),
+		             "IOVA page %llu", (unsigned long long)(o / PAGE));
+}
+
+static IOReturn op_iova(inj *s)
+{
+	uint64_t a = 0, l = 0;
+	IOReturn r = IOMapper_iovmMapMemory(s->mapper, s->md[0], 0, 5 * PAGE,
+	                                    kIODMAMapReadAccess | kIODMAMapWriteAccess, NULL, NULL, NULL, &a, &l);
+	if (r == kIOReturnSuccess) {
+		s->iova = a;
+		s->iova_len = l;
+	}
+	return r;
+}
+
+static void check_iova(inj *s, bool ok)
+{
+	uint64_t a = 0, l = 0;
+	if (ok) {
+		inj_iova_works(s, s->iova);
+		cr_assert_eq(IOMapper_iovmUnmapMemory(s->mapper, s->md[0], NULL, s->iova, s->iova_len), kIOReturnSuccess);
+		s->iova_len = 0;
+	}
+	/* the mapper works afterwards: map, translate, unmap */
+	cr_assert_eq(IOMapper_iovmMapMemory(s->mapper, s->md[0], 0, 5 * PAGE, kIODMAMapReadAccess, NULL, NULL, NULL,
+	                                    &a, &l), kIOReturnSuccess);
+	inj_iova_works(s, a);
+	cr_assert_eq(IOMapper_iovmUnmapMemory(s->mapper, s->md[0], NULL, a, l), kIOReturnSuccess);
+}
+
+/* a mapped command: prepare maps through the IOMMU */
+static void setup_mapped_cmd(inj *s)
+{
+	setup_iova(s);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kMapped, 0, 1,
+	                                        s->mapper, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], false), kIOReturnSuccess);
+}
+
+static IOReturn op_mapped_prepare(inj *s)
+{
+	IOReturn r = IODMACommand_prepare(s->cmd, 0, 0, true, true);
+	if (r == kIOReturnSuccess)
+		cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	return r;
+}
+
+static void check_mapped_prepare(inj *s, bool ok)
+{
+	IODMACommand_Segment64 seg[8];
+	UInt64 off = 0;
+	UInt32 n = 8;
+	(void)ok;
+	cr_assert_eq(IODMACommand_prepare(s->cmd, 0, 0, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(s->cmd, &off, seg, &n), kIOReturnSuccess);
+	cr_assert_eq(n, 1, "one IOVA segment for the scattered buffer");
+	inj_iova_works(s, seg[0].fIOVMAddr);
+	cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(s->cmd, false), kIOReturnSuccess);
+}
+
+
+/* ---- the POSIX software DMA engine (controller object, channels, threads) -- */
+
+static IODMAController *engine;
+
+static IOReturn op_engine_create(inj *s)
+{
+	iomem_posix_dma_engine_desc d = { 0x1234u, 2, 0, 0 };
+	(void)s;
+	engine = iomem_posix_dma_engine_create(&d);
+	return engine ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_engine_create(inj *s, bool ok)
+{
+	(void)s;
+	if (ok)
+		IODMAController_release(engine);     /* stops and joins its threads */
+	engine = NULL;
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+#if IOMEM__DEBUG
+static bool inj_error_ok(const inject_case *c, IOReturn r)
+{
+	for (int i = 0; i < 4 && c->errors[i] != 0; i++)
+		if (c->errors[i] == r)
+			return true;
+	return false;
+}
+#endif
+
+static void inj_assert_clean(const inject_case *c, uint64_t n, int mode)
+{
+	iomem_posix_machine_stats_t st;
+	vm_size_t live;
+	iomem_bounce_pool_trim();          /* the pool's cached empty chunk is not a leak */
+	live = iomem_leak_report(NULL, NULL);
+	iomem_posix_machine_stats(&st);
+	cr_assert_eq(live, 0, "%s, point %llu (mode %d): %zu block(s) leaked", c->name,
+	             (unsigned long long)n, mode, (size_t)live);
+	cr_assert_eq(st.wired_pages, 0, "%s, point %llu (mode %d): %llu page(s) still wired", c->name,
+	             (unsigned long long)n, mode, (unsigned long long)st.wired_pages);
+}
+
+static unsigned inject_walk(const inject_case *c)
+{
+	unsigned runs = 0;
+#if IOMEM__DEBUG
+	for (int mode = 0; mode < 2; mode++) {
+		for (uint64_t n = 0;; n++) {
+			inj s;
+			uint64_t points;
+			IOReturn r;
+			memset(&s, 0, sizeof s);
+			if (c->setup)
+				c->setup(&s);
+			iomem_debug_fail_allocations(n, mode == 0 ? 1 : UINT64_MAX);
+			r = c->op(&s);
+			points = iomem_debug_allocation_points();
+			iomem_debug_fail_allocations(0, 0);
+			runs++;
+			if (points > n) {        /* the injection fired */
+				if (r != kIOReturnSuccess)
+					cr_assert(inj_error_ok(c, r), "%s, point %llu (mode %d): error %#x is not documented",
+					          c->name, (unsigned long long)n, mode, (unsigned)r);
+				else
+					cr_assert(c->may_absorb, "%s, point %llu of %llu (mode %d) failed, yet the call succeeded",
+					          c->name, (unsigned long long)n, (unsigned long long)points, mode);
+			} else {
+				cr_assert_eq(r, kIOReturnSuccess, "%s: failed (%#x) with no injection", c->name, (unsigned)r);
+			}
+			if (c->check)
+				c->check(&s, r == kIOReturnSuccess);
+			if (c->teardown)
+				c->teardown(&s);
+			else
+				inj_release_all(&s);
+			iomem_test_expect_reports(0);
+			inj_assert_clean(c, n, mode);
+			if (points <= n)
+				break;
+			cr_assert_lt(n, 10000, "%s: no end to the allocation points", c->name);
+		}
+	}
+	printf("inject: %-22s %u runs\n", c->name, runs);
+#else
+	inj s;
+	IOReturn r;
+	memset(&s, 0, sizeof s);
+	if (c->setup)
+		c->setup(&s);
+	r = c->op(&s);
+	cr_assert_eq(r, kIOReturnSuccess, "%s: %#x", c->name, (unsigned)r);
+	if (c->check)
+		c->check(&s, true);
+	if (c->teardown)
+		c->teardown(&s);
+	else
+		inj_release_all(&s);
+	inj_assert_clean(c, 0, 0);
+	runs = 1;
+#endif
+	fflush(stdout);
+	return runs;
+}
+
+#define NOMEM { kIOReturnNoMemory, 0 }
+#define PREP_ERRORS { kIOReturnNoMemory, kIOReturnNoResources, 0 }
+#define IOVA_ERRORS { kIOReturnNoMemory, kIOReturnNoResources, kIOReturnNoSpace, 0 }
+
+#define INJECT(id, ...)                                               \
+	static const inject_case id##_case = { #id, __VA_ARGS__ };    \
+	Test(inject, id) { inject_walk(&id##_case); }
+
+INJECT(with_address,       setup_buf5, op_with_address, check_with_address, NULL, NOMEM, false)
+INJECT(ranges_threadsafe,  setup_buf5, op_ranges_threadsafe, check_out_works, NULL, NOMEM, false)
+INJECT(physical_ranges,    NULL, op_physical, check_physical, NULL, NOMEM, false)
+INJECT(prepare,            setup_unprepared, op_prepare, check_prepare, NULL, PREP_ERRORS, false)
+INJECT(buffer_contiguous,  NULL, op_buffer_contig, check_out_works, NULL, NOMEM, false)
+INJECT(buffer_pageable,    NULL, op_buffer_pageable, check_out_works, NULL, NOMEM, false)
+INJECT(buffer_with_bytes,  NULL, op_buffer_bytes, check_out_works, NULL, NOMEM, false)
+INJECT(sub_prepare,        setup_parent, op_sub_prepare, check_out_works, teardown_all, PREP_ERRORS, false)
+INJECT(multi_prepare,      setup_children, op_multi_prepare, check_out_works, NULL, PREP_ERRORS, false)
+INJECT(interleaved_prepare, setup_children, op_interleaved_prepare, check_out_works, NULL, PREP_ERRORS, false)
+INJECT(device_array,       NULL, op_device_array, check_device_array, NULL, NOMEM, false)
+INJECT(custom_kind,        NULL, op_custom, check_custom, NULL, NOMEM, false)
+INJECT(range_create,       NULL, op_range_create, check_range_create, NULL, NOMEM, false)
+INJECT(range_growth,       setup_range_full, op_range_grow, check_range_grow, NULL, NOMEM, false)
+INJECT(range_iova_growth,  setup_range_below, op_range_below, check_range_below, NULL, NOMEM, false)
+INJECT(dmacmd_create,      NULL, op_dmacmd_create, NULL, NULL, NOMEM, false)
+INJECT(dmacmd_prepare_bounce, setup_high_buffer, op_dmacmd_bounce, check_dmacmd_bounce, NULL, PREP_ERRORS, true)
+INJECT(memory_map,         setup_map_buffer, op_map, check_map, NULL, NOMEM, false)
+INJECT(cursor_create,      NULL, op_cursor, check_cursor, NULL, NOMEM, false)
+INJECT(swiommu_create,     NULL, op_swiommu_create, check_swiommu_create, NULL, NOMEM, false)
+INJECT(iova_map,           setup_iova, op_iova, check_iova, NULL, IOVA_ERRORS, false)
+INJECT(dmacmd_mapped_prepare, setup_mapped_cmd, op_mapped_prepare, check_mapped_prepare, NULL, IOVA_ERRORS, false)
+INJECT(dma_engine_create,  NULL, op_engine_create, check_engine_create, NULL, NOMEM, false)
+INJECT(range_dealloc_growth, setup_range_dealloc, op_range_dealloc, check_range_dealloc, NULL, NOMEM, false)
+
+/* The hook itself: counts points, fails exactly the window asked for, and
+ * the counter restarts with every call. */
+#if IOMEM__DEBUG
+IOMEM_TEST(inject, hook_window)
+{
+	IOMemoryDescriptor *md[5];
+	iomem_alloc_stats st0, st1;
+	cr_assert_eq(iomem_stats(&st0), kIOReturnSuccess);
+	iomem_debug_fail_allocations(1, 2);
+	for (int i = 0; i < 5; i++)
+		md[i] = IOMemoryDescriptor_withPhysicalAddress(0x1000, 0x10, kIODirectionIn);
+	/* points: md0 = 0 (object), 1 (extents: fails); md1 = 2 (object:
+	 * fails); md2..md4 = two each */
+	cr_assert_eq(iomem_debug_allocation_points(), 9);
+	cr_assert_null(md[0]);
+	cr_assert_null(md[1]);
+	cr_assert_not_null(md[2]);
+	cr_assert_not_null(md[3]);
+	cr_assert_not_null(md[4]);
+	iomem_debug_fail_allocations(0, 0);
+	cr_assert_eq(iomem_debug_allocation_points(), 0);
+	cr_assert_eq(iomem_stats(&st1), kIOReturnSuccess);
+	cr_assert_eq(st1.family[IOMEM_ALLOC_INTERNAL].failed_allocs,
+	             st0.family[IOMEM_ALLOC_INTERNAL].failed_allocs + 2);
+	/* the IOMalloc family is never failed */
+	iomem_debug_fail_allocations(0, UINT64_MAX);
+	void *p = IOMalloc(16);
+	cr_assert_not_null(p);
+	IOFree(p, 16);
+	cr_assert_null(IOMemoryDescriptor_withPhysicalAddress(0x1000, 0x10, kIODirectionIn));
+	iomem_debug_fail_allocations(0, 0);
+	for (int i = 0; i < 5; i++)
+		if (md[i])
+			IOMemoryDescriptor_release(md[i]);
+}
+#endif
