@@ -870,7 +870,9 @@ void bmt_suite_desc_translated(void)
 	       iomem__platform_phys_to_virt(0x1000) == NULL, "translated: hooks in place");
 	xl_v2p_calls = xl_p2v_calls = 0;
 	general_over(sbuf, 2 * PAGE + 100, "translated: general descriptor over static memory");
-	BMT_OK(xl_v2p_calls >= 3 && xl_p2v_calls >= 1, "translated: wiring used virt_to_phys, bytes used phys_to_virt");
+	/* readBytes/writeBytes of prepared virtual memory copy through its
+	 * virtual ranges (b965b1d): no phys_to_virt needed there */
+	BMT_OK(xl_v2p_calls >= 3, "translated: wiring used virt_to_phys");
 	general_ranges_prepare(sbuf);
 	buffer_cases();
 	buffer_masks();
