@@ -59,6 +59,11 @@
  *   anything else        a compiler barrier: give hooks
  *   invalidate never discards bytes outside [addr, addr+len): a partial line
  *   at either end is cleaned and invalidated instead.
+ *   A hook may call iomem_baremetal_cache_default() to run this default and
+ *   add to it (an outer L2 controller, counting). Users of the maintenance:
+ *   IOFlushProcessorCache (flush), IOMemoryDescriptor_performOperation
+ *   (kIOMemoryIncoherentIOFlush = flush, ...IOStore = clean) and through it
+ *   IODMACommand kNonCoherent (prepare: store, last complete: flush).
  *
  * LOCKING
  *   lock/unlock bracket every heap operation, the debug layer's table, and
