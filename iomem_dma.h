@@ -488,9 +488,33 @@ struct iomem__dma_bounce_page;   /* one sparse bounce page (implementation) */
 /* Keep away from the fields but fRefCon: they are private (iomem__). */
 struct IODMACommand {
 	void *fRefCon;                                  /* IOKit's public member */
-	/* the specification (iomem__out_fn NULL: none yet, withRefCon) */
-	IODMACommand_SegmentFunction iomem__out_fn;
+	/* -- what genIOVMSegments reads on every call, packed together (the
+	 *    first 64 bytes, then the walk): a driver with many commands in
+	 *    flight takes few cache misses -- */
+	uint32_t  iomem__active;                        /* prepare nesting */
+	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
+	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
+	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
+	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
+	IOByteCount iomem__pos;                         /* the walk's relative offset; ~0: none */
+	IOByteCount iomem__prep_len;
 	uint64_t  iomem__max_seg;                       /* ~0: unlimited */
+	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
+	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
+	IOByteCount iomem__run_len;                     /* rest of the current run */
+	addr64_t    iomem__run_pa;
+	iomem_walk  iomem__walk;                        /* the resumable walk at iomem__pos */
+	/* -- the rest of the preparation -- */
+	IOByteCount iomem__prep_off;
+	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
+	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
+	uint8_t   iomem__mapped;                        /* 1: one IOVA run, 2: mapper extents */
+	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
+	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
+	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
+	IOMemoryDescriptor *iomem__md;                  /* retained */
+	IODMACommand_SegmentFunction iomem__out_fn;     /* NULL: no specification yet (withRefCon) */
+	/* -- the specification -- */
 	uint64_t  iomem__max_xfer;                      /* ~0: unlimited */
 	uint64_t  iomem__max_phys;                      /* highest reachable byte; ~0: all */
 	uint32_t  iomem__align_mask;                    /* first segment's start */
@@ -499,34 +523,14 @@ struct IODMACommand {
 	uint32_t  iomem__mapping_options;
 	IOMapper *iomem__mapper;                        /* retained; NULL: none */
 	uint32_t  iomem__refcount;
-	uint8_t   iomem__bits;                          /* as given (32-bit outputs: <= 32) */
-	uint8_t   iomem__seg_shift;                     /* log2(max_seg) if a power of two, else 64 */
-	uint8_t   iomem__fmt;                           /* which built-in output, or generic */
-	/* the descriptor and the preparation */
-	uint8_t   iomem__cursor;                        /* no bouncing possible: misfits are errors */
-	uint8_t   iomem__bounce;                        /* IOMEM__DMA_BOUNCE_* */
-	uint8_t   iomem__simple;                        /* no alignment rule, no sparse page */
-	uint8_t   iomem__single;                        /* simple, and one run: at iomem__single_pa */
-	uint8_t   iomem__mapped;                        /* an IOVA mapping is held */
-	uint8_t   iomem__dma_marked;                    /* raised the descriptor's DMA-active count */
-	uint8_t   iomem__dk_prepared;                   /* PrepareForDMA prepared the descriptor */
-	uint32_t  iomem__active;                        /* prepare nesting */
-	IOMemoryDescriptor *iomem__md;                  /* retained */
-	IOByteCount iomem__prep_off, iomem__prep_len;
-	uint64_t  iomem__lim;                           /* the limit the engine checks; ~0: none can bite */
-	addr64_t  iomem__single_pa;                     /* the run's address (iomem__single) */
+	/* -- bouncing and mapping -- */
+	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	IOMemoryDescriptor *iomem__copy_md;             /* the double buffer, or NULL */
 	struct iomem__dma_bounce_page *iomem__pages;    /* sparse bounce pages, by offset */
-	uint32_t  iomem__npages, iomem__pages_cap, iomem__page_hint;
 	uint64_t  iomem__iova, iomem__iova_len;
 	const iomem_md_extent *iomem__xext;             /* iovmMapExtents: device-address extents */
 	uint32_t  iomem__xcount;
 	void     *iomem__xhandle;
-	/* the resumable walk: the run at relative offset iomem__pos */
-	iomem_walk  iomem__walk;
-	IOByteCount iomem__pos;                         /* ~0: no walk to resume */
-	addr64_t    iomem__run_pa;
-	IOByteCount iomem__run_len;                     /* rest of the current run */
 	iomem__sleep_lock iomem__dk_lock;               /* PrepareForDMA / CompleteDMA */
 };
 
@@ -2484,14 +2488,16 @@ IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t x
 	return xi + iomem_extents_find(e + xi, hi - xi + 1, hi > xi ? hi - xi - 1 : 0, xend - 1);
 }
 
-/* Whole extents [*xi, stop) of the extent fast path, each one segment; a
- * run longer than max_seg is left in *run_pa and *run_len for the split path.
- * @limit (a constant) checks the address limit. */
+/* Whole extents [*xi, stop) of the extent fast path, each one segment or,
+ * longer than max_seg, split in place when max_seg is a power of two (2^
+ * @sshift); else (or when the slots run out) the rest is left in *run_pa
+ * and *run_len for the piece path. @limit (a constant) checks the address
+ * limit. */
 IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
-                                            IODMACommand *cmd, void *segs, UInt32 *ip, uint32_t stop,
+                                            IODMACommand *cmd, void *segs, UInt32 *ip, UInt32 n, uint32_t stop,
                                             uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
-                                            uint64_t max_seg, uint64_t max_phys, addr64_t *run_pa,
-                                            IOByteCount *run_len)
+                                            uint64_t max_seg, unsigned sshift, uint64_t max_phys,
+                                            addr64_t *run_pa, IOByteCount *run_len)
 {
 	UInt32 i = *ip;
 	uint32_t xi = *xip;
@@ -2507,9 +2513,33 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMAComma
 			break;
 		}
 		if (IOMEM_UNLIKELY(l > max_seg)) {
-			*run_pa = a;
-			*run_len = l;
-			break;
+			uint64_t k, j;
+			if (sshift >= 64) {
+				*run_pa = a;              /* not a power of two: the piece path */
+				*run_len = l;
+				break;
+			}
+			/* split in place: k full pieces, then the last one below */
+			k = (l - 1) >> sshift;
+			if (k >= (uint64_t)(n - i)) {
+				k = n - i;                /* no room for all: the rest is pending */
+				for (j = 0; j < k; j++)
+					if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+						return kIOReturnMessageTooLarge;
+				i += (UInt32)k;
+				*run_pa = a + (k << sshift);
+				*run_len = l - (k << sshift);
+				break;
+			}
+			for (j = 0; j < k; j++)
+				if (!iomem__dma_emit(fmt, fn, cmd, segs, i + (UInt32)j, a + (j << sshift), max_seg))
+					return kIOReturnMessageTooLarge;
+			i += (UInt32)k;
+			a += k << sshift;
+			l -= k << sshift;
+			/* extents left to visit: no more than the slots after this one */
+			if (stop - xi > n - i - 1)
+				stop = xi + (n - i - 1);
 		}
 		if (!iomem__dma_emit(fmt, fn, cmd, segs, i, a, l)) {
 			r = kIOReturnMessageTooLarge;
@@ -2632,11 +2662,11 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 			/* whole extents before the last: no clip, one check each */
 			stop = xi + ((n - i) < (xlast - xi) ? (n - i) : (xlast - xi));
 			if (max_phys == IOMEM__DMA_ALL)
-				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
-				                     &run_pa, &run_len);
+				r = iomem__dma_whole(fmt, false, fn, cmd, segs, &i, n, stop, &xi, &xoff, e, max_seg, sshift,
+				                     max_phys, &run_pa, &run_len);
 			else
-				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, stop, &xi, &xoff, e, max_seg, max_phys,
-				                     &run_pa, &run_len);
+				r = iomem__dma_whole(fmt, true, fn, cmd, segs, &i, n, stop, &xi, &xoff, e, max_seg, sshift,
+				                     max_phys, &run_pa, &run_len);
 			if (r != kIOReturnSuccess)
 				return r;
 			if (run_len == 0 && xi == xlast && i < n && xoff < xend) {

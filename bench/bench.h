@@ -43,6 +43,7 @@
 
 /* ---- the group table: one line per group ------------------------------ */
 #define BENCH_GROUPS(X)                                                        \
+    X(seggen, "IODMACommand segment generation vs page16/merge/linux/fbsd/xnu models; resume; I/O; bounce") \
     X(alloc, "IOMalloc family vs malloc/aligned_alloc/calloc; aligned footprint")      \
     X(bmheap, "bare-metal O(1) heap vs malloc: hot pair, random live set, worst-case instructions") \
     X(desc, "IOMemoryDescriptor getPhysicalSegment walks (contiguous, scattered, random); memory") \

@@ -16,6 +16,8 @@
  *   kIterateOnly         never bounces: MessageTooLarge / NotAligned
  *   exhaustion           no low memory for the limit: NoResources, nothing
  *                        leaked, the command still usable
+ *   with a mapper        (kMapped + a test IOMMU) high memory is mapped, not
+ *                        bounced; one map per preparation, one unmap
  * The "device" reads and writes the bounce memory through the machine's
  * physical-to-virtual map (iomem_posix_phys_to_virt). Every byte is
  * checked, both ways, with distinct patterns.
@@ -661,4 +663,87 @@ IOMEM_TEST(dmacmd_bounce, sparse_one_page_per_segment)
 	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
 	IODMACommand_release(c);
 	IOMemoryDescriptor_release(hi);
+}
+
+/* ---- with a mapper: the limit is the IOMMU's, nothing bounces ------------ */
+
+typedef struct iova_ctx {
+	int maps, unmaps;
+	uint64_t off, len, addr, maplen;
+	uint8_t bits;
+	IOMemoryDescriptor *md;
+} iova_ctx;
+
+static uint64_t iv_page_size(IOMapper *m) { (void)m; return PG; }
+static IOReturn iv_map(IOMapper *m, IOMemoryDescriptor *md, uint64_t o, uint64_t l, uint32_t opt,
+                       const IODMAMapSpecification *spec, IODMACommand *cmd, const void *pl, uint64_t *a, uint64_t *al)
+{
+	iova_ctx *x = iomem_mapper_getContext(m);
+	IOByteCount sl;
+	(void)opt; (void)cmd; (void)pl;
+	x->maps++;
+	x->md = md;
+	x->off = o;
+	x->len = l;
+	x->bits = spec ? spec->numAddressBits : 0;
+	addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, o, &sl, kIOMemoryMapperNone);
+	*a = x->addr = 0x10000000ull + (pa & (PG - 1));   /* one IOVA run below 4 GiB */
+	*al = x->maplen = ((pa & (PG - 1)) + l + PG - 1) & ~(PG - 1);
+	return kIOReturnSuccess;
+}
+static IOReturn iv_unmap(IOMapper *m, IOMemoryDescriptor *md, IODMACommand *cmd, uint64_t a, uint64_t l)
+{
+	iova_ctx *x = iomem_mapper_getContext(m);
+	(void)md; (void)cmd;
+	x->unmaps++;
+	cr_assert_eq(a, x->addr, "iovmUnmapMemory with another address");
+	cr_assert_eq(l, x->maplen, "iovmUnmapMemory with another length");
+	return kIOReturnSuccess;
+}
+static uint64_t iv_to_phys(IOMapper *m, uint64_t a) { (void)m; (void)a; return 0; }
+static const iomem_mapper_ops iv_ops = {
+	.name = "dmacmd_bounce IOVA mapper", .getPageSize = iv_page_size, .iovmMapMemory = iv_map,
+	.iovmUnmapMemory = iv_unmap, .mapToPhysicalAddress = iv_to_phys,
+};
+
+IOMEM_TEST(dmacmd_bounce, mapped_high_memory_is_not_bounced)
+{
+	iova_ctx x;
+	memset(&x, 0, sizeof x);
+	IOMapper *mp = iomem_mapper_withOps(&iv_ops, &x);
+	cr_assert_not_null(mp);
+	IOMemoryDescriptor *hi = buf(IOMEM_POSIX_LAYOUT_HIGH, 3, 41);
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, PG, IODMACommand_kMapped, 0, 1, mp, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, hi, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 100, 2 * PG, true, true), kIOReturnSuccess);
+	cr_assert_eq(x.maps, 1, "one iovmMapMemory per preparation");
+	cr_assert_eq(x.md, hi, "the client's descriptor is mapped (no bounce)");
+	cr_assert_eq(x.off, 100);
+	cr_assert_eq(x.len, 2 * PG);
+	cr_assert_eq(x.bits, 32, "the mapper is told the device's address bits");
+	cr_assert_eq(IODMACommand_getIOMemoryDescriptor(c), hi, "bounced although the mapper reaches everything");
+	/* segments: the IOVA run, split at maxSegment (PG) */
+	IODMACommand_Segment64 s[8];
+	UInt64 off = 0;
+	UInt32 n = 8;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(s[0].fIOVMAddr, x.addr);
+	cr_assert_eq(s[0].fLength, PG);
+	cr_assert_eq(s[1].fIOVMAddr, x.addr + PG);
+	cr_assert_eq(s[1].fLength, PG);
+	cr_assert_eq(off, 2 * PG);
+	/* nested prepare: no second mapping; the last complete unmaps once */
+	cr_assert_eq(IODMACommand_prepare(c, 100, 2 * PG, true, true), kIOReturnSuccess);
+	cr_assert_eq(x.maps, 1);
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(x.unmaps, 0, "unmapped before the last complete");
+	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_assert_eq(x.unmaps, 1);
+	cr_assert_eq(IODMACommand_clearMemoryDescriptor(c, true), kIOReturnSuccess);
+	cr_assert_eq(x.unmaps, 1);
+	IODMACommand_release(c);
+	IOMemoryDescriptor_release(hi);
+	IOMapper_release(mp);
 }

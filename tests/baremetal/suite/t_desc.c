@@ -870,9 +870,20 @@ void bmt_suite_desc_translated(void)
 	       iomem__platform_phys_to_virt(0x1000) == NULL, "translated: hooks in place");
 	xl_v2p_calls = xl_p2v_calls = 0;
 	general_over(sbuf, 2 * PAGE + 100, "translated: general descriptor over static memory");
-	/* readBytes/writeBytes of prepared virtual memory copy through its
-	 * virtual ranges (b965b1d): no phys_to_virt needed there */
 	BMT_OK(xl_v2p_calls >= 3, "translated: wiring used virt_to_phys");
+	{
+		/* a physical descriptor has no virtual address: its bytes can only
+		 * go through phys_to_virt (prepared virtual memory is copied through
+		 * its own addresses) */
+		IOMemoryDescriptor *pmd = IOMemoryDescriptor_withPhysicalAddress(
+		        (IOPhysicalAddress)((uintptr_t)sbuf + BMT_XLATE_OFFSET), 64, kIODirectionInOut);
+		int p2v = xl_p2v_calls;
+		unsigned char pb[64];
+		BMT_OK(pmd != NULL && IOMemoryDescriptor_readBytes(pmd, 0, pb, 64) == 64 &&
+		       xl_p2v_calls > p2v && pb[0] == sbuf[0] && pb[63] == sbuf[63],
+		       "translated: bytes of a physical descriptor used phys_to_virt");
+		IOMemoryDescriptor_release(pmd);
+	}
 	general_ranges_prepare(sbuf);
 	buffer_cases();
 	buffer_masks();
