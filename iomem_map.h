@@ -15,7 +15,8 @@
  *   >>mapper          IOMapper: system and per-device mappers, iovmMapMemory /
  *                     iovmUnmapMemory / iovmInsert / mapToPhysicalAddress,
  *                     IOMapperIOVMAlloc / IOMapperIOVMFree / IOMapperInsertPage,
- *                     the software IOMMU (iomem_swiommu_*)
+ *                     the software IOMMU (iomem_swiommu_*),
+ *                     iomem_linux_mapper_for_device (Linux: a struct device)
  *   >>mappedio        IOMappedRead8/16/32/64, IOMappedWrite8/16/32/64, the
  *                     POSIX MMIO windows (iomem_posix_mmio_register)
  *   >>cache           IOFlushProcessorCache
@@ -28,6 +29,8 @@
  *     >>impl-iovm       IOMapperIOVMAlloc / IOVMFree / InsertPage / PPNPages
  *     >>impl-mappedio   IOMappedRead/Write, the POSIX MMIO windows
  *     >>impl-cache      IOFlushProcessorCache
+ *     >>impl-linuxdev   Linux: iomem_linux_mapper_for_device (the DMA API
+ *                       as an extent mapper)
  *
  * The map options and cache modes are in iomem.h. The README's feature
  * table says what works on which backend today.
@@ -539,6 +542,49 @@ IOMEM_API IOReturn iomem_swiommu_get_stats(IOMapper *mapper, iomem_swiommu_stats
  * per-thread cache. Thread-safe.
  */
 IOMEM_API void iomem_swiommu_flush_cache(IOMapper *mapper);
+
+#if defined(IOMEM_BACKEND_LINUX)
+struct device;
+/**
+ * iomem_linux_mapper_for_device - a mapper over the kernel's DMA API for
+ * @dev (IOKit allows a device where a mapper goes: pass the result as the
+ * mapper argument of IODMACommand_withSpecification / IODMACommand_Create).
+ * Its segments are dma_addr_ts from dma_map_sg_attrs on @dev, so swiotlb and
+ * the IOMMU are the kernel's (iovmMapExtents / iovmUnmapExtents / iovmSync;
+ * iovmMapMemory, the one-run form, returns kIOReturnUnsupported).
+ *
+ * Per mapping (the first prepare of a command): an sg_table with one entry
+ * per physical page piece of the prepared range (RAM only: pfn_valid),
+ * dma_map_sg_attrs with the direction from the map options (ReadAccess only
+ * -> DMA_TO_DEVICE, WriteAccess only -> DMA_FROM_DEVICE, both ->
+ * DMA_BIDIRECTIONAL), the MAPPED entries become the extents (adjacent ones
+ * merged), dma_unmap_sgtable at the last complete (the original nents),
+ * dma_sync_sgtable_for_device/for_cpu for iovmSync.
+ *
+ * Device state: numAddressBits narrower than the device's DMA mask narrows
+ * the mask (dma_set_mask_and_coherent) for the dma_map call only and
+ * restores it (serialised per mapper; the driver's own mappings of @dev
+ * made meanwhile see the narrower, i.e. safe, mask). With dma-direct, a
+ * mapping that must bounce (a page above that mask, or swiotlb=force) is
+ * refused up front (kIOReturnMessageTooLarge, instead of the kernel's WARN)
+ * when there is no swiotlb or the limit is below 4 GiB (the swiotlb pool
+ * is only promised to be below 4 GiB). With an IOMMU the IOVAs are
+ * allocated below the limit; kIOReturnNoResources when the kernel refuses
+ * the mask (dma_set_mask). The device's min_align_mask is raised to
+ * PAGE_SIZE - 1 once, here, when the device has dma_parms, so swiotlb keeps
+ * each byte's page offset as an IOMMU does (it cannot change while mappings
+ * live: swiotlb recomputes slots with it). max_seg_size is left alone:
+ * IODMACommand cuts segments at maxSegmentSize itself.
+ *
+ * mapToPhysicalAddress returns 0 (unknown: the DMA API has no reverse
+ * lookup). +1, or NULL for a NULL @dev or no memory. The device must
+ * outlive the mapper (no get_device: that and dma_map_sgtable are
+ * GPL-only exports; this mapper uses plain EXPORT_SYMBOLs only). A mapping
+ * the kernel refuses (dma_map_sg_attrs returns 0: IOVA space or swiotlb
+ * slots exhausted) -> kIOReturnNoResources. Process context (may sleep).
+ */
+IOMEM_API IOMapper *iomem_linux_mapper_for_device(struct device *dev);
+#endif
 
 
 /* >>mappedio ============================================================== */
@@ -2792,5 +2838,288 @@ IOMEM_API IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress address, 
 	return kIOReturnUnsupported;
 #endif
 }
+
+
+/* >>impl-linuxdev: the kernel's DMA API as an extent mapper ------------ */
+
+#if defined(IOMEM_BACKEND_LINUX)
+#include <linux/device.h>
+#include <linux/dma-mapping.h>
+#include <linux/dma-map-ops.h>
+#include <linux/scatterlist.h>
+#include <linux/swiotlb.h>
+
+typedef struct iomem__linux_dev {
+	struct device *dev;        /* not referenced: the driver keeps it alive */
+	struct mutex   lock;       /* the mask narrowing around one dma_map */
+} iomem__linux_dev;
+
+/* One iovmMapExtents: the sg_table (unmapped with its orig_nents) and the
+ * extents of the mapped entries (at most orig_nents of them). */
+typedef struct iomem__linux_dmamap {
+	struct sg_table         sgt;
+	enum dma_data_direction dir;
+	vm_size_t               bytes;    /* this allocation */
+	uint32_t                count;
+	iomem_md_extent         ext[];
+} iomem__linux_dmamap;
+
+/* is_swiotlb_active() without its GPL-only export (the same test, 6.1):
+ * the mapper uses plain EXPORT_SYMBOLs only, so iomem stays usable from a
+ * module of any licence. */
+IOMEM__PRIVATE bool iomem__linux_swiotlb_present(struct device *dev)
+{
+#if defined(CONFIG_SWIOTLB)
+	return dev->dma_io_tlb_mem != NULL && dev->dma_io_tlb_mem->nslabs != 0;
+#else
+	(void)dev;
+	return false;
+#endif
+}
+
+IOMEM__PRIVATE uint64_t iomem__linux_dev_page_size(IOMapper *mapper)
+{
+	(void)mapper;
+	return PAGE_SIZE;
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_map_memory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
+        const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand, const void *pageList,
+        uint64_t *mapAddress, uint64_t *mapLength)
+{
+	/* the DMA API gives a segment list, not one run: iovmMapExtents only */
+	(void)mapper; (void)memory; (void)descriptorOffset; (void)length; (void)mapOptions;
+	(void)mapSpecification; (void)dmaCommand; (void)pageList; (void)mapAddress; (void)mapLength;
+	return kIOReturnUnsupported;
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_unmap_memory(IOMapper *mapper, IOMemoryDescriptor *memory,
+        IODMACommand *dmaCommand, uint64_t mapAddress, uint64_t mapLength)
+{
+	(void)mapper; (void)memory; (void)dmaCommand; (void)mapAddress; (void)mapLength;
+	return kIOReturnUnsupported;
+}
+
+/* The DMA API has no reverse lookup (an IOVA or a swiotlb slot): unknown. */
+IOMEM__PRIVATE uint64_t iomem__linux_dev_to_phys(IOMapper *mapper, uint64_t mappedAddress)
+{
+	(void)mapper; (void)mappedAddress;
+	return 0;
+}
+
+/* The page pieces of [off, off + len) of @md: counts them (sgt NULL) or
+ * fills sgt's entries. 0 on success; kIOReturn* when a byte has no RAM
+ * page behind it. *@top = the highest physical address seen. */
+IOMEM__PRIVATE IOReturn iomem__linux_dev_pieces(IOMemoryDescriptor *md, uint64_t off, uint64_t len,
+                                                struct sg_table *sgt, unsigned int *count, phys_addr_t *top)
+{
+	struct scatterlist *sg = sgt ? sgt->sgl : NULL;
+	uint64_t done = 0;
+	unsigned int n = 0;
+	*top = 0;
+	while (done < len) {
+		IOByteCount seg = 0;
+		addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, off + done, &seg, kIOMemoryMapperNone);
+		if (pa == 0 || seg == 0)
+			return kIOReturnVMError;      /* not prepared / no physical page */
+		if (seg > len - done)
+			seg = (IOByteCount)(len - done);
+		if (pa + seg - 1 > *top)
+			*top = (phys_addr_t)(pa + seg - 1);
+		while (seg > 0) {
+			unsigned long pfn = (unsigned long)(pa >> PAGE_SHIFT);
+			unsigned int in = (unsigned int)(pa & ~(addr64_t)PAGE_MASK);
+			unsigned int piece = (unsigned int)(seg < PAGE_SIZE - in ? seg : PAGE_SIZE - in);
+			if (!pfn_valid(pfn))
+				return kIOReturnUnsupported;  /* MMIO: no struct page to map */
+			if (sg != NULL) {
+				sg_set_page(sg, pfn_to_page(pfn), piece, in);
+				sg = sg_next(sg);
+			}
+			n++;
+			pa += piece;
+			seg -= piece;
+			done += piece;
+		}
+	}
+	*count = n;
+	return kIOReturnSuccess;
+}
+
+IOMEM__PRIVATE IOReturn iomem__linux_dev_map_extents(IOMapper *mapper, IOMemoryDescriptor *memory,
+        uint64_t descriptorOffset, uint64_t length, uint32_t mapOptions,
+        const IODMAMapSpecification *mapSpecification, IODMACommand *dmaCommand,
+        const iomem_md_extent **extents, uint32_t *count, void **handle)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	struct device *dev;
+	iomem__linux_dmamap *m;
+	struct scatterlist *sg;
+	unsigned int pieces = 0, bits, i;
+	phys_addr_t top;
+	u64 want = ~(u64)0, mask, cmask;
+	dma_addr_t next = 0;
+	uint64_t end = 0;
+	vm_size_t bytes;
+	IOReturn r;
+	int err;
+	(void)dmaCommand;
+	if (c == NULL || memory == NULL || length == 0 || extents == NULL || count == NULL || handle == NULL)
+		return kIOReturnBadArgument;
+	dev = c->dev;
+	r = iomem__linux_dev_pieces(memory, descriptorOffset, length, NULL, &pieces, &top);
+	if (r != kIOReturnSuccess)
+		return r;
+	bytes = sizeof *m + (vm_size_t)pieces * sizeof m->ext[0];
+	m = (iomem__linux_dmamap *)iomem__alloc_internal(bytes, "iomem_linux DMA mapping");
+	if (m == NULL)
+		return kIOReturnNoMemory;
+	m->bytes = bytes;
+	m->count = 0;
+	switch (mapOptions & (kIODMAMapReadAccess | kIODMAMapWriteAccess)) {
+	case kIODMAMapReadAccess:  m->dir = DMA_TO_DEVICE; break;     /* the device reads memory */
+	case kIODMAMapWriteAccess: m->dir = DMA_FROM_DEVICE; break;   /* the device writes it */
+	default:                   m->dir = DMA_BIDIRECTIONAL; break;
+	}
+	if (sg_alloc_table(&m->sgt, pieces, GFP_KERNEL) != 0) {
+		iomem__free_internal(m, bytes, "iomem_linux DMA mapping");
+		return kIOReturnNoMemory;
+	}
+	(void)iomem__linux_dev_pieces(memory, descriptorOffset, length, &m->sgt, &pieces, &top);
+
+	bits = mapSpecification && mapSpecification->numAddressBits ? mapSpecification->numAddressBits : 64;
+	if (bits < 64)
+		want = DMA_BIT_MASK(bits);
+	mutex_lock(&c->lock);
+	mask = dma_get_mask(dev);
+	cmask = dev->coherent_dma_mask;
+	if (want < mask && get_dma_ops(dev) == NULL && (top > want || is_swiotlb_force_bounce(dev)) &&
+	    (!iomem__linux_swiotlb_present(dev) || want < DMA_BIT_MASK(32))) {
+		/* dma-direct must bounce, and swiotlb is absent or its pool (low
+		 * memory: below 4 GiB, no nearer promise) may lie above the
+		 * limit: the kernel would WARN and fail; refuse here */
+		mutex_unlock(&c->lock);
+		r = kIOReturnMessageTooLarge;
+		goto fail;
+	}
+	if (want < mask && dma_set_mask_and_coherent(dev, want) != 0) {
+		mutex_unlock(&c->lock);
+		r = kIOReturnNoResources;   /* the platform cannot address that little */
+		goto fail;
+	}
+	/* dma_map_sg_attrs, not dma_map_sgtable (a GPL-only export) */
+	err = dma_map_sg_attrs(dev, m->sgt.sgl, m->sgt.orig_nents, m->dir, 0);
+	if (err > 0)
+		m->sgt.nents = (unsigned int)err;
+	if (want < mask) {
+		/* the mask only steers IOVA / bounce placement at map time */
+		(void)dma_set_mask(dev, mask);
+		(void)dma_set_coherent_mask(dev, cmask);
+	}
+	mutex_unlock(&c->lock);
+	if (err <= 0) {
+		r = kIOReturnNoResources;   /* 0: no IOVA space / swiotlb slots */
+		goto fail;
+	}
+	/* the MAPPED entries (an IOMMU merges), adjacent ones merged again */
+	for_each_sgtable_dma_sg(&m->sgt, sg, i) {
+		dma_addr_t a = sg_dma_address(sg);
+		unsigned int l = sg_dma_len(sg);
+		if (l == 0)
+			continue;
+		if (m->count == 0 || a != next)
+			m->ext[m->count++].phys = (IOPhysicalAddress)a;
+		end += l;
+		m->ext[m->count - 1].end = (IOByteCount)end;
+		next = a + l;
+	}
+	if (end != length || m->count == 0) {
+		dma_unmap_sgtable(dev, &m->sgt, m->dir, 0);
+		r = kIOReturnDMAError;
+		goto fail;
+	}
+	*extents = m->ext;
+	*count = m->count;
+	*handle = m;
+	return kIOReturnSuccess;
+fail:
+	sg_free_table(&m->sgt);
+	iomem__free_internal(m, bytes, "iomem_linux DMA mapping");
+	return r;
+}
+
+IOMEM__PRIVATE void iomem__linux_dev_unmap_extents(IOMapper *mapper, IODMACommand *dmaCommand, void *handle)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	iomem__linux_dmamap *m = (iomem__linux_dmamap *)handle;
+	(void)dmaCommand;
+	if (c == NULL || m == NULL)
+		return;
+	dma_unmap_sgtable(c->dev, &m->sgt, m->dir, 0);   /* with the original nents */
+	sg_free_table(&m->sgt);
+	iomem__free_internal(m, m->bytes, "iomem_linux DMA mapping");
+}
+
+IOMEM__PRIVATE void iomem__linux_dev_sync(IOMapper *mapper, IODMACommand *dmaCommand, void *handle,
+                                          IODirection direction)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	iomem__linux_dmamap *m = (iomem__linux_dmamap *)handle;
+	(void)dmaCommand;
+	if (c == NULL || m == NULL)
+		return;
+	if (direction & kIODirectionIn)
+		dma_sync_sgtable_for_cpu(c->dev, &m->sgt, m->dir);
+	if (direction & kIODirectionOut)
+		dma_sync_sgtable_for_device(c->dev, &m->sgt, m->dir);
+}
+
+IOMEM__PRIVATE void iomem__linux_dev_free(IOMapper *mapper)
+{
+	iomem__linux_dev *c = (iomem__linux_dev *)iomem_mapper_getContext(mapper);
+	if (c == NULL)
+		return;
+	mutex_destroy(&c->lock);
+	iomem__free_internal(c, sizeof *c, "iomem_linux device mapper");
+}
+
+static const iomem_mapper_ops iomem__linux_dev_ops = {
+	"linux-dma-api",
+	iomem__linux_dev_page_size,
+	iomem__linux_dev_map_memory,
+	iomem__linux_dev_unmap_memory,
+	NULL,                                  /* iovmInsert */
+	iomem__linux_dev_to_phys,
+	NULL, NULL,                            /* iovaAlloc / iovaFree */
+	iomem__linux_dev_free,
+	iomem__linux_dev_map_extents,
+	iomem__linux_dev_unmap_extents,
+	iomem__linux_dev_sync
+};
+
+IOMEM_API IOMapper *iomem_linux_mapper_for_device(struct device *dev)
+{
+	iomem__linux_dev *c;
+	IOMapper *m;
+	if (dev == NULL)
+		return NULL;
+	c = (iomem__linux_dev *)iomem__alloc_internal(sizeof *c, "iomem_linux device mapper");
+	if (c == NULL)
+		return NULL;
+	c->dev = dev;
+	mutex_init(&c->lock);
+	m = iomem_mapper_withOps(&iomem__linux_dev_ops, c);
+	if (m == NULL) {
+		mutex_destroy(&c->lock);
+		iomem__free_internal(c, sizeof *c, "iomem_linux device mapper");
+		return NULL;
+	}
+	/* swiotlb keeps each byte's page offset, as an IOMMU does */
+	if (dev->dma_parms != NULL && dma_get_min_align_mask(dev) < PAGE_SIZE - 1)
+		(void)dma_set_min_align_mask(dev, PAGE_SIZE - 1);
+	return m;
+}
+#endif /* IOMEM_BACKEND_LINUX */
 
 #endif /* IOMEM_IMPLEMENTATION */

@@ -75,7 +75,7 @@ build=$work/build
 # --- 1. build (once for all modes) -----------------------------------------
 exec 9>"$work/build.lock"
 flock 9
-for f in Kbuild Makefile iomem_ktest.c iomem_ktest_debug.c ktest_edu.h; do
+for f in Kbuild Makefile iomem_ktest.c iomem_ktest_debug.c ktest_edu.h ktest_dmacmd.h; do
 	# keep mtimes: Kbuild's incremental build then only recompiles on change
 	cmp -s "$here/module/$f" "$build/$f" || cp -p "$here/module/$f" "$build/$f"
 done
@@ -111,8 +111,10 @@ flock -u 9
 # --- 2. boot ----------------------------------------------------------------
 margs=()
 for m in "${modules[@]}"; do margs+=(--module "$m"); done
+# 3 GiB: q35 puts 1 GiB of it above 4 GiB, where kmalloc/vmalloc take their
+# pages first, so IODMACommand's 32-bit bouncing is exercised (ktest_dmacmd.h)
 "$here/run-qemu-test.sh" --kernel "$VMLINUZ" --initrd "$initrd" --mode "$mode" \
-	"${margs[@]}" --timeout "${IOMEM_KTEST_TIMEOUT:-420}" --out "$work/results" --quiet
+	--memory "${IOMEM_KTEST_MEMORY:-3G}" "${margs[@]}" --timeout "${IOMEM_KTEST_TIMEOUT:-420}" --out "$work/results" --quiet
 rc=$?
 if [ "$rc" -ne 0 ]; then
 	echo "---- kernel console (last 80 lines of $work/results/kernel-$mode.log) ----"

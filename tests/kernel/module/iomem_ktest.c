@@ -2133,6 +2133,9 @@ static void t_kernel_no_leaks_no_warnings(void)
 	EXPECT(!test_taint(TAINT_BAD_PAGE));
 }
 
+/* IODMACommand (issue #9 item 3): physical, bounced, through the device */
+#include "ktest_dmacmd.h"
+
 /* ------------------------------------------------------------------ */
 
 struct ktest_case {
@@ -2216,6 +2219,15 @@ static const struct ktest_case tests[] = {
 	T(t_desc_sub_multi_interleaved),
 	T(t_desc_bad_input),
 	T(t_desc_thread_safe_lock_may_sleep),
+	/* IODMACommand (ktest_dmacmd.h) */
+	T(t_dmacmd_physical_segments),
+	T(t_dmacmd_output_formats),
+	T(t_dmacmd_bounce_without_device),
+	T(t_dmacmd_linux_mapper_bad_input),
+	T(t_dmacmd_edu_device_mapper),
+	T(t_cursor_physical_segments),
+	T(t_swiommu_dmacmd_iovas_translate),
+	T(t_mappedio_and_cache_flush),
 	T(t_kernel_no_leaks_no_warnings),
 };
 
