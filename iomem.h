@@ -3240,7 +3240,18 @@ IOMEM_API IOReturn IOMemoryDescriptor_performOperation(IOMemoryDescriptor *md, I
 			break;
 		if (seg > remaining)
 			seg = remaining;
-		/* coherent host: the cache operation itself is a no-op */
+#if defined(IOMEM_BACKEND_BAREMETAL)
+		/* a non-coherent core: Flush = clean + invalidate, Store = clean,
+		 * of the segment's CPU view (the platform's maintenance or hooks) */
+		if (options == kIOMemoryIncoherentIOFlush || options == kIOMemoryIncoherentIOStore) {
+			void *va = iomem__platform_phys_to_virt(pa);
+			if (va != NULL && options == kIOMemoryIncoherentIOFlush)
+				iomem__platform_cache_flush(va, (vm_size_t)seg);
+			else if (va != NULL)
+				iomem__platform_cache_clean(va, (vm_size_t)seg);
+		}
+#endif
+		/* elsewhere a coherent host: the cache operation itself is a no-op */
 		offset += seg;
 		remaining -= seg;
 	}

@@ -59,6 +59,11 @@
  *   anything else        a compiler barrier: give hooks
  *   invalidate never discards bytes outside [addr, addr+len): a partial line
  *   at either end is cleaned and invalidated instead.
+ *   A hook may call iomem_baremetal_cache_default() to run this default and
+ *   add to it (an outer L2 controller, counting). Users of the maintenance:
+ *   IOFlushProcessorCache (flush), IOMemoryDescriptor_performOperation
+ *   (kIOMemoryIncoherentIOFlush = flush, ...IOStore = clean) and through it
+ *   IODMACommand kNonCoherent (prepare: store, last complete: flush).
  *
  * LOCKING
  *   lock/unlock bracket every heap operation, the debug layer's table, and
@@ -204,6 +209,19 @@ IOMEM_API void     *iomem__baremetal_phys_to_virt(IOPhysicalAddress64 phys);
 IOMEM_API bool      iomem__baremetal_dma_reachable(IOPhysicalAddress64 phys, IOPhysicalLength64 length);
 IOMEM_API void     *iomem__baremetal_bounce_alloc(vm_size_t size, vm_size_t alignment);
 IOMEM_API void      iomem__baremetal_bounce_free(void *address);
+/**
+ * iomem_baremetal_cache_default - the architecture's default data-cache
+ * maintenance of [@addr, @addr + @len) (DEFAULT CACHE MAINTENANCE above),
+ * whatever cache hooks are set: for a cache hook that wraps it (the L1
+ * default, then an outer L2 controller; or a hook that counts calls).
+ * @op: IOMEM_BAREMETAL_CACHE_FLUSH (clean + invalidate), _CLEAN or
+ * _INVALIDATE (any other value: flush). Partial lines at either end of an
+ * invalidate are flushed instead (the neighbours' bytes survive). No
+ * errors; @len 0 does nothing. Thread-safe (touches no iomem state).
+ */
+enum { IOMEM_BAREMETAL_CACHE_FLUSH = 0, IOMEM_BAREMETAL_CACHE_CLEAN = 1, IOMEM_BAREMETAL_CACHE_INVALIDATE = 2 };
+IOMEM_API void iomem_baremetal_cache_default(unsigned op, const void *addr, vm_size_t len);
+
 IOMEM_API void      iomem__baremetal_cache(unsigned op, const void *addr, vm_size_t len);
 IOMEM_API vm_size_t iomem__baremetal_cache_line(void);
 IOMEM_API const iomem_baremetal_iommu *iomem__baremetal_iommu(void);
@@ -681,6 +699,15 @@ IOMEM_API void iomem__baremetal_cache(unsigned op, const void *addr, vm_size_t l
 		hook(iomem__bm.user, addr, len);
 		return;
 	}
+	iomem_baremetal_cache_default(op, addr, len);
+}
+
+IOMEM_API void iomem_baremetal_cache_default(unsigned op, const void *addr, vm_size_t len)
+{
+	if (op > IOMEM__CACHE_INVALIDATE)
+		op = IOMEM__CACHE_FLUSH;
+	if (len == 0)
+		return;
 #if defined(IOMEM__BM_CACHE_OPS)
 	{
 		uintptr_t a = (uintptr_t)addr, end, p;

@@ -53,11 +53,25 @@ void bmt_suite_cache(void);    /* default cache maintenance */
 void bmt_suite_desc_translated(void);  /* descriptors through translation hooks (heap still empty) */
 void bmt_suite_desc(void);     /* descriptors: general, buffer, physical, device, sub/multi/interleaved */
 void bmt_suite_dma(void);      /* IODMAController/IODMAEventSource over a firmware ops table */
+void bmt_suite_dmacmd(void);   /* IODMACommand: segments, bouncing, kNonCoherent, DriverKit shapes */
+void bmt_suite_map(void);      /* cursors, IORangeAllocator, swiommu, IOMappedRead/Write, IOMemoryMap */
 
 /* Re-initialise with t_init.c's final description plus a translation hook
  * pair (both NULL: the default identity translation). */
 IOReturn bmt_desc_reinit(IOPhysicalAddress64 (*v2p)(void *, const void *),
                          void *(*p2v)(void *, IOPhysicalAddress64));
+
+/* The hooks bmt_desc_reinit installs are trampolines (t_init.c): a suite
+ * may redirect the translation (both non-NULL; NULL again: the pair given
+ * to bmt_desc_reinit, else identity) and spy on cache maintenance (called
+ * with IOMEM_BAREMETAL_CACHE_*, before the architecture's default runs). */
+extern IOPhysicalAddress64 (*bmt_xlate_v2p)(const void *virt);
+extern void *(*bmt_xlate_p2v)(IOPhysicalAddress64 phys);
+extern void (*bmt_cache_spy)(unsigned op, const void *addr, vm_size_t len);
+/* t_init.c's bounce arena (identity-mapped in every translation a suite
+ * sets: it lies in the DMA window) */
+#define BMT_BOUNCE_BYTES (384u * 1024u)
+extern uint64_t bmt_bounce_arena[BMT_BOUNCE_BYTES / 8];
 
 /* The memory the final description gives iomem (t_init.c). */
 #define BMT_HEAP0_BYTES (160u * 1024u)

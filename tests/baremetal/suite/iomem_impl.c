@@ -22,7 +22,8 @@ void bmt_record_panic(const char *msg)
 #define IOMEM_PANIC(msg) bmt_record_panic(msg)
 #define IOMEM_IMPLEMENTATION
 #include "bmt.h"
-#include "iomem_dma.h"   /* IODMAController/IODMAEventSource (t_dma.c) */
+#include "iomem_dma.h"   /* IODMACommand, cursors, IODMAController/IODMAEventSource */
+#include "iomem_map.h"   /* IOMapper, swiommu, IOMappedRead/Write, IOMemoryMap (t_map.c) */
 
 void bmt_reports_reset(void)
 {

@@ -19,6 +19,8 @@ int main(void)
 	bmt_suite_cache();
 	bmt_suite_desc();
 	bmt_suite_dma();
+	bmt_suite_dmacmd();
+	bmt_suite_map();
 
 #if IOMEM__DEBUG
 	BMT_OK(iomem_leak_report(NULL, NULL) == 0, "end: nothing leaked (debug layer)");

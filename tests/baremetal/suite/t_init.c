@@ -10,7 +10,8 @@
 
 static uint64_t heap0[BMT_HEAP0_BYTES / 8];
 static uint64_t heap1[BMT_HEAP1_BYTES / 8];
-static uint64_t bounce[8192 / 8];
+/* 64 pages: one chunk of IODMACommand's bounce pool, plus the heap's slack */
+uint64_t bmt_bounce_arena[BMT_BOUNCE_BYTES / 8] __attribute__((aligned(4096)));
 static uint64_t small_arena[64 / 8];
 
 /* ---- recording hooks ---- */
@@ -39,16 +40,59 @@ static IOReturn h_map(void *u, IOPhysicalAddress64 p, IOPhysicalLength64 l, IOOp
 }
 static IOReturn h_unmap(void *u, uint64_t iova, IOPhysicalLength64 l) { (void)u; (void)iova; (void)l; return kIOReturnSuccess; }
 
+/* ---- the hooks bmt_desc_reinit installs: trampolines a later suite can
+ * redirect (the debug image cannot re-initialise once its allocation table
+ * lives in the heap) ---- */
+IOPhysicalAddress64 (*bmt_xlate_v2p)(const void *virt);
+void *(*bmt_xlate_p2v)(IOPhysicalAddress64 phys);
+void (*bmt_cache_spy)(unsigned op, const void *addr, vm_size_t len);
+static IOPhysicalAddress64 (*tr_v2p_fn)(void *, const void *);
+static void *(*tr_p2v_fn)(void *, IOPhysicalAddress64);
+
+static IOPhysicalAddress64 tr_v2p(void *u, const void *v)
+{
+	if (bmt_xlate_v2p != NULL)
+		return bmt_xlate_v2p(v);
+	return tr_v2p_fn != NULL ? tr_v2p_fn(u, v) : (IOPhysicalAddress64)(uintptr_t)v;
+}
+static void *tr_p2v(void *u, IOPhysicalAddress64 p)
+{
+	if (bmt_xlate_p2v != NULL)
+		return bmt_xlate_p2v(p);
+	if (tr_p2v_fn != NULL)
+		return tr_p2v_fn(u, p);
+	return p > (IOPhysicalAddress64)UINTPTR_MAX ? NULL : (void *)(uintptr_t)p;
+}
+/* the spy sees the call, then the architecture's default runs */
+static void tr_cache(unsigned op, const void *a, vm_size_t n)
+{
+	if (bmt_cache_spy != NULL)
+		bmt_cache_spy(op, a, n);
+	iomem_baremetal_cache_default(op, a, n);
+}
+static void tr_flush(void *u, const void *a, vm_size_t n) { (void)u; tr_cache(IOMEM_BAREMETAL_CACHE_FLUSH, a, n); }
+static void tr_clean(void *u, const void *a, vm_size_t n) { (void)u; tr_cache(IOMEM_BAREMETAL_CACHE_CLEAN, a, n); }
+static void tr_inval(void *u, const void *a, vm_size_t n) { (void)u; tr_cache(IOMEM_BAREMETAL_CACHE_INVALIDATE, a, n); }
+
 IOReturn bmt_desc_reinit(IOPhysicalAddress64 (*v2p)(void *, const void *),
                          void *(*p2v)(void *, IOPhysicalAddress64))
 {
 	iomem_baremetal_desc d = {
 		.heap = { { heap0, sizeof heap0 }, { heap1, sizeof heap1 } },
-		.dma_base = (uintptr_t)bounce, .dma_length = sizeof bounce,
-		.bounce = { bounce, sizeof bounce },
-		.virt_to_phys = v2p, .phys_to_virt = p2v,
+		.dma_base = (uintptr_t)bmt_bounce_arena, .dma_length = sizeof bmt_bounce_arena,
+		.bounce = { bmt_bounce_arena, sizeof bmt_bounce_arena },
+		.virt_to_phys = tr_v2p, .phys_to_virt = tr_p2v,
+		.cache_flush = tr_flush, .cache_clean = tr_clean, .cache_invalidate = tr_inval,
 	};
-	return iomem_baremetal_init(&d);
+	IOReturn r;
+	if ((v2p == NULL) != (p2v == NULL))
+		return kIOReturnBadArgument;
+	r = iomem_baremetal_init(&d);
+	if (r == kIOReturnSuccess) {
+		tr_v2p_fn = v2p;
+		tr_p2v_fn = p2v;
+	}
+	return r;
 }
 
 static bool init_bad(const iomem_baremetal_desc *d)
@@ -87,12 +131,12 @@ void bmt_suite_init(void)
 	BMT_OK(init_bad(&d), "init: heap arenas and alloc hooks together -> BadArgument");
 	d = (iomem_baremetal_desc){ .dma_base = ~(IOPhysicalAddress64)0 - 10, .dma_length = 100 };
 	BMT_OK(init_bad(&d), "init: DMA window wrapping around -> BadArgument");
-	d = (iomem_baremetal_desc){ .dma_base = (uintptr_t)bounce + sizeof bounce, .dma_length = 1u << 20,
-	                            .bounce = { bounce, sizeof bounce } };
+	d = (iomem_baremetal_desc){ .dma_base = (uintptr_t)bmt_bounce_arena + sizeof bmt_bounce_arena, .dma_length = 1u << 20,
+	                            .bounce = { bmt_bounce_arena, sizeof bmt_bounce_arena } };
 	BMT_OK(init_bad(&d), "init: bounce arena outside the DMA window -> BadArgument");
 	d = (iomem_baremetal_desc){ .heap = { { heap0, 8192 } }, .bounce = { (char *)heap0 + 4096, 4096 } };
 	BMT_OK(init_bad(&d), "init: bounce arena overlapping a heap arena -> BadArgument");
-	d = (iomem_baremetal_desc){ .bounce = { (char *)bounce + 1, 4096 } };
+	d = (iomem_baremetal_desc){ .bounce = { (char *)bmt_bounce_arena + 1, 4096 } };
 	BMT_OK(init_bad(&d), "init: misaligned bounce arena -> BadArgument");
 	d = (iomem_baremetal_desc){ .iommu = &half };
 	BMT_OK(init_bad(&d), "init: IOMMU table without unmap -> BadArgument");
@@ -107,14 +151,14 @@ void bmt_suite_init(void)
 	BMT_OK(iomem_baremetal_heap_diagnostics(NULL) == kIOReturnBadArgument, "init: heap diagnostics(NULL) -> BadArgument");
 	BMT_OK(iomem__platform_page_size() == 4096, "init: default page size 4096");
 
-	/* ---- hooks: translation, cache, locks, bounce, IOMMU ---- */
+	/* ---- hooks: translation, cache, locks, bounce arena, IOMMU ---- */
 	d = (iomem_baremetal_desc){
 		.page_size = 1024,
 		.heap = { { heap1, sizeof heap1 } },
 		.lock = h_lock, .unlock = h_unlock,
 		.virt_to_phys = h_v2p, .phys_to_virt = h_p2v,
-		.dma_base = (uintptr_t)bounce + BUS_OFFSET, .dma_length = sizeof bounce,
-		.bounce = { bounce, sizeof bounce },
+		.dma_base = (uintptr_t)bmt_bounce_arena + BUS_OFFSET, .dma_length = sizeof bmt_bounce_arena,
+		.bounce = { bmt_bounce_arena, sizeof bmt_bounce_arena },
 		.cache_flush = h_flush, .cache_clean = h_clean, .cache_invalidate = h_inval,
 		.cache_line = 64,
 		.iommu = &full,
@@ -134,16 +178,16 @@ void bmt_suite_init(void)
 	BMT_OK(rec.flush == 1, "init: zero-length cache maintenance calls no hook");
 	BMT_OK(iomem__platform_cache_line() == 64, "init: cache line from the description");
 	BMT_OK(iomem__baremetal_iommu() == &full, "init: IOMMU table stored");
-	BMT_OK(iomem__platform_dma_reachable((uintptr_t)bounce + BUS_OFFSET, sizeof bounce) &&
-	       !iomem__platform_dma_reachable((uintptr_t)bounce + BUS_OFFSET, sizeof bounce + 1) &&
-	       !iomem__platform_dma_reachable((uintptr_t)bounce + BUS_OFFSET - 1, 2),
+	BMT_OK(iomem__platform_dma_reachable((uintptr_t)bmt_bounce_arena + BUS_OFFSET, sizeof bmt_bounce_arena) &&
+	       !iomem__platform_dma_reachable((uintptr_t)bmt_bounce_arena + BUS_OFFSET, sizeof bmt_bounce_arena + 1) &&
+	       !iomem__platform_dma_reachable((uintptr_t)bmt_bounce_arena + BUS_OFFSET - 1, 2),
 	       "init: DMA window bounds are exact");
 	rec.lock = rec.unlock = 0;
 	p = iomem__platform_bounce_alloc(1000, 256);
-	BMT_OK(p != NULL && ((uintptr_t)p & 255) == 0 && (char *)p >= (char *)bounce &&
-	       (char *)p + 1000 <= (char *)bounce + sizeof bounce, "init: bounce block aligned, inside the bounce arena");
+	BMT_OK(p != NULL && ((uintptr_t)p & 255) == 0 && (char *)p >= (char *)bmt_bounce_arena &&
+	       (char *)p + 1000 <= (char *)bmt_bounce_arena + sizeof bmt_bounce_arena, "init: bounce block aligned, inside the bounce arena");
 	BMT_OK(rec.lock == 1 && rec.unlock == 1, "init: the heap runs under the lock hooks");
-	BMT_OK(iomem__platform_bounce_alloc(sizeof bounce, 8) == NULL, "init: bounce arena exhausted -> NULL");
+	BMT_OK(iomem__platform_bounce_alloc(sizeof bmt_bounce_arena, 8) == NULL, "init: bounce arena exhausted -> NULL");
 	d.page_size = 0;
 	BMT_OK(iomem_baremetal_init(&d) == kIOReturnBusy, "init: again with a live bounce block -> kIOReturnBusy");
 	BMT_OK(iomem__platform_page_size() == 1024, "init: ... and nothing changed");
@@ -152,8 +196,8 @@ void bmt_suite_init(void)
 	/* ---- the description the other suites run under ---- */
 	d = (iomem_baremetal_desc){
 		.heap = { { heap0, sizeof heap0 }, { heap1, sizeof heap1 } },
-		.dma_base = (uintptr_t)bounce, .dma_length = sizeof bounce,
-		.bounce = { bounce, sizeof bounce },
+		.dma_base = (uintptr_t)bmt_bounce_arena, .dma_length = sizeof bmt_bounce_arena,
+		.bounce = { bmt_bounce_arena, sizeof bmt_bounce_arena },
 	};
 	BMT_OK(iomem_baremetal_init(&d) == kIOReturnSuccess, "init: two heap arenas, DMA window, bounce arena");
 	BMT_OK(iomem_baremetal_heap_diagnostics(&diag) == kIOReturnSuccess && diag.arenas == 2 &&
