@@ -658,7 +658,9 @@ IOMEM_API IOReturn iomem_posix_mmio_unregister(IOPhysicalAddress base);
  * kernel_task (as IOKit), and on Linux architectures other than x86 (no
  * cache clean is exported to modules; use the DMA API there). Per backend:
  * POSIX no-op (the host is coherent); bare metal the platform's
- * cache_flush hook (clean + invalidate; nothing when the hook is absent);
+ * cache_flush hook (clean + invalidate; without a hook the architecture's
+ * default: M7 SCB by address, ARMv8-A dc civac, RISC-V Zicbom, x86 clflush,
+ * nothing on cores without a data cache);
  * Linux x86 no-op (DMA is cache-coherent). Length 0: success. Thread-safe.
  */
 IOMEM_API IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress address, IOByteCount length);
