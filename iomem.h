@@ -105,6 +105,11 @@
  *   IOMEM_USE_INTRINSICS 0|1   global  compiler builtins for bit scans
  *                                      (default 1); 0 = portable C, for
  *                                      compilers without them (both tested)
+ *   IOMEM_DMA_SPECIALIZE 0|1   impl    IODMACommand's engine compiled once
+ *                                      per built-in output format (1, the
+ *                                      hosted default: no indirect call per
+ *                                      segment) or once (0, the bare-metal
+ *                                      default: ~50 KiB less code)
  *
  * DEBUG LAYER
  * ===========
