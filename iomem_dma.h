@@ -1215,25 +1215,18 @@ enum { IOMEM__DMA_BOUNCE_NONE = 0, IOMEM__DMA_BOUNCE_DOUBLE, IOMEM__DMA_BOUNCE_S
     defined(__ORDER_LITTLE_ENDIAN__) && defined(__ORDER_BIG_ENDIAN__)
 #  define IOMEM__DMA_BSWAP 1
 IOMEM_FORCEINLINE void iomem__st32(unsigned char *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
-IOMEM_FORCEINLINE void iomem__st64(unsigned char *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
 #  if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #    define IOMEM__BE32(v) __builtin_bswap32(v)
-#    define IOMEM__BE64(v) __builtin_bswap64(v)
 #    define IOMEM__LE32(v) (v)
-#    define IOMEM__LE64(v) (v)
 #  else
 #    define IOMEM__BE32(v) (v)
-#    define IOMEM__BE64(v) (v)
 #    define IOMEM__LE32(v) __builtin_bswap32(v)
-#    define IOMEM__LE64(v) __builtin_bswap64(v)
 #  endif
 #endif
 
 #ifdef IOMEM__DMA_BSWAP
 IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__BE32(v)); }
 IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v) { iomem__st32(p, IOMEM__LE32(v)); }
-IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__BE64(v)); }
-IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v) { iomem__st64(p, IOMEM__LE64(v)); }
 #else
 IOMEM_FORCEINLINE void iomem__st_be32(unsigned char *p, uint32_t v)
 {
@@ -1245,17 +1238,40 @@ IOMEM_FORCEINLINE void iomem__st_le32(unsigned char *p, uint32_t v)
 	p[0] = (unsigned char)v;         p[1] = (unsigned char)(v >> 8);
 	p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
 }
-IOMEM_FORCEINLINE void iomem__st_be64(unsigned char *p, uint64_t v)
-{
-	iomem__st_be32(p, (uint32_t)(v >> 32));
-	iomem__st_be32(p + 4, (uint32_t)v);
-}
-IOMEM_FORCEINLINE void iomem__st_le64(unsigned char *p, uint64_t v)
-{
-	iomem__st_le32(p, (uint32_t)v);
-	iomem__st_le32(p + 4, (uint32_t)(v >> 32));
-}
 #endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__)
+#  define IOMEM__SEG_VECTOR_STORE 1
+#  define IOMEM__HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+#else
+#  define IOMEM__SEG_VECTOR_STORE 0
+#endif
+
+/* Stores the segment {@location, @length} at @p (any alignment), each field
+ * 8 bytes in big (@big) or little endian order; with GCC/Clang as one
+ * 16-byte vector store (bswap each field first when the order differs from
+ * the host's), so the three byte orders cost the same. */
+IOMEM_FORCEINLINE void iomem__st_seg64(void *p, uint64_t location, uint64_t length, int big)
+{
+#if IOMEM__SEG_VECTOR_STORE
+	typedef uint64_t iomem__v2u64 __attribute__((vector_size(16)));
+	iomem__v2u64 t;
+	if (big != IOMEM__HOST_BIG) {
+		location = __builtin_bswap64(location);
+		length = __builtin_bswap64(length);
+	}
+	t[0] = location;
+	t[1] = length;
+	__builtin_memcpy(p, &t, sizeof t);   /* one 16-byte store where the target has one */
+#else
+	unsigned char *b = (unsigned char *)p;
+	int k;
+	for (k = 0; k < 8; k++) {
+		b[k] = (unsigned char)(location >> (big ? 56 - 8 * k : 8 * k));
+		b[8 + k] = (unsigned char)(length >> (big ? 56 - 8 * k : 8 * k));
+	}
+#endif
+}
 
 /* Stores one segment in format @fmt (a constant after inlining). */
 IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunction fn, IODMACommand *cmd,
@@ -1287,32 +1303,11 @@ IOMEM_FORCEINLINE bool iomem__dma_emit(unsigned fmt, IODMACommand_SegmentFunctio
 	}
 	case IOMEM__DMA_FMT_BIG64:
 		p = (unsigned char *)segs + (size_t)i * 16;
-#ifdef IOMEM__DMA_BSWAP
-		{
-			/* one 16-byte store, as Host64 */
-			uint64_t pr[2];
-			pr[0] = IOMEM__BE64(addr);
-			pr[1] = IOMEM__BE64(len);
-			__builtin_memcpy(p, pr, 16);
-		}
-#else
-		iomem__st_be64(p, addr);
-		iomem__st_be64(p + 8, len);
-#endif
+		iomem__st_seg64(p, addr, len, 1);      /* one 16-byte store, as Host64 */
 		return true;
 	case IOMEM__DMA_FMT_LITTLE64:
 		p = (unsigned char *)segs + (size_t)i * 16;
-#ifdef IOMEM__DMA_BSWAP
-		{
-			uint64_t pr[2];
-			pr[0] = IOMEM__LE64(addr);
-			pr[1] = IOMEM__LE64(len);
-			__builtin_memcpy(p, pr, 16);
-		}
-#else
-		iomem__st_le64(p, addr);
-		iomem__st_le64(p + 8, len);
-#endif
+		iomem__st_seg64(p, addr, len, 0);
 		return true;
 	default: {
 		IODMACommand_Segment64 s;
@@ -3090,53 +3085,20 @@ struct IOMemoryCursor {
 #define IOMEM__CURSOR_NAME "IOMemoryCursor"
 #define IOMEM__CURSOR_SEG_MAX ((IOPhysicalLength)0xFFFFFFFFu)
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__)
-#  define IOMEM__CURSOR_VECTOR_STORE 1
-#  define IOMEM__CURSOR_HOST_BIG (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
-#else
-#  define IOMEM__CURSOR_VECTOR_STORE 0
-#endif
-
-/* Stores the segment {@location, @length} at @p (any alignment), each field
- * 8 bytes in big (@big) or little endian order; with GCC/Clang as one
- * 16-byte vector store (bswap each field first when the order differs from
- * the host's), so the three byte orders cost the same. */
-IOMEM_FORCEINLINE void iomem__cursor_store_seg(void *p, uint64_t location, uint64_t length, int big)
-{
-#if IOMEM__CURSOR_VECTOR_STORE
-	typedef uint64_t iomem__v2u64 __attribute__((vector_size(16)));
-	iomem__v2u64 t;
-	if (big != IOMEM__CURSOR_HOST_BIG) {
-		location = __builtin_bswap64(location);
-		length = __builtin_bswap64(length);
-	}
-	t[0] = location;
-	t[1] = length;
-	__builtin_memcpy(p, &t, sizeof t);   /* one 16-byte store where the target has one */
-#else
-	unsigned char *b = (unsigned char *)p;
-	int k;
-	for (k = 0; k < 8; k++) {
-		b[k] = (unsigned char)(location >> (big ? 56 - 8 * k : 8 * k));
-		b[8 + k] = (unsigned char)(length >> (big ? 56 - 8 * k : 8 * k));
-	}
-#endif
-}
-
 IOMEM_FORCEINLINE void iomem__cursor_put(const IOMemoryCursor *c, void *segments, UInt32 index,
                                          IOPhysicalAddress location, IOPhysicalLength length, int format)
 {
 	if (format == IOMEM__CURSOR_NATURAL) {
-#if IOMEM__CURSOR_VECTOR_STORE
+#if IOMEM__SEG_VECTOR_STORE
 		/* host order: the very same store as the other two */
-		iomem__cursor_store_seg((IOPhysicalSegment *)segments + index, location, length, IOMEM__CURSOR_HOST_BIG);
+		iomem__st_seg64((IOPhysicalSegment *)segments + index, location, length, IOMEM__HOST_BIG);
 #else
 		IOPhysicalSegment *s = (IOPhysicalSegment *)segments + index;
 		s->location = location;
 		s->length = length;
 #endif
 	} else if (format == IOMEM__CURSOR_BIG || format == IOMEM__CURSOR_LITTLE) {
-		iomem__cursor_store_seg((unsigned char *)segments + (vm_size_t)index * sizeof(IOPhysicalSegment),
+		iomem__st_seg64((unsigned char *)segments + (vm_size_t)index * sizeof(IOPhysicalSegment),
 		                        location, length, format == IOMEM__CURSOR_BIG);
 	} else {
 		IOPhysicalSegment seg;
