@@ -19,6 +19,7 @@
  *   >>dmaevent        IODMAEventSource                       (DMA controller issue)
  *   >>posixdma        the POSIX software DMA engine (a controller on a
  *                     worker thread)                         (DMA controller issue)
+ *   >>linuxdma        Linux: a controller over a dmaengine channel
  *   >>implementation  the part compiled once (IOMEM_IMPLEMENTATION):
  *     >>impl-dmacmd     IODMACommand: output functions, the bounce pool,
  *                       specification, prepare/complete, the engine,
@@ -27,6 +28,7 @@
  *     >>impl-dmacontroller  the controller object and the registry
  *     >>impl-dmaevent       the event source: records, queue, sync wait
  *     >>impl-posixdma       the software engine: channels, worker, callback thread
+ *     >>impl-linuxdma       Linux: the controller over a dmaengine channel
  *
  * The README's feature table says what works on which backend today.
  *
@@ -1180,6 +1182,72 @@ IOMEM_API IOReturn iomem_posix_dma_set_device_buffer(IODMAController *engine, UI
 IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaIndex, IODMACommand *peer);
 
 #endif /* IOMEM_BACKEND_POSIX */
+
+/* >>linuxdma ============================================================== */
+/*
+ * Linux (iomem addition): an IODMAController over one channel of the
+ * kernel's dmaengine (a memcpy-capable struct dma_chan: DMA_MEMCPY), moving
+ * memory to memory between an IODMACommand and a peer command, as the
+ * POSIX engine's peer mode (>>posixdma): kIODirectionOut copies the
+ * command's bytes [offset, offset + count) of its prepared range to the
+ * peer's bytes [0, count), kIODirectionIn the peer's to the command's.
+ * The segments of both commands are paired (IODMACommand_gen64IOVMSegments)
+ * into one dmaengine_prep_dma_memcpy descriptor per piece, submitted, and
+ * started with dma_async_issue_pending; each descriptor's callback counts
+ * its bytes (queryDMACommand progress) and the last one reports the command
+ * (notify, then complete). The segments must be addresses for the channel's
+ * device: create both commands with the mapper
+ * iomem_linux_mapper_for_device(dmaengine_get_dma_device(chan)).
+ *
+ * Completions: the dmaengine callbacks run in softirq (tasklet) context,
+ * where notify and complete may run (the event source's lock is a
+ * spinlock with IRQs saved) - so the notification action runs there and
+ * must not sleep; completion actions are run on the system workqueue (the
+ * controller's signalWorkAvailable), unless the owner installed a work
+ * signal.
+ *
+ * One channel (dmaIndex 0) per controller. Errors of the channel calls:
+ *   startDMACommand  kIOReturnBadArgument (NULL command, direction not In
+ *                    or Out, offset/count beyond the prepared length, an
+ *                    empty transfer), kIOReturnNotReady (the command or the
+ *                    peer is not prepared, no peer set), kIOReturnNoSpace
+ *                    (the peer's prepared range is shorter than the
+ *                    transfer), kIOReturnBusy (running), kIOReturnNoMemory,
+ *                    kIOReturnNoResources (the channel refused a
+ *                    descriptor: nothing was started), or genIOVMSegments'
+ *                    error;
+ *   stopDMACommand   kIOReturnNotReady (nothing running); otherwise
+ *                    dmaengine_terminate_sync (process context: it sleeps;
+ *                    @flush and @timeout are not used), then the command
+ *                    completes with kIOReturnAborted and the bytes of the
+ *                    descriptors that completed;
+ *   queryDMACommand  success: the running or last command, bytes moved;
+ *                    @waitForIdle sleeps until it finished (not from the
+ *                    notification action).
+ *   initDMAChannel   kIOReturnNoChannels when an event source has it.
+ */
+#if defined(IOMEM_BACKEND_LINUX)
+struct dma_chan;
+
+/**
+ * iomem_linux_dmaengine_controller_create - an IODMAController over
+ * @chan (+0: the caller requested it and releases it with
+ * dma_release_channel after the controller is freed), named after
+ * @provider's phandle (+0, may be NULL). +1, not registered (register it
+ * for IODMAController_getController), or NULL: NULL @chan, a channel
+ * without DMA_MEMCPY, no memory. Process context.
+ */
+IOMEM_API IODMAController *iomem_linux_dmaengine_controller_create(struct dma_chan *chan,
+                                                                   const iomem_dma_provider *provider);
+/**
+ * iomem_linux_dmaengine_set_peer - the other side of channel @dmaIndex:
+ * the prepared command @peer (+0: keep it prepared while in use; NULL
+ * clears). kIOReturnBadArgument (not a dmaengine controller, no such
+ * channel), kIOReturnBusy (running). Thread-safe.
+ */
+IOMEM_API IOReturn iomem_linux_dmaengine_set_peer(IODMAController *controller, UInt32 dmaIndex,
+                                                  IODMACommand *peer);
+#endif /* IOMEM_BACKEND_LINUX */
 
 #ifdef __cplusplus
 } /* extern "C" */
@@ -4838,5 +4906,401 @@ IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaI
 }
 
 #endif /* IOMEM_BACKEND_POSIX */
+
+/* >>impl-linuxdma: a controller over a dmaengine channel ------------------ */
+#if defined(IOMEM_BACKEND_LINUX)
+#include <linux/dmaengine.h>
+#include <linux/workqueue.h>
+#include <linux/completion.h>
+#include <linux/ktime.h>
+
+/* One memcpy descriptor: its callback's record. */
+typedef struct iomem__lde_piece {
+	struct iomem__lde   *owner;
+	IOByteCount          len;
+} iomem__lde_piece;
+
+typedef struct iomem__lde {
+	struct dma_chan     *chan;
+	IODMAController     *ctl;           /* +0: back pointer */
+	spinlock_t           lock;          /* everything below; taken in softirq */
+	IODMAEventSource    *es;            /* the channel's owner (+0) */
+	IODMACommand        *peer, *running, *last;
+	iomem__lde_piece    *pieces;        /* of the running or last command: freed
+	                                       in process context once no callback
+	                                       can run (all done, or after
+	                                       dmaengine_terminate_sync) */
+	uint32_t             npieces, ndone;
+	IOByteCount          moved;
+	bool                 stopping;
+	struct completion    idle;
+	struct work_struct   work;          /* runs the event sources' queues */
+	IODMAEventSource    *work_es;       /* +1 while queued */
+} iomem__lde;
+
+/* The command is over: report it. Called with the lock held (flags @f). */
+IOMEM__PRIVATE void iomem__lde_finish_unlock(iomem__lde *d, IOReturn status, unsigned long f)
+{
+	IODMACommand *cmd = d->running;
+	IODMAEventSource *es = d->es;
+	IOByteCount moved = d->moved;
+
+	d->last = cmd;
+	d->running = NULL;
+	d->stopping = false;
+	complete_all(&d->idle);
+	spin_unlock_irqrestore(&d->lock, f);
+	IODMAController_notifyDMACommand(d->ctl, es, cmd, status, moved, (AbsoluteTime)ktime_get_ns());
+	IODMAController_completeDMACommand(d->ctl, es, cmd);
+}
+
+static void iomem__lde_callback(void *param, const struct dmaengine_result *result)
+{
+	iomem__lde_piece *p = (iomem__lde_piece *)param;
+	iomem__lde *d = p->owner;
+	unsigned long f;
+
+	spin_lock_irqsave(&d->lock, f);
+	if (d->running == NULL || d->pieces == NULL || p < d->pieces || p >= d->pieces + d->npieces) {
+		spin_unlock_irqrestore(&d->lock, f);   /* stopped meanwhile */
+		return;
+	}
+	if (result != NULL && result->result != DMA_TRANS_NOERROR) {
+		iomem__lde_finish_unlock(d, kIOReturnDMAError, f);
+		return;
+	}
+	d->moved += p->len;
+	if (++d->ndone == d->npieces)
+		iomem__lde_finish_unlock(d, kIOReturnSuccess, f);
+	else
+		spin_unlock_irqrestore(&d->lock, f);
+}
+
+/* Pair @cmd's range [off, off + count) with @peer's [0, count) into
+ * pieces; with @chan NULL only count them (*@n), else prepare and submit
+ * one descriptor per piece into @pieces. Out: @cmd is the source. */
+IOMEM__PRIVATE IOReturn iomem__lde_walk(iomem__lde *d, struct dma_chan *chan, IODMACommand *cmd,
+                                        IODMACommand *peer, bool out, UInt64 off, UInt64 count,
+                                        iomem__lde_piece *pieces, uint32_t *n)
+{
+	IODMACommand_Segment64 a = { 0, 0 }, b = { 0, 0 };
+	UInt64 aoff = off, boff = 0, done = 0;
+	uint32_t i = 0;
+
+	while (done < count) {
+		UInt64 len;
+		if (a.fLength == 0) {
+			UInt32 k = 1;
+			IOReturn r = IODMACommand_gen64IOVMSegments(cmd, &aoff, &a, &k);
+			if (r != kIOReturnSuccess)
+				return r;
+		}
+		if (b.fLength == 0) {
+			UInt32 k = 1;
+			IOReturn r = IODMACommand_gen64IOVMSegments(peer, &boff, &b, &k);
+			if (r != kIOReturnSuccess)
+				return r == kIOReturnOverrun ? kIOReturnNoSpace : r;
+		}
+		len = a.fLength < b.fLength ? a.fLength : b.fLength;
+		if (len > count - done)
+			len = count - done;
+		if (chan != NULL) {
+			struct dma_async_tx_descriptor *tx;
+			dma_addr_t src = (dma_addr_t)(out ? a.fIOVMAddr : b.fIOVMAddr);
+			dma_addr_t dst = (dma_addr_t)(out ? b.fIOVMAddr : a.fIOVMAddr);
+			if (i >= *n)
+				return kIOReturnInternalError;
+			tx = dmaengine_prep_dma_memcpy(chan, dst, src, (size_t)len, DMA_PREP_INTERRUPT);
+			if (tx == NULL)
+				return kIOReturnNoResources;
+			pieces[i].owner = d;
+			pieces[i].len = (IOByteCount)len;
+			tx->callback_result = iomem__lde_callback;
+			tx->callback_param = &pieces[i];
+			if (dma_submit_error(dmaengine_submit(tx)))
+				return kIOReturnNoResources;
+		}
+		i++;
+		a.fIOVMAddr += len;
+		a.fLength -= len;
+		b.fIOVMAddr += len;
+		b.fLength -= len;
+		done += len;
+	}
+	*n = i;
+	return kIOReturnSuccess;
+}
+
+/* Free a finished command's pieces (process context): first make sure no
+ * callback of it can still run (an error ended it early). */
+IOMEM__PRIVATE void iomem__lde_retire(iomem__lde *d, iomem__lde_piece *p, uint32_t n, uint32_t ndone)
+{
+	if (p == NULL)
+		return;
+	if (ndone != n)
+		dmaengine_terminate_sync(d->chan);
+	iomem__free_internal(p, (vm_size_t)n * sizeof *p, "iomem dmaengine pieces");
+}
+
+IOMEM__PRIVATE iomem__lde *iomem__lde_of(IODMAController *c)
+{
+	return (iomem__lde *)iomem_dma_controller_getContext(c);
+}
+
+static IOReturn iomem__lde_init_channel(IODMAController *c, const iomem_dma_provider *provider,
+                                        IODMAEventSource *es, UInt32 *dmaIndex, UInt32 reqIndex)
+{
+	iomem__lde *d = iomem__lde_of(c);
+	IOReturn r = kIOReturnNoChannels;
+	unsigned long f;
+	(void)provider;
+	(void)reqIndex;
+	spin_lock_irqsave(&d->lock, f);
+	if (d->es == NULL) {
+		d->es = es;
+		*dmaIndex = 0;
+		r = kIOReturnSuccess;
+	}
+	spin_unlock_irqrestore(&d->lock, f);
+	return r;
+}
+
+static void iomem__lde_free_channel(IODMAController *c, UInt32 dmaIndex, IODMAEventSource *es)
+{
+	iomem__lde *d = iomem__lde_of(c);
+	unsigned long f;
+	(void)dmaIndex;
+	spin_lock_irqsave(&d->lock, f);
+	if (d->es == es) {
+		d->es = NULL;
+		d->last = NULL;
+	}
+	spin_unlock_irqrestore(&d->lock, f);
+}
+
+static IOReturn iomem__lde_start(IODMAController *c, UInt32 dmaIndex, IODMACommand *cmd, IODirection direction,
+                                 IOByteCount byteCount, IOByteCount byteOffset)
+{
+	iomem__lde *d = iomem__lde_of(c);
+	iomem__lde_piece *pieces, *old;
+	IODMACommand *peer;
+	UInt64 plen = 0, peerlen = 0;
+	uint32_t n = 0, oldn, olddone;
+	unsigned long f;
+	IOReturn r;
+	(void)dmaIndex;
+	if (cmd == NULL || (direction != kIODirectionIn && direction != kIODirectionOut))
+		return kIOReturnBadArgument;
+	if (IODMACommand_getPreparedOffsetAndLength(cmd, NULL, &plen) != kIOReturnSuccess)
+		return kIOReturnNotReady;
+	if (byteOffset > plen || byteCount > plen - byteOffset)
+		return kIOReturnBadArgument;
+	if (byteCount == 0)
+		byteCount = (IOByteCount)(plen - byteOffset);
+	if (byteCount == 0)
+		return kIOReturnBadArgument;
+	spin_lock_irqsave(&d->lock, f);
+	if (d->running != NULL) {
+		spin_unlock_irqrestore(&d->lock, f);
+		return kIOReturnBusy;
+	}
+	peer = d->peer;
+	old = d->pieces;
+	oldn = d->npieces;
+	olddone = d->ndone;
+	d->running = cmd;          /* claimed: set_peer and other starts see busy */
+	d->moved = 0;
+	d->ndone = 0;
+	d->npieces = 0;
+	d->pieces = NULL;
+	d->stopping = false;
+	reinit_completion(&d->idle);
+	spin_unlock_irqrestore(&d->lock, f);
+	iomem__lde_retire(d, old, oldn, olddone);
+
+	if (peer == NULL || IODMACommand_getPreparedOffsetAndLength(peer, NULL, &peerlen) != kIOReturnSuccess)
+		r = kIOReturnNotReady;
+	else if (peerlen < byteCount)
+		r = kIOReturnNoSpace;
+	else
+		r = iomem__lde_walk(d, NULL, cmd, peer, direction == kIODirectionOut, byteOffset, byteCount, NULL, &n);
+	pieces = NULL;
+	if (r == kIOReturnSuccess) {
+		pieces = (iomem__lde_piece *)iomem__alloc_internal((vm_size_t)n * sizeof *pieces,
+		                                                   "iomem dmaengine pieces");
+		if (pieces == NULL)
+			r = kIOReturnNoMemory;
+	}
+	if (r == kIOReturnSuccess) {
+		spin_lock_irqsave(&d->lock, f);
+		d->pieces = pieces;
+		d->npieces = n;
+		spin_unlock_irqrestore(&d->lock, f);
+		r = iomem__lde_walk(d, d->chan, cmd, peer, direction == kIODirectionOut, byteOffset, byteCount,
+		                    pieces, &n);
+		if (r != kIOReturnSuccess)
+			dmaengine_terminate_sync(d->chan);   /* nothing was issued: drop what was submitted */
+	}
+	if (r != kIOReturnSuccess) {
+		spin_lock_irqsave(&d->lock, f);
+		d->running = NULL;
+		d->pieces = NULL;
+		d->npieces = 0;
+		complete_all(&d->idle);
+		spin_unlock_irqrestore(&d->lock, f);
+		if (pieces != NULL)
+			iomem__free_internal(pieces, (vm_size_t)n * sizeof *pieces, "iomem dmaengine pieces");
+		return r;
+	}
+	dma_async_issue_pending(d->chan);
+	return kIOReturnSuccess;
+}
+
+static IOReturn iomem__lde_stop(IODMAController *c, UInt32 dmaIndex, bool flush, uint64_t timeout)
+{
+	iomem__lde *d = iomem__lde_of(c);
+	iomem__lde_piece *p;
+	uint32_t n;
+	unsigned long f;
+	(void)dmaIndex;
+	(void)flush;
+	(void)timeout;
+	spin_lock_irqsave(&d->lock, f);
+	if (d->running == NULL || d->stopping) {
+		spin_unlock_irqrestore(&d->lock, f);
+		return kIOReturnNotReady;
+	}
+	d->stopping = true;
+	spin_unlock_irqrestore(&d->lock, f);
+	/* after it, no callback of the command runs any more */
+	dmaengine_terminate_sync(d->chan);
+	spin_lock_irqsave(&d->lock, f);
+	p = d->pieces;
+	n = d->npieces;
+	d->pieces = NULL;
+	d->npieces = 0;
+	if (d->running != NULL)
+		iomem__lde_finish_unlock(d, kIOReturnAborted, f);   /* it did not finish meanwhile */
+	else
+		spin_unlock_irqrestore(&d->lock, f);
+	iomem__lde_retire(d, p, n, n);
+	return kIOReturnSuccess;
+}
+
+static IOReturn iomem__lde_query(IODMAController *c, UInt32 dmaIndex, IODMACommand **dmaCommand,
+                                 IOByteCount *transferCount, bool waitForIdle)
+{
+	iomem__lde *d = iomem__lde_of(c);
+	unsigned long f;
+	(void)dmaIndex;
+	if (waitForIdle)
+		wait_for_completion(&d->idle);
+	spin_lock_irqsave(&d->lock, f);
+	if (dmaCommand != NULL)
+		*dmaCommand = d->running != NULL ? d->running : d->last;
+	if (transferCount != NULL)
+		*transferCount = d->moved;
+	spin_unlock_irqrestore(&d->lock, f);
+	return kIOReturnSuccess;
+}
+
+static void iomem__lde_work(struct work_struct *w)
+{
+	iomem__lde *d = container_of(w, iomem__lde, work);
+	IODMAEventSource *es;
+	unsigned long f;
+
+	spin_lock_irqsave(&d->lock, f);
+	es = d->work_es;
+	d->work_es = NULL;
+	spin_unlock_irqrestore(&d->lock, f);
+	if (es != NULL) {
+		(void)iomem_dma_event_source_run(es);
+		IODMAEventSource_release(es);
+	}
+}
+
+/* one channel, so one event source: a queued run drains every completion */
+static void iomem__lde_signal(IODMAController *c, IODMAEventSource *es)
+{
+	iomem__lde *d = iomem__lde_of(c);
+	IODMAEventSource *drop = NULL;
+	unsigned long f;
+
+	IODMAEventSource_retain(es);
+	spin_lock_irqsave(&d->lock, f);
+	if (d->work_es == NULL)
+		d->work_es = es;
+	else
+		drop = es;
+	spin_unlock_irqrestore(&d->lock, f);
+	if (drop != NULL)
+		IODMAEventSource_release(drop);
+	else
+		queue_work(system_wq, &d->work);
+}
+
+static void iomem__lde_free(IODMAController *c)
+{
+	iomem__lde *d = iomem__lde_of(c);
+
+	iomem__lde_retire(d, d->pieces, d->npieces, d->ndone);
+	flush_work(&d->work);
+	iomem__free_internal(d, sizeof *d, "iomem dmaengine controller");
+}
+
+static const iomem_dma_controller_ops iomem__lde_ops = {
+	.name = "linux-dmaengine",
+	.initDMAChannel = iomem__lde_init_channel,
+	.freeDMAChannel = iomem__lde_free_channel,
+	.startDMACommand = iomem__lde_start,
+	.stopDMACommand = iomem__lde_stop,
+	.queryDMACommand = iomem__lde_query,
+	.signalWorkAvailable = iomem__lde_signal,
+	.free = iomem__lde_free,
+};
+
+IOMEM_API IODMAController *iomem_linux_dmaengine_controller_create(struct dma_chan *chan,
+                                                                   const iomem_dma_provider *provider)
+{
+	iomem__lde *d;
+	if (chan == NULL || chan->device == NULL || !dma_has_cap(DMA_MEMCPY, chan->device->cap_mask))
+		return NULL;
+	d = (iomem__lde *)iomem__alloc_internal(sizeof *d, "iomem dmaengine controller");
+	if (d == NULL)
+		return NULL;
+	memset(d, 0, sizeof *d);
+	d->chan = chan;
+	spin_lock_init(&d->lock);
+	init_completion(&d->idle);
+	complete_all(&d->idle);
+	INIT_WORK(&d->work, iomem__lde_work);
+	d->ctl = iomem_dma_controller_withOps(&iomem__lde_ops, d, provider);
+	if (d->ctl == NULL) {
+		iomem__free_internal(d, sizeof *d, "iomem dmaengine controller");
+		return NULL;
+	}
+	return d->ctl;
+}
+
+IOMEM_API IOReturn iomem_linux_dmaengine_set_peer(IODMAController *controller, UInt32 dmaIndex,
+                                                  IODMACommand *peer)
+{
+	iomem__lde *d;
+	IOReturn r = kIOReturnSuccess;
+	unsigned long f;
+	if (controller == NULL || controller->ops != &iomem__lde_ops || dmaIndex != 0)
+		return kIOReturnBadArgument;
+	d = iomem__lde_of(controller);
+	spin_lock_irqsave(&d->lock, f);
+	if (d->running != NULL)
+		r = kIOReturnBusy;
+	else
+		d->peer = peer;
+	spin_unlock_irqrestore(&d->lock, f);
+	return r;
+}
+
+#endif /* IOMEM_BACKEND_LINUX */
 
 #endif /* IOMEM_IMPLEMENTATION */

@@ -75,7 +75,7 @@ build=$work/build
 # --- 1. build (once for all modes) -----------------------------------------
 exec 9>"$work/build.lock"
 flock 9
-for f in Kbuild Makefile iomem_ktest.c iomem_ktest_debug.c ktest_edu.h ktest_dmacmd.h; do
+for f in Kbuild Makefile iomem_ktest.c iomem_ktest_debug.c ktest_edu.h ktest_dmacmd.h ktest_dmactl.h ktest_bench.h; do
 	# keep mtimes: Kbuild's incremental build then only recompiles on change
 	cmp -s "$here/module/$f" "$build/$f" || cp -p "$here/module/$f" "$build/$f"
 done

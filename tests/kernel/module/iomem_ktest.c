@@ -2135,6 +2135,10 @@ static void t_kernel_no_leaks_no_warnings(void)
 
 /* IODMACommand (issue #9 item 3): physical, bounced, through the device */
 #include "ktest_dmacmd.h"
+/* IODMAController / IODMAEventSource: edu and dmaengine (issue #11 item 4) */
+#include "ktest_dmactl.h"
+/* issue #9 "Measure": IODMACommand vs the kernel's sg_table path */
+#include "ktest_bench.h"
 
 /* ------------------------------------------------------------------ */
 
@@ -2228,6 +2232,8 @@ static const struct ktest_case tests[] = {
 	T(t_cursor_physical_segments),
 	T(t_swiommu_dmacmd_iovas_translate),
 	T(t_mappedio_and_cache_flush),
+	KTEST_DMACTL_CASES
+	KTEST_BENCH_CASES
 	T(t_kernel_no_leaks_no_warnings),
 };
 
