@@ -79,6 +79,9 @@ for f in Kbuild Makefile iomem_ktest.c iomem_ktest_debug.c ktest_edu.h ktest_dma
 	# keep mtimes: Kbuild's incremental build then only recompiles on change
 	cmp -s "$here/module/$f" "$build/$f" || cp -p "$here/module/$f" "$build/$f"
 done
+# the example driver (examples/edu_driver.c): compiled by the same Kbuild
+ex=$src_root/examples/edu_driver.c
+cmp -s "$ex" "$build/edu_driver.c" || cp -p "$ex" "$build/edu_driver.c"
 log=$build/build.log
 echo "kernel.$mode: KVER=$KVER ($KVERSION_PKG), KDIR=$KDIR"
 echo "kernel.$mode: + make -C $KDIR M=$build IOMEM_SRC=$src_root KCFLAGS=-Werror modules"

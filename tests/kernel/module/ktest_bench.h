@@ -147,6 +147,7 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 	IOMapper *mapper = iomem_linux_mapper_for_device(dev);
 	int i, j, ni = 0, nk = 0;
 	bool same = true;
+	u64 t0m, t0b;
 
 	if (!EXPECT(b && si && sk && ti && tk && mapper))
 		goto out;
@@ -200,6 +201,46 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 	}
 	kb_print(size, "full", "prepare+gen+complete", "sg_alloc+dma_map_sgtable+walk+unmap+free", ti, tk,
 		 iters);
+
+	/* where iomem's time goes: prepare+complete without the generate, and
+	 * one walk of the descriptor's physical segments (the Linux mapper
+	 * builds its sg_table from it), against the kernel's page lookup
+	 * (vmalloc_to_page per page, outside the kernel's timing above) */
+	for (i = 0; i < iters; i++) {
+		struct kb_buf *x = &b[i % KB_ROT];
+		IOByteCount off = 0, seg;
+		u64 t0, t1;
+		int r;
+
+		t0 = ktime_get_ns();
+		r = IODMACommand_prepare(x->cmd, 0, len, true, true);
+		r |= IODMACommand_complete(x->cmd, true, true);
+		t1 = ktime_get_ns();
+		ti[i] = t1 - t0;
+		if (!EXPECT_EQ(r, kIOReturnSuccess))
+			goto out;
+		x = &b[(i + 1) % KB_ROT];
+		t0 = ktime_get_ns();
+		while (off < len && IOMemoryDescriptor_getPhysicalSegment(x->md, off, &seg, kIOMemoryMapperNone))
+			off += seg;
+		t1 = ktime_get_ns();
+		tk[i] = t1 - t0;
+		EXPECT_EQ(off, len);
+	}
+	kb_print(size, "part", "prepare+complete (no gen)", "(iomem) getPhysicalSegment walk", ti, tk, iters);
+	for (i = 0; i < iters; i++) {
+		struct kb_buf *x = &b[i % KB_ROT];
+		u64 t0, t1;
+
+		t0 = ktime_get_ns();
+		for (j = 0; j < npages; j++)
+			x->pages[j] = vmalloc_to_page(x->va + (size_t)j * PAGE_SIZE);
+		t1 = ktime_get_ns();
+		tk[i] = t1 - t0;
+	}
+	kb_stats(tk, iters, &t0m, &t0b);
+	DIAG("bench %s part  kernel vmalloc_to_page x %u (not timed above)  median %8llu ns  best %8llu ns", size,
+	     npages, t0m, t0b);
 
 	/* gen: both sides prepared/mapped once */
 	for (i = 0; i < KB_ROT; i++) {
