@@ -16,7 +16,9 @@
  * At probe it checks the device (ID, the inverter register), then moves the
  * first half of the buffer into edu's 4 KiB buffer and back into the second
  * half, segment by segment, polling edu's DMA command register, and checks
- * every byte. It prints "edu_driver: PASS ..." or "edu_driver: FAIL ...".
+ * every byte. It prints "edu_driver: PASS ..." or "edu_driver: FAIL ...",
+ * and, at the end of module_init, the same verdict as one TAP test (the
+ * kernel suite's CTest kernel.example loads it alone and checks that).
  *
  * Build (as the kernel test suite does, tests/kernel/module/Kbuild):
  *   make -C /lib/modules/$(uname -r)/build M=$PWD IOMEM_SRC=/path/to/iomem modules
@@ -58,6 +60,10 @@
 static uint dma_bits = 28;
 module_param(dma_bits, uint, 0444);
 MODULE_PARM_DESC(dma_bits, "DMA address bits of the edu device (QEMU's dma_mask)");
+
+/* The self-test's verdict for the TAP line module_init prints (probe runs
+ * synchronously inside pci_register_driver): -ENODEV until a probe ran. */
+static int edu_selftest_result = -ENODEV;
 
 struct edu {
 	IOPhysicalAddress regs;		/* BAR0, physical */
@@ -207,6 +213,7 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	pci_set_drvdata(pdev, e);
 	ret = edu_selftest(pdev, e);
+	edu_selftest_result = ret;
 	if (ret == 0)
 		return 0;
 	IOMapper_release(e->mapper);
@@ -236,7 +243,27 @@ static struct pci_driver edu_driver = {
 	.probe = edu_probe,
 	.remove = edu_remove,
 };
-module_pci_driver(edu_driver);
+static int __init edu_init(void)
+{
+	int ret = pci_register_driver(&edu_driver);
+	bool ok = ret == 0 && edu_selftest_result == 0;
+
+	pr_info("TAP version 13\n");
+	pr_info("1..1\n");
+	pr_info("%s 1 - edu DMA round trip through IODMACommand, every byte checked\n", ok ? "ok" : "not ok");
+	if (!ok)
+		pr_info("# pci_register_driver %d, self-test %d\n", ret, edu_selftest_result);
+	pr_info("KTEST-RESULT pass=%d fail=%d skip=0\n", ok, !ok);
+	return ret;
+}
+
+static void __exit edu_exit(void)
+{
+	pci_unregister_driver(&edu_driver);
+}
+
+module_init(edu_init);
+module_exit(edu_exit);
 
 MODULE_LICENSE("Dual MIT/GPL");
 MODULE_DESCRIPTION("iomem example: QEMU edu PCI driver with the IOKit memory and DMA API");

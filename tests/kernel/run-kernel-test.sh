@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # tests/kernel/run-kernel-test.sh MODE SRC_ROOT WORK_DIR - CTest tests
-# kernel.direct, kernel.swiotlb and kernel.iommu.
+# kernel.direct, kernel.swiotlb and kernel.iommu; and kernel.example (MODE
+# "example"): a VM in iommu mode that loads only examples/edu_driver.c's
+# module, whose self-test prints TAP.
 #
 #  1. builds module/ (iomem_ktest.ko and iomem_ktest_debug.ko) in
 #     WORK_DIR/build against the headers of the downloaded kernel image, with
@@ -26,7 +28,7 @@
 set -uo pipefail
 
 if [ $# -ne 3 ]; then
-	echo "usage: $0 direct|swiotlb|iommu SRC_ROOT WORK_DIR" >&2
+	echo "usage: $0 direct|swiotlb|iommu|example SRC_ROOT WORK_DIR" >&2
 	exit 2
 fi
 mode=$1
@@ -35,6 +37,17 @@ work=$3
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${IOMEM_KERNEL_CACHE:-/var/cache/iomem/kernel}
 modules=(iomem_ktest iomem_ktest_debug)
+qmode=$mode
+append=()
+out=$work/results
+if [ "$mode" = example ]; then
+	out=$work/results/example	# not kernel.iommu's kernel-iommu.log
+	# the example driver alone (the test modules would hold the edu device),
+	# behind the emulated IOMMU; its dma_bits must match the runner's mask
+	modules=(edu_driver)
+	qmode=iommu
+	append=(--append "edu_driver.dma_bits=64")
+fi
 
 skip() {
 	if [ "${IOMEM_REQUIRE_ALL:-0}" = 1 ]; then
@@ -45,7 +58,7 @@ skip() {
 	exit 77
 }
 
-case "$mode" in direct|swiotlb|iommu) ;; *) echo "unknown mode $mode" >&2; exit 2;; esac
+case "$mode" in direct|swiotlb|iommu|example) ;; *) echo "unknown mode $mode" >&2; exit 2;; esac
 
 command -v qemu-system-x86_64 >/dev/null 2>&1 || skip "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
 command -v cpio >/dev/null 2>&1 || skip "cpio not found (apt-get install cpio)"
@@ -69,7 +82,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
 	fi
 fi
 
-mkdir -p "$work/build" "$work/results"
+mkdir -p "$work/build" "$out"
 build=$work/build
 
 # --- 1. build (once for all modes) -----------------------------------------
@@ -116,12 +129,12 @@ margs=()
 for m in "${modules[@]}"; do margs+=(--module "$m"); done
 # 3 GiB: q35 puts 1 GiB of it above 4 GiB, where kmalloc/vmalloc take their
 # pages first, so IODMACommand's 32-bit bouncing is exercised (ktest_dmacmd.h)
-"$here/run-qemu-test.sh" --kernel "$VMLINUZ" --initrd "$initrd" --mode "$mode" \
-	--memory "${IOMEM_KTEST_MEMORY:-3G}" "${margs[@]}" --timeout "${IOMEM_KTEST_TIMEOUT:-420}" --out "$work/results" --quiet
+"$here/run-qemu-test.sh" --kernel "$VMLINUZ" --initrd "$initrd" --mode "$qmode" "${append[@]}" \
+	--memory "${IOMEM_KTEST_MEMORY:-3G}" "${margs[@]}" --timeout "${IOMEM_KTEST_TIMEOUT:-420}" --out "$out" --quiet
 rc=$?
 if [ "$rc" -ne 0 ]; then
-	echo "---- kernel console (last 80 lines of $work/results/kernel-$mode.log) ----"
-	tail -n 80 "$work/results/kernel-$mode.log" | tr -d '\r'
+	echo "---- kernel console (last 80 lines of $out/kernel-$qmode.log) ----"
+	tail -n 80 "$out/kernel-$qmode.log" | tr -d '\r'
 	echo "FAIL: kernel.$mode (run-qemu-test.sh exit $rc)"
 	exit 1
 fi
