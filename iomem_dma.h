@@ -5245,7 +5245,10 @@ static void iomem__lde_free(IODMAController *c)
 	iomem__lde *d = iomem__lde_of(c);
 
 	iomem__lde_retire(d, d->pieces, d->npieces, d->ndone);
-	flush_work(&d->work);
+	/* the last reference may be dropped by our own work item (it held
+	 * the event source's, which held ours): it touches nothing after */
+	if (current_work() != &d->work)
+		flush_work(&d->work);
 	iomem__free_internal(d, sizeof *d, "iomem dmaengine controller");
 }
 
