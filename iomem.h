@@ -2505,15 +2505,19 @@ IOMEM__PRIVATE IOMemoryDescriptor *iomem__md_alloc(iomem_md_kind kind, IOOptionB
 
 /* ---- extents ---------------------------------------------------------- */
 
-/* Pages spanned by one range (0 for an empty range). */
+/* Pages spanned by one range (0 for an empty range). A shift, not a 64-bit
+ * division (libgcc's __aeabi_uldivmod on 32-bit cores): the page size is a
+ * power of two. */
 IOMEM__PRIVATE vm_size_t iomem__range_pages(const IOAddressRange *r, vm_size_t page)
 {
-	uint64_t first, last;
+	uint64_t first, last, span;
 	if (r->length == 0)
 		return 0;
 	first = r->address & ~(uint64_t)(page - 1);
 	last = (r->address + r->length - 1) & ~(uint64_t)(page - 1);
-	return (vm_size_t)((last - first) / page + 1);
+	for (span = last - first; page > 1; page >>= 1)
+		span >>= 1;
+	return (vm_size_t)(span + 1);
 }
 
 /* Extent builder: append @len bytes at @phys, merging with the last extent
