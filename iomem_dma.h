@@ -443,7 +443,7 @@ IOMEM_INLINE bool iomem_walk_init(iomem_walk *w, IOMemoryDescriptor *md, IOByteC
  * its length returned; 0 at the end (and then w->error says whether a piece
  * had no physical address). O(1) per run on the extents path.
  */
-IOMEM_FORCEINLINE IOByteCount iomem_walk_next(iomem_walk *w, addr64_t *pa)
+IOMEM__HOT_INLINE IOByteCount iomem_walk_next(iomem_walk *w, addr64_t *pa)
 {
 	IOByteCount len;
 	if (IOMEM_LIKELY(w->md == NULL))
@@ -2029,7 +2029,7 @@ IOMEM__PRIVATE void iomem__dma_sync(IODMACommand *cmd, bool to_md)
 }
 
 /* The sparse page holding descriptor offset @doff (sorted by offset). */
-IOMEM_FORCEINLINE const iomem__dma_bounce_page *iomem__dma_find_page(IODMACommand *cmd, IOByteCount doff)
+IOMEM__HOT_INLINE const iomem__dma_bounce_page *iomem__dma_find_page(IODMACommand *cmd, IOByteCount doff)
 {
 	const iomem__dma_bounce_page *p = cmd->iomem__pages;
 	uint32_t n = cmd->iomem__npages, h = cmd->iomem__page_hint, lo = 0;
@@ -2555,9 +2555,9 @@ IOMEM_FORCEINLINE uint32_t iomem__dma_xlast(const iomem_md_extent *e, uint32_t x
 /* Whole extents [*xi, stop) of the extent fast path, each one segment or,
  * longer than max_seg, split in place when max_seg is a power of two (2^
  * @sshift); else (or when the slots run out) the rest is left in *run_pa
- * and *run_len for the piece path. @limit (a constant) checks the address
- * limit. */
-IOMEM_FORCEINLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
+ * and *run_len for the piece path. @limit (a constant, except at -Os where
+ * one copy serves both calls) checks the address limit. */
+IOMEM__HOT_INLINE IOReturn iomem__dma_whole(unsigned fmt, bool limit, IODMACommand_SegmentFunction fn,
                                             IODMACommand *cmd, void *segs, UInt32 *ip, UInt32 n, uint32_t stop,
                                             uint32_t *xip, IOByteCount *xoffp, const iomem_md_extent *e,
                                             uint64_t max_seg, unsigned sshift, uint64_t max_phys,
@@ -2848,7 +2848,7 @@ IOMEM_FORCEINLINE IOReturn iomem__dma_gen(IODMACommand *cmd, unsigned fmt, IODMA
 /* IOMEM_DMA_SPECIALIZE (impl): 1 compiles the engine once per built-in
  * output format (no indirect call per segment: the hosted default); 0
  * compiles it once and calls the output function per segment (the
- * bare-metal default: about 50 KiB less .text on Cortex-M4; the six
+ * bare-metal default: about 13 KiB less .text on Cortex-M4 at -Os; the six
  * output functions are real functions, so the results are identical). */
 #ifndef IOMEM_DMA_SPECIALIZE
 #  if defined(IOMEM_BACKEND_BAREMETAL)

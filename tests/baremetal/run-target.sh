@@ -3,10 +3,12 @@
 # run-target.sh TARGET SRC_ROOT WORK_DIR - CTest test baremetal.<TARGET>.
 #
 # Builds the iomem firmware test (suite/*.c) for TARGET with the cross
-# compiler, twice - IOMEM_DEBUG=0 and IOMEM_DEBUG=1 - and runs each image in
-# QEMU (run.sh: exit status 0 and a complete all-"ok" TAP stream). Prints the
+# compiler, three times - IOMEM_DEBUG=0 and IOMEM_DEBUG=1 at -O2, and
+# IOMEM_DEBUG=0 at -Os as firmware is built for size (the hot helpers are
+# then not forced inline: tools/bm-size) - and runs each image in QEMU
+# (run.sh: exit status 0 and a complete all-"ok" TAP stream). Prints the
 # console output, the image's .text size and one summary line:
-#   baremetal.TARGET: 2 image(s) passed, 0 failed (N TAP checks)
+#   baremetal.TARGET: 3 image(s) passed, 0 failed (N TAP checks)
 #
 # A missing cross compiler or QEMU prints "SKIP: ..." and exits 77; with
 # IOMEM_REQUIRE_ALL=1 (tools/test, CI) that is a failure instead (exit 1).
@@ -56,21 +58,23 @@ sources=("$here"/suite/*.c)
 pass=0
 fail=0
 checks=0
-for variant in release debug; do
+for variant in release debug size; do
+	opt=-O2
 	case $variant in
 	release) defs="-DIOMEM_DEBUG=0" ;;
 	debug) defs="-DIOMEM_DEBUG=1" ;;
+	size) defs="-DIOMEM_DEBUG=0" opt=-Os ;;
 	esac
 	elf=$work/iomem-$variant.elf
 	echo "==== $target $variant: build"
-	if ! EXTRA_CFLAGS="-std=gnu99 -Werror -Wshadow -Wundef -I$src_root -I$here/suite $defs" \
+	if ! OPT=$opt EXTRA_CFLAGS="-std=gnu99 -Werror -Wshadow -Wundef -I$src_root -I$here/suite $defs" \
 		"$here/build.sh" "$target" "$elf" "${sources[@]}"; then
 		echo "FAIL: $target $variant: build failed"
 		fail=$((fail + 1))
 		continue
 	fi
 	size=$("${BM_CC%gcc}size" -A "$elf" | awk '$1 == ".text" { print $2 }')
-	echo "# $target $variant: .text $size bytes (whole firmware, -O2)"
+	echo "# $target $variant: .text $size bytes (whole firmware, $opt)"
 	echo "==== $target $variant: run"
 	"$here/run.sh" -t "${BM_TIMEOUT:-120}" -l "$work/iomem-$variant.log" "$target" "$elf"
 	rc=$?
