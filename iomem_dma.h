@@ -1105,10 +1105,23 @@ IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
  * a batch of segments of one channel at a time, round robin; one callback
  * thread per engine delivers completions of event sources that installed
  * no work signal: it is "the owner's callback thread" of every event
- * source bound to the engine, so actions run on it one at a time.
- * Notification actions run on the worker: they must not wait for the
- * engine (a synchronous start, stopDMACommand, queryDMACommand with
- * waitForIdle) - that would wait for the thread they run on.
+ * source bound to the engine, so actions run on it one at a time. A
+ * synchronous start (an event source without a completion action) is
+ * moved by the starting thread itself, which would otherwise only sleep
+ * until the worker had finished: no thread hand-off; stops, queries and
+ * progress behave the same. Notification actions run on the thread that
+ * moved the bytes (the worker, or a synchronous starter): they must not
+ * wait for the engine (a synchronous start, stopDMACommand,
+ * queryDMACommand with waitForIdle) - that would wait for the thread they
+ * run on.
+ *
+ * Address translation: physical addresses reach host memory through the
+ * software machine's reverse map, cached per channel (a frame -> page
+ * translation cache emptied by any unwire), and a run of pages that are
+ * adjacent both physically and in host memory is copied at once (within
+ * the FIFO depth). Memory a command covers must stay prepared until its
+ * transfer completes, as on hardware: unwiring it under a running transfer
+ * may let the engine write pages no longer wired.
  *
  * Progress: the byte count is published after every chunk of at most the
  * FIFO depth (getFIFODepth); queryDMACommand reports it in whole frames
@@ -1140,7 +1153,9 @@ IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
  *                    power of two in [16, 1 MiB]), kIOReturnBusy (running);
  *   setFrameSize     kIOReturnBadArgument (0), kIOReturnBusy (running);
  *   setDMAConfig     kIOReturnBadArgument (NULL provider).
- *   initDMAChannel   the first free channel; kIOReturnNoChannels if none.
+ *   initDMAChannel   the first free channel; kIOReturnNoChannels if none,
+ *                    kIOReturnNoMemory (its translation cache, allocated
+ *                    at a channel's first binding).
  */
 #if defined(IOMEM_BACKEND_POSIX)
 
@@ -3733,6 +3748,13 @@ IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES)
 	iomem__free_internal(dmaES, sizeof *dmaES, "IODMAEventSource");
 }
 
+/* Every start on @es is synchronous (no completion action): for a
+ * controller of this file that may run such a start on the caller. */
+IOMEM__PRIVATE bool iomem__dmaes_is_sync(const IODMAEventSource *es)
+{
+	return es->completion == NULL;
+}
+
 IOMEM__PRIVATE bool iomem__dmaes_ok(const IODMAEventSource *es)
 {
 	return es != NULL && es->controller != NULL && es->dmaIndex != 0xFFFFFFFFu;
@@ -4064,9 +4086,26 @@ IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES)
 #include <time.h>
 #include <errno.h>
 
-enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1 };
+/* RUNNING: the worker moves the bytes; INLINE: the thread of a synchronous
+ * start does (see iomem__pdma_start) - both are "running" to every call. */
+enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1, IOMEM__PDMA_INLINE = 2 };
 #define IOMEM__PDMA_BATCH 16u          /* segments generated per call */
 #define IOMEM__PDMA_SLICE (256u << 10) /* bytes of one channel before the next */
+#define IOMEM__PDMA_TLB   512u         /* translation-cache entries per channel */
+
+/* A channel's cache of frame -> host page translations: the machine's
+ * reverse map costs a lock and a hash probe per page, as much as a quarter
+ * of copying the page. Direct-mapped on the frame number like a hardware
+ * TLB (the pages of one buffer, however scattered, rarely collide), valid
+ * for one generation of the machine (iomem__posix_phys_generation): any
+ * unwire anywhere empties it. Used only by the thread running the channel's
+ * transfer (the engine lock hands the channel over). It caches only frames
+ * of prepared commands, which stay wired while their transfer runs. */
+typedef struct iomem__pdma_tlb {
+	uint64_t       gen;
+	uint64_t       frame[IOMEM__PDMA_TLB];   /* 0: empty (frame 0 is never wired) */
+	unsigned char *host[IOMEM__PDMA_TLB];
+} iomem__pdma_tlb;
 
 typedef struct iomem__pdma_chan {
 	IODMAEventSource *es;          /* bound (+0; freeDMAChannel clears) */
@@ -4087,6 +4126,7 @@ typedef struct iomem__pdma_chan {
 	IODMACommand_Segment64 pseg;   /* the peer segment in use (rest of it) */
 	IOByteCount       done;        /* published progress (atomic) */
 	uint64_t          seq;         /* transfers started */
+	iomem__pdma_tlb  *tlb;         /* from the first binding to the engine's end */
 } iomem__pdma_chan;
 
 typedef struct iomem__pdma {
@@ -4172,36 +4212,60 @@ IOMEM__PRIVATE bool iomem__pdma_resolve(IOMapper *m, UInt64 addr, UInt64 len, bo
 	}
 }
 
-/* Copy @len bytes between physical @pa and host @buf (to_phys: buf -> pa). */
-IOMEM__PRIVATE bool iomem__pdma_copy_host(IOPhysicalAddress pa, unsigned char *buf, UInt64 len, bool to_phys)
+/* The host address of physical @pa and, in *@run, how many bytes from
+ * there (<= @len) are in that page; NULL when no wired page holds the
+ * frame. Through the channel's translation cache. */
+IOMEM__PRIVATE unsigned char *iomem__pdma_host_page(iomem__pdma_tlb *t, unsigned shift, IOPhysicalAddress pa,
+                                                    UInt64 len, UInt64 *run)
 {
-	return iomem__platform_phys_copy(pa, buf, len, to_phys);
+	uint64_t g = iomem__posix_phys_generation(), f = pa >> shift, mask = ((uint64_t)1 << shift) - 1;
+	uint32_t i = (uint32_t)(f & (IOMEM__PDMA_TLB - 1));
+	unsigned char *h;
+	if (t->gen != g) {
+		iomem__memset(t->frame, 0, sizeof t->frame);
+		t->gen = g;
+	}
+	if (t->frame[i] == f) {
+		h = t->host[i];
+	} else {
+		uint64_t g2;
+		h = (unsigned char *)iomem__posix_phys_frame_host(f, &g2);
+		if (h == NULL)
+			return NULL;
+		if (g2 != t->gen) {          /* an unwire in between: start afresh */
+			iomem__memset(t->frame, 0, sizeof t->frame);
+			t->gen = g2;
+		}
+		t->frame[i] = f;
+		t->host[i] = h;
+	}
+	*run = mask + 1 - (pa & mask);
+	if (*run > len)
+		*run = len;
+	return h + (pa & mask);
 }
 
-/* Physical to physical, page by page on both sides. */
-IOMEM__PRIVATE bool iomem__pdma_copy_phys(IOPhysicalAddress dst, IOPhysicalAddress src, UInt64 len)
+/* The same for up to @len bytes at @pa, extended across pages while the
+ * following frames hold the following host pages (one copy per run). */
+IOMEM__PRIVATE unsigned char *iomem__pdma_host_run(iomem__pdma_tlb *t, unsigned shift, IOPhysicalAddress pa,
+                                                   UInt64 len, UInt64 *run)
 {
-	UInt64 pg = iomem__platform_page_size();
-	while (len > 0) {
-		UInt64 c = pg - (src & (pg - 1));
-		void *s;
-		if (c > len)
-			c = len;
-		s = iomem_posix_phys_to_virt(src);
-		if (s == NULL || !iomem__platform_phys_copy(dst, s, c, true))
-			return false;
-		src += c;
-		dst += c;
-		len -= c;
-	}
-	return true;
+	UInt64 n, m;
+	unsigned char *h = iomem__pdma_host_page(t, shift, pa, len, &n);
+	if (h == NULL)
+		return NULL;
+	while (n < len && iomem__pdma_host_page(t, shift, pa + n, len - n, &m) == h + n)
+		n += m;
+	*run = n;
+	return h;
 }
 
 /* Move [@addr, +@len) of the command's device space (cmd side) to/from the
- * other side at transfer byte @xoff. Returns the status; *@moved = bytes
- * moved (progress published every FIFO-depth chunk). */
-IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMapper *pm, UInt64 addr,
-                                         UInt64 len, IOByteCount xoff, IOByteCount *moved)
+ * other side at transfer byte @xoff, in chunks of at most the FIFO depth.
+ * Returns the status; *@moved = bytes moved (progress published after
+ * every chunk). */
+IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, unsigned shift, IOMapper *cm, IOMapper *pm,
+                                         UInt64 addr, UInt64 len, IOByteCount xoff, IOByteCount *moved)
 {
 	bool in = (c->dir & kIODirectionIn) != 0;     /* memory is written */
 	IOByteCount fifo = c->fifo;
@@ -4209,16 +4273,23 @@ IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMa
 	while (len > 0) {
 		IOPhysicalAddress pa;
 		UInt64 n;
-		if (!iomem__pdma_resolve(cm, addr, len, in, &pa, &n))
+		unsigned char *h;
+		/* the IOMMU checks every page it translates */
+		if (!iomem__pdma_resolve(cm, addr, len < fifo ? len : fifo, in, &pa, &n))
 			return kIOReturnDMAError;
-		if (n > fifo)
-			n = fifo;
+		h = iomem__pdma_host_run(c->tlb, shift, pa, n, &n);
+		if (h == NULL)
+			return kIOReturnDMAError;
 		if (c->peer == NULL) {
-			if (!iomem__pdma_copy_host(pa, c->devbuf + xoff + *moved, n, in))
-				return kIOReturnDMAError;
+			unsigned char *d = c->devbuf + xoff + *moved;
+			if (in)
+				memmove(h, d, (size_t)n);
+			else
+				memmove(d, h, (size_t)n);
 		} else {
 			IOPhysicalAddress ppa;
 			UInt64 pn;
+			unsigned char *ph;
 			if (c->pseg.fLength == 0) {
 				UInt32 one = 1;
 				UInt64 off = c->ppos;
@@ -4227,12 +4298,18 @@ IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMa
 					return r != kIOReturnSuccess ? r : kIOReturnInternalError;
 				c->ppos = off;
 			}
-			if (!iomem__pdma_resolve(pm, c->pseg.fIOVMAddr, c->pseg.fLength, !in, &ppa, &pn))
+			if (!iomem__pdma_resolve(pm, c->pseg.fIOVMAddr, c->pseg.fLength < n ? c->pseg.fLength : n, !in,
+			                         &ppa, &pn))
+				return kIOReturnDMAError;
+			ph = iomem__pdma_host_run(c->tlb, shift, ppa, pn, &pn);
+			if (ph == NULL)
 				return kIOReturnDMAError;
 			if (n > pn)
 				n = pn;
-			if (!(in ? iomem__pdma_copy_phys(pa, ppa, n) : iomem__pdma_copy_phys(ppa, pa, n)))
-				return kIOReturnDMAError;
+			if (in)
+				memmove(h, ph, (size_t)n);
+			else
+				memmove(ph, h, (size_t)n);
 			c->pseg.fIOVMAddr += n;
 			c->pseg.fLength -= n;
 		}
@@ -4262,6 +4339,9 @@ IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IORet
 	IOMapper *cm = iomem_dmacmd_getMapper(c->cmd);
 	IOMapper *pm = c->peer ? iomem_dmacmd_getMapper(c->peer) : NULL;
 	IOByteCount budget = IOMEM__PDMA_SLICE;
+	unsigned shift = 0;
+	while (((UInt64)1 << shift) < (UInt64)iomem__platform_page_size())
+		shift++;
 	while (budget > 0) {
 		UInt32 n = IOMEM__PDMA_BATCH, i;
 		UInt64 off = c->pos;
@@ -4286,7 +4366,7 @@ IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IORet
 			}
 			if (len > c->end - seg_start)
 				len = c->end - seg_start;
-			r = iomem__pdma_move(c, cm, pm, seg[i].fIOVMAddr, len,
+			r = iomem__pdma_move(c, shift, cm, pm, seg[i].fIOVMAddr, len,
 			                     __atomic_load_n(&c->done, __ATOMIC_RELAXED), &moved);
 			c->pos += moved;
 			if (r != kIOReturnSuccess) {
@@ -4303,8 +4383,17 @@ IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IORet
 	return false;
 }
 
+IOMEM__PRIVATE void iomem__pdma_free_tlbs(iomem__pdma *e)
+{
+	UInt32 i;
+	for (i = 0; i < e->nch; i++)
+		if (e->ch[i].tlb != NULL)
+			iomem__free_internal(e->ch[i].tlb, sizeof *e->ch[i].tlb, "iomem_posix_dma_engine TLB");
+}
+
 IOMEM__PRIVATE void iomem__pdma_destroy(iomem__pdma *e)
 {
+	iomem__pdma_free_tlbs(e);
 	pthread_cond_destroy(&e->delay);
 	pthread_cond_destroy(&e->cbwork);
 	pthread_cond_destroy(&e->idle);
@@ -4312,6 +4401,34 @@ IOMEM__PRIVATE void iomem__pdma_destroy(iomem__pdma *e)
 	pthread_mutex_destroy(&e->m);
 	iomem__free_internal(e->ch, sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
 	iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+}
+
+/* Channel @c's transfer is over (lock not held): idle, then notify and
+ * complete through its event source. The last release of the event source
+ * may be the engine's (on the worker: see self_free). */
+IOMEM__PRIVATE void iomem__pdma_finish(iomem__pdma *e, iomem__pdma_chan *c, IOReturn status)
+{
+	IODMAEventSource *es;
+	IODMACommand *cmd;
+	IOByteCount done;
+	IODMAController *ctrl;
+	pthread_mutex_lock(&e->m);
+	es = c->es;
+	cmd = c->cmd;
+	done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
+	ctrl = e->ctrl;
+	/* the start's event-source record keeps @es alive until complete; the
+	 * engine itself is kept by @es's reference */
+	IODMAEventSource_retain(es);
+	if (c->state == IOMEM__PDMA_RUNNING)
+		e->nrunning--;
+	c->state = IOMEM__PDMA_IDLE;
+	c->stop = false;
+	pthread_cond_broadcast(&e->idle);
+	pthread_mutex_unlock(&e->m);
+	IODMAController_notifyDMACommand(ctrl, es, cmd, status, done, iomem__pdma_now());
+	IODMAController_completeDMACommand(ctrl, es, cmd);
+	IODMAEventSource_release(es);
 }
 
 IOMEM__PRIVATE void *iomem__pdma_worker(void *arg)
@@ -4339,25 +4456,9 @@ IOMEM__PRIVATE void *iomem__pdma_worker(void *arg)
 		}
 		pthread_mutex_unlock(&e->m);
 		over = iomem__pdma_slice(e, c, &status);
+		if (over)
+			iomem__pdma_finish(e, c, status);   /* may free the engine: see self_free */
 		pthread_mutex_lock(&e->m);
-		if (over) {
-			IODMAEventSource *es = c->es;
-			IODMACommand *cmd = c->cmd;
-			IOByteCount done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
-			IODMAController *ctrl = e->ctrl;
-			/* the start's event-source record keeps @es alive until
-			 * complete; the engine itself is kept by @es's reference */
-			IODMAEventSource_retain(es);
-			c->state = IOMEM__PDMA_IDLE;
-			c->stop = false;
-			e->nrunning--;
-			pthread_cond_broadcast(&e->idle);
-			pthread_mutex_unlock(&e->m);
-			IODMAController_notifyDMACommand(ctrl, es, cmd, status, done, iomem__pdma_now());
-			IODMAController_completeDMACommand(ctrl, es, cmd);
-			IODMAEventSource_release(es);   /* may free the engine: see self_free */
-			pthread_mutex_lock(&e->m);
-		}
 	}
 	pthread_mutex_unlock(&e->m);
 	if (e->self_free == 1)
@@ -4410,6 +4511,15 @@ IOMEM__PRIVATE IOReturn iomem__pdma_init(IODMAController *ctrl, const iomem_dma_
 	pthread_mutex_lock(&e->m);
 	for (i = 0; i < e->nch; i++) {
 		if (e->ch[i].es == NULL) {
+			if (e->ch[i].tlb == NULL) {
+				/* kept from the channel's first binding to the engine's end */
+				e->ch[i].tlb = (iomem__pdma_tlb *)iomem__alloc_internal(sizeof *e->ch[i].tlb,
+				                                                        "iomem_posix_dma_engine TLB");
+				if (e->ch[i].tlb == NULL) {
+					pthread_mutex_unlock(&e->m);
+					return kIOReturnNoMemory;
+				}
+			}
 			e->ch[i].es = es;
 			e->ch[i].req = reqIndex;
 			*dmaIndex = i;
@@ -4446,6 +4556,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex
 	iomem__pdma_chan *c;
 	UInt64 poff, plen, peer_len = 0;
 	IODirection d = direction & kIODirectionInOut;
+	bool run_here;
 	if (cmd == NULL || dmaIndex >= e->nch || (d != kIODirectionIn && d != kIODirectionOut))
 		return kIOReturnBadArgument;
 	if (IODMACommand_getPreparedOffsetAndLength(cmd, &poff, &plen) != kIOReturnSuccess)
@@ -4493,10 +4604,25 @@ IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex
 	c->stop = false;
 	c->seq++;
 	__atomic_store_n(&c->done, (IOByteCount)0, __ATOMIC_RELAXED);
-	c->state = IOMEM__PDMA_RUNNING;
-	e->nrunning++;
-	pthread_cond_signal(&e->work);
+	/* A synchronous start's thread would only sleep until the worker had
+	 * moved the bytes: it moves them itself, sparing two thread hand-offs
+	 * (each a context switch when the threads share a CPU). Stops, queries
+	 * and progress work the same; the notification runs on this thread. */
+	run_here = c->es != NULL && iomem__dmaes_is_sync(c->es);
+	if (run_here) {
+		c->state = IOMEM__PDMA_INLINE;
+	} else {
+		c->state = IOMEM__PDMA_RUNNING;
+		e->nrunning++;
+		pthread_cond_signal(&e->work);
+	}
 	pthread_mutex_unlock(&e->m);
+	if (run_here) {
+		IOReturn status = kIOReturnSuccess;
+		while (!iomem__pdma_slice(e, c, &status)) {
+		}
+		iomem__pdma_finish(e, c, status);  /* the starter holds a reference: never the last */
+	}
 	return kIOReturnSuccess;
 }
 
@@ -4521,7 +4647,7 @@ IOMEM__PRIVATE bool iomem__pdma_wait_until(iomem__pdma *e, pthread_cond_t *cv, u
  * false on timeout. */
 IOMEM__PRIVATE bool iomem__pdma_wait_idle(iomem__pdma *e, iomem__pdma_chan *c, uint64_t seq, uint64_t deadline)
 {
-	while (c->state == IOMEM__PDMA_RUNNING && c->seq == seq)
+	while (c->state != IOMEM__PDMA_IDLE && c->seq == seq)
 		if (!iomem__pdma_wait_until(e, &e->idle, deadline))
 			return false;
 	return true;
@@ -4542,7 +4668,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_stop(IODMAController *ctrl, UInt32 dmaIndex,
 		deadline = timeout > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout;
 	}
 	pthread_mutex_lock(&e->m);
-	if (c->state != IOMEM__PDMA_RUNNING) {
+	if (c->state == IOMEM__PDMA_IDLE) {
 		pthread_mutex_unlock(&e->m);
 		return kIOReturnNotReady;
 	}
@@ -4600,7 +4726,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_setfifo(IODMAController *ctrl, UInt32 dmaInd
 	if (dmaIndex >= e->nch || depth != iomem__pdma_valid_fifo(depth))
 		return kIOReturnBadArgument;
 	pthread_mutex_lock(&e->m);
-	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+	if (e->ch[dmaIndex].state != IOMEM__PDMA_IDLE)
 		r = kIOReturnBusy;
 	else
 		e->ch[dmaIndex].fifo = depth;
@@ -4615,7 +4741,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_setframe(IODMAController *ctrl, UInt32 dmaIn
 	if (dmaIndex >= e->nch || byteCount == 0)
 		return kIOReturnBadArgument;
 	pthread_mutex_lock(&e->m);
-	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+	if (e->ch[dmaIndex].state != IOMEM__PDMA_IDLE)
 		r = kIOReturnBusy;
 	else
 		e->ch[dmaIndex].frame = byteCount;
@@ -4815,7 +4941,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_config(IODMAController *engine, UInt32 dmaIn
 	if (dmaIndex >= e->nch || (buffer == NULL && length != 0))
 		return kIOReturnBadArgument;
 	pthread_mutex_lock(&e->m);
-	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING) {
+	if (e->ch[dmaIndex].state != IOMEM__PDMA_IDLE) {
 		r = kIOReturnBusy;
 	} else {
 		e->ch[dmaIndex].devbuf = (unsigned char *)buffer;
