@@ -757,11 +757,13 @@ IOMEM_INLINE UInt32 IOLittleMemoryCursor_getPhysicalSegments(IOLittleMemoryCurso
  *                   array indexed by dmaIndex.
  * IODMAController_registerDMAController puts a controller in a process-wide
  * registry (IOKit's registerService); IODMAController_getController looks a
- * device's controller up by dma-parent and index. Lookup rules are IOKit's,
- * except that a controller that is not registered yet gives NULL at once
- * (IOKit waits for it: there is no matching thread to wait for here), and an
- * out-of-range dmaIndex, which IOKit panics on, is reported under
- * IOMEM_DEBUG and gives NULL.
+ * device's controller up by dma-parent and index. Lookup rules are IOKit's:
+ * a controller that is not registered yet is waited for (IOKit's
+ * waitForService, which waits for ever; here for at most
+ * IOMEM_DMA_CONTROLLER_WAIT_NS, then NULL - iomem_dma_controller_wait takes
+ * the timeout as a parameter and says why it failed). An out-of-range
+ * dmaIndex, which IOKit panics on, is reported under IOMEM_DEBUG and gives
+ * NULL.
  *
  *   static const iomem_dma_controller_ops my_ops = { "mydma", my_init, ... };
  *   iomem_dma_provider soc = { 0x42, NULL, 0, NULL };        // AAPL,phandle
@@ -799,6 +801,15 @@ typedef struct iomem_dma_provider {
 
 /* "IODMAController" + 8 hex digits + NUL. */
 #define IOMEM_DMA_CONTROLLER_NAME_SIZE 24
+
+/* How long IODMAController_getController (and so IODMAEventSource_
+ * dmaEventSource) waits for a controller that is not registered yet, in
+ * ns. IOKit waits for ever; a bounded wait turns a controller that never
+ * comes into a NULL instead of a hang. Define it before including iomem_dma.h
+ * (in the file with IOMEM_IMPLEMENTATION) to change it; 0: no wait. */
+#ifndef IOMEM_DMA_CONTROLLER_WAIT_NS
+#define IOMEM_DMA_CONTROLLER_WAIT_NS 1000000000ull   /* 1 s */
+#endif
 
 /**
  * iomem_dma_controller_ops - IODMAController's pure virtual interface, with
@@ -905,12 +916,32 @@ IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller);
 /**
  * IODMAController_getController - the registered controller serving
  * @provider's DMA request @dmaIndex: the provider's dmaParent phandle (the
- * only one when dmaParentCount is 1, else entry @dmaIndex) names it.
- * +1 (release it), or NULL: NULL provider, no dma-parent, no controller of
- * that name registered (IOKit would wait), or @dmaIndex out of range
- * (IOKit panics: reported under IOMEM_DEBUG). Thread-safe.
+ * only one when dmaParentCount is 1, else entry @dmaIndex) names it. When
+ * none of that name is registered yet, waits for its registration (by
+ * another thread) for at most IOMEM_DMA_CONTROLLER_WAIT_NS, as IOKit waits
+ * for the matching service: iomem_dma_controller_wait with that timeout.
+ * +1 (release it), or NULL: NULL provider, no dma-parent, @dmaIndex out of
+ * range (IOKit panics: reported under IOMEM_DEBUG), or no such controller
+ * registered within the wait. Thread-safe; may sleep (Linux: process
+ * context only; bare metal does not wait).
  */
 IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex);
+
+/**
+ * iomem_dma_controller_wait - IODMAController_getController with the wait
+ * as a parameter and the reason of a failure: the controller (+1) in
+ * *@controller (NULL on failure), waiting up to @timeout ns for it to be
+ * registered (0: look once; UINT64_MAX: wait for ever, as IOKit). Returns
+ * kIOReturnSuccess; kIOReturnBadArgument (NULL @provider or @controller,
+ * no dma-parent, @dmaIndex out of range - reported under IOMEM_DEBUG);
+ * kIOReturnTimeout (not registered within @timeout). A controller
+ * registered and unregistered again while waiting may be missed (it is
+ * looked up when woken). Thread-safe; may sleep (Linux: process context
+ * only). Bare metal has no other thread to register it: it looks once and
+ * never waits (kIOReturnTimeout).
+ */
+IOMEM_API IOReturn iomem_dma_controller_wait(const iomem_dma_provider *provider, UInt32 dmaIndex,
+                                             uint64_t timeout, IODMAController **controller);
 
 /**
  * IODMAController_completeDMACommand / IODMAController_notifyDMACommand -
@@ -971,7 +1002,8 @@ typedef void (*IODMAEventSource_Action)(void *owner, IODMAEventSource *dmaES, IO
  * dmaIndex 0). Finds the controller (IODMAController_getController) and
  * asks it for a channel (initDMAChannel(provider, es, &channel, dmaIndex)).
  * @completion NULL makes every start synchronous. +1, or NULL: NULL
- * @provider, no controller found, initDMAChannel failed, no memory.
+ * @provider, no controller found (after IODMAController_getController's
+ * wait), initDMAChannel failed, no memory.
  */
 IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
         IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex);
@@ -3392,6 +3424,8 @@ IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMe
 #if defined(IOMEM_BACKEND_LINUX)
 #include <linux/wait.h>
 #include <linux/sched.h>
+#include <linux/jiffies.h>
+#include <linux/ktime.h>
 #endif
 
 /* >>impl-dmacontroller: the controller object and the registry ---------- */
@@ -3410,6 +3444,95 @@ struct IODMAController {
  * nature (a lookup by name from any driver), hence a global. */
 static iomem__mutex iomem__dmac_registry_lock = IOMEM__MUTEX_INITIALIZER(iomem__dmac_registry_lock);
 static IODMAController *iomem__dmac_registry;
+
+/* Waiting for a registration (getController): registrations are counted
+ * (iomem__dmac_registry_gen, under the registry lock); a waiter sleeps
+ * until the count moves or its deadline passes, then looks again.
+ * iomem__dmac_wait(gen, deadline) is called with the lock held and returns
+ * with it held; false once the deadline (iomem__dmac_now clock,
+ * IOMEM__DMAC_FOREVER: none) has passed. */
+static uint64_t iomem__dmac_registry_gen;
+#define IOMEM__DMAC_FOREVER (~(uint64_t)0)   /* UINT64_MAX: the kernel has no <stdint.h> one */
+#if defined(IOMEM_BACKEND_POSIX)
+#  include <time.h>
+static pthread_cond_t iomem__dmac_registry_cv = PTHREAD_COND_INITIALIZER;
+/* The condition variable's clock (CLOCK_REALTIME, its default); a strict
+ * ISO C build hides clock_gettime: whole seconds of time() there. */
+IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
+{
+#  if defined(CLOCK_REALTIME)
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#  else
+	return (uint64_t)time(NULL) * 1000000000u;
+#  endif
+}
+IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
+{
+	while (iomem__dmac_registry_gen == gen) {
+		if (deadline == IOMEM__DMAC_FOREVER) {
+			pthread_cond_wait(&iomem__dmac_registry_cv, &iomem__dmac_registry_lock);
+		} else {
+			struct timespec ts;
+			if (iomem__dmac_now() >= deadline)
+				return false;
+			ts.tv_sec = (time_t)(deadline / 1000000000u);
+			ts.tv_nsec = (long)(deadline % 1000000000u);
+			pthread_cond_timedwait(&iomem__dmac_registry_cv, &iomem__dmac_registry_lock, &ts);
+		}
+	}
+	return true;
+}
+IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
+{
+	iomem__dmac_registry_gen++;
+	pthread_cond_broadcast(&iomem__dmac_registry_cv);
+}
+#elif defined(IOMEM_BACKEND_LINUX)
+static DECLARE_WAIT_QUEUE_HEAD(iomem__dmac_registry_wq);
+IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
+{
+	return (uint64_t)ktime_get_ns();
+}
+/* the registry lock is a spinlock: sleep on the wait queue without it */
+IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
+{
+	while (READ_ONCE(iomem__dmac_registry_gen) == gen) {
+		uint64_t now = iomem__dmac_now();
+		if (deadline != IOMEM__DMAC_FOREVER && now >= deadline)
+			return false;
+		iomem__mutex_unlock(&iomem__dmac_registry_lock);
+		if (deadline == IOMEM__DMAC_FOREVER)
+			wait_event(iomem__dmac_registry_wq, READ_ONCE(iomem__dmac_registry_gen) != gen);
+		else
+			wait_event_timeout(iomem__dmac_registry_wq, READ_ONCE(iomem__dmac_registry_gen) != gen,
+			                   nsecs_to_jiffies(deadline - now) + 1);
+		iomem__mutex_lock(&iomem__dmac_registry_lock);
+	}
+	return true;
+}
+IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
+{
+	WRITE_ONCE(iomem__dmac_registry_gen, iomem__dmac_registry_gen + 1);
+	wake_up_all(&iomem__dmac_registry_wq);
+}
+#else /* bare metal: one thread, nobody to register it while we wait */
+IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
+{
+	return 0;
+}
+IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
+{
+	(void)gen;
+	(void)deadline;
+	return false;
+}
+IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
+{
+	iomem__dmac_registry_gen++;
+}
+#endif
 
 IOMEM_API char *IODMAController_createControllerName(UInt32 phandle, char *name)
 {
@@ -3497,6 +3620,7 @@ IOMEM_API IOReturn IODMAController_registerDMAController(IODMAController *contro
 	controller->registered = true;
 	controller->next = iomem__dmac_registry;
 	iomem__dmac_registry = controller;
+	iomem__dmac_wake_locked();            /* getController may be waiting for it */
 	iomem__mutex_unlock(&iomem__dmac_registry_lock);
 	return kIOReturnSuccess;
 }
@@ -3526,13 +3650,18 @@ IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller)
 	return kIOReturnNotFound;
 }
 
-IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex)
+IOMEM_API IOReturn iomem_dma_controller_wait(const iomem_dma_provider *provider, UInt32 dmaIndex,
+                                             uint64_t timeout, IODMAController **controller)
 {
 	char name[IOMEM_DMA_CONTROLLER_NAME_SIZE];
 	IODMAController *c;
 	UInt32 phandle;
+	uint64_t deadline = IOMEM__DMAC_FOREVER;
+	if (controller == NULL)
+		return kIOReturnBadArgument;
+	*controller = NULL;
 	if (provider == NULL || provider->dmaParent == NULL || provider->dmaParentCount == 0)
-		return NULL;
+		return kIOReturnBadArgument;
 	if (provider->dmaParentCount == 1) {
 		phandle = provider->dmaParent[0];
 	} else {
@@ -3541,17 +3670,34 @@ IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provide
 			iomem__report("IODMAController_getController: dmaIndex %u out of range (dma-parent has %u entries)",
 			              (unsigned long long)dmaIndex, (unsigned long long)provider->dmaParentCount);
 #endif
-			return NULL;
+			return kIOReturnBadArgument;
 		}
 		phandle = provider->dmaParent[dmaIndex];
 	}
 	IODMAController_createControllerName(phandle, name);
+	if (timeout != IOMEM__DMAC_FOREVER && timeout != 0) {
+		uint64_t now = iomem__dmac_now();
+		deadline = timeout > IOMEM__DMAC_FOREVER - 1 - now ? IOMEM__DMAC_FOREVER - 1 : now + timeout;
+	}
 	iomem__mutex_lock(&iomem__dmac_registry_lock);
-	for (c = iomem__dmac_registry; c != NULL; c = c->next)
-		if (iomem__dmac_name_eq(c->name, name))
+	for (;;) {
+		uint64_t gen = iomem__dmac_registry_gen;
+		for (c = iomem__dmac_registry; c != NULL; c = c->next)
+			if (iomem__dmac_name_eq(c->name, name))
+				break;
+		if (c != NULL || timeout == 0 || !iomem__dmac_wait(gen, deadline))
 			break;
+	}
 	IODMAController_retain(c);
 	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	*controller = c;
+	return c != NULL ? kIOReturnSuccess : kIOReturnTimeout;
+}
+
+IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex)
+{
+	IODMAController *c = NULL;
+	(void)iomem_dma_controller_wait(provider, dmaIndex, IOMEM_DMA_CONTROLLER_WAIT_NS, &c);
 	return c;
 }
 

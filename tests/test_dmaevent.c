@@ -6,11 +6,16 @@
  * expects none). */
 #include "test_util.h"
 #define IOMEM_IMPLEMENTATION
+/* getController's wait for a controller not registered yet: short here, so
+ * the lookups that must fail do not take the default second each */
+#define TEST_WAIT_NS 500000000ull
+#define IOMEM_DMA_CONTROLLER_WAIT_NS TEST_WAIT_NS
 #include "iomem_dma.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DBG_REPORTS(n) (IOMEM__DEBUG ? (n) : 0)
@@ -330,8 +335,10 @@ IOMEM_TEST(dmaevent, register_lookup_unregister)
 	f = IODMAController_getController(&dev3, 1);
 	cr_assert_eq(f, c);
 	IODMAController_release(f);
-	cr_assert_null(IODMAController_getController(&dev3, 0));   /* not registered: NULL, no wait */
-	cr_assert_null(IODMAController_getController(&dev3, 2));
+	cr_assert_eq(iomem_dma_controller_wait(&dev3, 0, 0, &f), kIOReturnTimeout);   /* not registered */
+	cr_assert_null(f);
+	cr_assert_eq(iomem_dma_controller_wait(&dev3, 2, 0, &f), kIOReturnTimeout);
+	cr_assert_null(f);
 	iomem_test_expect_reports(0);
 	/* out of range: IOKit panics */
 	cr_assert_null(IODMAController_getController(&dev3, 3));
@@ -346,7 +353,115 @@ IOMEM_TEST(dmaevent, register_lookup_unregister)
 	cr_assert_null(IODMAController_getController(&empty, 0));
 
 	tc_teardown(c);
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 0, &f), kIOReturnTimeout);
+	cr_assert_null(f);
+}
+
+/* ---- getController waits for a controller registered later ----------- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct late_reg {
+	IODMAController *c;
+	unsigned         delay_ms;
+	IOReturn         r;
+} late_reg;
+
+static void *late_register(void *arg)
+{
+	late_reg *l = arg;
+	usleep(l->delay_ms * 1000u);
+	l->r = iomem_dma_controller_register(l->c);
+	return NULL;
+}
+
+IOMEM_TEST(dmaevent, getController_waits_for_registration)
+{
+	memset(&T, 0, sizeof T);
+	pthread_mutex_init(&T.m, NULL);
+	T.mode = TC_INLINE;
+	IODMAController *c = iomem_dma_controller_withOps(&tc_ops, &T, &tc_soc);   /* not registered yet */
+	IODMAController *f = c;
+	cr_assert_not_null(c);
+
+	/* timeout 0 looks once; a bounded wait gives up after its timeout */
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 0, &f), kIOReturnTimeout);
+	cr_assert_null(f);
+	uint64_t t0 = mono_ns();
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 30000000u, &f), kIOReturnTimeout);
+	cr_assert_geq(mono_ns() - t0, 30000000u, "gave up before its timeout");
+	cr_assert_null(f);
+
+	/* another thread registers it 50 ms later: the waiter gets it then */
+	late_reg l = { c, 50, kIOReturnError };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, late_register, &l), 0);
+	t0 = mono_ns();
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 10000000000ull, &f), kIOReturnSuccess);
+	uint64_t waited = mono_ns() - t0;
+	pthread_join(th, NULL);
+	cr_assert_eq(l.r, kIOReturnSuccess);
+	cr_assert_eq(f, c);
+	cr_assert_geq(waited, 40000000u, "found after %llu ns: it did not wait for the registration",
+	              (unsigned long long)waited);
+	IODMAController_release(f);
+
+	/* a registration under another name does not end the wait */
+	iomem_dma_provider other_soc = { 0xC0FFEE02u, NULL, 0, NULL };
+	IODMAController *other = iomem_dma_controller_withOps(&tc_min_ops, &T, &other_soc);
+	cr_assert_not_null(other);
+	const UInt32 p2[] = { 0xC0FFEE02u, 0xC0FFEE03u };
+	iomem_dma_provider dev2 = { 0x90, p2, 2, NULL };
+	late_reg lo = { other, 10, kIOReturnError };
+	cr_assert_eq(pthread_create(&th, NULL, late_register, &lo), 0);
+	t0 = mono_ns();
+	cr_assert_eq(iomem_dma_controller_wait(&dev2, 1, 100000000u, &f), kIOReturnTimeout);
+	cr_assert_geq(mono_ns() - t0, 100000000u);
+	cr_assert_null(f);
+	pthread_join(th, NULL);
+	cr_assert_eq(lo.r, kIOReturnSuccess);
+	cr_assert_eq(iomem_dma_controller_wait(&dev2, 0, 0, &f), kIOReturnSuccess);   /* entry 0 is it */
+	cr_assert_eq(f, other);
+	IODMAController_release(f);
+	cr_assert_eq(iomem_dma_controller_unregister(other), kIOReturnSuccess);
+	IODMAController_release(other);
+	atomic_store(&T.frees, 0);
+
+	/* IODMAEventSource_dmaEventSource waits through getController */
+	cr_assert_eq(iomem_dma_controller_unregister(c), kIOReturnSuccess);
+	rec_owner o = { 0 };
+	l.delay_ms = 20;
+	l.r = kIOReturnError;
+	cr_assert_eq(pthread_create(&th, NULL, late_register, &l), 0);
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, on_complete, NULL, 0);
+	pthread_join(th, NULL);
+	cr_assert_not_null(es, "the event source did not wait for its controller");
+	cr_assert_eq(iomem_dma_event_source_getController(es), c);
+	IODMAEventSource_release(es);
+
+	/* getController gives up after IOMEM_DMA_CONTROLLER_WAIT_NS */
+	tc_teardown(c);
+	t0 = mono_ns();
 	cr_assert_null(IODMAController_getController(&tc_dev, 0));
+	cr_assert_geq(mono_ns() - t0, TEST_WAIT_NS, "getController did not wait its timeout");
+
+	/* bad arguments: no wait, BadArgument */
+	f = (IODMAController *)&T;
+	cr_assert_eq(iomem_dma_controller_wait(NULL, 0, UINT64_MAX, &f), kIOReturnBadArgument);
+	cr_assert_null(f);
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, UINT64_MAX, NULL), kIOReturnBadArgument);
+	iomem_dma_provider none = { 0x79, NULL, 0, NULL };
+	cr_assert_eq(iomem_dma_controller_wait(&none, 0, UINT64_MAX, &f), kIOReturnBadArgument);
+	cr_assert_eq(iomem_dma_controller_wait(&dev2, 2, UINT64_MAX, &f), kIOReturnBadArgument);
+	iomem_test_expect_reports(DBG_REPORTS(1));   /* out of range: IOKit panics */
+	if (IOMEM__DEBUG)
+		iomem_test_expect_report_has("IODMAController_getController");
+	cr_assert_null(f);
 }
 
 IOMEM_TEST(dmaevent, event_source_creation_failures)
