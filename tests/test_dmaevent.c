@@ -1085,6 +1085,150 @@ IOMEM_TEST(dmaevent, engine_sync_start_returns_when_done)
 	eng_teardown(e);
 }
 
+/* A synchronous start is moved by the starting thread: a stop from another
+ * thread still ends it at a segment boundary, the start returns, and the
+ * notification (on the starting thread) carries the abort. */
+typedef struct sync_stop_arg {
+	IODMAEventSource *es;
+	IOReturn          stop;
+} sync_stop_arg;
+
+static void *sync_stopper(void *p)
+{
+	sync_stop_arg *a = p;
+	IOByteCount n = 0;
+	while (n == 0) {
+		cr_assert_eq(IODMAEventSource_queryDMACommand(a->es, NULL, &n, false), kIOReturnSuccess);
+		usleep(200);
+	}
+	a->stop = IODMAEventSource_stopDMACommand(a->es, false, UINT64_MAX);
+	return NULL;
+}
+
+typedef struct thread_notify {
+	pthread_t   thread;
+	IOReturn    status;
+	IOByteCount count;
+	int         n;
+} thread_notify;
+
+static void on_notify_thread(void *owner, IODMAEventSource *es, IODMACommand *cmd, IOReturn st, IOByteCount n,
+                             AbsoluteTime ts)
+{
+	thread_notify *o = owner;
+	(void)es; (void)cmd; (void)ts;
+	o->thread = pthread_self();
+	o->status = st;
+	o->count = n;
+	o->n++;
+}
+
+IOMEM_TEST(dmaevent, engine_sync_start_stopped_from_another_thread)
+{
+	IODMAController *e = eng_setup(1000000, 1);     /* 1 ms per segment */
+	thread_notify o = { 0 };
+	set_layout(IOMEM_POSIX_LAYOUT_SCATTERED);
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &eng_dev, NULL, on_notify_thread, 0);
+	cr_assert_not_null(es);
+	const IOByteCount len = 64 * PG;
+	IOBufferMemoryDescriptor *b = mk_buf(len);
+	unsigned char *mem = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+	unsigned char *dev = malloc(len);
+	IODMACommand *cmd = mk_cmd(b, 0);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, 0, dev, len), kIOReturnSuccess);
+	fill(mem, len, 9);
+	memset(dev, 0x5A, len);
+	sync_stop_arg a = { es, kIOReturnError };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, sync_stopper, &a), 0);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	pthread_join(th, NULL);
+	cr_assert_eq(a.stop, kIOReturnSuccess);
+	cr_assert_eq(o.n, 1);
+	cr_assert(pthread_equal(o.thread, pthread_self()), "the notification ran on another thread");
+	cr_assert_eq(o.status, kIOReturnAborted);
+	cr_assert_gt(o.count, 0);
+	cr_assert_lt(o.count, len);
+	cr_assert_eq(o.count % PG, 0, "stopped at %llu, not a segment boundary", (unsigned long long)o.count);
+	cr_assert_eq(memcmp(mem, dev, o.count), 0);
+	cr_assert(iomem_test_all_bytes(dev + o.count, len - o.count, 0x5A), "bytes past the stop were written");
+	IOByteCount q = 0;
+	IODMACommand *qc = NULL;
+	cr_assert_eq(IODMAEventSource_queryDMACommand(es, &qc, &q, true), kIOReturnSuccess);
+	cr_assert_eq(qc, cmd);
+	cr_assert_eq(q, o.count);
+	cr_assert_eq(IODMAEventSource_stopDMACommand(es, false, UINT64_MAX), kIOReturnNotReady);
+	rm_cmd(cmd);
+	IOMemoryDescriptor_release(b);
+	free(dev);
+	IODMAEventSource_release(es);
+	eng_teardown(e);
+}
+
+/* The engine caches frame -> page translations per channel: when every page
+ * is unwired the machine hands the same frames to the next buffer, and the
+ * engine must reach the new buffer's bytes, not the old one's. Both the
+ * worker (async) and a synchronous starter. */
+IOMEM_TEST(dmaevent, engine_translation_cache_follows_rewiring)
+{
+	IODMAController *e = eng_setup(0, 2);
+	eng_owner o;
+	eng_owner_init(&o);
+	set_layout(IOMEM_POSIX_LAYOUT_SCATTERED);
+	IODMAEventSource *async_es = IODMAEventSource_dmaEventSource(&o, &eng_dev, eng_on_complete, NULL, 0);
+	IODMAEventSource *sync_es = IODMAEventSource_dmaEventSource(&o, &eng_dev, NULL, NULL, 0);
+	cr_assert(async_es && sync_es);
+	const IOByteCount len = 8 * PG;
+	unsigned char *dev = malloc(len);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, iomem_dma_event_source_getDMAIndex(async_es), dev, len),
+	             kIOReturnSuccess);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, iomem_dma_event_source_getDMAIndex(sync_es), dev, len),
+	             kIOReturnSuccess);
+	IOPhysicalAddress first = 0;
+	int done = 0;
+	unsigned char *mems[6];
+	for (unsigned round = 0; round < 6; round++) {
+		/* pageable memory (wired only while prepared), every buffer kept
+		 * to the end: each one is at its own address */
+		unsigned char *mem = mems[round] = IOMallocAligned(len, PG);
+		cr_assert_not_null(mem);
+		IOMemoryDescriptor *b = IOMemoryDescriptor_withAddress(mem, len, kIODirectionInOut);
+		cr_assert_not_null(b);
+		IODMACommand *cmd = mk_cmd(b, 0);
+		IODMACommand_Segment64 seg;
+		UInt64 off = 0;
+		UInt32 one = 1;
+		IODMAEventSource *es = (round & 1) ? sync_es : async_es;
+		cr_assert_eq(IODMACommand_gen64IOVMSegments(cmd, &off, &seg, &one), kIOReturnSuccess);
+		if (round == 0)
+			first = seg.fIOVMAddr;
+		/* the premise: nothing else is wired, so the frames come back */
+		cr_assert_eq(seg.fIOVMAddr, first, "round %u: the machine did not reuse the frames", round);
+		fill(mem, len, 100 + round);
+		memset(dev, 0, len);
+		cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+		if (es == async_es)
+			eng_wait(&o, ++done);
+		cr_assert_eq(memcmp(dev, mem, len), 0, "round %u: the engine read another buffer's pages", round);
+		fill(dev, len, 200 + round);
+		cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionIn, 0, 0), kIOReturnSuccess);
+		if (es == async_es) {
+			eng_wait(&o, ++done);
+			cr_assert_eq(o.status, kIOReturnSuccess);
+		}
+		cr_assert_eq(memcmp(dev, mem, len), 0, "round %u: the engine wrote another buffer's pages", round);
+		rm_cmd(cmd);                 /* unwires every page: the frames are free again */
+		IOMemoryDescriptor_release(b);
+	}
+	for (unsigned round = 0; round < 6; round++)
+		IOFreeAligned(mems[round], len);
+	free(dev);
+	IODMAEventSource_release(sync_es);
+	IODMAEventSource_release(async_es);
+	eng_owner_fini(&o);
+	eng_teardown(e);
+}
+
 IOMEM_TEST(dmaevent, engine_bad_inputs)
 {
 	IODMAController *e = eng_setup(2000000, 1);     /* 2 ms per segment: catch it running */
