@@ -4760,6 +4760,8 @@ IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex
 	} else {
 		c->state = IOMEM__PDMA_RUNNING;
 		e->nrunning++;
+		/* under the lock: once it is dropped the transfer may complete and
+		 * its action release the last reference (the engine with it) */
 		pthread_cond_signal(&e->work);
 	}
 	pthread_mutex_unlock(&e->m);
@@ -4931,6 +4933,7 @@ IOMEM__PRIVATE void iomem__pdma_signal(IODMAController *ctrl, IODMAEventSource *
 {
 	iomem__pdma *e = iomem__pdma_of(ctrl);
 	UInt32 i = iomem_dma_event_source_getDMAIndex(es);
+	bool wake = false;
 	if (i >= e->nch)
 		return;
 	pthread_mutex_lock(&e->m);
@@ -4938,9 +4941,14 @@ IOMEM__PRIVATE void iomem__pdma_signal(IODMAController *ctrl, IODMAEventSource *
 		IODMAEventSource_retain(es);
 		e->ch[i].run_es = es;
 		e->ncb++;
-		pthread_cond_signal(&e->cbwork);
+		wake = true;
 	}
 	pthread_mutex_unlock(&e->m);
+	/* after the unlock (the caller's reference on @es keeps the engine): a
+	 * woken callback thread that preempts us does not then block on the
+	 * lock we hold - a second context switch on a shared CPU */
+	if (wake)
+		pthread_cond_signal(&e->cbwork);
 }
 
 IOMEM__PRIVATE void iomem__pdma_free(IODMAController *ctrl)
