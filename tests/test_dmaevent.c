@@ -1650,6 +1650,68 @@ static const iomem_mapper_ops hm_ops = {
 	.mapToPhysicalAddress = hm_to_phys,
 };
 
+/* Physical addresses that no wired page holds (no IOMMU): the engine's
+ * translation refuses them - kIOReturnDMAError with the bytes moved before,
+ * synchronous and asynchronous, and the same channel works afterwards. */
+IOMEM_TEST(dmaevent, engine_unknown_physical_page_is_a_dma_error)
+{
+	IODMAController *e = eng_setup(0, 2);
+	eng_owner o;
+	eng_owner_init(&o);
+	thread_notify sn = { 0 };
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &eng_dev, eng_on_complete, eng_on_notify, 0);
+	IODMAEventSource *ses = IODMAEventSource_dmaEventSource(&sn, &eng_dev, NULL, on_notify_thread, 0);
+	cr_assert(es && ses);
+	set_layout(IOMEM_POSIX_LAYOUT_SCATTERED);
+	IOBufferMemoryDescriptor *b = mk_buf(2 * PG);
+	unsigned char *mem = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+	IODMACommand *good = mk_cmd(b, 0);            /* prepared: its pages are wired */
+	IODMACommand_Segment64 seg;
+	UInt64 off = 0;
+	UInt32 one = 1;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(good, &off, &seg, &one), kIOReturnSuccess);
+	/* one known page, then one far from every frame pool */
+	IOAddressRange r[2] = { { seg.fIOVMAddr, PG }, { 0x7000000000ull, PG } };
+	IOMemoryDescriptor *phys = IOMemoryDescriptor_withAddressRanges(r, 2, kIODirectionInOut, NULL);
+	cr_assert_not_null(phys);
+	IODMACommand *cmd = mk_cmd(phys, 0);
+	unsigned char *dev = malloc(2 * PG);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, 0, dev, 2 * PG), kIOReturnSuccess);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, 1, dev, 2 * PG), kIOReturnSuccess);
+	fill(mem, 2 * PG, 12);
+	memset(dev, 0, 2 * PG);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	eng_wait(&o, 1);
+	cr_assert_eq(o.status, kIOReturnDMAError);
+	cr_assert_eq(o.count, PG);
+	cr_assert_eq(memcmp(dev, mem, PG), 0, "the known page moved");
+	cr_assert(iomem_test_all_bytes(dev + PG, PG, 0));
+	/* synchronous: the start succeeds, the status comes with the notification */
+	cr_assert_eq(IODMAEventSource_startDMACommand(ses, cmd, kIODirectionIn, 0, PG), kIOReturnSuccess);
+	cr_assert_eq(sn.n, 1);
+	cr_assert_eq(sn.status, kIOReturnDMAError);
+	cr_assert_eq(sn.count, 0);
+	/* the channels still work */
+	memset(dev, 0, 2 * PG);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, good, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	eng_wait(&o, 2);
+	cr_assert_eq(o.status, kIOReturnSuccess);
+	cr_assert_eq(memcmp(dev, mem, 2 * PG), 0);
+	fill(dev, 2 * PG, 13);
+	cr_assert_eq(IODMAEventSource_startDMACommand(ses, good, kIODirectionIn, 0, 0), kIOReturnSuccess);
+	cr_assert_eq(sn.status, kIOReturnSuccess);
+	cr_assert_eq(memcmp(dev, mem, 2 * PG), 0);
+	rm_cmd(cmd);
+	IOMemoryDescriptor_release(phys);
+	rm_cmd(good);
+	IOMemoryDescriptor_release(b);
+	free(dev);
+	IODMAEventSource_release(ses);
+	IODMAEventSource_release(es);
+	eng_owner_fini(&o);
+	eng_teardown(e);
+}
+
 IOMEM_TEST(dmaevent, engine_iommu_fault_mid_transfer)
 {
 	IODMAController *e = eng_setup(0, 1);
