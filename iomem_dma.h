@@ -4242,14 +4242,15 @@ enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1, IOMEM__PDMA_INLINE = 2 };
 /* A channel's cache of frame -> host page translations: the machine's
  * reverse map costs a lock and a hash probe per page, as much as a quarter
  * of copying the page. Direct-mapped on the frame number like a hardware
- * TLB (the pages of one buffer, however scattered, rarely collide), valid
- * for one generation of the machine (iomem__posix_phys_generation): any
- * unwire anywhere empties it. Used only by the thread running the channel's
- * transfer (the engine lock hands the channel over). It caches only frames
- * of prepared commands, which stay wired while their transfer runs. */
+ * TLB (the pages of one buffer, however scattered, rarely collide); an
+ * entry is valid for the generation of the machine it was read in
+ * (iomem__posix_phys_generation): any unwire anywhere retires every entry,
+ * without a flush. Used only by the thread running the channel's transfer
+ * (the engine lock hands the channel over). It caches only frames of
+ * prepared commands, which stay wired while their transfer runs. */
 typedef struct iomem__pdma_tlb {
-	uint64_t       gen;
 	uint64_t       frame[IOMEM__PDMA_TLB];   /* 0: empty (frame 0 is never wired) */
+	uint64_t       gen[IOMEM__PDMA_TLB];
 	unsigned char *host[IOMEM__PDMA_TLB];
 } iomem__pdma_tlb;
 
@@ -4367,22 +4368,15 @@ IOMEM__PRIVATE unsigned char *iomem__pdma_host_page(iomem__pdma_tlb *t, unsigned
 	uint64_t g = iomem__posix_phys_generation(), f = pa >> shift, mask = ((uint64_t)1 << shift) - 1;
 	uint32_t i = (uint32_t)(f & (IOMEM__PDMA_TLB - 1));
 	unsigned char *h;
-	if (t->gen != g) {
-		iomem__memset(t->frame, 0, sizeof t->frame);
-		t->gen = g;
-	}
-	if (t->frame[i] == f) {
+	if (t->frame[i] == f && t->gen[i] == g) {
 		h = t->host[i];
 	} else {
 		uint64_t g2;
 		h = (unsigned char *)iomem__posix_phys_frame_host(f, &g2);
 		if (h == NULL)
 			return NULL;
-		if (g2 != t->gen) {          /* an unwire in between: start afresh */
-			iomem__memset(t->frame, 0, sizeof t->frame);
-			t->gen = g2;
-		}
 		t->frame[i] = f;
+		t->gen[i] = g2;
 		t->host[i] = h;
 	}
 	*run = mask + 1 - (pa & mask);
