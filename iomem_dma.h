@@ -759,11 +759,13 @@ IOMEM_INLINE UInt32 IOLittleMemoryCursor_getPhysicalSegments(IOLittleMemoryCurso
  *                   array indexed by dmaIndex.
  * IODMAController_registerDMAController puts a controller in a process-wide
  * registry (IOKit's registerService); IODMAController_getController looks a
- * device's controller up by dma-parent and index. Lookup rules are IOKit's,
- * except that a controller that is not registered yet gives NULL at once
- * (IOKit waits for it: there is no matching thread to wait for here), and an
- * out-of-range dmaIndex, which IOKit panics on, is reported under
- * IOMEM_DEBUG and gives NULL.
+ * device's controller up by dma-parent and index. Lookup rules are IOKit's:
+ * a controller that is not registered yet is waited for (IOKit's
+ * waitForService, which waits for ever; here for at most
+ * IOMEM_DMA_CONTROLLER_WAIT_NS, then NULL - iomem_dma_controller_wait takes
+ * the timeout as a parameter and says why it failed). An out-of-range
+ * dmaIndex, which IOKit panics on, is reported under IOMEM_DEBUG and gives
+ * NULL.
  *
  *   static const iomem_dma_controller_ops my_ops = { "mydma", my_init, ... };
  *   iomem_dma_provider soc = { 0x42, NULL, 0, NULL };        // AAPL,phandle
@@ -801,6 +803,15 @@ typedef struct iomem_dma_provider {
 
 /* "IODMAController" + 8 hex digits + NUL. */
 #define IOMEM_DMA_CONTROLLER_NAME_SIZE 24
+
+/* How long IODMAController_getController (and so IODMAEventSource_
+ * dmaEventSource) waits for a controller that is not registered yet, in
+ * ns. IOKit waits for ever; a bounded wait turns a controller that never
+ * comes into a NULL instead of a hang. Define it before including iomem_dma.h
+ * (in the file with IOMEM_IMPLEMENTATION) to change it; 0: no wait. */
+#ifndef IOMEM_DMA_CONTROLLER_WAIT_NS
+#define IOMEM_DMA_CONTROLLER_WAIT_NS 1000000000ull   /* 1 s */
+#endif
 
 /**
  * iomem_dma_controller_ops - IODMAController's pure virtual interface, with
@@ -907,12 +918,32 @@ IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller);
 /**
  * IODMAController_getController - the registered controller serving
  * @provider's DMA request @dmaIndex: the provider's dmaParent phandle (the
- * only one when dmaParentCount is 1, else entry @dmaIndex) names it.
- * +1 (release it), or NULL: NULL provider, no dma-parent, no controller of
- * that name registered (IOKit would wait), or @dmaIndex out of range
- * (IOKit panics: reported under IOMEM_DEBUG). Thread-safe.
+ * only one when dmaParentCount is 1, else entry @dmaIndex) names it. When
+ * none of that name is registered yet, waits for its registration (by
+ * another thread) for at most IOMEM_DMA_CONTROLLER_WAIT_NS, as IOKit waits
+ * for the matching service: iomem_dma_controller_wait with that timeout.
+ * +1 (release it), or NULL: NULL provider, no dma-parent, @dmaIndex out of
+ * range (IOKit panics: reported under IOMEM_DEBUG), or no such controller
+ * registered within the wait. Thread-safe; may sleep (Linux: process
+ * context only; bare metal does not wait).
  */
 IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex);
+
+/**
+ * iomem_dma_controller_wait - IODMAController_getController with the wait
+ * as a parameter and the reason of a failure: the controller (+1) in
+ * *@controller (NULL on failure), waiting up to @timeout ns for it to be
+ * registered (0: look once; UINT64_MAX: wait for ever, as IOKit). Returns
+ * kIOReturnSuccess; kIOReturnBadArgument (NULL @provider or @controller,
+ * no dma-parent, @dmaIndex out of range - reported under IOMEM_DEBUG);
+ * kIOReturnTimeout (not registered within @timeout). A controller
+ * registered and unregistered again while waiting may be missed (it is
+ * looked up when woken). Thread-safe; may sleep (Linux: process context
+ * only). Bare metal has no other thread to register it: it looks once and
+ * never waits (kIOReturnTimeout).
+ */
+IOMEM_API IOReturn iomem_dma_controller_wait(const iomem_dma_provider *provider, UInt32 dmaIndex,
+                                             uint64_t timeout, IODMAController **controller);
 
 /**
  * IODMAController_completeDMACommand / IODMAController_notifyDMACommand -
@@ -973,7 +1004,8 @@ typedef void (*IODMAEventSource_Action)(void *owner, IODMAEventSource *dmaES, IO
  * dmaIndex 0). Finds the controller (IODMAController_getController) and
  * asks it for a channel (initDMAChannel(provider, es, &channel, dmaIndex)).
  * @completion NULL makes every start synchronous. +1, or NULL: NULL
- * @provider, no controller found, initDMAChannel failed, no memory.
+ * @provider, no controller found (after IODMAController_getController's
+ * wait), initDMAChannel failed, no memory.
  */
 IOMEM_API IODMAEventSource *IODMAEventSource_dmaEventSource(void *owner, const iomem_dma_provider *provider,
         IODMAEventSource_Action completion, IODMAEventSource_Action notification, UInt32 dmaIndex);
@@ -1107,10 +1139,23 @@ IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
  * a batch of segments of one channel at a time, round robin; one callback
  * thread per engine delivers completions of event sources that installed
  * no work signal: it is "the owner's callback thread" of every event
- * source bound to the engine, so actions run on it one at a time.
- * Notification actions run on the worker: they must not wait for the
- * engine (a synchronous start, stopDMACommand, queryDMACommand with
- * waitForIdle) - that would wait for the thread they run on.
+ * source bound to the engine, so actions run on it one at a time. A
+ * synchronous start (an event source without a completion action) is
+ * moved by the starting thread itself, which would otherwise only sleep
+ * until the worker had finished: no thread hand-off; stops, queries and
+ * progress behave the same. Notification actions run on the thread that
+ * moved the bytes (the worker, or a synchronous starter): they must not
+ * wait for the engine (a synchronous start, stopDMACommand,
+ * queryDMACommand with waitForIdle) - that would wait for the thread they
+ * run on.
+ *
+ * Address translation: physical addresses reach host memory through the
+ * software machine's reverse map, cached per channel (a frame -> page
+ * translation cache emptied by any unwire), and a run of pages that are
+ * adjacent both physically and in host memory is copied at once (within
+ * the FIFO depth). Memory a command covers must stay prepared until its
+ * transfer completes, as on hardware: unwiring it under a running transfer
+ * may let the engine write pages no longer wired.
  *
  * Progress: the byte count is published after every chunk of at most the
  * FIFO depth (getFIFODepth); queryDMACommand reports it in whole frames
@@ -1142,7 +1187,9 @@ IOMEM_API void *iomem_dma_event_source_getOwner(const IODMAEventSource *dmaES);
  *                    power of two in [16, 1 MiB]), kIOReturnBusy (running);
  *   setFrameSize     kIOReturnBadArgument (0), kIOReturnBusy (running);
  *   setDMAConfig     kIOReturnBadArgument (NULL provider).
- *   initDMAChannel   the first free channel; kIOReturnNoChannels if none.
+ *   initDMAChannel   the first free channel; kIOReturnNoChannels if none,
+ *                    kIOReturnNoMemory (its translation cache, allocated
+ *                    at a channel's first binding).
  */
 #if defined(IOMEM_BACKEND_POSIX)
 
@@ -3445,6 +3492,8 @@ IOMEM_API UInt32 IOMemoryCursor_genPhysicalSegments(IOMemoryCursor *cursor, IOMe
 #if defined(IOMEM_BACKEND_LINUX)
 #include <linux/wait.h>
 #include <linux/sched.h>
+#include <linux/jiffies.h>
+#include <linux/ktime.h>
 #endif
 
 /* >>impl-dmacontroller: the controller object and the registry ---------- */
@@ -3463,6 +3512,95 @@ struct IODMAController {
  * nature (a lookup by name from any driver), hence a global. */
 static iomem__mutex iomem__dmac_registry_lock = IOMEM__MUTEX_INITIALIZER(iomem__dmac_registry_lock);
 static IODMAController *iomem__dmac_registry;
+
+/* Waiting for a registration (getController): registrations are counted
+ * (iomem__dmac_registry_gen, under the registry lock); a waiter sleeps
+ * until the count moves or its deadline passes, then looks again.
+ * iomem__dmac_wait(gen, deadline) is called with the lock held and returns
+ * with it held; false once the deadline (iomem__dmac_now clock,
+ * IOMEM__DMAC_FOREVER: none) has passed. */
+static uint64_t iomem__dmac_registry_gen;
+#define IOMEM__DMAC_FOREVER (~(uint64_t)0)   /* UINT64_MAX: the kernel has no <stdint.h> one */
+#if defined(IOMEM_BACKEND_POSIX)
+#  include <time.h>
+static pthread_cond_t iomem__dmac_registry_cv = PTHREAD_COND_INITIALIZER;
+/* The condition variable's clock (CLOCK_REALTIME, its default); a strict
+ * ISO C build hides clock_gettime: whole seconds of time() there. */
+IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
+{
+#  if defined(CLOCK_REALTIME)
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#  else
+	return (uint64_t)time(NULL) * 1000000000u;
+#  endif
+}
+IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
+{
+	while (iomem__dmac_registry_gen == gen) {
+		if (deadline == IOMEM__DMAC_FOREVER) {
+			pthread_cond_wait(&iomem__dmac_registry_cv, &iomem__dmac_registry_lock);
+		} else {
+			struct timespec ts;
+			if (iomem__dmac_now() >= deadline)
+				return false;
+			ts.tv_sec = (time_t)(deadline / 1000000000u);
+			ts.tv_nsec = (long)(deadline % 1000000000u);
+			pthread_cond_timedwait(&iomem__dmac_registry_cv, &iomem__dmac_registry_lock, &ts);
+		}
+	}
+	return true;
+}
+IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
+{
+	iomem__dmac_registry_gen++;
+	pthread_cond_broadcast(&iomem__dmac_registry_cv);
+}
+#elif defined(IOMEM_BACKEND_LINUX)
+static DECLARE_WAIT_QUEUE_HEAD(iomem__dmac_registry_wq);
+IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
+{
+	return (uint64_t)ktime_get_ns();
+}
+/* the registry lock is a spinlock: sleep on the wait queue without it */
+IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
+{
+	while (READ_ONCE(iomem__dmac_registry_gen) == gen) {
+		uint64_t now = iomem__dmac_now();
+		if (deadline != IOMEM__DMAC_FOREVER && now >= deadline)
+			return false;
+		iomem__mutex_unlock(&iomem__dmac_registry_lock);
+		if (deadline == IOMEM__DMAC_FOREVER)
+			wait_event(iomem__dmac_registry_wq, READ_ONCE(iomem__dmac_registry_gen) != gen);
+		else
+			wait_event_timeout(iomem__dmac_registry_wq, READ_ONCE(iomem__dmac_registry_gen) != gen,
+			                   nsecs_to_jiffies(deadline - now) + 1);
+		iomem__mutex_lock(&iomem__dmac_registry_lock);
+	}
+	return true;
+}
+IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
+{
+	WRITE_ONCE(iomem__dmac_registry_gen, iomem__dmac_registry_gen + 1);
+	wake_up_all(&iomem__dmac_registry_wq);
+}
+#else /* bare metal: one thread, nobody to register it while we wait */
+IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
+{
+	return 0;
+}
+IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
+{
+	(void)gen;
+	(void)deadline;
+	return false;
+}
+IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
+{
+	iomem__dmac_registry_gen++;
+}
+#endif
 
 IOMEM_API char *IODMAController_createControllerName(UInt32 phandle, char *name)
 {
@@ -3550,6 +3688,7 @@ IOMEM_API IOReturn IODMAController_registerDMAController(IODMAController *contro
 	controller->registered = true;
 	controller->next = iomem__dmac_registry;
 	iomem__dmac_registry = controller;
+	iomem__dmac_wake_locked();            /* getController may be waiting for it */
 	iomem__mutex_unlock(&iomem__dmac_registry_lock);
 	return kIOReturnSuccess;
 }
@@ -3579,13 +3718,18 @@ IOMEM_API IOReturn iomem_dma_controller_unregister(IODMAController *controller)
 	return kIOReturnNotFound;
 }
 
-IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex)
+IOMEM_API IOReturn iomem_dma_controller_wait(const iomem_dma_provider *provider, UInt32 dmaIndex,
+                                             uint64_t timeout, IODMAController **controller)
 {
 	char name[IOMEM_DMA_CONTROLLER_NAME_SIZE];
 	IODMAController *c;
 	UInt32 phandle;
+	uint64_t deadline = IOMEM__DMAC_FOREVER;
+	if (controller == NULL)
+		return kIOReturnBadArgument;
+	*controller = NULL;
 	if (provider == NULL || provider->dmaParent == NULL || provider->dmaParentCount == 0)
-		return NULL;
+		return kIOReturnBadArgument;
 	if (provider->dmaParentCount == 1) {
 		phandle = provider->dmaParent[0];
 	} else {
@@ -3594,17 +3738,34 @@ IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provide
 			iomem__report("IODMAController_getController: dmaIndex %u out of range (dma-parent has %u entries)",
 			              (unsigned long long)dmaIndex, (unsigned long long)provider->dmaParentCount);
 #endif
-			return NULL;
+			return kIOReturnBadArgument;
 		}
 		phandle = provider->dmaParent[dmaIndex];
 	}
 	IODMAController_createControllerName(phandle, name);
+	if (timeout != IOMEM__DMAC_FOREVER && timeout != 0) {
+		uint64_t now = iomem__dmac_now();
+		deadline = timeout > IOMEM__DMAC_FOREVER - 1 - now ? IOMEM__DMAC_FOREVER - 1 : now + timeout;
+	}
 	iomem__mutex_lock(&iomem__dmac_registry_lock);
-	for (c = iomem__dmac_registry; c != NULL; c = c->next)
-		if (iomem__dmac_name_eq(c->name, name))
+	for (;;) {
+		uint64_t gen = iomem__dmac_registry_gen;
+		for (c = iomem__dmac_registry; c != NULL; c = c->next)
+			if (iomem__dmac_name_eq(c->name, name))
+				break;
+		if (c != NULL || timeout == 0 || !iomem__dmac_wait(gen, deadline))
 			break;
+	}
 	IODMAController_retain(c);
 	iomem__mutex_unlock(&iomem__dmac_registry_lock);
+	*controller = c;
+	return c != NULL ? kIOReturnSuccess : kIOReturnTimeout;
+}
+
+IOMEM_API IODMAController *IODMAController_getController(const iomem_dma_provider *provider, UInt32 dmaIndex)
+{
+	IODMAController *c = NULL;
+	(void)iomem_dma_controller_wait(provider, dmaIndex, IOMEM_DMA_CONTROLLER_WAIT_NS, &c);
 	return c;
 }
 
@@ -3799,6 +3960,13 @@ IOMEM_API void IODMAEventSource_release(IODMAEventSource *dmaES)
 	iomem__dma_waiter_destroy(&dmaES->waiter);
 	iomem__mutex_destroy(&dmaES->lock);
 	iomem__free_internal(dmaES, sizeof *dmaES, "IODMAEventSource");
+}
+
+/* Every start on @es is synchronous (no completion action): for a
+ * controller of this file that may run such a start on the caller. */
+IOMEM__PRIVATE bool iomem__dmaes_is_sync(const IODMAEventSource *es)
+{
+	return es->completion == NULL;
 }
 
 IOMEM__PRIVATE bool iomem__dmaes_ok(const IODMAEventSource *es)
@@ -4132,9 +4300,27 @@ IOMEM_API UInt64 iomem_dma_event_source_getFrameCount(IODMAEventSource *dmaES)
 #include <time.h>
 #include <errno.h>
 
-enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1 };
+/* RUNNING: the worker moves the bytes; INLINE: the thread of a synchronous
+ * start does (see iomem__pdma_start) - both are "running" to every call. */
+enum { IOMEM__PDMA_IDLE = 0, IOMEM__PDMA_RUNNING = 1, IOMEM__PDMA_INLINE = 2 };
 #define IOMEM__PDMA_BATCH 16u          /* segments generated per call */
 #define IOMEM__PDMA_SLICE (256u << 10) /* bytes of one channel before the next */
+#define IOMEM__PDMA_TLB   512u         /* translation-cache entries per channel */
+
+/* A channel's cache of frame -> host page translations: the machine's
+ * reverse map costs a lock and a hash probe per page, as much as a quarter
+ * of copying the page. Direct-mapped on the frame number like a hardware
+ * TLB (the pages of one buffer, however scattered, rarely collide); an
+ * entry is valid for the generation of the machine it was read in
+ * (iomem__posix_phys_generation): any unwire anywhere retires every entry,
+ * without a flush. Used only by the thread running the channel's transfer
+ * (the engine lock hands the channel over). It caches only frames of
+ * prepared commands, which stay wired while their transfer runs. */
+typedef struct iomem__pdma_tlb {
+	uint64_t       frame[IOMEM__PDMA_TLB];   /* 0: empty (frame 0 is never wired) */
+	uint64_t       gen[IOMEM__PDMA_TLB];
+	unsigned char *host[IOMEM__PDMA_TLB];
+} iomem__pdma_tlb;
 
 typedef struct iomem__pdma_chan {
 	IODMAEventSource *es;          /* bound (+0; freeDMAChannel clears) */
@@ -4155,6 +4341,7 @@ typedef struct iomem__pdma_chan {
 	IODMACommand_Segment64 pseg;   /* the peer segment in use (rest of it) */
 	IOByteCount       done;        /* published progress (atomic) */
 	uint64_t          seq;         /* transfers started */
+	iomem__pdma_tlb  *tlb;         /* from the first binding to the engine's end */
 } iomem__pdma_chan;
 
 typedef struct iomem__pdma {
@@ -4240,36 +4427,53 @@ IOMEM__PRIVATE bool iomem__pdma_resolve(IOMapper *m, UInt64 addr, UInt64 len, bo
 	}
 }
 
-/* Copy @len bytes between physical @pa and host @buf (to_phys: buf -> pa). */
-IOMEM__PRIVATE bool iomem__pdma_copy_host(IOPhysicalAddress pa, unsigned char *buf, UInt64 len, bool to_phys)
+/* The host address of physical @pa and, in *@run, how many bytes from
+ * there (<= @len) are in that page; NULL when no wired page holds the
+ * frame. Through the channel's translation cache. */
+IOMEM__PRIVATE unsigned char *iomem__pdma_host_page(iomem__pdma_tlb *t, unsigned shift, IOPhysicalAddress pa,
+                                                    UInt64 len, UInt64 *run)
 {
-	return iomem__platform_phys_copy(pa, buf, len, to_phys);
+	uint64_t g = iomem__posix_phys_generation(), f = pa >> shift, mask = ((uint64_t)1 << shift) - 1;
+	uint32_t i = (uint32_t)(f & (IOMEM__PDMA_TLB - 1));
+	unsigned char *h;
+	if (t->frame[i] == f && t->gen[i] == g) {
+		h = t->host[i];
+	} else {
+		uint64_t g2;
+		h = (unsigned char *)iomem__posix_phys_frame_host(f, &g2);
+		if (h == NULL)
+			return NULL;
+		t->frame[i] = f;
+		t->gen[i] = g2;
+		t->host[i] = h;
+	}
+	*run = mask + 1 - (pa & mask);
+	if (*run > len)
+		*run = len;
+	return h + (pa & mask);
 }
 
-/* Physical to physical, page by page on both sides. */
-IOMEM__PRIVATE bool iomem__pdma_copy_phys(IOPhysicalAddress dst, IOPhysicalAddress src, UInt64 len)
+/* The same for up to @len bytes at @pa, extended across pages while the
+ * following frames hold the following host pages (one copy per run). */
+IOMEM__PRIVATE unsigned char *iomem__pdma_host_run(iomem__pdma_tlb *t, unsigned shift, IOPhysicalAddress pa,
+                                                   UInt64 len, UInt64 *run)
 {
-	UInt64 pg = iomem__platform_page_size();
-	while (len > 0) {
-		UInt64 c = pg - (src & (pg - 1));
-		void *s;
-		if (c > len)
-			c = len;
-		s = iomem_posix_phys_to_virt(src);
-		if (s == NULL || !iomem__platform_phys_copy(dst, s, c, true))
-			return false;
-		src += c;
-		dst += c;
-		len -= c;
-	}
-	return true;
+	UInt64 n, m;
+	unsigned char *h = iomem__pdma_host_page(t, shift, pa, len, &n);
+	if (h == NULL)
+		return NULL;
+	while (n < len && iomem__pdma_host_page(t, shift, pa + n, len - n, &m) == h + n)
+		n += m;
+	*run = n;
+	return h;
 }
 
 /* Move [@addr, +@len) of the command's device space (cmd side) to/from the
- * other side at transfer byte @xoff. Returns the status; *@moved = bytes
- * moved (progress published every FIFO-depth chunk). */
-IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMapper *pm, UInt64 addr,
-                                         UInt64 len, IOByteCount xoff, IOByteCount *moved)
+ * other side at transfer byte @xoff, in chunks of at most the FIFO depth.
+ * Returns the status; *@moved = bytes moved (progress published after
+ * every chunk). */
+IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, unsigned shift, IOMapper *cm, IOMapper *pm,
+                                         UInt64 addr, UInt64 len, IOByteCount xoff, IOByteCount *moved)
 {
 	bool in = (c->dir & kIODirectionIn) != 0;     /* memory is written */
 	IOByteCount fifo = c->fifo;
@@ -4277,16 +4481,23 @@ IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMa
 	while (len > 0) {
 		IOPhysicalAddress pa;
 		UInt64 n;
-		if (!iomem__pdma_resolve(cm, addr, len, in, &pa, &n))
+		unsigned char *h;
+		/* the IOMMU checks every page it translates */
+		if (!iomem__pdma_resolve(cm, addr, len < fifo ? len : fifo, in, &pa, &n))
 			return kIOReturnDMAError;
-		if (n > fifo)
-			n = fifo;
+		h = iomem__pdma_host_run(c->tlb, shift, pa, n, &n);
+		if (h == NULL)
+			return kIOReturnDMAError;
 		if (c->peer == NULL) {
-			if (!iomem__pdma_copy_host(pa, c->devbuf + xoff + *moved, n, in))
-				return kIOReturnDMAError;
+			unsigned char *d = c->devbuf + xoff + *moved;
+			if (in)
+				memmove(h, d, (size_t)n);
+			else
+				memmove(d, h, (size_t)n);
 		} else {
 			IOPhysicalAddress ppa;
 			UInt64 pn;
+			unsigned char *ph;
 			if (c->pseg.fLength == 0) {
 				UInt32 one = 1;
 				UInt64 off = c->ppos;
@@ -4295,12 +4506,18 @@ IOMEM__PRIVATE IOReturn iomem__pdma_move(iomem__pdma_chan *c, IOMapper *cm, IOMa
 					return r != kIOReturnSuccess ? r : kIOReturnInternalError;
 				c->ppos = off;
 			}
-			if (!iomem__pdma_resolve(pm, c->pseg.fIOVMAddr, c->pseg.fLength, !in, &ppa, &pn))
+			if (!iomem__pdma_resolve(pm, c->pseg.fIOVMAddr, c->pseg.fLength < n ? c->pseg.fLength : n, !in,
+			                         &ppa, &pn))
+				return kIOReturnDMAError;
+			ph = iomem__pdma_host_run(c->tlb, shift, ppa, pn, &pn);
+			if (ph == NULL)
 				return kIOReturnDMAError;
 			if (n > pn)
 				n = pn;
-			if (!(in ? iomem__pdma_copy_phys(pa, ppa, n) : iomem__pdma_copy_phys(ppa, pa, n)))
-				return kIOReturnDMAError;
+			if (in)
+				memmove(h, ph, (size_t)n);
+			else
+				memmove(ph, h, (size_t)n);
 			c->pseg.fIOVMAddr += n;
 			c->pseg.fLength -= n;
 		}
@@ -4330,6 +4547,9 @@ IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IORet
 	IOMapper *cm = iomem_dmacmd_getMapper(c->cmd);
 	IOMapper *pm = c->peer ? iomem_dmacmd_getMapper(c->peer) : NULL;
 	IOByteCount budget = IOMEM__PDMA_SLICE;
+	unsigned shift = 0;
+	while (((UInt64)1 << shift) < (UInt64)iomem__platform_page_size())
+		shift++;
 	while (budget > 0) {
 		UInt32 n = IOMEM__PDMA_BATCH, i;
 		UInt64 off = c->pos;
@@ -4354,7 +4574,7 @@ IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IORet
 			}
 			if (len > c->end - seg_start)
 				len = c->end - seg_start;
-			r = iomem__pdma_move(c, cm, pm, seg[i].fIOVMAddr, len,
+			r = iomem__pdma_move(c, shift, cm, pm, seg[i].fIOVMAddr, len,
 			                     __atomic_load_n(&c->done, __ATOMIC_RELAXED), &moved);
 			c->pos += moved;
 			if (r != kIOReturnSuccess) {
@@ -4371,8 +4591,17 @@ IOMEM__PRIVATE bool iomem__pdma_slice(iomem__pdma *e, iomem__pdma_chan *c, IORet
 	return false;
 }
 
+IOMEM__PRIVATE void iomem__pdma_free_tlbs(iomem__pdma *e)
+{
+	UInt32 i;
+	for (i = 0; i < e->nch; i++)
+		if (e->ch[i].tlb != NULL)
+			iomem__free_internal(e->ch[i].tlb, sizeof *e->ch[i].tlb, "iomem_posix_dma_engine TLB");
+}
+
 IOMEM__PRIVATE void iomem__pdma_destroy(iomem__pdma *e)
 {
+	iomem__pdma_free_tlbs(e);
 	pthread_cond_destroy(&e->delay);
 	pthread_cond_destroy(&e->cbwork);
 	pthread_cond_destroy(&e->idle);
@@ -4380,6 +4609,34 @@ IOMEM__PRIVATE void iomem__pdma_destroy(iomem__pdma *e)
 	pthread_mutex_destroy(&e->m);
 	iomem__free_internal(e->ch, sizeof *e->ch * e->nch, "iomem_posix_dma_engine channels");
 	iomem__free_internal(e, sizeof *e, "iomem_posix_dma_engine");
+}
+
+/* Channel @c's transfer is over (lock not held): idle, then notify and
+ * complete through its event source. The last release of the event source
+ * may be the engine's (on the worker: see self_free). */
+IOMEM__PRIVATE void iomem__pdma_finish(iomem__pdma *e, iomem__pdma_chan *c, IOReturn status)
+{
+	IODMAEventSource *es;
+	IODMACommand *cmd;
+	IOByteCount done;
+	IODMAController *ctrl;
+	pthread_mutex_lock(&e->m);
+	es = c->es;
+	cmd = c->cmd;
+	done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
+	ctrl = e->ctrl;
+	/* the start's event-source record keeps @es alive until complete; the
+	 * engine itself is kept by @es's reference */
+	IODMAEventSource_retain(es);
+	if (c->state == IOMEM__PDMA_RUNNING)
+		e->nrunning--;
+	c->state = IOMEM__PDMA_IDLE;
+	c->stop = false;
+	pthread_cond_broadcast(&e->idle);
+	pthread_mutex_unlock(&e->m);
+	IODMAController_notifyDMACommand(ctrl, es, cmd, status, done, iomem__pdma_now());
+	IODMAController_completeDMACommand(ctrl, es, cmd);
+	IODMAEventSource_release(es);
 }
 
 IOMEM__PRIVATE void *iomem__pdma_worker(void *arg)
@@ -4407,25 +4664,9 @@ IOMEM__PRIVATE void *iomem__pdma_worker(void *arg)
 		}
 		pthread_mutex_unlock(&e->m);
 		over = iomem__pdma_slice(e, c, &status);
+		if (over)
+			iomem__pdma_finish(e, c, status);   /* may free the engine: see self_free */
 		pthread_mutex_lock(&e->m);
-		if (over) {
-			IODMAEventSource *es = c->es;
-			IODMACommand *cmd = c->cmd;
-			IOByteCount done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
-			IODMAController *ctrl = e->ctrl;
-			/* the start's event-source record keeps @es alive until
-			 * complete; the engine itself is kept by @es's reference */
-			IODMAEventSource_retain(es);
-			c->state = IOMEM__PDMA_IDLE;
-			c->stop = false;
-			e->nrunning--;
-			pthread_cond_broadcast(&e->idle);
-			pthread_mutex_unlock(&e->m);
-			IODMAController_notifyDMACommand(ctrl, es, cmd, status, done, iomem__pdma_now());
-			IODMAController_completeDMACommand(ctrl, es, cmd);
-			IODMAEventSource_release(es);   /* may free the engine: see self_free */
-			pthread_mutex_lock(&e->m);
-		}
 	}
 	pthread_mutex_unlock(&e->m);
 	if (e->self_free == 1)
@@ -4478,6 +4719,15 @@ IOMEM__PRIVATE IOReturn iomem__pdma_init(IODMAController *ctrl, const iomem_dma_
 	pthread_mutex_lock(&e->m);
 	for (i = 0; i < e->nch; i++) {
 		if (e->ch[i].es == NULL) {
+			if (e->ch[i].tlb == NULL) {
+				/* kept from the channel's first binding to the engine's end */
+				e->ch[i].tlb = (iomem__pdma_tlb *)iomem__alloc_internal(sizeof *e->ch[i].tlb,
+				                                                        "iomem_posix_dma_engine TLB");
+				if (e->ch[i].tlb == NULL) {
+					pthread_mutex_unlock(&e->m);
+					return kIOReturnNoMemory;
+				}
+			}
 			e->ch[i].es = es;
 			e->ch[i].req = reqIndex;
 			*dmaIndex = i;
@@ -4514,6 +4764,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex
 	iomem__pdma_chan *c;
 	UInt64 poff, plen, peer_len = 0;
 	IODirection d = direction & kIODirectionInOut;
+	bool run_here;
 	if (cmd == NULL || dmaIndex >= e->nch || (d != kIODirectionIn && d != kIODirectionOut))
 		return kIOReturnBadArgument;
 	if (IODMACommand_getPreparedOffsetAndLength(cmd, &poff, &plen) != kIOReturnSuccess)
@@ -4561,10 +4812,27 @@ IOMEM__PRIVATE IOReturn iomem__pdma_start(IODMAController *ctrl, UInt32 dmaIndex
 	c->stop = false;
 	c->seq++;
 	__atomic_store_n(&c->done, (IOByteCount)0, __ATOMIC_RELAXED);
-	c->state = IOMEM__PDMA_RUNNING;
-	e->nrunning++;
-	pthread_cond_signal(&e->work);
+	/* A synchronous start's thread would only sleep until the worker had
+	 * moved the bytes: it moves them itself, sparing two thread hand-offs
+	 * (each a context switch when the threads share a CPU). Stops, queries
+	 * and progress work the same; the notification runs on this thread. */
+	run_here = c->es != NULL && iomem__dmaes_is_sync(c->es);
+	if (run_here) {
+		c->state = IOMEM__PDMA_INLINE;
+	} else {
+		c->state = IOMEM__PDMA_RUNNING;
+		e->nrunning++;
+		/* under the lock: once it is dropped the transfer may complete and
+		 * its action release the last reference (the engine with it) */
+		pthread_cond_signal(&e->work);
+	}
 	pthread_mutex_unlock(&e->m);
+	if (run_here) {
+		IOReturn status = kIOReturnSuccess;
+		while (!iomem__pdma_slice(e, c, &status)) {
+		}
+		iomem__pdma_finish(e, c, status);  /* the starter holds a reference: never the last */
+	}
 	return kIOReturnSuccess;
 }
 
@@ -4589,7 +4857,7 @@ IOMEM__PRIVATE bool iomem__pdma_wait_until(iomem__pdma *e, pthread_cond_t *cv, u
  * false on timeout. */
 IOMEM__PRIVATE bool iomem__pdma_wait_idle(iomem__pdma *e, iomem__pdma_chan *c, uint64_t seq, uint64_t deadline)
 {
-	while (c->state == IOMEM__PDMA_RUNNING && c->seq == seq)
+	while (c->state != IOMEM__PDMA_IDLE && c->seq == seq)
 		if (!iomem__pdma_wait_until(e, &e->idle, deadline))
 			return false;
 	return true;
@@ -4610,7 +4878,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_stop(IODMAController *ctrl, UInt32 dmaIndex,
 		deadline = timeout > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + timeout;
 	}
 	pthread_mutex_lock(&e->m);
-	if (c->state != IOMEM__PDMA_RUNNING) {
+	if (c->state == IOMEM__PDMA_IDLE) {
 		pthread_mutex_unlock(&e->m);
 		return kIOReturnNotReady;
 	}
@@ -4668,7 +4936,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_setfifo(IODMAController *ctrl, UInt32 dmaInd
 	if (dmaIndex >= e->nch || depth != iomem__pdma_valid_fifo(depth))
 		return kIOReturnBadArgument;
 	pthread_mutex_lock(&e->m);
-	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+	if (e->ch[dmaIndex].state != IOMEM__PDMA_IDLE)
 		r = kIOReturnBusy;
 	else
 		e->ch[dmaIndex].fifo = depth;
@@ -4683,7 +4951,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_setframe(IODMAController *ctrl, UInt32 dmaIn
 	if (dmaIndex >= e->nch || byteCount == 0)
 		return kIOReturnBadArgument;
 	pthread_mutex_lock(&e->m);
-	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING)
+	if (e->ch[dmaIndex].state != IOMEM__PDMA_IDLE)
 		r = kIOReturnBusy;
 	else
 		e->ch[dmaIndex].frame = byteCount;
@@ -4727,6 +4995,7 @@ IOMEM__PRIVATE void iomem__pdma_signal(IODMAController *ctrl, IODMAEventSource *
 {
 	iomem__pdma *e = iomem__pdma_of(ctrl);
 	UInt32 i = iomem_dma_event_source_getDMAIndex(es);
+	bool wake = false;
 	if (i >= e->nch)
 		return;
 	pthread_mutex_lock(&e->m);
@@ -4734,9 +5003,14 @@ IOMEM__PRIVATE void iomem__pdma_signal(IODMAController *ctrl, IODMAEventSource *
 		IODMAEventSource_retain(es);
 		e->ch[i].run_es = es;
 		e->ncb++;
-		pthread_cond_signal(&e->cbwork);
+		wake = true;
 	}
 	pthread_mutex_unlock(&e->m);
+	/* after the unlock (the caller's reference on @es keeps the engine): a
+	 * woken callback thread that preempts us does not then block on the
+	 * lock we hold - a second context switch on a shared CPU */
+	if (wake)
+		pthread_cond_signal(&e->cbwork);
 }
 
 IOMEM__PRIVATE void iomem__pdma_free(IODMAController *ctrl)
@@ -4883,7 +5157,7 @@ IOMEM__PRIVATE IOReturn iomem__pdma_config(IODMAController *engine, UInt32 dmaIn
 	if (dmaIndex >= e->nch || (buffer == NULL && length != 0))
 		return kIOReturnBadArgument;
 	pthread_mutex_lock(&e->m);
-	if (e->ch[dmaIndex].state == IOMEM__PDMA_RUNNING) {
+	if (e->ch[dmaIndex].state != IOMEM__PDMA_IDLE) {
 		r = kIOReturnBusy;
 	} else {
 		e->ch[dmaIndex].devbuf = (unsigned char *)buffer;

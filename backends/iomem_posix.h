@@ -280,6 +280,15 @@ IOMEM_API void *iomem_posix_phys_to_virt(IOPhysicalAddress pa);
 IOMEM_API IOReturn iomem__posix_wire(uintptr_t page_va, vm_size_t npages, IOPhysicalAddress *phys);
 IOMEM_API void     iomem__posix_unwire(uintptr_t page_va, vm_size_t npages);
 IOMEM_API bool     iomem__posix_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCount len, bool to_phys);
+/* For a translation cache (the software DMA engine's, iomem_dma.h):
+ * iomem__posix_phys_generation is a counter bumped whenever a frame stops
+ * holding its page (its last unwire), so a frame -> host translation read
+ * at generation g stays right while the counter still reads g (lock-free,
+ * acquire); iomem__posix_phys_frame_host gives the host address of the
+ * page in frame @frame (machine pages) and the generation it was read at,
+ * or NULL when no wired page holds that frame (one lock). */
+IOMEM_API uint64_t iomem__posix_phys_generation(void);
+IOMEM_API void    *iomem__posix_phys_frame_host(uint64_t frame, uint64_t *gen);
 
 /* Memory a buffer descriptor owns. */
 typedef struct iomem__ram {
@@ -363,6 +372,7 @@ static struct {
 	iomem_posix_phys_layout layout;
 	uint64_t next_general, next_high, next_low;   /* frame numbers; 0 = base */
 	uint64_t rng, run_left, low_live, assigned;
+	uint64_t generation;           /* frames unwired so far (atomic reads) */
 } iomem__pm;
 static iomem__mutex iomem__pm_lock = IOMEM__MUTEX_INITIALIZER(iomem__pm_lock);
 
@@ -501,8 +511,11 @@ IOMEM__PRIVATE void iomem__pm_unwire_locked(uint64_t vpn, vm_size_t n, unsigned 
 		r = iomem__pm_find(&iomem__pm.rev, s->val);
 		if (s->low && iomem__pm.low_live > 0)
 			iomem__pm.low_live--;
-		if (r != NULL)
+		if (r != NULL) {
 			iomem__pm_remove(&iomem__pm.rev, r);
+			/* the frame no longer holds this page: cached translations die */
+			__atomic_store_n(&iomem__pm.generation, iomem__pm.generation + 1, __ATOMIC_RELEASE);
+		}
 		iomem__pm_remove(&iomem__pm.fwd, s);
 	}
 	if (iomem__pm.fwd.count == 0 || iomem__pm.low_live == 0) {
@@ -634,6 +647,25 @@ IOMEM_API bool iomem__posix_phys_copy(IOPhysicalAddress pa, void *buf, IOByteCou
 	}
 	iomem__mutex_unlock(&iomem__pm_lock);
 	return ok;
+}
+
+IOMEM_API uint64_t iomem__posix_phys_generation(void)
+{
+	return __atomic_load_n(&iomem__pm.generation, __ATOMIC_ACQUIRE);
+}
+
+IOMEM_API void *iomem__posix_phys_frame_host(uint64_t frame, uint64_t *gen)
+{
+	unsigned shift = iomem__pm_shift();
+	iomem__pm_slot *r;
+	void *va = NULL;
+	iomem__mutex_lock(&iomem__pm_lock);
+	r = iomem__pm_find(&iomem__pm.rev, frame);
+	if (r != NULL)
+		va = (void *)(uintptr_t)(r->val << shift);
+	*gen = iomem__pm.generation;
+	iomem__mutex_unlock(&iomem__pm_lock);
+	return va;
 }
 
 IOMEM_API IOPhysicalAddress iomem_posix_virt_to_phys(const void *address)

@@ -8,16 +8,20 @@
  *     segments), started synchronously through an IODMAEventSource, against
  *     a plain memcpy of the same 1 MiB into the same device buffer. Target:
  *     engine throughput >= 70% of memcpy's, i.e. time ratio <= 1/0.7.
+ *   the same asynchronously (worker thread, completion on the callback
+ *     thread), in process CPU time: informational;
  *   latency: a 4 KiB transfer from IODMAEventSource_startDMACommand to
  *     the completion action on the engine's callback thread, median and
  *     p99 over many transfers (informational).
  *
  * The engine's worker and callback threads inherit the bench's CPU pinning,
- * so every hand-off is a context switch on one CPU: the figures include
- * them, as a driver on a loaded machine would see. Wall-clock timing for
- * the framework's comparison (--cputime would not count the worker's
- * time), plus the same ratio in process CPU time (all threads), which a
- * busy shared machine does not distort.
+ * so every hand-off is a context switch on one CPU: the latency includes
+ * them, as a driver on a loaded machine would see. A synchronous start is
+ * moved by the starting thread (no hand-off), so the framework's
+ * comparison counts the whole transfer with either clock (--cputime: the
+ * thread's CPU time); the same ratio in process CPU time (all threads,
+ * interleaved rounds) is printed too, as a check that no work went
+ * uncounted to another thread.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -88,11 +92,32 @@ static void lat_action(void *owner, IODMAEventSource *es, IODMACommand *cmd, IOR
     pthread_mutex_unlock(&l->m);
 }
 
+/* one asynchronous transfer of @cmd, waited for; 0 or -1 */
+static int async_transfer(lat_state *l, IODMAEventSource *es, IODMACommand *cmd)
+{
+    pthread_mutex_lock(&l->m);
+    l->done = 0;
+    pthread_mutex_unlock(&l->m);
+    if (IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0) != kIOReturnSuccess)
+        return -1;
+    pthread_mutex_lock(&l->m);
+    while (l->done == 0)
+        pthread_cond_wait(&l->c, &l->m);
+    pthread_mutex_unlock(&l->m);
+    return l->done > 0 ? 0 : -1;
+}
+
 static uint64_t process_cpu_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -195,30 +220,77 @@ int bench_group_dmaengine(bench_ctx *ctx)
                         "GB/s", -1);
             bench_exact(ctx, "dmaengine throughput", "memcpy GB/s (median)",
                         (double)XFER_BYTES / st.base_ns_median, "GB/s", -1);
-            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput, wall (target >= 70)",
+            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput, median (target >= 70)",
                         100.0 / st.ratio_median, "%", -1);
         }
     }
     /* The same in process CPU time (every thread of the process: the
-     * worker's copy and both hand-offs count, the time other processes
-     * hold the CPU does not): the engine's cost, free of the machine's
-     * load, which on a shared machine dominates the wall-clock median. */
+     * worker's copy and any hand-off count, the time other processes hold
+     * the CPU does not), engine and memcpy interleaved over several rounds:
+     * median and best of the per-round ratios. A synchronous start runs on
+     * the starting thread, so the thread-clock comparison above (--cputime)
+     * already counts the whole transfer; this one would also catch work
+     * moved to the engine's threads. */
     {
-        int n = bench_quick(ctx) ? 30 : 200;
-        uint64_t c0, c1, c2;
-        c0 = process_cpu_ns();
-        if (k_engine(&xs, (uint64_t)n) != 0) {
-            bench_fail(ctx, "engine transfer failed");
-            goto out;
+        enum { ROUNDS = 15 };
+        int n = bench_quick(ctx) ? 10 : 40;
+        double ratio[ROUNDS];
+        int nr = 0;
+        for (int round = 0; round < ROUNDS; round++) {
+            uint64_t c0, c1, c2;
+            c0 = process_cpu_ns();
+            if (k_engine(&xs, (uint64_t)n) != 0) {
+                bench_fail(ctx, "engine transfer failed");
+                goto out;
+            }
+            c1 = process_cpu_ns();
+            k_memcpy(&xs, (uint64_t)n);
+            c2 = process_cpu_ns();
+            if (c2 > c1 && c1 > c0)
+                ratio[nr++] = (double)(c1 - c0) / (double)(c2 - c1);
         }
-        c1 = process_cpu_ns();
-        k_memcpy(&xs, (uint64_t)n);
-        c2 = process_cpu_ns();
-        if (c2 > c1 && c1 > c0) {
-            double ratio = (double)(c1 - c0) / (double)(c2 - c1);
-            bench_exact(ctx, "dmaengine throughput", "engine CPU time per MiB, % of memcpy's (<= 143)",
-                        100.0 * ratio, "%", 100.0 / 0.7);
-            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput, CPU time", 100.0 / ratio, "%", -1);
+        if (nr > 0) {
+            double best;
+            qsort(ratio, (size_t)nr, sizeof ratio[0], cmp_double);
+            best = ratio[0];
+            bench_exact(ctx, "dmaengine throughput", "engine CPU time per MiB, % of memcpy's, median (<= 143)",
+                        100.0 * ratio[nr / 2], "%", 100.0 / 0.7);
+            bench_exact(ctx, "dmaengine throughput", "engine CPU time per MiB, % of memcpy's, best", 100.0 * best,
+                        "%", -1);
+            bench_exact(ctx, "dmaengine throughput", "engine / memcpy throughput, CPU time (median)",
+                        100.0 / ratio[nr / 2], "%", -1);
+        }
+    }
+
+    /* The asynchronous path (the worker moves the bytes, the callback
+     * thread delivers): same 1 MiB, same clock and rounds, informational -
+     * it adds the two hand-offs per transfer the synchronous start saves. */
+    {
+        enum { ROUNDS = 15 };
+        int n = bench_quick(ctx) ? 10 : 40;
+        double ratio[ROUNDS];
+        int nr = 0;
+        for (int round = 0; round < ROUNDS; round++) {
+            uint64_t c0, c1, c2;
+            c0 = process_cpu_ns();
+            for (int i = 0; i < n; i++) {
+                if (async_transfer(&ls, async_es, cbig) != 0) {
+                    bench_fail(ctx, "async engine transfer failed");
+                    goto out;
+                }
+            }
+            c1 = process_cpu_ns();
+            k_memcpy(&xs, (uint64_t)n);
+            c2 = process_cpu_ns();
+            if (c2 > c1 && c1 > c0)
+                ratio[nr++] = (double)(c1 - c0) / (double)(c2 - c1);
+        }
+        if (nr > 0) {
+            qsort(ratio, (size_t)nr, sizeof ratio[0], cmp_double);
+            bench_exact(ctx, "dmaengine async", "async 1 MiB: engine / memcpy throughput, CPU time (median)",
+                        100.0 / ratio[nr / 2], "%", -1);
+            bench_exact(ctx, "dmaengine async", "async 1 MiB: engine / memcpy throughput, CPU time (best)",
+                        100.0 / ratio[0], "%", -1);
         }
     }
 

@@ -6,11 +6,16 @@
  * expects none). */
 #include "test_util.h"
 #define IOMEM_IMPLEMENTATION
+/* getController's wait for a controller not registered yet: short here, so
+ * the lookups that must fail do not take the default second each */
+#define TEST_WAIT_NS 500000000ull
+#define IOMEM_DMA_CONTROLLER_WAIT_NS TEST_WAIT_NS
 #include "iomem_dma.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DBG_REPORTS(n) (IOMEM__DEBUG ? (n) : 0)
@@ -330,8 +335,10 @@ IOMEM_TEST(dmaevent, register_lookup_unregister)
 	f = IODMAController_getController(&dev3, 1);
 	cr_assert_eq(f, c);
 	IODMAController_release(f);
-	cr_assert_null(IODMAController_getController(&dev3, 0));   /* not registered: NULL, no wait */
-	cr_assert_null(IODMAController_getController(&dev3, 2));
+	cr_assert_eq(iomem_dma_controller_wait(&dev3, 0, 0, &f), kIOReturnTimeout);   /* not registered */
+	cr_assert_null(f);
+	cr_assert_eq(iomem_dma_controller_wait(&dev3, 2, 0, &f), kIOReturnTimeout);
+	cr_assert_null(f);
 	iomem_test_expect_reports(0);
 	/* out of range: IOKit panics */
 	cr_assert_null(IODMAController_getController(&dev3, 3));
@@ -346,7 +353,115 @@ IOMEM_TEST(dmaevent, register_lookup_unregister)
 	cr_assert_null(IODMAController_getController(&empty, 0));
 
 	tc_teardown(c);
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 0, &f), kIOReturnTimeout);
+	cr_assert_null(f);
+}
+
+/* ---- getController waits for a controller registered later ----------- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct late_reg {
+	IODMAController *c;
+	unsigned         delay_ms;
+	IOReturn         r;
+} late_reg;
+
+static void *late_register(void *arg)
+{
+	late_reg *l = arg;
+	usleep(l->delay_ms * 1000u);
+	l->r = iomem_dma_controller_register(l->c);
+	return NULL;
+}
+
+IOMEM_TEST(dmaevent, getController_waits_for_registration)
+{
+	memset(&T, 0, sizeof T);
+	pthread_mutex_init(&T.m, NULL);
+	T.mode = TC_INLINE;
+	IODMAController *c = iomem_dma_controller_withOps(&tc_ops, &T, &tc_soc);   /* not registered yet */
+	IODMAController *f = c;
+	cr_assert_not_null(c);
+
+	/* timeout 0 looks once; a bounded wait gives up after its timeout */
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 0, &f), kIOReturnTimeout);
+	cr_assert_null(f);
+	uint64_t t0 = mono_ns();
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 30000000u, &f), kIOReturnTimeout);
+	cr_assert_geq(mono_ns() - t0, 30000000u, "gave up before its timeout");
+	cr_assert_null(f);
+
+	/* another thread registers it 50 ms later: the waiter gets it then */
+	late_reg l = { c, 50, kIOReturnError };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, late_register, &l), 0);
+	t0 = mono_ns();
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, 10000000000ull, &f), kIOReturnSuccess);
+	uint64_t waited = mono_ns() - t0;
+	pthread_join(th, NULL);
+	cr_assert_eq(l.r, kIOReturnSuccess);
+	cr_assert_eq(f, c);
+	cr_assert_geq(waited, 40000000u, "found after %llu ns: it did not wait for the registration",
+	              (unsigned long long)waited);
+	IODMAController_release(f);
+
+	/* a registration under another name does not end the wait */
+	iomem_dma_provider other_soc = { 0xC0FFEE02u, NULL, 0, NULL };
+	IODMAController *other = iomem_dma_controller_withOps(&tc_min_ops, &T, &other_soc);
+	cr_assert_not_null(other);
+	const UInt32 p2[] = { 0xC0FFEE02u, 0xC0FFEE03u };
+	iomem_dma_provider dev2 = { 0x90, p2, 2, NULL };
+	late_reg lo = { other, 10, kIOReturnError };
+	cr_assert_eq(pthread_create(&th, NULL, late_register, &lo), 0);
+	t0 = mono_ns();
+	cr_assert_eq(iomem_dma_controller_wait(&dev2, 1, 100000000u, &f), kIOReturnTimeout);
+	cr_assert_geq(mono_ns() - t0, 100000000u);
+	cr_assert_null(f);
+	pthread_join(th, NULL);
+	cr_assert_eq(lo.r, kIOReturnSuccess);
+	cr_assert_eq(iomem_dma_controller_wait(&dev2, 0, 0, &f), kIOReturnSuccess);   /* entry 0 is it */
+	cr_assert_eq(f, other);
+	IODMAController_release(f);
+	cr_assert_eq(iomem_dma_controller_unregister(other), kIOReturnSuccess);
+	IODMAController_release(other);
+	atomic_store(&T.frees, 0);
+
+	/* IODMAEventSource_dmaEventSource waits through getController */
+	cr_assert_eq(iomem_dma_controller_unregister(c), kIOReturnSuccess);
+	rec_owner o = { 0 };
+	l.delay_ms = 20;
+	l.r = kIOReturnError;
+	cr_assert_eq(pthread_create(&th, NULL, late_register, &l), 0);
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, on_complete, NULL, 0);
+	pthread_join(th, NULL);
+	cr_assert_not_null(es, "the event source did not wait for its controller");
+	cr_assert_eq(iomem_dma_event_source_getController(es), c);
+	IODMAEventSource_release(es);
+
+	/* getController gives up after IOMEM_DMA_CONTROLLER_WAIT_NS */
+	tc_teardown(c);
+	t0 = mono_ns();
 	cr_assert_null(IODMAController_getController(&tc_dev, 0));
+	cr_assert_geq(mono_ns() - t0, TEST_WAIT_NS, "getController did not wait its timeout");
+
+	/* bad arguments: no wait, BadArgument */
+	f = (IODMAController *)&T;
+	cr_assert_eq(iomem_dma_controller_wait(NULL, 0, UINT64_MAX, &f), kIOReturnBadArgument);
+	cr_assert_null(f);
+	cr_assert_eq(iomem_dma_controller_wait(&tc_dev, 0, UINT64_MAX, NULL), kIOReturnBadArgument);
+	iomem_dma_provider none = { 0x79, NULL, 0, NULL };
+	cr_assert_eq(iomem_dma_controller_wait(&none, 0, UINT64_MAX, &f), kIOReturnBadArgument);
+	cr_assert_eq(iomem_dma_controller_wait(&dev2, 2, UINT64_MAX, &f), kIOReturnBadArgument);
+	iomem_test_expect_reports(DBG_REPORTS(1));   /* out of range: IOKit panics */
+	if (IOMEM__DEBUG)
+		iomem_test_expect_report_has("IODMAController_getController");
+	cr_assert_null(f);
 }
 
 IOMEM_TEST(dmaevent, event_source_creation_failures)
@@ -970,6 +1085,150 @@ IOMEM_TEST(dmaevent, engine_sync_start_returns_when_done)
 	eng_teardown(e);
 }
 
+/* A synchronous start is moved by the starting thread: a stop from another
+ * thread still ends it at a segment boundary, the start returns, and the
+ * notification (on the starting thread) carries the abort. */
+typedef struct sync_stop_arg {
+	IODMAEventSource *es;
+	IOReturn          stop;
+} sync_stop_arg;
+
+static void *sync_stopper(void *p)
+{
+	sync_stop_arg *a = p;
+	IOByteCount n = 0;
+	while (n == 0) {
+		cr_assert_eq(IODMAEventSource_queryDMACommand(a->es, NULL, &n, false), kIOReturnSuccess);
+		usleep(200);
+	}
+	a->stop = IODMAEventSource_stopDMACommand(a->es, false, UINT64_MAX);
+	return NULL;
+}
+
+typedef struct thread_notify {
+	pthread_t   thread;
+	IOReturn    status;
+	IOByteCount count;
+	int         n;
+} thread_notify;
+
+static void on_notify_thread(void *owner, IODMAEventSource *es, IODMACommand *cmd, IOReturn st, IOByteCount n,
+                             AbsoluteTime ts)
+{
+	thread_notify *o = owner;
+	(void)es; (void)cmd; (void)ts;
+	o->thread = pthread_self();
+	o->status = st;
+	o->count = n;
+	o->n++;
+}
+
+IOMEM_TEST(dmaevent, engine_sync_start_stopped_from_another_thread)
+{
+	IODMAController *e = eng_setup(1000000, 1);     /* 1 ms per segment */
+	thread_notify o = { 0 };
+	set_layout(IOMEM_POSIX_LAYOUT_SCATTERED);
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &eng_dev, NULL, on_notify_thread, 0);
+	cr_assert_not_null(es);
+	const IOByteCount len = 64 * PG;
+	IOBufferMemoryDescriptor *b = mk_buf(len);
+	unsigned char *mem = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+	unsigned char *dev = malloc(len);
+	IODMACommand *cmd = mk_cmd(b, 0);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, 0, dev, len), kIOReturnSuccess);
+	fill(mem, len, 9);
+	memset(dev, 0x5A, len);
+	sync_stop_arg a = { es, kIOReturnError };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, sync_stopper, &a), 0);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	pthread_join(th, NULL);
+	cr_assert_eq(a.stop, kIOReturnSuccess);
+	cr_assert_eq(o.n, 1);
+	cr_assert(pthread_equal(o.thread, pthread_self()), "the notification ran on another thread");
+	cr_assert_eq(o.status, kIOReturnAborted);
+	cr_assert_gt(o.count, 0);
+	cr_assert_lt(o.count, len);
+	cr_assert_eq(o.count % PG, 0, "stopped at %llu, not a segment boundary", (unsigned long long)o.count);
+	cr_assert_eq(memcmp(mem, dev, o.count), 0);
+	cr_assert(iomem_test_all_bytes(dev + o.count, len - o.count, 0x5A), "bytes past the stop were written");
+	IOByteCount q = 0;
+	IODMACommand *qc = NULL;
+	cr_assert_eq(IODMAEventSource_queryDMACommand(es, &qc, &q, true), kIOReturnSuccess);
+	cr_assert_eq(qc, cmd);
+	cr_assert_eq(q, o.count);
+	cr_assert_eq(IODMAEventSource_stopDMACommand(es, false, UINT64_MAX), kIOReturnNotReady);
+	rm_cmd(cmd);
+	IOMemoryDescriptor_release(b);
+	free(dev);
+	IODMAEventSource_release(es);
+	eng_teardown(e);
+}
+
+/* The engine caches frame -> page translations per channel: when every page
+ * is unwired the machine hands the same frames to the next buffer, and the
+ * engine must reach the new buffer's bytes, not the old one's. Both the
+ * worker (async) and a synchronous starter. */
+IOMEM_TEST(dmaevent, engine_translation_cache_follows_rewiring)
+{
+	IODMAController *e = eng_setup(0, 2);
+	eng_owner o;
+	eng_owner_init(&o);
+	set_layout(IOMEM_POSIX_LAYOUT_SCATTERED);
+	IODMAEventSource *async_es = IODMAEventSource_dmaEventSource(&o, &eng_dev, eng_on_complete, NULL, 0);
+	IODMAEventSource *sync_es = IODMAEventSource_dmaEventSource(&o, &eng_dev, NULL, NULL, 0);
+	cr_assert(async_es && sync_es);
+	const IOByteCount len = 8 * PG;
+	unsigned char *dev = malloc(len);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, iomem_dma_event_source_getDMAIndex(async_es), dev, len),
+	             kIOReturnSuccess);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, iomem_dma_event_source_getDMAIndex(sync_es), dev, len),
+	             kIOReturnSuccess);
+	IOPhysicalAddress first = 0;
+	int done = 0;
+	unsigned char *mems[6];
+	for (unsigned round = 0; round < 6; round++) {
+		/* pageable memory (wired only while prepared), every buffer kept
+		 * to the end: each one is at its own address */
+		unsigned char *mem = mems[round] = IOMallocAligned(len, PG);
+		cr_assert_not_null(mem);
+		IOMemoryDescriptor *b = IOMemoryDescriptor_withAddress(mem, len, kIODirectionInOut);
+		cr_assert_not_null(b);
+		IODMACommand *cmd = mk_cmd(b, 0);
+		IODMACommand_Segment64 seg;
+		UInt64 off = 0;
+		UInt32 one = 1;
+		IODMAEventSource *es = (round & 1) ? sync_es : async_es;
+		cr_assert_eq(IODMACommand_gen64IOVMSegments(cmd, &off, &seg, &one), kIOReturnSuccess);
+		if (round == 0)
+			first = seg.fIOVMAddr;
+		/* the premise: nothing else is wired, so the frames come back */
+		cr_assert_eq(seg.fIOVMAddr, first, "round %u: the machine did not reuse the frames", round);
+		fill(mem, len, 100 + round);
+		memset(dev, 0, len);
+		cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+		if (es == async_es)
+			eng_wait(&o, ++done);
+		cr_assert_eq(memcmp(dev, mem, len), 0, "round %u: the engine read another buffer's pages", round);
+		fill(dev, len, 200 + round);
+		cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionIn, 0, 0), kIOReturnSuccess);
+		if (es == async_es) {
+			eng_wait(&o, ++done);
+			cr_assert_eq(o.status, kIOReturnSuccess);
+		}
+		cr_assert_eq(memcmp(dev, mem, len), 0, "round %u: the engine wrote another buffer's pages", round);
+		rm_cmd(cmd);                 /* unwires every page: the frames are free again */
+		IOMemoryDescriptor_release(b);
+	}
+	for (unsigned round = 0; round < 6; round++)
+		IOFreeAligned(mems[round], len);
+	free(dev);
+	IODMAEventSource_release(sync_es);
+	IODMAEventSource_release(async_es);
+	eng_owner_fini(&o);
+	eng_teardown(e);
+}
+
 IOMEM_TEST(dmaevent, engine_bad_inputs)
 {
 	IODMAController *e = eng_setup(2000000, 1);     /* 2 ms per segment: catch it running */
@@ -1390,6 +1649,68 @@ static const iomem_mapper_ops hm_ops = {
 	.name = "hole", .getPageSize = hm_page_size, .iovmMapMemory = hm_map, .iovmUnmapMemory = hm_unmap,
 	.mapToPhysicalAddress = hm_to_phys,
 };
+
+/* Physical addresses that no wired page holds (no IOMMU): the engine's
+ * translation refuses them - kIOReturnDMAError with the bytes moved before,
+ * synchronous and asynchronous, and the same channel works afterwards. */
+IOMEM_TEST(dmaevent, engine_unknown_physical_page_is_a_dma_error)
+{
+	IODMAController *e = eng_setup(0, 2);
+	eng_owner o;
+	eng_owner_init(&o);
+	thread_notify sn = { 0 };
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &eng_dev, eng_on_complete, eng_on_notify, 0);
+	IODMAEventSource *ses = IODMAEventSource_dmaEventSource(&sn, &eng_dev, NULL, on_notify_thread, 0);
+	cr_assert(es && ses);
+	set_layout(IOMEM_POSIX_LAYOUT_SCATTERED);
+	IOBufferMemoryDescriptor *b = mk_buf(2 * PG);
+	unsigned char *mem = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+	IODMACommand *good = mk_cmd(b, 0);            /* prepared: its pages are wired */
+	IODMACommand_Segment64 seg;
+	UInt64 off = 0;
+	UInt32 one = 1;
+	cr_assert_eq(IODMACommand_gen64IOVMSegments(good, &off, &seg, &one), kIOReturnSuccess);
+	/* one known page, then one far from every frame pool */
+	IOAddressRange r[2] = { { seg.fIOVMAddr, PG }, { 0x7000000000ull, PG } };
+	IOMemoryDescriptor *phys = IOMemoryDescriptor_withAddressRanges(r, 2, kIODirectionInOut, NULL);
+	cr_assert_not_null(phys);
+	IODMACommand *cmd = mk_cmd(phys, 0);
+	unsigned char *dev = malloc(2 * PG);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, 0, dev, 2 * PG), kIOReturnSuccess);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(e, 1, dev, 2 * PG), kIOReturnSuccess);
+	fill(mem, 2 * PG, 12);
+	memset(dev, 0, 2 * PG);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	eng_wait(&o, 1);
+	cr_assert_eq(o.status, kIOReturnDMAError);
+	cr_assert_eq(o.count, PG);
+	cr_assert_eq(memcmp(dev, mem, PG), 0, "the known page moved");
+	cr_assert(iomem_test_all_bytes(dev + PG, PG, 0));
+	/* synchronous: the start succeeds, the status comes with the notification */
+	cr_assert_eq(IODMAEventSource_startDMACommand(ses, cmd, kIODirectionIn, 0, PG), kIOReturnSuccess);
+	cr_assert_eq(sn.n, 1);
+	cr_assert_eq(sn.status, kIOReturnDMAError);
+	cr_assert_eq(sn.count, 0);
+	/* the channels still work */
+	memset(dev, 0, 2 * PG);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, good, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	eng_wait(&o, 2);
+	cr_assert_eq(o.status, kIOReturnSuccess);
+	cr_assert_eq(memcmp(dev, mem, 2 * PG), 0);
+	fill(dev, 2 * PG, 13);
+	cr_assert_eq(IODMAEventSource_startDMACommand(ses, good, kIODirectionIn, 0, 0), kIOReturnSuccess);
+	cr_assert_eq(sn.status, kIOReturnSuccess);
+	cr_assert_eq(memcmp(dev, mem, 2 * PG), 0);
+	rm_cmd(cmd);
+	IOMemoryDescriptor_release(phys);
+	rm_cmd(good);
+	IOMemoryDescriptor_release(b);
+	free(dev);
+	IODMAEventSource_release(ses);
+	IODMAEventSource_release(es);
+	eng_owner_fini(&o);
+	eng_teardown(e);
+}
 
 IOMEM_TEST(dmaevent, engine_iommu_fault_mid_transfer)
 {

@@ -26,7 +26,9 @@
 #include "iomem_map.h"
 #include "test_desc_util.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 
 TestSuite(inject, .fini = desc_fini, .timeout = 120);
 
@@ -687,6 +689,316 @@ static void check_engine_create(inj *s, bool ok)
 	engine = NULL;
 }
 
+/* ---- engine transfers: event sources, starts with bounce / IOMMU, and the
+ * completion and notification delivery ------------------------------------
+ *
+ * A fresh engine per run (setup, unarmed) with a device buffer on channel
+ * 0 (and 1); the op is armed; the engine's own threads allocate nothing, so
+ * the allocation points are those of the op's thread, in order. */
+
+#define ENG_PHANDLE 0x5EEDu
+#define ENG_BYTES   (3 * PAGE)
+
+typedef struct eng_state {
+	IODMAController  *engine;
+	IODMAEventSource *es;
+	unsigned char    *dev, *want, *got;   /* ENG_BYTES each */
+	pthread_mutex_t   m;
+	pthread_cond_t    c;
+	int               completions, notifications;
+	IOReturn          status, notify_status;
+	IOByteCount       count, notify_count;
+} eng_state;
+
+static eng_state E;
+static const UInt32 eng_parent[] = { ENG_PHANDLE };
+static iomem_dma_provider eng_dev = { 0x5EED0001u, eng_parent, 1, NULL };
+
+static void eng_completion(void *owner, IODMAEventSource *es, IODMACommand *cmd, IOReturn st, IOByteCount n,
+                           AbsoluteTime ts)
+{
+	eng_state *e = owner;
+	(void)es; (void)cmd; (void)ts;
+	pthread_mutex_lock(&e->m);
+	e->completions++;
+	e->status = st;
+	e->count = n;
+	pthread_cond_broadcast(&e->c);
+	pthread_mutex_unlock(&e->m);
+}
+
+static void eng_notification(void *owner, IODMAEventSource *es, IODMACommand *cmd, IOReturn st, IOByteCount n,
+                             AbsoluteTime ts)
+{
+	eng_state *e = owner;
+	(void)es; (void)cmd; (void)ts;
+	pthread_mutex_lock(&e->m);
+	e->notifications++;
+	e->notify_status = st;
+	e->notify_count = n;
+	pthread_mutex_unlock(&e->m);
+}
+
+/* wait until @n completions were delivered in all */
+static void eng_wait_completions(int n)
+{
+	pthread_mutex_lock(&E.m);
+	while (E.completions < n)
+		pthread_cond_wait(&E.c, &E.m);
+	pthread_mutex_unlock(&E.m);
+}
+
+static void eng_new_engine(void)
+{
+	iomem_posix_dma_engine_desc d = { ENG_PHANDLE, 2, 0, 0 };
+	memset(&E, 0, sizeof E);
+	pthread_mutex_init(&E.m, NULL);
+	pthread_cond_init(&E.c, NULL);
+	E.dev = malloc(ENG_BYTES);
+	E.want = malloc(ENG_BYTES);
+	E.got = malloc(ENG_BYTES);
+	cr_assert(E.dev && E.want && E.got);
+	E.engine = iomem_posix_dma_engine_create(&d);
+	cr_assert_not_null(E.engine);
+	cr_assert_eq(iomem_dma_controller_register(E.engine), kIOReturnSuccess);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(E.engine, 0, E.dev, ENG_BYTES), kIOReturnSuccess);
+	cr_assert_eq(iomem_posix_dma_set_device_buffer(E.engine, 1, E.dev, ENG_BYTES), kIOReturnSuccess);
+}
+
+static IODMAEventSource *eng_new_es(void)
+{
+	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&E, &eng_dev, eng_completion, eng_notification, 0);
+	cr_assert_not_null(es);
+	return es;
+}
+
+/* One transfer each way through @es on @cmd (prepared, covering @md): the
+ * device sees the memory's bytes, the memory the device's; each completes
+ * once with its notify's values. */
+static void eng_transfer_works(IODMAEventSource *es, IODMACommand *cmd, IOMemoryDescriptor *md)
+{
+	unsigned char *want = E.want, *got = E.got;
+	IOByteCount len = IOMemoryDescriptor_getLength(md);
+	int base = E.completions;
+	cr_assert_leq(len, ENG_BYTES);
+	desc_fill(want, len, (uint32_t)base + 77);
+	cr_assert_eq(IOMemoryDescriptor_writeBytes(md, 0, want, len), len);
+	cr_assert_eq(IODMACommand_synchronize(cmd, kIODirectionOut),
+	             kIOReturnSuccess);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionOut, 0, 0), kIOReturnSuccess);
+	eng_wait_completions(base + 1);
+	cr_assert_eq(E.status, kIOReturnSuccess);
+	cr_assert_eq(E.count, len);
+	cr_assert_arr_eq(E.dev, want, len, "the device read the memory's bytes");
+	desc_fill(E.dev, len, (uint32_t)base + 78);
+	cr_assert_eq(IODMAEventSource_startDMACommand(es, cmd, kIODirectionIn, 0, 0), kIOReturnSuccess);
+	eng_wait_completions(base + 2);
+	cr_assert_eq(E.status, kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_synchronize(cmd, kIODirectionIn),
+	             kIOReturnSuccess);
+	cr_assert_eq(IOMemoryDescriptor_readBytes(md, 0, got, len), len);
+	cr_assert_arr_eq(got, E.dev, len, "the memory got the device's bytes");
+	pthread_mutex_lock(&E.m);
+	cr_assert_eq(E.notifications, E.completions, "a completion without its notification or the reverse");
+	cr_assert_eq(E.notify_status, E.status);
+	cr_assert_eq(E.notify_count, E.count);
+	pthread_mutex_unlock(&E.m);
+}
+
+/* The engine is freed on the thread dropping its last reference, which may
+ * be its callback thread a moment after the test's last release: wait for
+ * every iomem block to be gone before the leak check. */
+static void count_live(void *ctx, const void *a, vm_size_t sz, iomem_alloc_family f, const char *call)
+{
+	(void)a; (void)sz; (void)f; (void)call;
+	++*(int *)ctx;
+}
+
+static void eng_teardown(inj *s)
+{
+	if (E.es != NULL)
+		IODMAEventSource_release(E.es);
+	if (s->cmd != NULL) {
+		IODMACommand_clearMemoryDescriptor(s->cmd, true);
+		IODMACommand_release(s->cmd);
+		s->cmd = NULL;
+	}
+	cr_assert_eq(iomem_dma_controller_unregister(E.engine), kIOReturnSuccess);
+	IODMAController_release(E.engine);
+	inj_release_all(s);
+	for (int i = 0; i < 20000; i++) {
+		int n = 0;
+		iomem_leak_report(count_live, &n);
+		if (n == 0)
+			break;
+		usleep(100);
+	}
+	pthread_cond_destroy(&E.c);
+	pthread_mutex_destroy(&E.m);
+	free(E.dev);
+	free(E.want);
+	free(E.got);
+	memset(&E, 0, sizeof E);
+}
+
+/* event source creation (the object, the channel's translation cache) */
+static void setup_engine(inj *s)
+{
+	(void)s;
+	eng_new_engine();
+}
+
+static IOReturn op_es_create(inj *s)
+{
+	(void)s;
+	E.es = IODMAEventSource_dmaEventSource(&E, &eng_dev, eng_completion, eng_notification, 0);
+	return E.es ? kIOReturnSuccess : kIOReturnNoMemory;
+}
+
+static void check_es_create(inj *s, bool ok)
+{
+	IODMAEventSource *es = ok ? E.es : eng_new_es();
+	s->md[0] = IOBufferMemoryDescriptor_withCapacity(2 * PAGE, kIODirectionInOut, false);
+	cr_assert_not_null(s->md[0]);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 64, 0, IODMACommand_kUnmapped, 0, 1,
+	                                        NULL, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], true), kIOReturnSuccess);
+	cr_assert_eq(iomem_dma_event_source_getDMAIndex(es), 0, "a failed creation kept its channel");
+	eng_transfer_works(es, s->cmd, s->md[0]);
+	E.es = es;
+}
+
+/* a transfer whose command bounces (a buffer above 4 GiB, a 32-bit device):
+ * prepare's bounce pages, then the start's record */
+static void setup_engine_bounce(inj *s)
+{
+	eng_new_engine();
+	E.es = eng_new_es();
+	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, ENG_BYTES, PAGE);
+	cr_assert_not_null(s->md[0]);
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1,
+	                                        NULL, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], false), kIOReturnSuccess);
+}
+
+/* prepare + one Out transfer + complete, the op's own allocations only */
+static IOReturn op_engine_transfer(inj *s)
+{
+	unsigned char *want = E.want;
+	int base = E.completions;
+	IOReturn r;
+	desc_fill(want, ENG_BYTES, 31);
+	cr_assert_eq(IOMemoryDescriptor_writeBytes(s->md[0], 0, want, ENG_BYTES), ENG_BYTES);
+	r = IODMACommand_prepare(s->cmd, 0, 0, true, true);
+	if (r != kIOReturnSuccess)
+		return r;
+	r = IODMAEventSource_startDMACommand(E.es, s->cmd, kIODirectionOut, 0, 0);
+	if (r == kIOReturnSuccess) {
+		eng_wait_completions(base + 1);
+		cr_assert_eq(E.status, kIOReturnSuccess);
+		cr_assert_arr_eq(E.dev, want, ENG_BYTES, "the device read the memory's bytes");
+	} else {
+		/* a refused start delivers nothing */
+		usleep(1000);
+		cr_assert_eq(E.completions, base);
+		cr_assert_eq(E.notifications, base);
+	}
+	cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+	return r;
+}
+
+static void check_engine_transfer(inj *s, bool ok)
+{
+	(void)ok;
+	cr_assert_eq(IODMACommand_prepare(s->cmd, 0, 0, true, true), kIOReturnSuccess);
+	eng_transfer_works(E.es, s->cmd, s->md[0]);
+	cr_assert_eq(IODMACommand_complete(s->cmd, true, true), kIOReturnSuccess);
+}
+
+/* a mapped command: prepare maps through the software IOMMU (IOVA, page
+ * table), the engine translates every page through it */
+static void setup_engine_mapped(inj *s)
+{
+	eng_new_engine();
+	E.es = eng_new_es();
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	s->md[0] = IOBufferMemoryDescriptor_withOptions(kIODirectionInOut, ENG_BYTES, PAGE);
+	s->mapper = iomem_swiommu_create(NULL);
+	cr_assert(s->md[0] && s->mapper);
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kMapped, 0, 1,
+	                                        s->mapper, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], false), kIOReturnSuccess);
+}
+
+/* two event sources on one engine, a start on each in flight together:
+ * each start needs its own record; every delivered completion has its
+ * notification, none for a refused start */
+static void setup_engine_two(inj *s)
+{
+	eng_new_engine();
+	E.es = eng_new_es();
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	for (int i = 0; i < 2; i++) {
+		s->md[i] = IOBufferMemoryDescriptor_withCapacity(ENG_BYTES, kIODirectionInOut, false);
+		cr_assert_not_null(s->md[i]);
+	}
+	s->cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 64, 0, IODMACommand_kUnmapped, 0, 1,
+	                                        NULL, NULL);
+	cr_assert_not_null(s->cmd);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(s->cmd, s->md[0], true), kIOReturnSuccess);
+}
+
+static IODMAEventSource *eng_second_es;
+static IODMACommand *eng_second_cmd;
+
+static IOReturn op_engine_two(inj *s)
+{
+	IOReturn r = kIOReturnSuccess, r1, r2;
+	int started = 0;
+	eng_second_es = IODMAEventSource_dmaEventSource(&E, &eng_dev, eng_completion, eng_notification, 0);
+	if (eng_second_es == NULL)
+		return kIOReturnNoMemory;
+	eng_second_cmd = IODMACommand_withSpecification(kIODMACommandOutputHost64, 64, 0, IODMACommand_kUnmapped,
+	                                                0, 1, NULL, NULL);
+	if (eng_second_cmd == NULL)
+		return kIOReturnNoMemory;
+	r = IODMACommand_setMemoryDescriptor(eng_second_cmd, s->md[1], true);
+	if (r != kIOReturnSuccess)
+		return r;
+	r1 = IODMAEventSource_startDMACommand(E.es, s->cmd, kIODirectionOut, 0, 0);
+	r2 = IODMAEventSource_startDMACommand(eng_second_es, eng_second_cmd, kIODirectionOut, 0, 0);
+	started = (r1 == kIOReturnSuccess) + (r2 == kIOReturnSuccess);
+	eng_wait_completions(started);
+	usleep(1000);                     /* nothing more comes */
+	pthread_mutex_lock(&E.m);
+	cr_assert_eq(E.completions, started, "%d completions for %d starts", E.completions, started);
+	cr_assert_eq(E.notifications, started);
+	pthread_mutex_unlock(&E.m);
+	return r1 != kIOReturnSuccess ? r1 : r2;
+}
+
+static void check_engine_two(inj *s, bool ok)
+{
+	(void)ok;
+	eng_transfer_works(E.es, s->cmd, s->md[0]);
+	if (eng_second_es != NULL && eng_second_cmd != NULL &&
+	    IODMACommand_getMemoryDescriptor(eng_second_cmd) != NULL) {
+		eng_transfer_works(eng_second_es, eng_second_cmd, s->md[1]);
+	}
+	if (eng_second_cmd != NULL) {
+		IODMACommand_clearMemoryDescriptor(eng_second_cmd, true);
+		IODMACommand_release(eng_second_cmd);
+	}
+	IODMAEventSource_release(eng_second_es);
+	eng_second_es = NULL;
+	eng_second_cmd = NULL;
+}
+
 /* ---- the walk ----------------------------------------------------------- */
 
 #if IOMEM__DEBUG
@@ -806,6 +1118,12 @@ INJECT(iova_map,           setup_iova, op_iova, check_iova, NULL, IOVA_ERRORS, f
 INJECT(dmacmd_mapped_prepare, setup_mapped_cmd, op_mapped_prepare, check_mapped_prepare, NULL, IOVA_ERRORS, false)
 INJECT(dma_engine_create,  NULL, op_engine_create, check_engine_create, NULL, NOMEM, false)
 INJECT(range_dealloc_growth, setup_range_dealloc, op_range_dealloc, check_range_dealloc, NULL, NOMEM, false)
+INJECT(dma_event_source,   setup_engine, op_es_create, check_es_create, eng_teardown, NOMEM, false)
+INJECT(dma_engine_bounce,  setup_engine_bounce, op_engine_transfer, check_engine_transfer, eng_teardown,
+       PREP_ERRORS, true)
+INJECT(dma_engine_mapped,  setup_engine_mapped, op_engine_transfer, check_engine_transfer, eng_teardown,
+       IOVA_ERRORS, false)
+INJECT(dma_engine_two_sources, setup_engine_two, op_engine_two, check_engine_two, eng_teardown, PREP_ERRORS, false)
 
 /* The hook itself: counts points, fails exactly the window asked for, and
  * the counter restarts with every call. */
