@@ -741,6 +741,40 @@ Test(memmap, driverkit_create_mapping)
 	IOMemoryDescriptor_release(b);
 }
 
+/* each DriverKit cache mode is the IOKit map cache mode; large guards are
+ * 64 KiB on each side */
+Test(memmap, driverkit_create_mapping_cache_modes_and_large_guards)
+{
+	static const struct { uint64_t dk; IOOptionBits map; } modes[] = {
+		{ kIOMemoryMapCacheModeDefault, kIOMapDefaultCache },
+		{ kIOMemoryMapCacheModeInhibit, kIOMapInhibitCache },
+		{ kIOMemoryMapCacheModeCopyback, kIOMapCopybackCache },
+		{ kIOMemoryMapCacheModeWriteThrough, kIOMapWriteThruCache },
+		{ kIOMemoryMapCacheModeRealTime, kIOMapRealTimeCache },
+	};
+	IOBufferMemoryDescriptor *b = new_buffer(2 * PG);
+	IOMemoryMap *m = NULL;
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		cr_assert_eq(IOMemoryDescriptor_CreateMapping(b, modes[i].dk, 0, 0, 0, 0, &m), kIOReturnSuccess,
+		             "cache mode %zu", i);
+		cr_assert_not_null(m);
+		cr_expect_eq(IOMemoryMap_getMapOptions(m) & kIOMapCacheMask, modes[i].map, "cache mode %zu", i);
+		expect_alias((unsigned char *)(uintptr_t)IOMemoryMap_GetAddress(m), bytes_of(b), 2 * PG, 3);
+		IOMemoryMap_release(m);
+	}
+	cr_assert_eq(IOMemoryDescriptor_CreateMapping(b, kIOMemoryMapGuardedLarge, 0, 0, 0, 0, &m), kIOReturnSuccess);
+	cr_assert_not_null(m);
+	cr_expect_eq(IOMemoryMap_getMapOptions(m) & (kIOMapAnywhere | kIOMapGuardedMask),
+	             kIOMapAnywhere | kIOMapGuardedLarge);
+	unsigned char *a = (unsigned char *)(uintptr_t)IOMemoryMap_GetAddress(m);
+	cr_expect(access_faults(a - 1, false));
+	cr_expect(access_faults(a - 65536, false), "64 KiB guard below");
+	cr_expect(access_faults(a + 2 * PG, false));
+	cr_expect(access_faults(a + 2 * PG + 65535, false), "64 KiB guard above");
+	IOMemoryMap_release(m);
+	IOMemoryDescriptor_release(b);
+}
+
 /* ---- concurrency: reuse and release from two threads ---- */
 
 #include <pthread.h>
