@@ -381,3 +381,135 @@ IOMEM_TEST(dmacmd_more, walk_of_an_unprepared_descriptor_reports_the_error)
 	IOMemoryDescriptor_release(md);
 	IOFreeAligned(p, 2 * PG);
 }
+
+/* ---- an extents mapper that fails or breaks its contract ---- */
+
+typedef struct badx {
+	int mode;                 /* 0: fails, 1: no extents, 2: extents short of the length */
+	unsigned maps, unmaps;
+	iomem_md_extent ext[1];
+} badx;
+
+static uint64_t bx_page(IOMapper *m) { (void)m; return 4096; }
+static IOReturn bx_nomap(IOMapper *m, IOMemoryDescriptor *md, uint64_t off, uint64_t len, uint32_t opts,
+                         const IODMAMapSpecification *spec, IODMACommand *cmd, const void *pl, uint64_t *a, uint64_t *l)
+{
+	(void)m; (void)md; (void)off; (void)len; (void)opts; (void)spec; (void)cmd; (void)pl; (void)a; (void)l;
+	cr_assert_fail("iovmMapMemory called although iovmMapExtents exists");
+	return kIOReturnError;
+}
+static IOReturn bx_nounmap(IOMapper *m, IOMemoryDescriptor *md, IODMACommand *cmd, uint64_t a, uint64_t l)
+{
+	(void)m; (void)md; (void)cmd; (void)a; (void)l;
+	return kIOReturnError;
+}
+static uint64_t bx_phys(IOMapper *m, uint64_t a) { (void)m; (void)a; return 0; }
+static IOReturn bx_map(IOMapper *m, IOMemoryDescriptor *md, uint64_t off, uint64_t len, uint32_t opts,
+                       const IODMAMapSpecification *spec, IODMACommand *cmd, const iomem_md_extent **ext,
+                       uint32_t *count, void **handle)
+{
+	badx *x = iomem_mapper_getContext(m);
+	(void)md; (void)off; (void)opts; (void)spec; (void)cmd;
+	x->maps++;
+	if (x->mode == 0)
+		return kIOReturnNoResources;
+	x->ext[0].phys = 0x10000;
+	x->ext[0].end = len - 1;
+	*ext = x->ext;
+	*count = x->mode == 1 ? 0 : 1;
+	*handle = x;
+	return kIOReturnSuccess;
+}
+static void bx_unmap(IOMapper *m, IODMACommand *cmd, void *h)
+{
+	badx *x = iomem_mapper_getContext(m);
+	(void)cmd;
+	cr_assert_eq(h, x);
+	x->unmaps++;
+}
+static const iomem_mapper_ops bx_ops = { "bad-extents", bx_page, bx_nomap, bx_nounmap, NULL, bx_phys, NULL, NULL,
+                                         NULL, bx_map, bx_unmap, NULL };
+
+IOMEM_TEST(dmacmd_more, extents_mapper_failures_leave_the_command_unprepared)
+{
+	static const IOReturn want[3] = { kIOReturnNoResources, kIOReturnInternalError, kIOReturnInternalError };
+	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
+	mbuf b;
+	mbuf_make(&b, 4, 0, 4 * PG, 3);
+	for (int mode = 0; mode < 3; mode++) {
+		badx x;
+		memset(&x, 0, sizeof x);
+		x.mode = mode;
+		IOMapper *m = iomem_mapper_withOps(&bx_ops, &x);
+		cr_assert_not_null(m);
+		IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 48, 0, IODMACommand_kMapped, 0, 1,
+		                                                 m, NULL);
+		cr_assert_not_null(c);
+		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, b.md, false), kIOReturnSuccess);
+		cr_expect_eq(IODMACommand_prepare(c, 0, 2 * PG, true, true), want[mode], "mode %d", mode);
+		cr_expect_eq(x.maps, 1);
+		cr_expect_eq(x.unmaps, mode == 0 ? 0u : 1u, "mode %d: a mapping that broke the contract is unmapped", mode);
+		cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnNotReady, "mode %d: left prepared", mode);
+		UInt64 off = 0;
+		UInt32 n = 4;
+		IODMACommand_Segment64 s[4];
+		cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnNotReady);
+		IODMACommand_release(c);
+		IOMapper_release(m);
+		cr_expect_eq(x.unmaps, mode == 0 ? 0u : 1u, "mode %d: unmapped twice", mode);
+	}
+	mbuf_free(&b);
+}
+
+/* ---- small rules ---- */
+
+IOMEM_TEST(dmacmd_more, clone_of_a_command_without_specification)
+{
+	IODMACommand *r = IODMACommand_withRefCon((void *)1);
+	cr_assert_not_null(r);
+	IODMACommand *k = IODMACommand_cloneCommand(r, (void *)2);
+	cr_assert_not_null(k);
+	cr_expect_neq(k, r);
+	cr_expect_eq(k->fRefCon, (void *)2);
+	/* no specification either: prepare says so until one is given */
+	mbuf b;
+	mbuf_make(&b, 1, 0, PG, 4);
+	cr_expect_eq(IODMACommand_setMemoryDescriptor(k, b.md, false), kIOReturnSuccess);
+	cr_expect_eq(IODMACommand_prepare(k, 0, 0, true, true), kIOReturnNotReady);
+	IODMACommand_release(k);
+	IODMACommand_release(r);
+	mbuf_free(&b);
+}
+
+IOMEM_TEST(dmacmd_more, force_double_buffer_on_a_nested_preparation_is_busy)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	mbuf b;
+	mbuf_make(&b, 4, 0, 4 * PG, 8);
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped, 0, 1,
+	                                                 NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, b.md, false), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 0, 4 * PG, true, true), kIOReturnSuccess);
+	cr_assert_eq(IODMACommand_prepare(c, 0, 4 * PG, true, true), kIOReturnSuccess);
+	cr_expect_eq(IODMACommand_synchronize(c, IODMACommand_kForceDoubleBuffer), kIOReturnBusy);
+	/* still prepared twice, in place (four scattered pages: four segments) */
+	IODMACommand_Segment64 s[8];
+	UInt64 off = 0;
+	UInt32 n = 8;
+	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(n, 4);
+	cr_expect_eq(s[0].fIOVMAddr, iomem_posix_virt_to_phys(b.base));
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	/* once only: now it double-buffers (one segment) */
+	cr_expect_eq(IODMACommand_synchronize(c, IODMACommand_kForceDoubleBuffer), kIOReturnSuccess);
+	off = 0;
+	n = 8;
+	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+	cr_expect_eq(n, 1);
+	cr_expect_neq(s[0].fIOVMAddr, iomem_posix_virt_to_phys(b.base));
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnNotReady);
+	IODMACommand_release(c);
+	mbuf_free(&b);
+}

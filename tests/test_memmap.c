@@ -775,6 +775,23 @@ Test(memmap, driverkit_create_mapping_cache_modes_and_large_guards)
 	IOMemoryDescriptor_release(b);
 }
 
+/* a retained map outlives the creator's release */
+Test(memmap, retain_keeps_the_map)
+{
+	IOBufferMemoryDescriptor *b = new_buffer(PG);
+	IOMemoryMap *m = IOMemoryDescriptor_map(b, kIOMapAnywhere);
+	cr_assert_not_null(m);
+	unsigned char *p = map_ptr(m);
+	IOMemoryMap_retain(m);
+	IOMemoryMap_release(m);
+	cr_expect_eq(map_ptr(m), p, "still mapped after one of two releases");
+	expect_alias(p, bytes_of(b), PG, 9);
+	IOMemoryMap_release(m);
+	cr_expect(access_faults(p, false), "the last release unmaps");
+	IOMemoryMap_retain(NULL);
+	IOMemoryDescriptor_release(b);
+}
+
 /* ---- concurrency: reuse and release from two threads ---- */
 
 #include <pthread.h>
