@@ -168,3 +168,49 @@ IOMEM_TEST(desc_more, buffer_alignment_from_mask_and_options)
 	}
 	iomem_test_expect_reports(0);
 }
+
+IOMEM_TEST(desc_more, host_only_and_remote_memory_bypass_the_mapper)
+{
+	unsigned char *p = IOMallocAligned(DESC_PAGE, DESC_PAGE);
+	cr_assert_not_null(p);
+	static const IOOptionBits opt[3] = { 0, kIOMemoryHostOnly, kIOMemoryRemote };
+	for (int i = 0; i < 3; i++) {
+		IOMemoryDescriptor *md = IOMemoryDescriptor_withAddressRange((mach_vm_address_t)(uintptr_t)p, DESC_PAGE,
+		                                                            kIODirectionIn | opt[i], kernel_task);
+		cr_assert_not_null(md);
+		cr_expect_eq((IOMemoryDescriptor_getFlags(md) & kIOMemoryMapperNone) != 0, i != 0, "option %d", i);
+		IOMemoryDescriptor_release(md);
+	}
+	IOFreeAligned(p, DESC_PAGE);
+}
+
+IOMEM_TEST(desc_more, physical_descriptor_of_zero_length)
+{
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withPhysicalAddress(0x10000, 0, kIODirectionIn);
+	cr_assert_not_null(md, "zero length is accepted, as for virtual descriptors");
+	IOByteCount seg = 7;
+	cr_expect_eq(IOMemoryDescriptor_getLength(md), 0);
+	cr_expect_eq(IOMemoryDescriptor_getPhysicalSegment(md, 0, &seg, 0), 0);
+	cr_expect_eq(seg, 0);
+	cr_expect_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	cr_expect_eq(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+	IOMemoryDescriptor_release(md);
+}
+
+IOMEM_TEST(desc_more, buffer_and_interleaved_calls_on_the_wrong_object)
+{
+	unsigned char *p = IOMallocAligned(DESC_PAGE, DESC_PAGE);
+	cr_assert_not_null(p);
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withAddress(p, DESC_PAGE, kIODirectionIn);
+	cr_assert_not_null(md);
+	IOOptionBits before = (IOOptionBits)IOMemoryDescriptor_getFlags(md);
+	IOBufferMemoryDescriptor_setDirection(NULL, kIODirectionOut);
+	cr_expect_null(IOBufferMemoryDescriptor_getBytesNoCopyRange(NULL, 0, 1));
+	cr_expect_null(IOBufferMemoryDescriptor_getBytesNoCopyRange(md, 0, 1), "not a buffer");
+	IOInterleavedMemoryDescriptor_clearMemoryDescriptors(NULL, kIODirectionNone);
+	IOInterleavedMemoryDescriptor_clearMemoryDescriptors(md, kIODirectionNone);   /* not interleaved: nothing */
+	cr_expect_eq((IOOptionBits)IOMemoryDescriptor_getFlags(md), before);
+	cr_expect_eq(IOMemoryDescriptor_getLength(md), DESC_PAGE);
+	IOMemoryDescriptor_release(md);
+	IOFreeAligned(p, DESC_PAGE);
+}

@@ -513,3 +513,45 @@ IOMEM_TEST(dmacmd_more, force_double_buffer_on_a_nested_preparation_is_busy)
 	IODMACommand_release(c);
 	mbuf_free(&b);
 }
+
+/* ---- fAlignment through a mapper: only the first byte can misfit ---- */
+
+IOMEM_TEST(dmacmd_more, mapped_alignment_bounces_a_misaligned_start)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
+	IOMapper *m = iomem_swiommu_create(NULL);
+	cr_assert_not_null(m);
+	static const size_t lead[2] = { 0, 100 };
+	for (int i = 0; i < 2; i++) {
+		mbuf b;
+		mbuf_make(&b, 3, lead[i], 2 * PG, 12u + (unsigned)i);
+		IODMACommand_SegmentOptions o;
+		memset(&o, 0, sizeof o);
+		o.fAlignment = 512;
+		IODMACommand *c = cmd_on(kIODMACommandOutputHost64, &o, IODMACommand_kMapped, m, b.md);
+		IODMACommand_Segment64 s[4];
+		UInt64 off = 0;
+		UInt32 n = 4;
+		cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+		cr_expect_eq(n, 1, "one IOVA run");
+		cr_expect_eq(s[0].fLength, 2 * PG);
+		cr_expect_eq(s[0].fIOVMAddr % 512, 0, "lead %zu: IOVA %llx not 512-aligned", lead[i],
+		             (unsigned long long)s[0].fIOVMAddr);
+		uint64_t pa = IOMapper_mapToPhysicalAddress(m, s[0].fIOVMAddr);
+		cr_assert_neq(pa, 0);
+		if (lead[i] == 0)
+			cr_expect_eq(pa, iomem_posix_virt_to_phys(b.base), "aligned: the memory itself");
+		else
+			cr_expect_neq(pa, iomem_posix_virt_to_phys(b.base + lead[i]), "misaligned: a bounce copy");
+		/* the device sees the data either way (Out: copied at prepare) */
+		for (UInt64 k = 0; k < 2 * PG; k += PG / 2) {
+			const unsigned char *cpu = iomem_posix_phys_to_virt(IOMapper_mapToPhysicalAddress(m, s[0].fIOVMAddr + k));
+			cr_assert_not_null(cpu);
+			cr_expect_eq(*cpu, b.base[lead[i] + k], "lead %zu byte %llu", lead[i], (unsigned long long)k);
+		}
+		IODMACommand_release(c);
+		mbuf_free(&b);
+	}
+	iomem_swiommu_flush_cache(m);
+	IOMapper_release(m);
+}

@@ -230,3 +230,65 @@ IOMEM_TEST(mapper_more, swiommu_iova_alloc_keeps_cpu_pages_whole)
 	IOMapper_release(m);
 	iomem_test_expect_reports(0);
 }
+
+/* ---- the software IOMMU over a descriptor without extents ---- */
+
+/* a driver's own descriptor of 2 pages: the first page at 1 MiB, the second
+ * (mode 0) right after it, (mode 1) in another frame at the same page
+ * offset, (mode 2) in another frame at another offset, (mode 3) nowhere */
+typedef struct two_pages { int mode; } two_pages;
+static addr64_t tp_seg(IOMemoryDescriptor *md, IOByteCount off, IOByteCount *len, IOOptionBits o)
+{
+	const IOByteCount pg = DESC_PAGE;
+	int mode = ((two_pages *)iomem_md_getContext(md))->mode;
+	(void)o;
+	if (off >= 2 * pg)
+		return 0;
+	if (off < pg) {
+		if (len)
+			*len = pg - off;
+		return 0x100000 + off;
+	}
+	if (mode == 3)
+		return 0;
+	if (len)
+		*len = 2 * pg - off;
+	switch (mode) {
+	case 0:  return 0x100000 + off;
+	case 1:  return 0x400000 + (off - pg);
+	default: return 0x400000 + 0x80 + (off - pg);
+	}
+}
+static const iomem_md_ops tp_ops = { "two-pages", tp_seg, NULL, NULL, NULL, NULL, NULL, NULL };
+
+IOMEM_TEST(mapper_more, swiommu_map_of_pieces_checks_every_run)
+{
+	static const IOReturn want[4] = { kIOReturnSuccess, kIOReturnSuccess, kIOReturnNotAligned, kIOReturnNotReady };
+	IOMapper *m = iomem_swiommu_create(NULL);
+	cr_assert_not_null(m);
+	uint64_t free0 = stats_of(m).iova_free_pages;
+	for (int mode = 0; mode < 4; mode++) {
+		two_pages tp = { mode };
+		IOMemoryDescriptor *md = iomem_md_withOps(&tp_ops, &tp, 2 * DESC_PAGE, kIODirectionInOut);
+		cr_assert_not_null(md);
+		uint64_t addr = 0, len = 0;
+		/* from inside the first page, into the second */
+		cr_expect_eq(IOMapper_iovmMapMemory(m, md, 0x10, 2 * DESC_PAGE - 0x20, RW, NULL, NULL, NULL, &addr, &len),
+		             want[mode], "mode %d", mode);
+		if (want[mode] == kIOReturnSuccess) {
+			cr_expect_eq(addr & (DESC_PAGE - 1), 0x10);
+			cr_expect_eq(len, 2 * DESC_PAGE);
+			cr_expect_eq(IOMapper_mapToPhysicalAddress(m, addr), 0x100010);
+			cr_expect_eq(IOMapper_mapToPhysicalAddress(m, addr - 0x10 + DESC_PAGE + 4),
+			             (mode == 0 ? 0x100000 + DESC_PAGE : 0x400000) + 4);
+			cr_expect_eq(stats_of(m).mapped_pages, 2);
+			cr_expect_eq(IOMapper_iovmUnmapMemory(m, md, NULL, addr, len), kIOReturnSuccess);
+		}
+		iomem_swiommu_stats st = stats_of(m);
+		cr_expect_eq(st.mapped_pages, 0, "mode %d: pages left mapped", mode);
+		cr_expect_eq(st.iova_free_pages, free0, "mode %d: IOVA space not given back", mode);
+		IOMemoryDescriptor_release(md);
+	}
+	IOMapper_release(m);
+	iomem_test_expect_reports(0);
+}
