@@ -555,3 +555,94 @@ IOMEM_TEST(dmacmd_more, mapped_alignment_bounces_a_misaligned_start)
 	iomem_swiommu_flush_cache(m);
 	IOMapper_release(m);
 }
+
+/* ---- a descriptor with no physical address behind it ---- */
+
+static addr64_t nowhere_seg(IOMemoryDescriptor *md, IOByteCount off, IOByteCount *len, IOOptionBits o)
+{
+	(void)md; (void)off; (void)o;
+	if (len)
+		*len = 0;
+	return 0;
+}
+static const iomem_md_ops nowhere_ops = { "nowhere", nowhere_seg, NULL, NULL, NULL, NULL, NULL, NULL };
+
+IOMEM_TEST(dmacmd_more, no_physical_address_is_not_ready)
+{
+	IOMemoryDescriptor *md = iomem_md_withOps(&nowhere_ops, NULL, 2 * PG, kIODirectionOut);
+	cr_assert_not_null(md);
+	IOMapper *m = iomem_swiommu_create(NULL);
+	cr_assert_not_null(m);
+	IODMACommand_SegmentOptions o;
+	IODMACommand_Segment64 s[4];
+	UInt64 off;
+	UInt32 n;
+	/* no rule to check: prepare has nothing to look at; generating finds nothing */
+	memset(&o, 0, sizeof o);
+	IODMACommand *c = cmd_on(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, md);
+	off = 0;
+	n = 4;
+	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnNotReady);
+	cr_expect_eq(off, 0);
+	off = 0;
+	n = 4;
+	cr_expect_eq(IODMACommand_genIOVMSegmentsWithFunction(c, copy_out, &off, s, &n), kIOReturnNotReady);
+	IODMACommand_release(c);
+	/* an address limit or an alignment rule: the preflight finds nothing */
+	o.fNumAddressBits = 32;
+	c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, NULL);
+	cr_assert_not_null(c);
+	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnNotReady);
+	cr_expect_null(IODMACommand_getMemoryDescriptor(c), "a failed autoPrepare clears");
+	IODMACommand_release(c);
+	/* through a mapper with an alignment rule: the first byte has no page */
+	memset(&o, 0, sizeof o);
+	o.fAlignment = 512;
+	c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kMapped, m, NULL);
+	cr_assert_not_null(c);
+	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnNotReady);
+	IODMACommand_release(c);
+	IOMapper_release(m);
+	IOMemoryDescriptor_release(md);
+}
+
+/* ---- sparse bouncing: the bounce-page table grows between preparations ---- */
+
+IOMEM_TEST(dmacmd_more, sparse_bounce_table_grows)
+{
+	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
+	mbuf b;
+	mbuf_make(&b, 6, 0, 6 * PG, 31);
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1,
+	                                                 NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, b.md, false), kIOReturnSuccess);
+	static const UInt64 pages[3] = { 1, 5, 2 };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(IODMACommand_prepare(c, PG, pages[i] * PG, true, true), kIOReturnSuccess, "%llu pages",
+		             (unsigned long long)pages[i]);
+		IODMACommand_Segment64 s[16];
+		UInt64 off = 0, at = 0;
+		UInt32 n = 16;
+		cr_assert_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnSuccess);
+		cr_expect_eq(off, pages[i] * PG);
+		for (UInt32 k = 0; k < n; k++) {
+			cr_expect_leq(s[k].fIOVMAddr + s[k].fLength - 1, 0xFFFFFFFFull, "segment %u below 4 GiB", k);
+			for (UInt64 q = 0; q < s[k].fLength;) {        /* page by page: the device's view */
+				UInt64 a = s[k].fIOVMAddr + q, chunk = PG - (a & (PG - 1));
+				if (chunk > s[k].fLength - q)
+					chunk = s[k].fLength - q;
+				const unsigned char *dev = iomem_posix_phys_to_virt(a);
+				cr_assert_not_null(dev);
+				cr_expect_eq(memcmp(dev, b.base + PG + at + q, (size_t)chunk), 0, "%llu pages: segment %u",
+				             (unsigned long long)pages[i], k);
+				q += chunk;
+			}
+			at += s[k].fLength;
+		}
+		cr_expect_eq(at, pages[i] * PG);
+		cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
+	}
+	IODMACommand_release(c);
+	mbuf_free(&b);
+}

@@ -585,6 +585,32 @@ Test(memmap, non_memfd_memory_maps_to_its_own_address_or_fails)
 	IOFreeAligned(heap, 2 * PG);
 }
 
+/* Memory that cannot be aliased and is not one virtual range: no map. */
+Test(memmap, non_memfd_ranges_apart_cannot_be_mapped)
+{
+	unsigned char *heap = IOMallocAligned(3 * PG, PG);
+	cr_assert_not_null(heap);
+	IOAddressRange apart[2] = { { (uintptr_t)heap, PG }, { (uintptr_t)heap + 2 * PG, PG } };
+	IOAddressRange apart_odd[2] = { { (uintptr_t)heap, PG - 8 }, { (uintptr_t)heap + 2 * PG, PG } };
+	IOMemoryMap *x = (IOMemoryMap *)1;
+	IOMemoryDescriptor *g = IOMemoryDescriptor_withAddressRanges(apart, 2, kIODirectionInOut, kernel_task);
+	cr_assert_not_null(g);
+	cr_assert_eq(IOMemoryDescriptor_prepare(g, kIODirectionNone), kIOReturnSuccess);
+	cr_expect_eq(iomem_md_createMappingInTask(g, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "page-aligned pieces apart");
+	cr_expect_null(x);
+	IOMemoryDescriptor_complete(g, kIODirectionNone);
+	IOMemoryDescriptor_release(g);
+	g = IOMemoryDescriptor_withAddressRanges(apart_odd, 2, kIODirectionInOut, kernel_task);
+	cr_assert_not_null(g);
+	cr_assert_eq(IOMemoryDescriptor_prepare(g, kIODirectionNone), kIOReturnSuccess);
+	cr_expect_eq(iomem_md_createMappingInTask(g, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnNotAligned,
+	             "a piece that ends inside a page");
+	IOMemoryDescriptor_complete(g, kIODirectionNone);
+	IOMemoryDescriptor_release(g);
+	IOFreeAligned(heap, 3 * PG);
+}
+
 /* ---- setMapping ---- */
 
 Test(memmap, set_mapping_records_and_is_reused)

@@ -80,10 +80,13 @@ IOMEM_TEST(range_more, self_check_catches_tree_damage)
 		;
 	cr_assert_leq(y, ra->capacity, "12 fragments: some node is red");
 	EXPECT_CAUGHT(ra, "black height", n[y].red = 0, n[y].red = 1);
+	/* a red node whose (black) parent is not the root: that parent made red */
+	for (y = 1; y <= ra->capacity && !(n[y].red && n[y].parent && n[n[y].parent].parent); y++)
+		;
+	cr_assert_leq(y, ra->capacity, "12 fragments: a red node two levels down");
 	k = n[y].parent;
-	if (!n[k].red && n[k].parent) {
-		EXPECT_CAUGHT(ra, "red under red", n[k].red = 1, n[k].red = 0);
-	}
+	cr_assert(!n[k].red);
+	EXPECT_CAUGHT(ra, "red under red", n[k].red = 1, n[k].red = 0);
 	cr_assert(iomem_range_invariants_hold(ra));
 	IORangeAllocator_release(ra);
 }
@@ -112,6 +115,13 @@ IOMEM_TEST(range_more, self_check_catches_list_and_counter_damage)
 	/* a list link */
 	u = n[x].prev;
 	EXPECT_CAUGHT(ra, "class list prev link", n[x].prev = x, n[x].prev = u);
+	/* a class list cut short (consistently: the rest of it looks fine) */
+	for (b = 0; b < 64 && !(ra->head[b] && n[ra->head[b]].next); b++)
+		;
+	cr_assert_lt(b, 64, "a size class holds two fragments");
+	x = ra->head[b];
+	u = n[x].next;
+	EXPECT_CAUGHT(ra, "class list short", (ra->head[b] = u, n[u].prev = 0), (ra->head[b] = x, n[u].prev = x));
 	/* the unused-slot chain: cut, or running past the capacity */
 	u = ra->unused;
 	cr_assert_neq(u, 0, "capacity grew by halves: slots are unused");
