@@ -47,6 +47,20 @@ static void tbuf_free(tbuf *t)
 	IOFreeAligned(t->base, t->npages * PG);
 }
 
+/* @npages whole pages of @layout frames, all described */
+static void tbuf_pages(tbuf *t, iomem_posix_layout layout, size_t npages, IODirection dir, uint32_t seed)
+{
+	desc_set_layout(layout, 0, 0);
+	tbuf_make(t, npages, 0, npages * PG, dir, seed);
+}
+
+/* the end of most tests: the command, then its buffer */
+static void cmd_done(IODMACommand *c, tbuf *t)
+{
+	IODMACommand_release(c);
+	tbuf_free(t);
+}
+
 /* @c (just created: must not be NULL) with @md set; returns @c. */
 static IODMACommand *with_md(IODMACommand *c, IOMemoryDescriptor *md, bool autoPrepare)
 {
@@ -304,9 +318,8 @@ IOMEM_TEST(dmacmd, generation_every_format)
 	static IODMACommand_SegmentFunction fns[6] = {
 		IODMACommand_OutputHost32, IODMACommand_OutputBig32, IODMACommand_OutputLittle32,
 		IODMACommand_OutputHost64, IODMACommand_OutputBig64, IODMACommand_OutputLittle64 };
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 8, 0, 8 * PG, kIODirectionOut, 11);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 8, kIODirectionOut, 11);
 	IODMACommand_Segment64 ref[16];
 	IODMACommand *h = host64_on(32, 0, IODMACommand_kUnmapped, t.md, true);
 	UInt64 off = 0;
@@ -414,8 +427,7 @@ IOMEM_TEST(dmacmd, not_aligned_prepare)
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnNotReady);   /* not left active */
 	cr_expect_eq(IODMACommand_prepare(c, 0, 1024, true, true), kIOReturnSuccess);
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, dma_active_report)
@@ -510,15 +522,13 @@ IOMEM_TEST(dmacmd, resume_and_seek)
 	cr_expect_eq(IODMACommand_genIOVMSegmentsWithFunction(c, refusing_out, &o, s, &n), kIOReturnMessageTooLarge);
 	cr_expect_eq(o, 0);
 	cr_expect_eq(n, 4);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, alignment_rules)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 8, 0, 8 * PG, kIODirectionOut, 9);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 8, kIODirectionOut, 9);
 	IODMACommand_SegmentOptions o;
 	memset(&o, 0, sizeof o);
 	o.fMaxSegmentSize = 1536;
@@ -554,8 +564,7 @@ IOMEM_TEST(dmacmd, alignment_rules)
 	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnNotAligned);
 	cr_expect_eq(off, 0);
 	cr_expect_eq(n, 64);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- bouncing ----------------------------------------------------------------- */
@@ -564,9 +573,8 @@ IOMEM_TEST(dmacmd, alignment_rules)
  * both directions. */
 IOMEM_TEST(dmacmd, bounce_round_trip_high)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 6, 0, 6 * PG, kIODirectionInOut, 21);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 6, kIODirectionInOut, 21);
 	unsigned char *orig = malloc(6 * PG);
 	cr_assert_not_null(orig);
 	memcpy(orig, t.base, 6 * PG);
@@ -633,23 +641,20 @@ IOMEM_TEST(dmacmd, bounce_round_trip_high)
 
 IOMEM_TEST(dmacmd, no_bounce_for_cursor)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 4);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 2, kIODirectionOut, 4);
 	IODMACommand *c = host64_on(32, 0, IODMACommand_kUnmapped | IODMACommand_kIterateOnly, t.md, true);
 	IODMACommand_Segment64 s[4];
 	UInt64 off = 0;
 	UInt32 n = 4;
 	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnMessageTooLarge);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, misaligned_double_buffer)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 4, 0, 4 * PG, kIODirectionOut, 8);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 4, kIODirectionOut, 8);
 	IODMACommand *c = with_md(IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped,
 	                                                         0, 256, NULL, NULL), t.md, false);
 	cr_assert_eq(IODMACommand_prepare(c, 10, 3 * PG, true, true), kIOReturnSuccess);   /* start misaligned */
@@ -660,8 +665,7 @@ IOMEM_TEST(dmacmd, misaligned_double_buffer)
 	cr_expect_eq(n, 1);
 	cr_expect_eq(s[0].fIOVMAddr % 256, 0);
 	cr_expect_eq(memcmp(iomem_posix_phys_to_virt(s[0].fIOVMAddr), t.base + 10, 3 * PG), 0);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- a mapper ------------------------------------------------------------------ */
@@ -744,8 +748,7 @@ IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 	cr_expect_eq(ctx.unmaps, 0);
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
 	cr_expect_eq(ctx.unmaps, 1);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- DriverKit shapes ------------------------------------------------------------ */
@@ -882,16 +885,14 @@ IOMEM_TEST(dmacmd, bad_inputs)
 	cr_expect_eq(IODMACommand_GetPreparation(NULL, NULL, NULL, NULL), kIOReturnBadArgument);
 	cr_expect_eq(IODMACommand_PerformOperation(NULL, 1, 0, 0, 0, NULL), kIOReturnBadArgument);
 	cr_expect_eq(IODMACommand_PrepareForDMA(NULL, 0, t.md, 0, 0, NULL, &n, (IOAddressSegment *)s), kIOReturnBadArgument);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, bounce_pool_reserve)
 {
 	cr_expect_eq(iomem_bounce_pool_reserve(100), kIOReturnSuccess);
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 3, 0, 3 * PG, kIODirectionOut, 2);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 3, kIODirectionOut, 2);
 	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
 	cr_assert_not_null(c);
 	for (int k = 0; k < 3; k++) {
@@ -951,9 +952,8 @@ IOMEM_TEST(dmacmd, random_generation)
  * kept, the command still usable. */
 IOMEM_TEST(dmacmd, bounce_exhaustion)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 5);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 2, kIODirectionOut, 5);
 	unsigned bits = 0;
 	while (((vm_size_t)1 << bits) < PG)
 		bits++;
@@ -975,15 +975,13 @@ IOMEM_TEST(dmacmd, bounce_exhaustion)
 	cr_assert_not_null(c);
 	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
 	cr_expect_eq(gen_all(c, &t, 0, 2 * PG, 4, 0), 2);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, noncoherent_prepare_complete)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 3, 0, 3 * PG, kIODirectionInOut, 6);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 3, kIODirectionInOut, 6);
 	IODMACommand *c = with_md(IODMACommand_withSpecification(kIODMACommandOutputLittle64, 0, 0, IODMACommand_kNonCoherent,
 	                                                         0, 1, NULL, NULL), t.md, true);
 	unsigned char out[16 * 4];
@@ -995,8 +993,7 @@ IOMEM_TEST(dmacmd, noncoherent_prepare_complete)
 	memcpy(&a, out, 8);                       /* little-endian host: as stored */
 	cr_expect_eq(a, iomem_posix_virt_to_phys(t.base));
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* Sub and multi descriptors: the getPhysicalSegment walk. */
@@ -1095,9 +1092,8 @@ IOMEM_TEST(dmacmd, system_mapper_and_driverkit_device)
  * emitted as is -> double buffer, and generation succeeds. */
 IOMEM_TEST(dmacmd, preflight_after_cuts)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 12);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 2, kIODirectionOut, 12);
 	IODMACommand_SegmentOptions o;
 	memset(&o, 0, sizeof o);
 	o.fMaxSegmentSize = 512;
@@ -1122,8 +1118,7 @@ IOMEM_TEST(dmacmd, preflight_after_cuts)
 	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, 16, 2048, true, true), kIOReturnSuccess);
 	cr_expect_eq(IODMACommand_getIOMemoryDescriptor(c), t.md);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- an extents mapper (the Linux DMA API shape) ------------------------ */

@@ -292,3 +292,33 @@ IOMEM_TEST(mapper_more, swiommu_map_of_pieces_checks_every_run)
 	IOMapper_release(m);
 	iomem_test_expect_reports(0);
 }
+
+/* A range of more than 8 pages freed twice: the thread cache's list of
+ * large ranges catches it (the small sizes: test_mapper.c). */
+IOMEM_TEST(mapper_more, double_free_of_a_large_iovm_range_is_reported)
+{
+	if (!IOMEM__DEBUG)
+		return;           /* without the debug layer: the caller's bug, not checked */
+	IOMapper *m = iomem_swiommu_create(NULL);
+	cr_assert_not_null(m);
+	iomem_mapper_set_system(m);
+	uint64_t total = stats_of(m).iova_free_pages;
+	ppnum_t p = IOMapperIOVMAlloc(20);
+	cr_assert_neq(p, 0);
+	IOMapperIOVMFree(p, 20);
+	iomem_test_expect_reports(0);
+	IOMapperIOVMFree(p, 20);
+	iomem_test_expect_reports(1);
+	cr_expect(strstr(iomem_test_panic_msg, "freed twice") != NULL || strstr(iomem_test_panic_msg, "double") != NULL,
+	          "report: %s", iomem_test_panic_msg);
+	cr_expect_eq(stats_of(m).iova_free_pages, total, "given back once, not twice");
+	/* and it is handed out once again */
+	ppnum_t q = IOMapperIOVMAlloc(20), r = IOMapperIOVMAlloc(20);
+	cr_assert(q != 0 && r != 0);
+	cr_expect_neq(q, r);
+	IOMapperIOVMFree(q, 20);
+	IOMapperIOVMFree(r, 20);
+	cr_expect_eq(stats_of(m).iova_free_pages, total);
+	iomem_mapper_set_system(NULL);
+	IOMapper_release(m);
+}

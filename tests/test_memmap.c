@@ -611,6 +611,60 @@ Test(memmap, non_memfd_ranges_apart_cannot_be_mapped)
 	IOFreeAligned(heap, 3 * PG);
 }
 
+/* A driver's own kind is mapped through its physical segments: each must
+ * be RAM; the failure of a child fails a multi or interleaved parent. */
+typedef struct seg_src { addr64_t base; IOByteCount len; } seg_src;
+static addr64_t src_seg(IOMemoryDescriptor *md, IOByteCount off, IOByteCount *len, IOOptionBits o)
+{
+	seg_src *x = iomem_md_getContext(md);
+	(void)o;
+	if (x->base == 0 || off >= x->len)
+		return 0;
+	if (len)
+		*len = x->len - off;
+	return x->base + off;
+}
+static const iomem_md_ops src_ops = { "segments", src_seg, NULL, NULL, NULL, NULL, NULL, NULL };
+
+Test(memmap, custom_kind_pieces_must_be_ram)
+{
+	seg_src nowhere = { 0, 2 * PG }, not_ram = { 0x40000000ull, 2 * PG };
+	IOMemoryMap *x = (IOMemoryMap *)1;
+	IOMemoryDescriptor *a = iomem_md_withOps(&src_ops, &nowhere, 2 * PG, kIODirectionInOut);
+	IOMemoryDescriptor *b = iomem_md_withOps(&src_ops, &not_ram, 2 * PG, kIODirectionInOut);
+	cr_assert(a != NULL && b != NULL);
+	cr_expect_eq(iomem_md_createMappingInTask(a, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "no physical address");
+	cr_expect_null(x);
+	cr_expect_eq(iomem_md_createMappingInTask(b, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "not RAM");
+	IOBufferMemoryDescriptor *ok = new_buffer(2 * PG);
+	IOMemoryDescriptor *kids[2] = { ok, b };
+	IOMultiMemoryDescriptor *multi = IOMultiMemoryDescriptor_withDescriptors(kids, 2, kIODirectionInOut, false);
+	cr_assert_not_null(multi);
+	cr_expect_eq(iomem_md_createMappingInTask(multi, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "a multi with a child that is not RAM");
+	IOInterleavedMemoryDescriptor *il = IOInterleavedMemoryDescriptor_withCapacity(2, kIODirectionInOut);
+	cr_assert_not_null(il);
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, ok, 0, PG));
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, b, 0, PG));
+	cr_expect_eq(iomem_md_createMappingInTask(il, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "an interleaved slice that is not RAM");
+	/* a short piece of real RAM: mapped, the bytes are the buffer's */
+	seg_src ram = { iomem_posix_virt_to_phys(bytes_of(ok)), 0x100 };
+	IOMemoryDescriptor *c = iomem_md_withOps(&src_ops, &ram, 0x100, kIODirectionInOut);
+	cr_assert_not_null(c);
+	cr_assert_eq(iomem_md_createMappingInTask(c, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnSuccess);
+	expect_alias(map_ptr(x), bytes_of(ok), 0x100, 5);
+	IOMemoryMap_release(x);
+	IOMemoryDescriptor_release(c);
+	IOMemoryDescriptor_release(il);
+	IOMemoryDescriptor_release(multi);
+	IOMemoryDescriptor_release(ok);
+	IOMemoryDescriptor_release(b);
+	IOMemoryDescriptor_release(a);
+}
+
 /* ---- setMapping ---- */
 
 Test(memmap, set_mapping_records_and_is_reused)
