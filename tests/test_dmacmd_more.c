@@ -51,6 +51,23 @@ static void mbuf_free(mbuf *b)
 	IOFreeAligned(b->base, b->npages * PG);
 }
 
+/* @npages whole pages of @layout frames, all described */
+static void mbuf_pages(mbuf *b, iomem_posix_layout layout, size_t npages, uint32_t seed)
+{
+	desc_set_layout(layout, 0, 0);
+	mbuf_make(b, npages, 0, npages * PG, seed);
+}
+
+/* an unmapped Host64 command with @md attached, not prepared */
+static IODMACommand *host64_attached(UInt8 bits, IOMemoryDescriptor *md)
+{
+	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, bits, 0, IODMACommand_kUnmapped, 0, 1,
+	                                                 NULL, NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, false), kIOReturnSuccess);
+	return c;
+}
+
 /* a Host64 / user command over @md, prepared (autoPrepare) */
 static IODMACommand *cmd_on(IODMACommand_SegmentFunction fn, const IODMACommand_SegmentOptions *o, uint32_t mapping,
                             IOMapper *m, IOMemoryDescriptor *md)
@@ -100,9 +117,8 @@ static bool refuse_out(IODMACommand *target, IODMACommand_Segment64 seg, void *s
 
 IOMEM_TEST(dmacmd_more, with_function_builtin_outputs_match_host64)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	mbuf b;
-	mbuf_make(&b, 8, 0, 8 * PG, 5);
+	mbuf_pages(&b, IOMEM_POSIX_LAYOUT_SCATTERED, 8, 5);
 	IODMACommand_SegmentOptions o;
 	memset(&o, 0, sizeof o);
 	o.fNumAddressBits = 32;
@@ -330,9 +346,8 @@ static unsigned walk_check(IOMemoryDescriptor *md, IOByteCount off, IOByteCount 
 
 IOMEM_TEST(dmacmd_more, walk_runs_extents_and_pieces)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	mbuf b;
-	mbuf_make(&b, 8, 0, 8 * PG, 1);
+	mbuf_pages(&b, IOMEM_POSIX_LAYOUT_SCATTERED, 8, 1);
 	/* extents (a prepared virtual descriptor), end clipped at the length */
 	cr_expect_eq(walk_check(b.md, 0, 100 * PG), 8);
 	cr_expect_eq(walk_check(b.md, PG / 2, 3 * PG), 3);
@@ -433,9 +448,8 @@ static const iomem_mapper_ops bx_ops = { "bad-extents", bx_page, bx_nomap, bx_no
 IOMEM_TEST(dmacmd_more, extents_mapper_failures_leave_the_command_unprepared)
 {
 	static const IOReturn want[3] = { kIOReturnNoResources, kIOReturnInternalError, kIOReturnInternalError };
-	desc_set_layout(IOMEM_POSIX_LAYOUT_CONTIGUOUS, 0, 0);
 	mbuf b;
-	mbuf_make(&b, 4, 0, 4 * PG, 3);
+	mbuf_pages(&b, IOMEM_POSIX_LAYOUT_CONTIGUOUS, 4, 3);
 	for (int mode = 0; mode < 3; mode++) {
 		badx x;
 		memset(&x, 0, sizeof x);
@@ -483,13 +497,9 @@ IOMEM_TEST(dmacmd_more, clone_of_a_command_without_specification)
 
 IOMEM_TEST(dmacmd_more, force_double_buffer_on_a_nested_preparation_is_busy)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	mbuf b;
-	mbuf_make(&b, 4, 0, 4 * PG, 8);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped, 0, 1,
-	                                                 NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, b.md, false), kIOReturnSuccess);
+	mbuf_pages(&b, IOMEM_POSIX_LAYOUT_SCATTERED, 4, 8);
+	IODMACommand *c = host64_attached(0, b.md);
 	cr_assert_eq(IODMACommand_prepare(c, 0, 4 * PG, true, true), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, 0, 4 * PG, true, true), kIOReturnSuccess);
 	cr_expect_eq(IODMACommand_synchronize(c, IODMACommand_kForceDoubleBuffer), kIOReturnBusy);
@@ -610,13 +620,9 @@ IOMEM_TEST(dmacmd_more, no_physical_address_is_not_ready)
 
 IOMEM_TEST(dmacmd_more, sparse_bounce_table_grows)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	mbuf b;
-	mbuf_make(&b, 6, 0, 6 * PG, 31);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1,
-	                                                 NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, b.md, false), kIOReturnSuccess);
+	mbuf_pages(&b, IOMEM_POSIX_LAYOUT_HIGH, 6, 31);
+	IODMACommand *c = host64_attached(32, b.md);
 	static const UInt64 pages[3] = { 1, 5, 2 };
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(IODMACommand_prepare(c, PG, pages[i] * PG, true, true), kIOReturnSuccess, "%llu pages",
