@@ -41,6 +41,24 @@ static const IOAddressRange three_runs[] = {
 };
 #define THREE_RUNS_LEN (0x3000 + 0x2000 + 0x100)
 
+/* A natural cursor (alignment 1) and a descriptor over three_runs. */
+static IOMemoryCursor *natural_on_three_runs(IOPhysicalLength maxSeg, IOPhysicalLength maxTransfer,
+                                             IOMemoryDescriptor **md)
+{
+	IOMemoryCursor *c = IONaturalMemoryCursor_withSpecification(maxSeg, maxTransfer, 1);
+	cr_assert_not_null(c);
+	*md = phys_md(three_runs, 4);
+	return c;
+}
+
+/* The end of a test: both released, and no contract violation reported. */
+static void release_both(IOMemoryCursor *c, IOMemoryDescriptor *md)
+{
+	IOMemoryCursor_release(c);
+	IOMemoryDescriptor_release(md);
+	iomem_test_expect_reports(0);
+}
+
 /* ---- creation ---- */
 
 IOMEM_TEST(cursor, with_specification_rules)
@@ -85,8 +103,8 @@ IOMEM_TEST(cursor, alignment_is_ignored_and_reported)
 
 IOMEM_TEST(cursor, merges_runs_and_splits_at_max_segment_size)
 {
-	IOMemoryDescriptor *md = phys_md(three_runs, 4);
-	IONaturalMemoryCursor *c = IONaturalMemoryCursor_withSpecification(0x1000, 0, 1);
+	IOMemoryDescriptor *md;
+	IONaturalMemoryCursor *c = natural_on_three_runs(0x1000, 0, &md);
 	IOPhysicalSegment s[16];
 	IOByteCount x = 99;
 	UInt32 n = IONaturalMemoryCursor_getPhysicalSegments(c, md, 0, s, 16, 0, &x);
@@ -115,9 +133,7 @@ IOMEM_TEST(cursor, merges_runs_and_splits_at_max_segment_size)
 	expect_seg(&s[1], 0x20000, 0x2000, 1);
 	expect_seg(&s[2], 0x30000, 0x100, 2);
 	cr_expect_eq(x, THREE_RUNS_LEN);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 IOMEM_TEST(cursor, max_segment_size_zero_means_largest)
@@ -139,15 +155,13 @@ IOMEM_TEST(cursor, max_segment_size_zero_means_largest)
 	c = IONaturalMemoryCursor_withSpecification(0x200000000ull, 0, 1);
 	cr_assert_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, 0, s, 4, 0, &x), 1);
 	cr_expect_eq(s[0].length, 0xFFFFFFFFu);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 IOMEM_TEST(cursor, max_transfer_size_trims_and_per_call_overrides)
 {
-	IOMemoryDescriptor *md = phys_md(three_runs, 4);
-	IOMemoryCursor *c = IONaturalMemoryCursor_withSpecification(0x1000, 0x2800, 1);
+	IOMemoryDescriptor *md;
+	IOMemoryCursor *c = natural_on_three_runs(0x1000, 0x2800, &md);
 	IOPhysicalSegment s[16];
 	IOByteCount x;
 	/* the cursor's maximum: 0x2800 bytes, the last segment trimmed */
@@ -170,15 +184,13 @@ IOMEM_TEST(cursor, max_transfer_size_trims_and_per_call_overrides)
 	/* a limit ending exactly at a run's end */
 	cr_assert_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, 0, s, 16, 0x3000, &x), 3);
 	cr_expect_eq(x, 0x3000);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 IOMEM_TEST(cursor, last_slot_takes_what_the_limits_allow)
 {
-	IOMemoryDescriptor *md = phys_md(three_runs, 4);
-	IOMemoryCursor *c = IONaturalMemoryCursor_withSpecification(0x1000, 0, 1);
+	IOMemoryDescriptor *md;
+	IOMemoryCursor *c = natural_on_three_runs(0x1000, 0, &md);
 	IOPhysicalSegment s[4];
 	IOByteCount x, pos = 0, total = 0;
 	UInt32 n, calls = 0;
@@ -203,15 +215,13 @@ IOMEM_TEST(cursor, last_slot_takes_what_the_limits_allow)
 	cr_expect_eq(calls, 3);
 	cr_expect_eq(total, THREE_RUNS_LEN);
 	cr_expect_eq(x, 0, "exhausted: transfer 0");
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 IOMEM_TEST(cursor, end_of_descriptor)
 {
-	IOMemoryDescriptor *md = phys_md(three_runs, 4);
-	IOMemoryCursor *c = IONaturalMemoryCursor_withSpecification(0x1000, 0, 1);
+	IOMemoryDescriptor *md;
+	IOMemoryCursor *c = natural_on_three_runs(0x1000, 0, &md);
 	IOPhysicalSegment s[4];
 	IOByteCount x = 1;
 	cr_assert_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, THREE_RUNS_LEN - 1, s, 4, 0, &x), 1);
@@ -226,9 +236,7 @@ IOMEM_TEST(cursor, end_of_descriptor)
 	cr_expect_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, THREE_RUNS_LEN, s, 4, 0, NULL), 0);
 	/* transferSize is optional */
 	cr_expect_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, 0, s, 4, 0, NULL), 4);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 /* ---- byte orders, read back as raw bytes ---- */
@@ -271,9 +279,7 @@ IOMEM_TEST(cursor, one_call_never_moves_4_GiB)
 	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(c, md, x, raw, 4, 0, &x), 1);
 	cr_expect_eq(be64_at(raw), 0x300000000ull + 0xFFFFFFFFull - 0xC0000000ull);
 	cr_expect_eq(x, 0x180000000ull - 0xFFFFFFFFull);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 IOMEM_TEST(cursor, big_and_little_byte_order_as_raw_bytes)
@@ -373,9 +379,7 @@ IOMEM_TEST(cursor, user_segment_function)
 	expect_seg(&r[4].seg, 0x21000, 0x1000, 4);
 	cr_expect_eq(x, 0x5000);
 	cr_expect(iomem_test_all_bytes(&r[5], 3 * sizeof r[0], 0xAB), "nothing past maxSegments");
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 /* a cursor made with a built-in function by hand is that built-in cursor */
@@ -394,8 +398,8 @@ IOMEM_TEST(cursor, built_in_function_through_with_specification)
 
 IOMEM_TEST(cursor, bad_input_returns_zero_and_clears_the_transfer_size)
 {
-	IOMemoryDescriptor *md = phys_md(three_runs, 4);
-	IOMemoryCursor *c = IONaturalMemoryCursor_withSpecification(0x1000, 0, 1);
+	IOMemoryDescriptor *md;
+	IOMemoryCursor *c = natural_on_three_runs(0x1000, 0, &md);
 	IOPhysicalSegment s[4];
 	IOByteCount x;
 	memset(s, 0x5A, sizeof s);
@@ -418,9 +422,7 @@ IOMEM_TEST(cursor, bad_input_returns_zero_and_clears_the_transfer_size)
 	cr_expect_eq(IOBigMemoryCursor_getPhysicalSegments(c, md, THREE_RUNS_LEN + 1, s, 4, 0, &x), 0);
 	cr_expect_eq(x, 0, "fromPosition past the end");
 	cr_expect(iomem_test_all_bytes(s, sizeof s, 0x5A), "nothing written");
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 IOMEM_TEST(cursor, unprepared_descriptor_is_refused)
@@ -486,9 +488,7 @@ IOMEM_TEST(cursor, zero_physical_address_ends_the_walk)
 	expect_seg(&s[1], 0x7000, 0x300, 1);
 	cr_expect_eq(x, 0x400);
 	cr_expect_eq(IONaturalMemoryCursor_getPhysicalSegments(c, md, x, s, 4, 0, &x), 0);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 /* a driver's kind whose getPhysicalSegment fails in the middle */
@@ -521,9 +521,7 @@ IOMEM_TEST(cursor, custom_descriptor_with_a_hole)
 	cr_expect_eq(x, 0);
 	cr_assert_eq(IOMemoryCursor_genPhysicalSegments(c, md, 0x300, raw, 4, 0, &x), 1);
 	cr_expect_eq(x, 0x100);
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 /* ---- composed descriptors ---- */
@@ -783,9 +781,7 @@ IOMEM_TEST(cursor, resume_gives_the_same_bytes_whatever_the_call_size)
 		             (unsigned long long)len);
 		cr_expect_gt(calls, 0);
 	}
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 /* ---- threads: one cursor, one descriptor, concurrent calls ---- */
@@ -818,9 +814,7 @@ IOMEM_TEST(cursor, concurrent_calls_on_one_cursor)
 		pthread_join(t[i], NULL);
 	for (int i = 0; i < 2; i++)
 		cr_expect_eq(a[i].total, 50 * IOMemoryDescriptor_getLength(md));
-	IOMemoryCursor_release(c);
-	IOMemoryDescriptor_release(md);
-	iomem_test_expect_reports(0);
+	release_both(c, md);
 }
 
 /* ---- differential: against the reference model (tests/test_dma_ref.h) ---- */

@@ -556,6 +556,14 @@ Test(machine, layouts_and_reverse_map)
 	cr_expect_eq(iomem_posix_set_phys_layout(&l), kIOReturnBadArgument);
 	cr_expect_eq(iomem_posix_set_phys_layout(NULL), kIOReturnBadArgument);
 	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_RUNS), "runs");
+	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_IDENTITY), "identity");
+	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_CONTIGUOUS), "contiguous");
+	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_SCATTERED), "scattered");
+	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_HIGH), "high");
+	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_PAGEMAP), "pagemap");
+	cr_expect_str_eq(iomem_posix_layout_name(IOMEM_POSIX_LAYOUT_COUNT), "unknown", "never NULL");
+	iomem_posix_get_phys_layout(NULL);              /* NULL: nothing */
+	iomem_posix_machine_stats(NULL);
 	desc_set_layout(IOMEM_POSIX_LAYOUT_RUNS, 4, 3);
 	iomem_posix_get_phys_layout(&l);
 	cr_expect_eq(l.policy, IOMEM_POSIX_LAYOUT_RUNS);

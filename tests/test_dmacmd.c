@@ -47,6 +47,36 @@ static void tbuf_free(tbuf *t)
 	IOFreeAligned(t->base, t->npages * PG);
 }
 
+/* @npages whole pages of @layout frames, all described */
+static void tbuf_pages(tbuf *t, iomem_posix_layout layout, size_t npages, IODirection dir, uint32_t seed)
+{
+	desc_set_layout(layout, 0, 0);
+	tbuf_make(t, npages, 0, npages * PG, dir, seed);
+}
+
+/* the end of most tests: the command, then its buffer */
+static void cmd_done(IODMACommand *c, tbuf *t)
+{
+	IODMACommand_release(c);
+	tbuf_free(t);
+}
+
+/* @c (just created: must not be NULL) with @md set; returns @c. */
+static IODMACommand *with_md(IODMACommand *c, IOMemoryDescriptor *md, bool autoPrepare)
+{
+	cr_assert_not_null(c);
+	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, autoPrepare), kIOReturnSuccess);
+	return c;
+}
+
+/* the common command: Host64 output, no transfer limit, alignment 1, the
+ * default mapper, on @md */
+static IODMACommand *host64_on(UInt8 bits, UInt64 maxSeg, uint32_t mapping, IOMemoryDescriptor *md, bool autoPrepare)
+{
+	return with_md(IODMACommand_withSpecification(kIODMACommandOutputHost64, bits, maxSeg, mapping, 0, 1, NULL, NULL),
+	               md, autoPrepare);
+}
+
 /* Checks @n 64-bit segments starting at relative offset @off against the
  * bytes the CPU sees at base + lead + prep_off + off (through the machine's
  * reverse map). Returns the bytes covered. */
@@ -252,55 +282,34 @@ IOMEM_TEST(dmacmd, weak_with_refcon_clone)
 IOMEM_TEST(dmacmd, output_functions_bytes)
 {
 	IODMACommand_Segment64 seg = { 0x1122334455667788ull, 0x99aabbccddeeff01ull };
-	unsigned char b[48];
 	static const unsigned char be64[16] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
 	                                        0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01 };
 	static const unsigned char be32[8] = { 0x55, 0x66, 0x77, 0x88, 0xdd, 0xee, 0xff, 0x01 };
-	unsigned char le64[16], le32[8];
-	for (int i = 0; i < 16; i++) {
+	const uint64_t n64[2] = { seg.fIOVMAddr, seg.fLength };
+	const uint32_t n32[2] = { 0x55667788u, 0xddeeff01u };     /* the low halves */
+	unsigned char le64[16], le32[8], h64[16], h32[8];
+	for (int i = 0; i < 16; i++)
 		le64[i] = be64[i < 8 ? 7 - i : 23 - i];
-	}
 	for (int i = 0; i < 8; i++)
 		le32[i] = be32[i < 4 ? 3 - i : 11 - i];
-
-	memset(b, 0xEE, sizeof b);
-	cr_expect(IODMACommand_OutputBig64(NULL, seg, b, 1));
-	cr_expect(iomem_test_all_bytes(b, 16, 0xEE));
-	cr_expect_eq(memcmp(b + 16, be64, 16), 0);
-	cr_expect(iomem_test_all_bytes(b + 32, 16, 0xEE));
-
-	memset(b, 0xEE, sizeof b);
-	cr_expect(IODMACommand_OutputLittle64(NULL, seg, b, 2));
-	cr_expect(iomem_test_all_bytes(b, 32, 0xEE));
-	cr_expect_eq(memcmp(b + 32, le64, 16), 0);
-
-	memset(b, 0xEE, sizeof b);
-	cr_expect(IODMACommand_OutputBig32(NULL, seg, b, 1));
-	cr_expect(iomem_test_all_bytes(b, 8, 0xEE));
-	cr_expect_eq(memcmp(b + 8, be32, 8), 0);
-	cr_expect(iomem_test_all_bytes(b + 16, 32, 0xEE));
-
-	memset(b, 0xEE, sizeof b);
-	cr_expect(IODMACommand_OutputLittle32(NULL, seg, b, 3));
-	cr_expect(iomem_test_all_bytes(b, 24, 0xEE));
-	cr_expect_eq(memcmp(b + 24, le32, 8), 0);
-
-	memset(b, 0xEE, sizeof b);
-	cr_expect(IODMACommand_OutputHost64(NULL, seg, b, 1));
-	uint64_t h64[2];
-	memcpy(h64, b + 16, 16);
-	cr_expect_eq(h64[0], seg.fIOVMAddr);
-	cr_expect_eq(h64[1], seg.fLength);
-	cr_expect(iomem_test_all_bytes(b, 16, 0xEE));
-
-	memset(b, 0xEE, sizeof b);
-	cr_expect(IODMACommand_OutputHost32(NULL, seg, b, 2));
-	uint32_t h32[2];
-	memcpy(h32, b + 16, 8);
-	cr_expect_eq(h32[0], 0x55667788u);
-	cr_expect_eq(h32[1], 0xddeeff01u);
-	cr_expect(iomem_test_all_bytes(b, 16, 0xEE));
-	cr_expect(iomem_test_all_bytes(b + 24, 24, 0xEE));
+	memcpy(h64, n64, sizeof h64);
+	memcpy(h32, n32, sizeof h32);
+	/* each function writes exactly its record at @index, nothing around it */
+	const struct { IODMACommand_SegmentFunction fn; UInt32 index; size_t rec; const unsigned char *want; } out[6] = {
+		{ IODMACommand_OutputBig64, 1, 16, be64 }, { IODMACommand_OutputLittle64, 2, 16, le64 },
+		{ IODMACommand_OutputBig32, 1, 8, be32 },  { IODMACommand_OutputLittle32, 3, 8, le32 },
+		{ IODMACommand_OutputHost64, 1, 16, h64 }, { IODMACommand_OutputHost32, 2, 8, h32 },
+	};
+	for (int i = 0; i < 6; i++) {
+		unsigned char b[48];
+		size_t at = out[i].index * out[i].rec;
+		memset(b, 0xEE, sizeof b);
+		cr_expect(out[i].fn(NULL, seg, b, out[i].index), "output %d", i);
+		cr_expect(iomem_test_all_bytes(b, at, 0xEE), "output %d: written before its record", i);
+		cr_expect_eq(memcmp(b + at, out[i].want, out[i].rec), 0, "output %d: the record's bytes", i);
+		cr_expect(iomem_test_all_bytes(b + at + out[i].rec, sizeof b - at - out[i].rec, 0xEE),
+		          "output %d: written past its record", i);
+	}
 }
 
 /* Every format through genIOVMSegments gives the same segments as Host64. */
@@ -309,22 +318,18 @@ IOMEM_TEST(dmacmd, generation_every_format)
 	static IODMACommand_SegmentFunction fns[6] = {
 		IODMACommand_OutputHost32, IODMACommand_OutputBig32, IODMACommand_OutputLittle32,
 		IODMACommand_OutputHost64, IODMACommand_OutputBig64, IODMACommand_OutputLittle64 };
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 8, 0, 8 * PG, kIODirectionOut, 11);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 8, kIODirectionOut, 11);
 	IODMACommand_Segment64 ref[16];
-	IODMACommand *h = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-	cr_assert_not_null(h);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(h, t.md, true), kIOReturnSuccess);
+	IODMACommand *h = host64_on(32, 0, IODMACommand_kUnmapped, t.md, true);
 	UInt64 off = 0;
 	UInt32 nref = 16;
 	cr_assert_eq(IODMACommand_gen64IOVMSegments(h, &off, ref, &nref), kIOReturnSuccess);
 	cr_assert_eq(nref, 8);
 	for (int f = 0; f < 6; f++) {
 		unsigned char out[16 * 16];
-		IODMACommand *c = IODMACommand_withSpecification(fns[f], 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-		cr_assert_not_null(c);
-		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+		IODMACommand *c = with_md(IODMACommand_withSpecification(fns[f], 32, 0,
+		                                                         IODMACommand_kUnmapped, 0, 1, NULL, NULL), t.md, true);
 		memset(out, 0xEE, sizeof out);
 		UInt64 o = 0;
 		UInt32 n = 16;
@@ -416,15 +421,13 @@ IOMEM_TEST(dmacmd, not_aligned_prepare)
 	IODMACommand_SegmentOptions o;
 	memset(&o, 0, sizeof o);
 	o.fAlignmentLength = 512;
-	IODMACommand *c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	IODMACommand *c = with_md(IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o,
+	                                                                IODMACommand_kUnmapped, NULL, NULL), t.md, false);
 	cr_expect_eq(IODMACommand_prepare(c, 0, 100, true, true), kIOReturnNotAligned);
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnNotReady);   /* not left active */
 	cr_expect_eq(IODMACommand_prepare(c, 0, 1024, true, true), kIOReturnSuccess);
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, dma_active_report)
@@ -435,9 +438,7 @@ IOMEM_TEST(dmacmd, dma_active_report)
 	                                                            kIODirectionInOut, kernel_task);
 	cr_assert_not_null(md);
 	cr_assert_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, md, true), kIOReturnSuccess);
+	IODMACommand *c = host64_on(0, 0, IODMACommand_kUnmapped, md, true);
 	IOMemoryDescriptor_complete(md, kIODirectionNone);     /* final complete while DMA active */
 	iomem_test_expect_reports(IOMEM__DEBUG ? 1 : 0);
 	if (IOMEM__DEBUG)
@@ -461,9 +462,7 @@ IOMEM_TEST(dmacmd, generation_on_layouts)
 		tbuf t;
 		tbuf_make(&t, 16, 0, 16 * PG - 300, kIODirectionOut, 40u + (unsigned)l);
 		/* unconstrained, several chunk sizes */
-		IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-		cr_assert_not_null(c);
-		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+		IODMACommand *c = host64_on(0, 0, IODMACommand_kUnmapped, t.md, true);
 		uint32_t n1 = gen_all(c, &t, 0, t.len, 64, 0);
 		uint32_t n2 = gen_all(c, &t, 0, t.len, 1, 0);
 		uint32_t n3 = gen_all(c, &t, 0, t.len, 3, 0);
@@ -477,9 +476,7 @@ IOMEM_TEST(dmacmd, generation_on_layouts)
 		IODMACommand_release(c);
 
 		/* max segment 1000 bytes, a sub-range of the descriptor */
-		c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 1000, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-		cr_assert_not_null(c);
-		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+		c = host64_on(0, 1000, IODMACommand_kUnmapped, t.md, false);
 		cr_assert_eq(IODMACommand_prepare(c, 700, 5 * PG + 13, true, true), kIOReturnSuccess);
 		IODMACommand_Segment64 s[64];
 		UInt64 off = 0;
@@ -501,9 +498,7 @@ IOMEM_TEST(dmacmd, resume_and_seek)
 	desc_set_layout(IOMEM_POSIX_LAYOUT_RUNS, 2, 5);
 	tbuf t;
 	tbuf_make(&t, 32, 0, 32 * PG, kIODirectionOut, 77);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 3000, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+	IODMACommand *c = host64_on(0, 3000, IODMACommand_kUnmapped, t.md, true);
 	/* arbitrary offsets, in any order */
 	static const UInt64 offs[] = { 5, 4096 * 7 + 1, 100, 32 * 4096 - 1, 0, 12345, 12345 };
 	for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++) {
@@ -527,23 +522,20 @@ IOMEM_TEST(dmacmd, resume_and_seek)
 	cr_expect_eq(IODMACommand_genIOVMSegmentsWithFunction(c, refusing_out, &o, s, &n), kIOReturnMessageTooLarge);
 	cr_expect_eq(o, 0);
 	cr_expect_eq(n, 4);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, alignment_rules)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 8, 0, 8 * PG, kIODirectionOut, 9);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 8, kIODirectionOut, 9);
 	IODMACommand_SegmentOptions o;
 	memset(&o, 0, sizeof o);
 	o.fMaxSegmentSize = 1536;
 	o.fAlignmentLength = 512;
 	o.fAlignmentInternalSegments = 1024;
-	IODMACommand *c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+	IODMACommand *c = with_md(IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o,
+	                                                                IODMACommand_kUnmapped, NULL, NULL), t.md, true);
 	IODMACommand_Segment64 s[64];
 	UInt64 off = 0;
 	UInt32 n = 64;
@@ -563,18 +555,16 @@ IOMEM_TEST(dmacmd, alignment_rules)
 	o.fAlignmentLength = 0;
 	o.fAlignmentInternalSegments = 0;
 	o.fMaxSegmentSize = 0;
-	c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o,
-	                                          IODMACommand_kUnmapped | IODMACommand_kIterateOnly, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	c = with_md(IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o,
+	                                                  IODMACommand_kUnmapped | IODMACommand_kIterateOnly, NULL, NULL),
+	            t.md, false);
 	cr_assert_eq(IODMACommand_prepare(c, 100, PG, true, true), kIOReturnSuccess);
 	off = 0;
 	n = 64;
 	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnNotAligned);
 	cr_expect_eq(off, 0);
 	cr_expect_eq(n, 64);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- bouncing ----------------------------------------------------------------- */
@@ -583,15 +573,13 @@ IOMEM_TEST(dmacmd, alignment_rules)
  * both directions. */
 IOMEM_TEST(dmacmd, bounce_round_trip_high)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 6, 0, 6 * PG, kIODirectionInOut, 21);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 6, kIODirectionInOut, 21);
 	unsigned char *orig = malloc(6 * PG);
 	cr_assert_not_null(orig);
 	memcpy(orig, t.base, 6 * PG);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost32, 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	IODMACommand *c = with_md(IODMACommand_withSpecification(kIODMACommandOutputHost32, 32, 0,
+	                                                         IODMACommand_kUnmapped, 0, 1, NULL, NULL), t.md, false);
 	cr_assert_eq(IODMACommand_prepare(c, 100, 5 * PG, true, true), kIOReturnSuccess);
 	IODMACommand_Segment32 s[32];
 	UInt64 off = 0;
@@ -653,30 +641,22 @@ IOMEM_TEST(dmacmd, bounce_round_trip_high)
 
 IOMEM_TEST(dmacmd, no_bounce_for_cursor)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 4);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0,
-	                                                 IODMACommand_kUnmapped | IODMACommand_kIterateOnly, 0, 1, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 2, kIODirectionOut, 4);
+	IODMACommand *c = host64_on(32, 0, IODMACommand_kUnmapped | IODMACommand_kIterateOnly, t.md, true);
 	IODMACommand_Segment64 s[4];
 	UInt64 off = 0;
 	UInt32 n = 4;
 	cr_expect_eq(IODMACommand_gen64IOVMSegments(c, &off, s, &n), kIOReturnMessageTooLarge);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, misaligned_double_buffer)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 4, 0, 4 * PG, kIODirectionOut, 8);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped,
-	                                                 0, 256, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 4, kIODirectionOut, 8);
+	IODMACommand *c = with_md(IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, 0, IODMACommand_kUnmapped,
+	                                                         0, 256, NULL, NULL), t.md, false);
 	cr_assert_eq(IODMACommand_prepare(c, 10, 3 * PG, true, true), kIOReturnSuccess);   /* start misaligned */
 	IODMACommand_Segment64 s[8];
 	UInt64 off = 0;
@@ -685,8 +665,7 @@ IOMEM_TEST(dmacmd, misaligned_double_buffer)
 	cr_expect_eq(n, 1);
 	cr_expect_eq(s[0].fIOVMAddr % 256, 0);
 	cr_expect_eq(memcmp(iomem_posix_phys_to_virt(s[0].fIOVMAddr), t.base + 10, 3 * PG), 0);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- a mapper ------------------------------------------------------------------ */
@@ -769,8 +748,7 @@ IOMEM_TEST(dmacmd, mapped_with_test_mapper)
 	cr_expect_eq(ctx.unmaps, 0);
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
 	cr_expect_eq(ctx.unmaps, 1);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- DriverKit shapes ------------------------------------------------------------ */
@@ -907,16 +885,14 @@ IOMEM_TEST(dmacmd, bad_inputs)
 	cr_expect_eq(IODMACommand_GetPreparation(NULL, NULL, NULL, NULL), kIOReturnBadArgument);
 	cr_expect_eq(IODMACommand_PerformOperation(NULL, 1, 0, 0, 0, NULL), kIOReturnBadArgument);
 	cr_expect_eq(IODMACommand_PrepareForDMA(NULL, 0, t.md, 0, 0, NULL, &n, (IOAddressSegment *)s), kIOReturnBadArgument);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, bounce_pool_reserve)
 {
 	cr_expect_eq(iomem_bounce_pool_reserve(100), kIOReturnSuccess);
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 3, 0, 3 * PG, kIODirectionOut, 2);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 3, kIODirectionOut, 2);
 	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 32, 0, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
 	cr_assert_not_null(c);
 	for (int k = 0; k < 3; k++) {
@@ -953,10 +929,7 @@ IOMEM_TEST(dmacmd, random_generation)
 		tbuf t;
 		tbuf_make(&t, np, lead, len, kIODirectionOut, (uint32_t)seed);
 		UInt64 maxseg = (seed >> 40) % 3 == 0 ? 0 : ((seed >> 40) % 3 == 1 ? PG : 1 + (seed >> 44) % (3 * PG));
-		IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, maxseg, IODMACommand_kUnmapped,
-		                                                 0, 1, NULL, NULL);
-		cr_assert_not_null(c);
-		cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+		IODMACommand *c = host64_on(0, maxseg, IODMACommand_kUnmapped, t.md, false);
 		UInt64 po = (seed >> 16) % (len / 2 + 1), pl = 1 + (seed >> 24) % (len - po);
 		cr_assert_eq(IODMACommand_prepare(c, po, pl, true, true), kIOReturnSuccess);
 		UInt32 chunk = 1 + (UInt32)((seed >> 50) % 9);
@@ -979,9 +952,8 @@ IOMEM_TEST(dmacmd, random_generation)
  * kept, the command still usable. */
 IOMEM_TEST(dmacmd, bounce_exhaustion)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_HIGH, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 5);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_HIGH, 2, kIODirectionOut, 5);
 	unsigned bits = 0;
 	while (((vm_size_t)1 << bits) < PG)
 		bits++;
@@ -1003,19 +975,15 @@ IOMEM_TEST(dmacmd, bounce_exhaustion)
 	cr_assert_not_null(c);
 	cr_expect_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
 	cr_expect_eq(gen_all(c, &t, 0, 2 * PG, 4, 0), 2);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 IOMEM_TEST(dmacmd, noncoherent_prepare_complete)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 3, 0, 3 * PG, kIODirectionInOut, 6);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputLittle64, 0, 0, IODMACommand_kNonCoherent,
-	                                                 0, 1, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, true), kIOReturnSuccess);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 3, kIODirectionInOut, 6);
+	IODMACommand *c = with_md(IODMACommand_withSpecification(kIODMACommandOutputLittle64, 0, 0, IODMACommand_kNonCoherent,
+	                                                         0, 1, NULL, NULL), t.md, true);
 	unsigned char out[16 * 4];
 	UInt64 off = 0;
 	UInt32 n = 4;
@@ -1025,8 +993,7 @@ IOMEM_TEST(dmacmd, noncoherent_prepare_complete)
 	memcpy(&a, out, 8);                       /* little-endian host: as stored */
 	cr_expect_eq(a, iomem_posix_virt_to_phys(t.base));
 	cr_expect_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* Sub and multi descriptors: the getPhysicalSegment walk. */
@@ -1042,9 +1009,7 @@ IOMEM_TEST(dmacmd, other_descriptor_kinds)
 	IOMemoryDescriptor *m = IOMultiMemoryDescriptor_withDescriptors(kids, 2, kIODirectionOut, false);
 	cr_assert_not_null(m);
 	cr_assert_eq(IOMemoryDescriptor_prepare(m, kIODirectionNone), kIOReturnSuccess);
-	IODMACommand *c = IODMACommand_withSpecification(kIODMACommandOutputHost64, 0, PG, IODMACommand_kUnmapped, 0, 1, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, m, false), kIOReturnSuccess);
+	IODMACommand *c = host64_on(0, PG, IODMACommand_kUnmapped, m, false);
 	cr_assert_eq(IODMACommand_prepare(c, 100, 4 * PG, true, true), kIOReturnSuccess);
 	IODMACommand_Segment64 s[16];
 	UInt64 off = 0;
@@ -1127,17 +1092,15 @@ IOMEM_TEST(dmacmd, system_mapper_and_driverkit_device)
  * emitted as is -> double buffer, and generation succeeds. */
 IOMEM_TEST(dmacmd, preflight_after_cuts)
 {
-	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	tbuf t;
-	tbuf_make(&t, 2, 0, 2 * PG, kIODirectionOut, 12);
+	tbuf_pages(&t, IOMEM_POSIX_LAYOUT_SCATTERED, 2, kIODirectionOut, 12);
 	IODMACommand_SegmentOptions o;
 	memset(&o, 0, sizeof o);
 	o.fMaxSegmentSize = 512;
 	o.fAlignmentLength = 16;
 	o.fAlignmentInternalSegments = 16;
-	IODMACommand *c = IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o, IODMACommand_kUnmapped, NULL, NULL);
-	cr_assert_not_null(c);
-	cr_assert_eq(IODMACommand_setMemoryDescriptor(c, t.md, false), kIOReturnSuccess);
+	IODMACommand *c = with_md(IODMACommand_withSpecificationOptions(kIODMACommandOutputHost64, &o,
+	                                                                IODMACommand_kUnmapped, NULL, NULL), t.md, false);
 	cr_assert_eq(IODMACommand_prepare(c, 3, 2048, true, true), kIOReturnSuccess);
 	cr_expect_neq(IODMACommand_getIOMemoryDescriptor(c), t.md, "double-buffered");
 	IODMACommand_Segment64 s[8];
@@ -1155,8 +1118,7 @@ IOMEM_TEST(dmacmd, preflight_after_cuts)
 	cr_assert_eq(IODMACommand_complete(c, true, true), kIOReturnSuccess);
 	cr_assert_eq(IODMACommand_prepare(c, 16, 2048, true, true), kIOReturnSuccess);
 	cr_expect_eq(IODMACommand_getIOMemoryDescriptor(c), t.md);
-	IODMACommand_release(c);
-	tbuf_free(&t);
+	cmd_done(c, &t);
 }
 
 /* ---- an extents mapper (the Linux DMA API shape) ------------------------ */

@@ -270,6 +270,25 @@ static void on_notify(void *owner, IODMAEventSource *es, IODMACommand *cmd, IORe
 	atomic_fetch_add(&o->notifications, 1);
 }
 
+/* The usual start: the test controller (tc_ops) in @mode and one event
+ * source on tc_dev for @o. */
+static IODMAEventSource *tc_open(IODMAController **c, int mode, rec_owner *o, IODMAEventSource_Action completion,
+                                 IODMAEventSource_Action notification)
+{
+	IODMAEventSource *es;
+	*c = tc_setup(&tc_ops, mode);
+	es = IODMAEventSource_dmaEventSource(o, &tc_dev, completion, notification, 0);
+	cr_assert_not_null(es);
+	return es;
+}
+
+/* ... and its end */
+static void tc_close(IODMAController *c, IODMAEventSource *es)
+{
+	IODMAEventSource_release(es);
+	tc_teardown(c);
+}
+
 static unsigned char dummy_cmds[16];
 #define CMD(i) ((IODMACommand *)(void *)&dummy_cmds[(i)])
 
@@ -526,9 +545,9 @@ IOMEM_TEST(dmaevent, no_controller_codes)
 	IODMAEventSource_completeDMACommand(NULL, CMD(0));          /* no-ops */
 	IODMAEventSource_notifyDMACommand(NULL, CMD(0), 0, 0, 0);
 	/* a controller that gives no channel */
-	IODMAController *c = tc_setup(&tc_ops, TC_NOINDEX);
 	rec_owner o = { 0 };
-	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, on_complete, NULL, 0);
+	IODMAController *c;
+	IODMAEventSource *es = tc_open(&c, TC_NOINDEX, &o, on_complete, NULL);
 	cr_assert_not_null(es);
 	cr_assert_eq(iomem_dma_event_source_getDMAIndex(es), 0xFFFFFFFFu);
 	expect_no_controller_codes(es);
@@ -610,9 +629,9 @@ IOMEM_TEST(dmaevent, missing_optional_hooks)
 
 IOMEM_TEST(dmaevent, async_completion_exactly_once_with_notify_values)
 {
-	IODMAController *c = tc_setup(&tc_ops, TC_DEFER);
 	rec_owner o = { 0 };
-	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, on_complete, on_notify, 0);
+	IODMAController *c;
+	IODMAEventSource *es = tc_open(&c, TC_DEFER, &o, on_complete, on_notify);
 	cr_assert_eq(IODMAEventSource_startDMACommand(es, CMD(3), kIODirectionOut, 0, 0), kIOReturnSuccess);
 	cr_assert_eq(iomem_dma_event_source_run(es), 0);             /* nothing yet */
 	tc_finish(c, 0, kIOReturnUnderrun, 4000);
@@ -637,15 +656,14 @@ IOMEM_TEST(dmaevent, async_completion_exactly_once_with_notify_values)
 	cr_assert_eq(o.last_count, 4);
 	cr_assert_eq(atomic_load(&o.completions), 6);
 	cr_assert_eq(atomic_load(&o.notifications), 6);
-	IODMAEventSource_release(es);
-	tc_teardown(c);
+	tc_close(c, es);
 }
 
 IOMEM_TEST(dmaevent, refused_start_delivers_nothing)
 {
-	IODMAController *c = tc_setup(&tc_ops, TC_REFUSE);
 	rec_owner o = { 0 };
-	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, on_complete, NULL, 0);
+	IODMAController *c;
+	IODMAEventSource *es = tc_open(&c, TC_REFUSE, &o, on_complete, NULL);
 	cr_assert_eq(IODMAEventSource_startDMACommand(es, CMD(0), kIODirectionOut, 0, 0), kIOReturnNotReady);
 	cr_assert_eq(iomem_dma_event_source_run(es), 0);
 	/* synchronous too: returns the error, not busy afterwards */
@@ -654,15 +672,14 @@ IOMEM_TEST(dmaevent, refused_start_delivers_nothing)
 	T.mode = TC_INLINE;
 	cr_assert_eq(IODMAEventSource_startDMACommand(ss, CMD(0), kIODirectionOut, 0, 0), kIOReturnSuccess);
 	IODMAEventSource_release(ss);
-	IODMAEventSource_release(es);
-	tc_teardown(c);
+	tc_close(c, es);
 }
 
 IOMEM_TEST(dmaevent, complete_of_a_command_not_started)
 {
-	IODMAController *c = tc_setup(&tc_ops, TC_DEFER);
 	rec_owner o = { 0 };
-	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, on_complete, NULL, 0);
+	IODMAController *c;
+	IODMAEventSource *es = tc_open(&c, TC_DEFER, &o, on_complete, NULL);
 	IODMAController_completeDMACommand(c, es, CMD(5));
 	iomem_test_expect_reports(DBG_REPORTS(1));
 	if (IOMEM__DEBUG)
@@ -675,8 +692,7 @@ IOMEM_TEST(dmaevent, complete_of_a_command_not_started)
 	iomem_test_expect_reports(DBG_REPORTS(2));
 	cr_assert_eq(iomem_dma_event_source_run(es), 1);
 	cr_assert_eq(atomic_load(&o.completions), 1);
-	IODMAEventSource_release(es);
-	tc_teardown(c);
+	tc_close(c, es);
 }
 
 static void count_signal(IODMAEventSource *es, void *ctx)
@@ -700,8 +716,7 @@ IOMEM_TEST(dmaevent, work_signal_replaces_the_controller_hook)
 	cr_assert_eq(IODMAEventSource_startDMACommand(es, CMD(0), kIODirectionOut, 0, 0), kIOReturnSuccess);
 	cr_assert_eq(atomic_load(&T.signals), 1);
 	cr_assert_eq(iomem_dma_event_source_run(es), 1);
-	IODMAEventSource_release(es);
-	tc_teardown(c);
+	tc_close(c, es);
 }
 
 IOMEM_TEST(dmaevent, callback_releases_the_event_source)
@@ -756,9 +771,9 @@ static void wait_running(int ch)
 
 IOMEM_TEST(dmaevent, sync_start_blocks_and_busy_rule)
 {
-	IODMAController *c = tc_setup(&tc_ops, TC_DEFER);
 	rec_owner o = { 0 };
-	IODMAEventSource *es = IODMAEventSource_dmaEventSource(&o, &tc_dev, NULL, on_notify, 0);
+	IODMAController *c;
+	IODMAEventSource *es = tc_open(&c, TC_DEFER, &o, NULL, on_notify);
 	sync_arg a = { es, CMD(2), -1, 0 };
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, sync_starter, &a), 0);
@@ -777,8 +792,7 @@ IOMEM_TEST(dmaevent, sync_start_blocks_and_busy_rule)
 	/* not busy any more; an inline completion returns at once */
 	T.mode = TC_INLINE;
 	cr_assert_eq(IODMAEventSource_startDMACommand(es, CMD(3), kIODirectionIn, 0, 0), kIOReturnSuccess);
-	IODMAEventSource_release(es);
-	tc_teardown(c);
+	tc_close(c, es);
 }
 
 /* ---- concurrency -------------------------------------------------------- */

@@ -65,6 +65,19 @@ static IODMAMapSpecification spec_bits(uint8_t bits, uint64_t alignment)
 	return s;
 }
 
+/* A read/write buffer of @pages pages (not contiguous); with @bytes, filled
+ * with pattern @seed and its bytes returned there. */
+static IOBufferMemoryDescriptor *rw_buffer(size_t pages, unsigned seed, unsigned char **bytes)
+{
+	IOBufferMemoryDescriptor *b = IOBufferMemoryDescriptor_withCapacity(pages * DESC_PAGE, kIODirectionInOut, false);
+	cr_assert_not_null(b);
+	if (bytes != NULL) {
+		*bytes = IOBufferMemoryDescriptor_getBytesNoCopy(b);
+		fill(*bytes, pages * DESC_PAGE, seed);
+	}
+	return b;
+}
+
 /* Reads @len bytes the device would see at @iova through translate, run by
  * run, and compares them with @expect. Returns the number of runs. */
 static unsigned device_read_check(IOMapper *m, uint64_t iova, const unsigned char *expect, uint64_t len)
@@ -200,10 +213,8 @@ IOMEM_TEST(mapper, sub_range_of_a_buffer)
 {
 	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	IOMapper *m = iomem_swiommu_create(NULL);
-	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(8 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(bmd);
-	unsigned char *p = IOBufferMemoryDescriptor_getBytesNoCopy(bmd);
-	fill(p, 8 * DESC_PAGE, 5);
+	unsigned char *p;
+	IOBufferMemoryDescriptor *bmd = rw_buffer(8, 5, &p);
 	uint64_t addr, maplen;
 	IOByteCount off = 3 * DESC_PAGE - 7, len = 2 * DESC_PAGE + 20;
 	cr_assert_eq(IOMapper_iovmMapMemory(m, bmd, off, len, RW, NULL, NULL, NULL, &addr, &maplen), kIOReturnSuccess);
@@ -231,12 +242,8 @@ IOMEM_TEST(mapper, sub_and_multi_descriptors)
 {
 	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	IOMapper *m = iomem_swiommu_create(NULL);
-	IOBufferMemoryDescriptor *a = IOBufferMemoryDescriptor_withCapacity(6 * DESC_PAGE, kIODirectionInOut, false);
-	IOBufferMemoryDescriptor *b = IOBufferMemoryDescriptor_withCapacity(2 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert(a && b);
-	unsigned char *pa_ = IOBufferMemoryDescriptor_getBytesNoCopy(a), *pb = IOBufferMemoryDescriptor_getBytesNoCopy(b);
-	fill(pa_, 6 * DESC_PAGE, 21);
-	fill(pb, 2 * DESC_PAGE, 22);
+	unsigned char *pa_, *pb;
+	IOBufferMemoryDescriptor *a = rw_buffer(6, 21, &pa_), *b = rw_buffer(2, 22, &pb);
 	IOSubMemoryDescriptor *sub = IOSubMemoryDescriptor_withSubRange(a, DESC_PAGE + 100, 3 * DESC_PAGE,
 	                                                                kIODirectionInOut);
 	cr_assert_not_null(sub);
@@ -365,9 +372,7 @@ IOMEM_TEST(mapper, foreign_mapper_is_not_a_swiommu)
 IOMEM_TEST(mapper, iova_exhaustion_leaks_nothing)
 {
 	IOMapper *m = swiommu(0, 0, 16 * DESC_PAGE, 0);
-	IOBufferMemoryDescriptor *a = IOBufferMemoryDescriptor_withCapacity(10 * DESC_PAGE, kIODirectionInOut, false);
-	IOBufferMemoryDescriptor *b = IOBufferMemoryDescriptor_withCapacity(10 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert(a && b);
+	IOBufferMemoryDescriptor *a = rw_buffer(10, 0, NULL), *b = rw_buffer(10, 0, NULL);
 	uint64_t aa, al, ba, bl;
 	cr_assert_eq(IOMapper_iovmMapMemory(m, a, 0, 10 * DESC_PAGE, RW, NULL, NULL, NULL, &aa, &al), kIOReturnSuccess);
 	cr_expect_eq(IOMapper_iovmMapMemory(m, b, 0, 10 * DESC_PAGE, RW, NULL, NULL, NULL, &ba, &bl), kIOReturnNoSpace);
@@ -407,8 +412,7 @@ IOMEM_TEST(mapper, address_bits_are_respected)
 {
 	/* a space straddling 4 GiB: 4 pages below, 60 above */
 	IOMapper *m = swiommu(0, (1ull << 32) - 4 * DESC_PAGE, 64 * DESC_PAGE, 40);
-	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(8 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(bmd);
+	IOBufferMemoryDescriptor *bmd = rw_buffer(8, 0, NULL);
 	IODMAMapSpecification s32 = spec_bits(32, 0), s0 = spec_bits(0, 0), s33 = spec_bits(33, 0);
 	uint64_t addr, maplen, a2, l2;
 	cr_expect_eq(IOMapper_iovmMapMemory(m, bmd, 0, 8 * DESC_PAGE, RW, &s32, NULL, NULL, &addr, &maplen),
@@ -436,8 +440,7 @@ IOMEM_TEST(mapper, address_bits_are_respected)
 IOMEM_TEST(mapper, alignment_of_the_first_page)
 {
 	IOMapper *m = iomem_swiommu_create(NULL);
-	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(3 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(bmd);
+	IOBufferMemoryDescriptor *bmd = rw_buffer(3, 0, NULL);
 	uint64_t addr[8], len[8];
 	for (int i = 0; i < 8; i++) {
 		IODMAMapSpecification s = spec_bits(0, 16 * DESC_PAGE);
@@ -540,10 +543,8 @@ IOMEM_TEST(mapper, smaller_iommu_pages)
 	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
 	IOMapper *m = swiommu(1024, 0, 0, 0);
 	cr_expect_eq(IOMapper_getPageSize(m), 1024);
-	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(3 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(bmd);
-	unsigned char *p = IOBufferMemoryDescriptor_getBytesNoCopy(bmd);
-	fill(p, 3 * DESC_PAGE, 9);
+	unsigned char *p;
+	IOBufferMemoryDescriptor *bmd = rw_buffer(3, 9, &p);
 	uint64_t a, l;
 	cr_assert_eq(IOMapper_iovmMapMemory(m, bmd, 1500, 2 * DESC_PAGE, RW, NULL, NULL, NULL, &a, &l), kIOReturnSuccess);
 	cr_expect_eq(a & 1023, 1500 & 1023);
@@ -572,8 +573,7 @@ IOMEM_TEST(mapper, larger_iommu_pages_need_contiguous_frames)
 	cr_assert_eq(IOMapper_iovmUnmapMemory(m, c, NULL, a, l), kIOReturnSuccess);
 	/* scattered CPU pages cannot fill a larger IOMMU page */
 	desc_set_layout(IOMEM_POSIX_LAYOUT_SCATTERED, 0, 0);
-	IOBufferMemoryDescriptor *s = IOBufferMemoryDescriptor_withCapacity(8 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(s);
+	IOBufferMemoryDescriptor *s = rw_buffer(8, 0, NULL);
 	cr_expect_eq(IOMapper_iovmMapMemory(m, s, 0, 8 * DESC_PAGE, RW, NULL, NULL, NULL, &a, &l), kIOReturnNotAligned);
 	expect_all_free(m);
 	IOMemoryDescriptor_release(c);
@@ -647,8 +647,7 @@ static void *xlate_thread(void *arg)
 IOMEM_TEST(mapper, translate_races_map_and_unmap)
 {
 	IOMapper *m = iomem_swiommu_create(NULL);
-	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(4 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(bmd);
+	IOBufferMemoryDescriptor *bmd = rw_buffer(4, 0, NULL);
 	struct xlate_ctx c = { m, DESC_PAGE, 0, 0, 0 };
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, xlate_thread, &c), 0);
@@ -966,8 +965,7 @@ IOMEM_TEST(mapper, dmacommand_system_mapper_and_bypass)
 	                                                   NULL, NULL);
 	cr_assert_not_null(cmd);
 	cr_expect_eq(iomem_dmacmd_getMapper(cmd), m);
-	IOBufferMemoryDescriptor *bmd = IOBufferMemoryDescriptor_withCapacity(2 * DESC_PAGE, kIODirectionInOut, false);
-	cr_assert_not_null(bmd);
+	IOBufferMemoryDescriptor *bmd = rw_buffer(2, 0, NULL);
 	cr_assert_eq(IODMACommand_setMemoryDescriptor(cmd, bmd, true), kIOReturnSuccess);
 	IODMACommand_Segment64 seg[8];
 	unsigned n = gen_all(cmd, seg, 8);

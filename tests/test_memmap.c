@@ -585,6 +585,86 @@ Test(memmap, non_memfd_memory_maps_to_its_own_address_or_fails)
 	IOFreeAligned(heap, 2 * PG);
 }
 
+/* Memory that cannot be aliased and is not one virtual range: no map. */
+Test(memmap, non_memfd_ranges_apart_cannot_be_mapped)
+{
+	unsigned char *heap = IOMallocAligned(3 * PG, PG);
+	cr_assert_not_null(heap);
+	IOAddressRange apart[2] = { { (uintptr_t)heap, PG }, { (uintptr_t)heap + 2 * PG, PG } };
+	IOAddressRange apart_odd[2] = { { (uintptr_t)heap, PG - 8 }, { (uintptr_t)heap + 2 * PG, PG } };
+	IOMemoryMap *x = (IOMemoryMap *)1;
+	IOMemoryDescriptor *g = IOMemoryDescriptor_withAddressRanges(apart, 2, kIODirectionInOut, kernel_task);
+	cr_assert_not_null(g);
+	cr_assert_eq(IOMemoryDescriptor_prepare(g, kIODirectionNone), kIOReturnSuccess);
+	cr_expect_eq(iomem_md_createMappingInTask(g, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "page-aligned pieces apart");
+	cr_expect_null(x);
+	IOMemoryDescriptor_complete(g, kIODirectionNone);
+	IOMemoryDescriptor_release(g);
+	g = IOMemoryDescriptor_withAddressRanges(apart_odd, 2, kIODirectionInOut, kernel_task);
+	cr_assert_not_null(g);
+	cr_assert_eq(IOMemoryDescriptor_prepare(g, kIODirectionNone), kIOReturnSuccess);
+	cr_expect_eq(iomem_md_createMappingInTask(g, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnNotAligned,
+	             "a piece that ends inside a page");
+	IOMemoryDescriptor_complete(g, kIODirectionNone);
+	IOMemoryDescriptor_release(g);
+	IOFreeAligned(heap, 3 * PG);
+}
+
+/* A driver's own kind is mapped through its physical segments: each must
+ * be RAM; the failure of a child fails a multi or interleaved parent. */
+typedef struct seg_src { addr64_t base; IOByteCount len; } seg_src;
+static addr64_t src_seg(IOMemoryDescriptor *md, IOByteCount off, IOByteCount *len, IOOptionBits o)
+{
+	seg_src *x = iomem_md_getContext(md);
+	(void)o;
+	if (x->base == 0 || off >= x->len)
+		return 0;
+	if (len)
+		*len = x->len - off;
+	return x->base + off;
+}
+static const iomem_md_ops src_ops = { "segments", src_seg, NULL, NULL, NULL, NULL, NULL, NULL };
+
+Test(memmap, custom_kind_pieces_must_be_ram)
+{
+	seg_src nowhere = { 0, 2 * PG }, not_ram = { 0x40000000ull, 2 * PG };
+	IOMemoryMap *x = (IOMemoryMap *)1;
+	IOMemoryDescriptor *a = iomem_md_withOps(&src_ops, &nowhere, 2 * PG, kIODirectionInOut);
+	IOMemoryDescriptor *b = iomem_md_withOps(&src_ops, &not_ram, 2 * PG, kIODirectionInOut);
+	cr_assert(a != NULL && b != NULL);
+	cr_expect_eq(iomem_md_createMappingInTask(a, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "no physical address");
+	cr_expect_null(x);
+	cr_expect_eq(iomem_md_createMappingInTask(b, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "not RAM");
+	IOBufferMemoryDescriptor *ok = new_buffer(2 * PG);
+	IOMemoryDescriptor *kids[2] = { ok, b };
+	IOMultiMemoryDescriptor *multi = IOMultiMemoryDescriptor_withDescriptors(kids, 2, kIODirectionInOut, false);
+	cr_assert_not_null(multi);
+	cr_expect_eq(iomem_md_createMappingInTask(multi, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "a multi with a child that is not RAM");
+	IOInterleavedMemoryDescriptor *il = IOInterleavedMemoryDescriptor_withCapacity(2, kIODirectionInOut);
+	cr_assert_not_null(il);
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, ok, 0, PG));
+	cr_assert(IOInterleavedMemoryDescriptor_setMemoryDescriptor(il, b, 0, PG));
+	cr_expect_eq(iomem_md_createMappingInTask(il, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnUnsupported,
+	             "an interleaved slice that is not RAM");
+	/* a short piece of real RAM: mapped, the bytes are the buffer's */
+	seg_src ram = { iomem_posix_virt_to_phys(bytes_of(ok)), 0x100 };
+	IOMemoryDescriptor *c = iomem_md_withOps(&src_ops, &ram, 0x100, kIODirectionInOut);
+	cr_assert_not_null(c);
+	cr_assert_eq(iomem_md_createMappingInTask(c, kernel_task, 0, kIOMapAnywhere, 0, 0, &x), kIOReturnSuccess);
+	expect_alias(map_ptr(x), bytes_of(ok), 0x100, 5);
+	IOMemoryMap_release(x);
+	IOMemoryDescriptor_release(c);
+	IOMemoryDescriptor_release(il);
+	IOMemoryDescriptor_release(multi);
+	IOMemoryDescriptor_release(ok);
+	IOMemoryDescriptor_release(b);
+	IOMemoryDescriptor_release(a);
+}
+
 /* ---- setMapping ---- */
 
 Test(memmap, set_mapping_records_and_is_reused)
@@ -738,6 +818,57 @@ Test(memmap, driverkit_create_mapping)
 	cr_expect_eq(IOMemoryDescriptor_CreateMapping(b, 0, 0, 0, 0, 0, NULL), kIOReturnBadArgument);
 	cr_expect_eq(IOMemoryDescriptor_CreateMapping(b, 0, 0, PG, 2 * PG, 0, &m), kIOReturnError, "past the end");
 	cr_expect_null(m);
+	IOMemoryDescriptor_release(b);
+}
+
+/* each DriverKit cache mode is the IOKit map cache mode; large guards are
+ * 64 KiB on each side */
+Test(memmap, driverkit_create_mapping_cache_modes_and_large_guards)
+{
+	static const struct { uint64_t dk; IOOptionBits map; } modes[] = {
+		{ kIOMemoryMapCacheModeDefault, kIOMapDefaultCache },
+		{ kIOMemoryMapCacheModeInhibit, kIOMapInhibitCache },
+		{ kIOMemoryMapCacheModeCopyback, kIOMapCopybackCache },
+		{ kIOMemoryMapCacheModeWriteThrough, kIOMapWriteThruCache },
+		{ kIOMemoryMapCacheModeRealTime, kIOMapRealTimeCache },
+	};
+	IOBufferMemoryDescriptor *b = new_buffer(2 * PG);
+	IOMemoryMap *m = NULL;
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+		cr_assert_eq(IOMemoryDescriptor_CreateMapping(b, modes[i].dk, 0, 0, 0, 0, &m), kIOReturnSuccess,
+		             "cache mode %zu", i);
+		cr_assert_not_null(m);
+		cr_expect_eq(IOMemoryMap_getMapOptions(m) & kIOMapCacheMask, modes[i].map, "cache mode %zu", i);
+		expect_alias((unsigned char *)(uintptr_t)IOMemoryMap_GetAddress(m), bytes_of(b), 2 * PG, 3);
+		IOMemoryMap_release(m);
+	}
+	cr_assert_eq(IOMemoryDescriptor_CreateMapping(b, kIOMemoryMapGuardedLarge, 0, 0, 0, 0, &m), kIOReturnSuccess);
+	cr_assert_not_null(m);
+	cr_expect_eq(IOMemoryMap_getMapOptions(m) & (kIOMapAnywhere | kIOMapGuardedMask),
+	             kIOMapAnywhere | kIOMapGuardedLarge);
+	unsigned char *a = (unsigned char *)(uintptr_t)IOMemoryMap_GetAddress(m);
+	cr_expect(access_faults(a - 1, false));
+	cr_expect(access_faults(a - 65536, false), "64 KiB guard below");
+	cr_expect(access_faults(a + 2 * PG, false));
+	cr_expect(access_faults(a + 2 * PG + 65535, false), "64 KiB guard above");
+	IOMemoryMap_release(m);
+	IOMemoryDescriptor_release(b);
+}
+
+/* a retained map outlives the creator's release */
+Test(memmap, retain_keeps_the_map)
+{
+	IOBufferMemoryDescriptor *b = new_buffer(PG);
+	IOMemoryMap *m = IOMemoryDescriptor_map(b, kIOMapAnywhere);
+	cr_assert_not_null(m);
+	unsigned char *p = map_ptr(m);
+	IOMemoryMap_retain(m);
+	IOMemoryMap_release(m);
+	cr_expect_eq(map_ptr(m), p, "still mapped after one of two releases");
+	expect_alias(p, bytes_of(b), PG, 9);
+	IOMemoryMap_release(m);
+	cr_expect(access_faults(p, false), "the last release unmaps");
+	IOMemoryMap_retain(NULL);
 	IOMemoryDescriptor_release(b);
 }
 

@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/test_alloc_nodebug.c - tests/test_alloc.c built without the debug
+ * layer; the definitions are in tests/CMakeLists.txt. A file of its own
+ * rather than SOURCE test_alloc.c: the coverage data names the header's
+ * static functions after the main file, and two builds of one file with
+ * different code would clash (llvm-cov keeps one of them). */
+#include "test_alloc.c"
