@@ -1681,7 +1681,10 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPersistentMemoryDescriptor(
 IOMEM_API IOReturn IOMemoryDescriptor_prepare(IOMemoryDescriptor *md, IODirection direction);
 /**
  * IOMemoryDescriptor_complete - undo one prepare; the last one unwires.
- * Always kIOReturnSuccess (as IOKit); without a matching prepare nothing
+ * kIOReturnSuccess for the general, buffer, device and interleaved kinds
+ * (as IOKit); a multi or sub descriptor returns the first error a child's
+ * complete returned (IOMultiMemoryDescriptor's loop), a custom kind its
+ * hook's; NULL: kIOReturnBadArgument. Without a matching prepare nothing
  * happens and IOMEM_DEBUG reports "IOMemoryDescriptor_complete".
  */
 IOMEM_API IOReturn IOMemoryDescriptor_complete(IOMemoryDescriptor *md, IODirection direction);
