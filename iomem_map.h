@@ -876,6 +876,8 @@ IOMEM__PRIVATE IOReturn iomem__map_pieces(IOMemoryDescriptor *md, IOByteCount of
 	case IOMEM_MD_GENERAL:
 	case IOMEM_MD_BUFFER:
 	case IOMEM_MD_DEVICE:
+		if (md->iomem__u.g.user != NULL)
+			goto by_segments;          /* user addresses: not the kernel's */
 		for (i = 0; i < md->iomem__u.g.count && len > 0; i++) {
 			const IOAddressRange *r = &md->iomem__u.g.ranges[i];
 			IOByteCount end = start + r->length;
@@ -925,6 +927,7 @@ IOMEM__PRIVATE IOReturn iomem__map_pieces(IOMemoryDescriptor *md, IOByteCount of
 		}
 		break;
 	case IOMEM_MD_CUSTOM:
+	by_segments:
 		/* only its physical segments are known (it must be prepared) */
 		while (len > 0) {
 			IOByteCount seg = 0;

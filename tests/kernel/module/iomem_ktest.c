@@ -2135,6 +2135,7 @@ static void t_kernel_no_leaks_no_warnings(void)
 
 /* IODMACommand (issue #9 item 3): physical, bounced, through the device */
 #include "ktest_dmacmd.h"
+#include "ktest_user.h"
 
 /* ------------------------------------------------------------------ */
 
@@ -2228,6 +2229,7 @@ static const struct ktest_case tests[] = {
 	T(t_cursor_physical_segments),
 	T(t_swiommu_dmacmd_iovas_translate),
 	T(t_mappedio_and_cache_flush),
+	KTEST_USER_CASES
 	T(t_kernel_no_leaks_no_warnings),
 };
 
