@@ -2136,6 +2136,7 @@ static void t_kernel_no_leaks_no_warnings(void)
 /* IODMACommand (issue #9 item 3): physical, bounced, through the device */
 #include "ktest_dmacmd.h"
 #include "ktest_user.h"
+#include "ktest_map.h"
 
 /* ------------------------------------------------------------------ */
 
@@ -2230,6 +2231,7 @@ static const struct ktest_case tests[] = {
 	T(t_swiommu_dmacmd_iovas_translate),
 	T(t_mappedio_and_cache_flush),
 	KTEST_USER_CASES
+	KTEST_MAP_CASES
 	T(t_kernel_no_leaks_no_warnings),
 };
 
