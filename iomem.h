@@ -1654,8 +1654,9 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPhysicalAddress(IOPhysicalA
  * prepare of user memory fails with kIOReturnCannotWire when a page is not
  * mapped, cannot be pinned (I/O or PFN mappings, a write to a read-only
  * mapping) or the process has exited, kIOReturnNoMemory when the kernel has
- * no memory; nothing stays pinned. NULL for another task, a user task from
- * a kernel thread or another process, or without IOMEM_LINUX_USER_TASKS.
+ * no memory; nothing stays pinned. Not with that mm's mmap_lock held
+ * (prepare takes it). NULL for another task, a user task from a kernel
+ * thread or another process, or without IOMEM_LINUX_USER_TASKS.
  */
 IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRange(mach_vm_address_t address,
                                                                   mach_vm_size_t length,

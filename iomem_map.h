@@ -93,7 +93,8 @@ extern "C" {
  *       physical range that is not RAM (device memory) with ioremap /
  *       ioremap_wc / ioremap_wt / ioremap_cache (default and inhibit:
  *       ioremap, i.e. uncached), kIOMapReadOnly -> Unsupported there.
- *       Guards: the vmalloc area's own guard page after each mapping.
+ *       Guards: the vmalloc area's own guard page after each mapping (the
+ *       one before is the previous area's); kIOMapGuardedLarge -> Unsupported.
  *       A vmap with a cache mode other than the linear map's makes an
  *       alias of another memory type (as pgprot-based remapping does
  *       anywhere in the kernel); on x86 the CPU tolerates it but the
@@ -1252,6 +1253,8 @@ IOMEM__PRIVATE IOReturn iomem__linux_map(IOMemoryDescriptor *md, IOMemoryMap *m,
 	IOReturn ret;
 	if (!(m->options & kIOMapAnywhere))
 		return kIOReturnUnsupported;           /* vmap picks the address */
+	if ((m->options & kIOMapGuardedMask) == kIOMapGuardedLarge)
+		return kIOReturnUnsupported;           /* the guard is vmalloc's one page */
 	if (!iomem__linux_map_prot(m->options, &prot))
 		return kIOReturnUnsupported;
 	l.cap = (unsigned long)(((p->first & ~PAGE_MASK) + m->length + PAGE_SIZE - 1) >> PAGE_SHIFT);

@@ -13,8 +13,8 @@
  *   - device memory (edu's BAR0) through ioremap: the ID register reads
  *     through the map, the inverter register answers a write;
  *   - bad input: a fixed address, pieces that do not meet on a page,
- *     realtime cache, unprepared user memory, ranges outside the
- *     descriptor.
+ *     realtime cache, a 64 KiB guard, read-only device memory, unprepared
+ *     user memory, ranges outside the descriptor, a user task as target.
  */
 #ifndef KTEST_MAP_H
 #define KTEST_MAP_H
@@ -302,6 +302,17 @@ static void t_map_bad_input(void)
 					       &m), kIOReturnUnsupported);
 	EXPECT_EQ(iomem_md_createMappingInTask(md, kernel_task, 0, kIOMapAnywhere, PAGE_SIZE, 3 * PAGE_SIZE, &m),
 		  kIOReturnBadArgument);
+	/* guards: vmalloc's own page after the area; a 64 KiB one it cannot give */
+	EXPECT_EQ(iomem_md_createMappingInTask(md, kernel_task, 0, kIOMapAnywhere | kIOMapGuardedLarge, 0, 0, &m),
+		  kIOReturnUnsupported);
+	if (EXPECT_EQ(iomem_md_createMappingInTask(md, kernel_task, 0, kIOMapAnywhere | kIOMapGuardedSmall, 0, 0,
+						   &m), kIOReturnSuccess)) {
+		EXPECT(is_vmalloc_addr((void *)(uintptr_t)IOMemoryMap_getAddress(m)));
+		EXPECT((void *)(uintptr_t)IOMemoryMap_getAddress(m) != v);
+		EXPECT(memcmp((void *)(uintptr_t)IOMemoryMap_getAddress(m), v, 3 * PAGE_SIZE) == 0);
+		IOMemoryMap_release(m);
+		m = NULL;
+	}
 	EXPECT_EQ(iomem_md_createMappingInTask(md, iomem_current_task() == kernel_task ? NULL :
 					       iomem_current_task(), 0, kIOMapAnywhere, 0, 0, &m),
 		  iomem_current_task() == kernel_task ? kIOReturnBadArgument : kIOReturnUnsupported);
