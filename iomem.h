@@ -1664,7 +1664,8 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRange(mach_vm_addres
 /**
  * IOMemoryDescriptor_withAddressRanges - @count ranges, concatenated.
  * NULL for a NULL array, count 0, a total length that overflows, a range
- * that wraps, or a task other than kernel_task / NULL.
+ * that wraps, or a task other than kernel_task / NULL (Linux: or the
+ * calling process's iomem_current_task(), see withAddressRange).
  */
 IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRanges(IOAddressRange *ranges, UInt32 count,
                                                                    IOOptionBits options, task_t task);
@@ -2680,11 +2681,11 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md, bool write)
 {
 	vm_size_t page = iomem__platform_page_size(), total = 0, k;
 	IOPhysicalAddress *pa;
-	(void)write;
 	iomem__xb b;
 	iomem_md_extent *ext = NULL;
 	uint32_t i, pass;
 	IOReturn ret;
+	(void)write;                      /* user memory only */
 	for (i = 0; i < md->iomem__u.g.count; i++)
 		total += iomem__range_pages(&md->iomem__u.g.ranges[i], page);
 	if (total == 0)

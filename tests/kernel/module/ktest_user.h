@@ -193,6 +193,15 @@ static void t_user_current_task(void)
 	r[1].length = 2 * PAGE_SIZE;
 	EXPECT(IOMemoryDescriptor_withAddressRanges(r, 2, kIODirectionOut, task) == NULL);
 	EXPECT(IOMemoryDescriptor_withAddressRanges(NULL, 2, kIODirectionOut, task) == NULL);
+	/* the general factory: virtual ranges in the task, physical ones never */
+	{
+		IOVirtualRange vr = { (IOVirtualAddress)ua, PAGE_SIZE };
+
+		md = IOMemoryDescriptor_withOptions(&vr, 1, 0, task, kIOMemoryTypeVirtual | kIODirectionOut, NULL);
+		EXPECT(md != NULL);
+		IOMemoryDescriptor_release(md);
+		EXPECT(IOMemoryDescriptor_withOptions(&vr, 1, 0, task, kIOMemoryTypePhysical, NULL) == NULL);
+	}
 	EXPECT_EQ(ku_mm_count(), mmc);
 	ku_munmap(ua, len);
 	EXPECT_REPORTS(0);
@@ -289,6 +298,20 @@ static void t_user_prepare_pins_segments_bytes(void)
 		/* prepared read-only (Out): writeBytes refuses */
 		EXPECT_EQ(IOMemoryDescriptor_writeBytes(mr, 0, kc, 4), 0);
 		EXPECT_EQ(IOMemoryDescriptor_complete(mr, kIODirectionNone), kIOReturnSuccess);
+		EXPECT_EQ(ku_pinned(ua, area), 0);
+	}
+
+	/* a sub-range: its prepare wires the whole parent, as IOKit's */
+	{
+		IOMemoryDescriptor *sub = IOSubMemoryDescriptor_withSubRange(md, PAGE_SIZE + 3, 200, kIODirectionOut);
+
+		if (EXPECT(sub) && EXPECT_EQ(IOMemoryDescriptor_prepare(sub, kIODirectionOut), kIOReturnSuccess)) {
+			EXPECT_EQ(ku_pinned(ua, area), 5);
+			EXPECT_EQ(IOMemoryDescriptor_readBytes(sub, 0, kc, 200), 200);
+			EXPECT(memcmp(kc, kb + off + PAGE_SIZE + 3, 200) == 0);
+			EXPECT_EQ(IOMemoryDescriptor_complete(sub, kIODirectionOut), kIOReturnSuccess);
+		}
+		IOMemoryDescriptor_release(sub);
 		EXPECT_EQ(ku_pinned(ua, area), 0);
 	}
 
