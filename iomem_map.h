@@ -211,7 +211,8 @@ IOMEM_API IOPhysicalAddress IOMemoryMap_getPhysicalAddress(IOMemoryMap *map);
 /**
  * IOMemoryMap_unmap - deallocate the mapping's address space (not for a
  * static map, a sub-map or a map at the memory's own address) and set the
- * address to 0. The object stays valid (release it). Unmapping again is a
+ * address to 0 (Linux: vunmap/iounmap, process context; a vmap's page
+ * references are dropped). The object stays valid (release it). Unmapping again is a
  * no-op: kIOReturnSuccess, as IOKit. kIOReturnBadArgument for NULL. Sub-maps
  * of an unmapped map keep a dangling address, as in IOKit.
  */
@@ -836,6 +837,7 @@ struct IOMemoryMap {
 	uintptr_t           reserve;       /* address space this map owns (guards included), 0: none */
 	vm_size_t           reserve_bytes;
 	uint8_t             ioremapped;    /* Linux: reserve is an ioremap (else a vmap) */
+	void               *pages;         /* Linux vmap: its struct page array (a reference each) */
 	IOOptionBits        options;
 	uint32_t            refcount;
 };
@@ -1249,7 +1251,8 @@ IOMEM__PRIVATE IOReturn iomem__linux_map(IOMemoryDescriptor *md, IOMemoryMap *m,
 {
 	iomem__linux_pages l;
 	pgprot_t prot;
-	void *v;
+	void *v = NULL;
+	unsigned long i = 0;
 	IOReturn ret;
 	if (!(m->options & kIOMapAnywhere))
 		return kIOReturnUnsupported;           /* vmap picks the address */
@@ -1266,16 +1269,27 @@ IOMEM__PRIVATE IOReturn iomem__linux_map(IOMemoryDescriptor *md, IOMemoryMap *m,
 	ret = iomem__map_pieces(md, (IOByteCount)m->offset, (IOByteCount)m->length, iomem__linux_map_piece, &l);
 	if (ret == kIOReturnSuccess && l.n != l.cap)
 		ret = kIOReturnNotAligned;             /* not reached: pass 1 checked */
+	if (ret == kIOReturnSuccess) {
+		v = vmap(l.pages, (unsigned int)l.n, VM_MAP, prot);
+		if (v == NULL)
+			ret = kIOReturnNoMemory;
+	}
 	if (ret != kIOReturnSuccess) {
 		kvfree(l.pages);
 		return ret;
 	}
-	v = vmap(l.pages, (unsigned int)l.n, VM_MAP, prot);
-	kvfree(l.pages);                           /* vmap keeps no reference to the array */
-	if (v == NULL)
-		return kIOReturnNoMemory;
+	/* vmap takes no page references: the map holds one on every
+	 * refcounted page, so pages outlive a complete (user memory unpinned,
+	 * then unmapped by the process) while the map lives. A page without a
+	 * count of its own (a tail of a non-compound high-order allocation)
+	 * stays its allocator's. Bit 0 of the entry (struct pages are
+	 * aligned) records the reference for unmap. */
+	for (i = 0; i < l.n; i++)
+		if (folio_try_get(page_folio(l.pages[i])))
+			l.pages[i] = (struct page *)((uintptr_t)l.pages[i] | 1u);
 	m->reserve = (uintptr_t)v;
 	m->reserve_bytes = (vm_size_t)l.n << PAGE_SHIFT;
+	m->pages = l.pages;
 	m->ioremapped = 0;
 	m->address = (mach_vm_address_t)((uintptr_t)v + (p->first & ~PAGE_MASK));
 	return kIOReturnSuccess;
@@ -1605,11 +1619,18 @@ IOMEM_API IOReturn IOMemoryMap_unmap(IOMemoryMap *map)
 {
 	uintptr_t r;
 	vm_size_t bytes;
+#if defined(IOMEM_BACKEND_LINUX)
+	struct page **pages;
+#endif
 	if (map == NULL)
 		return kIOReturnBadArgument;
 	iomem__mutex_lock(&iomem__map_lock);
 	r = map->reserve;
 	bytes = map->reserve_bytes;
+#if defined(IOMEM_BACKEND_LINUX)
+	pages = (struct page **)map->pages;
+	map->pages = NULL;
+#endif
 	map->reserve = 0;
 	map->address = 0;
 	map->task = NULL;
@@ -1618,11 +1639,16 @@ IOMEM_API IOReturn IOMemoryMap_unmap(IOMemoryMap *map)
 	if (r != 0)
 		munmap((void *)r, bytes);
 #elif defined(IOMEM_BACKEND_LINUX)
-	(void)bytes;
-	if (r != 0 && map->ioremapped)
+	if (r != 0 && map->ioremapped) {
 		iounmap((void __iomem *)r);
-	else if (r != 0)
+	} else if (r != 0) {
+		unsigned long i, n = (unsigned long)(bytes >> PAGE_SHIFT);
 		vunmap((void *)r);
+		for (i = 0; i < n; i++)
+			if ((uintptr_t)pages[i] & 1u)
+				put_page((struct page *)((uintptr_t)pages[i] & ~(uintptr_t)1u));
+		kvfree(pages);
+	}
 #else
 	(void)r; (void)bytes;
 #endif

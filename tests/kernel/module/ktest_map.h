@@ -238,9 +238,21 @@ static void t_map_user_memory(void)
 		memcpy(kb + off, p, len);
 		if (EXPECT_EQ(copy_from_user(kc, (void __user *)ua, area), 0))
 			EXPECT(memcmp(kc, kb, area) == 0);	/* the map's bytes, none around */
+	}
+	/* the map holds its pages: they outlive the complete (unpinned) and
+	 * the process unmapping them */
+	IOMemoryDescriptor_complete(md, kIODirectionInOut);
+	EXPECT_EQ(ku_pinned(ua, area), 0);
+	ku_munmap(ua, area);
+	ua = 0;
+	if (m) {
+		p = (unsigned char *)(uintptr_t)IOMemoryMap_getAddress(m);
+		EXPECT(memcmp(p, kb + off, len) == 0);
+		/* still referenced (without the map's reference: freed, 0) */
+		EXPECT(page_ref_count(vmalloc_to_page(p)) > 0);
+		EXPECT(page_ref_count(vmalloc_to_page(p + len - 1)) > 0);
 		IOMemoryMap_release(m);
 	}
-	IOMemoryDescriptor_complete(md, kIODirectionInOut);
 out:
 	IOMemoryDescriptor_release(md);
 	ku_munmap(ua, area);
