@@ -16,7 +16,9 @@
  *   - prepare pins every page (page_maybe_dma_pinned), the segments are the
  *     pinned pages (the kernel's own lookup), readBytes/writeBytes go
  *     through them (kmap_local_page) and are seen by copy_from_user;
- *     complete unpins; prepare from a kthread (pin_user_pages_remote);
+ *     complete unpins (dirtying the pages of an In preparation, not with
+ *     kIODirectionCompleteWithError); prepare from a kthread
+ *     (pin_user_pages_remote);
  *   - the edu device copies into and out of user memory through
  *     IODMACommand + iomem_linux_mapper_for_device, both directions, every
  *     byte and the untouched bytes around each transfer checked (64-bit and
@@ -430,6 +432,64 @@ out:
 	EXPECT_REPORTS(0);
 }
 
+/* PG_dirty of the user page at @ua (-1: not mapped). */
+static int ku_dirty(unsigned long ua)
+{
+	struct page *pg;
+	int d;
+
+	if (get_user_pages_fast(ua & PAGE_MASK, 1, 0, &pg) != 1)
+		return -1;
+	d = PageDirty(pg) ? 1 : 0;
+	put_page(pg);
+	return d;
+}
+
+/* A device-writable (In) preparation dirties its pages at the last
+ * complete (unpin_user_pages_dirty_lock), unless completed with
+ * kIODirectionCompleteWithError; a read-only (Out) one never does. */
+static void t_user_complete_dirties_device_written_pages(void)
+{
+	const size_t area = 3 * PAGE_SIZE;
+	unsigned long ua = ku_mmap(area, PROT_READ | PROT_WRITE);
+	static const unsigned char one = 1;
+	IOMemoryDescriptor *md;
+	int i;
+
+	if (!ua)
+		SKIP("no user address space in this context");
+	for (i = 0; i < 3; i++)
+		if (!EXPECT_EQ(copy_to_user((void __user *)(ua + i * PAGE_SIZE), &one, 1), 0))
+			goto out;
+	if (ku_dirty(ua) || ku_dirty(ua + PAGE_SIZE) || ku_dirty(ua + 2 * PAGE_SIZE)) {
+		ku_munmap(ua, area);
+		SKIP("a fresh anonymous page is already PG_dirty here");
+	}
+	md = IOMemoryDescriptor_withAddressRange(ua, PAGE_SIZE, kIODirectionIn, iomem_current_task());
+	if (EXPECT(md) && EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionIn), kIOReturnSuccess)) {
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionIn), kIOReturnSuccess);
+		EXPECT_EQ(ku_dirty(ua), 1);
+	}
+	IOMemoryDescriptor_release(md);
+	md = IOMemoryDescriptor_withAddressRange(ua + PAGE_SIZE, PAGE_SIZE, kIODirectionIn, iomem_current_task());
+	if (EXPECT(md) && EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionIn), kIOReturnSuccess)) {
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionIn | kIODirectionCompleteWithError),
+			  kIOReturnSuccess);
+		EXPECT_EQ(ku_dirty(ua + PAGE_SIZE), 0);
+	}
+	IOMemoryDescriptor_release(md);
+	md = IOMemoryDescriptor_withAddressRange(ua + 2 * PAGE_SIZE, PAGE_SIZE, kIODirectionOut, iomem_current_task());
+	if (EXPECT(md) && EXPECT_EQ(IOMemoryDescriptor_prepare(md, kIODirectionOut), kIOReturnSuccess)) {
+		EXPECT_EQ(IOMemoryDescriptor_complete(md, kIODirectionOut), kIOReturnSuccess);
+		EXPECT_EQ(ku_dirty(ua + 2 * PAGE_SIZE), 0);
+	}
+	IOMemoryDescriptor_release(md);
+	EXPECT_EQ(ku_pinned(ua, area), 0);
+out:
+	ku_munmap(ua, area);
+	EXPECT_REPORTS(0);
+}
+
 /*
  * edu copies a coherent buffer into user memory [ua + off, + len) through
  * the command's segments (device -> memory), then the memory back out
@@ -670,6 +730,7 @@ static void t_dma_mapping_errors_surface(void)
 	T(t_user_current_task),                         \
 	T(t_user_prepare_pins_segments_bytes),          \
 	T(t_user_unmapped_or_readonly_prepare_fails),   \
+	T(t_user_complete_dirties_device_written_pages), \
 	T(t_user_edu_dma_both_directions),              \
 	T(t_user_mask_too_small_for_bounce_memory),     \
 	T(t_dma_mapping_errors_surface),
