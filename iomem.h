@@ -312,12 +312,25 @@ typedef struct IOVirtualRange  { IOVirtualAddress  address; IOByteCount    lengt
 typedef struct IOAddressRange  { mach_vm_address_t address; mach_vm_size_t length; } IOAddressRange;
 typedef struct IOPhysicalRange { IOPhysicalAddress address; IOByteCount    length; } IOPhysicalRange;
 
-/* An address space. iomem has one of its own, kernel_task; other tasks exist
- * only where a backend can map into them (see iomem_map.h). */
+/* An address space. iomem has one of its own, kernel_task; the Linux backend
+ * also knows user processes (iomem_current_task). */
 struct iomem_task { int iomem__id; };      /* opaque: compare, don't look */
 typedef struct iomem_task *task_t;
 IOMEM_API struct iomem_task iomem_kernel_task;
 #define kernel_task (&iomem_kernel_task)
+
+/**
+ * iomem_current_task - the task of the calling thread (Mach's current_task(),
+ * which IOKit drivers pass for a user client's memory; renamed because
+ * current_task is a per-CPU variable of the x86 Linux kernel).
+ * Linux: in a user process, a handle of its address space (its mm; the same
+ * value for every thread of the process), usable as the @task of
+ * IOMemoryDescriptor_withAddressRange(s)/withOptions for user addresses;
+ * in a kernel thread, kernel_task. POSIX and bare metal: kernel_task (one
+ * address space). +0, no reference: valid while the process lives; only
+ * compare it. Any context, thread-safe, never fails.
+ */
+IOMEM_API task_t iomem_current_task(void);
 
 /* Forward declarations of the object types the three headers define. */
 typedef struct IOMapper IOMapper;                 /* iomem_map.h */
@@ -1284,7 +1297,9 @@ IOMEM_API void iomem__range_free_pages(IORangeAllocator *ra, IORangeScalar start
  * DEVIATIONS from IOKit (deliberate, see the issue and reference §8.3):
  *   - no system mapper exists yet: every address is CPU-physical and the
  *     options of getPhysicalSegment are ignored;
- *   - only kernel_task has virtual memory (another task -> NULL);
+ *   - only kernel_task has virtual memory (another task -> NULL), except on
+ *     Linux: iomem_current_task() of the creating process (user memory,
+ *     pinned at prepare; readBytes/writeBytes need it prepared);
  *     kIOMemoryTypeUPL/UIO/PersistentMD are not supported (-> NULL);
  *   - ranges are always copied, also with kIOMemoryAsReference / multi
  *     asReference (the caller's array may be freed after creation);
@@ -1384,6 +1399,7 @@ struct IOMemoryDescriptor {
 			IOAddressRange *ranges;
 			uint32_t        count;
 			IOAddressRange  inline_range;
+			void           *user;    /* backend state of a user task, else NULL */
 			/* buffer only */
 			iomem__ram      ram;
 			vm_size_t       capacity;
@@ -1640,6 +1656,17 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withPhysicalAddress(IOPhysicalA
  * IOMemoryDescriptor_withAddressRange - one range: virtual in @task, or
  * physical when @task is NULL. @options: direction and descriptor options.
  * Virtual descriptors must be prepared before use (not auto-prepared).
+ * @task: kernel_task, or (Linux) iomem_current_task() of the calling
+ * process: user memory. The descriptor keeps that address space (not its
+ * mappings) alive; it must be created in that process, prepared in any
+ * process context (the pages are pinned - FOLL_WRITE when the direction
+ * includes kIODirectionIn - and unpinned, dirtied, at the last complete).
+ * prepare of user memory fails with kIOReturnCannotWire when a page is not
+ * mapped, cannot be pinned (I/O or PFN mappings, a write to a read-only
+ * mapping) or the process has exited, kIOReturnNoMemory when the kernel has
+ * no memory; nothing stays pinned. Not with that mm's mmap_lock held
+ * (prepare takes it). NULL for another task, a user task from a kernel
+ * thread or another process, or without IOMEM_LINUX_USER_TASKS.
  */
 IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRange(mach_vm_address_t address,
                                                                   mach_vm_size_t length,
@@ -1647,7 +1674,8 @@ IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRange(mach_vm_addres
 /**
  * IOMemoryDescriptor_withAddressRanges - @count ranges, concatenated.
  * NULL for a NULL array, count 0, a total length that overflows, a range
- * that wraps, or a task other than kernel_task / NULL.
+ * that wraps, or a task other than kernel_task / NULL (Linux: or the
+ * calling process's iomem_current_task(), see withAddressRange).
  */
 IOMEM_API IOMemoryDescriptor *IOMemoryDescriptor_withAddressRanges(IOAddressRange *ranges, UInt32 count,
                                                                    IOOptionBits options, task_t task);
@@ -1901,6 +1929,17 @@ extern "C" {
 #ifndef IOMEM_STATIC   /* with IOMEM_STATIC the declaration above defines it */
 struct iomem_task iomem_kernel_task;
 #endif
+
+IOMEM_API task_t iomem_current_task(void)
+{
+#if defined(IOMEM_BACKEND_LINUX)
+	/* a user process's mm stands for its task; a kernel thread has none */
+	void *mm = iomem__platform_current_mm();
+	return mm != NULL ? (task_t)mm : kernel_task;
+#else
+	return kernel_task;
+#endif
+}
 
 /* >>impl-format: a tiny formatter (no libc on bare metal, none in reports).
  * Conversions: %s (const char *), %p (void *), %x / %u (unsigned long long,
@@ -2635,10 +2674,17 @@ IOMEM__PRIVATE bool iomem__md_build_physical(IOMemoryDescriptor *md)
 	return true;
 }
 
-IOMEM__PRIVATE void iomem__md_unwire_ranges(IOMemoryDescriptor *md, uint32_t upto)
+IOMEM__PRIVATE void iomem__md_unwire_ranges(IOMemoryDescriptor *md, uint32_t upto, bool abort)
 {
 	vm_size_t page = iomem__platform_page_size();
 	uint32_t i;
+	(void)abort;
+#if defined(IOMEM__HAVE_USER_TASKS)
+	if (md->iomem__u.g.user != NULL) {
+		iomem__platform_user_unwire((iomem__utask *)md->iomem__u.g.user, abort);
+		return;
+	}
+#endif
 	for (i = 0; i < upto; i++) {
 		const IOAddressRange *r = &md->iomem__u.g.ranges[i];
 		vm_size_t n = iomem__range_pages(r, page);
@@ -2648,7 +2694,7 @@ IOMEM__PRIVATE void iomem__md_unwire_ranges(IOMemoryDescriptor *md, uint32_t upt
 }
 
 /* Virtual ranges: wire every page, then compress into extents. */
-IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
+IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md, bool write)
 {
 	vm_size_t page = iomem__platform_page_size(), total = 0, k;
 	IOPhysicalAddress *pa;
@@ -2656,6 +2702,7 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 	iomem_md_extent *ext = NULL;
 	uint32_t i, pass;
 	IOReturn ret;
+	(void)write;                      /* user memory only */
 	for (i = 0; i < md->iomem__u.g.count; i++)
 		total += iomem__range_pages(&md->iomem__u.g.ranges[i], page);
 	if (total == 0)
@@ -2664,6 +2711,18 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 	     : (IOPhysicalAddress *)iomem__platform_malloc(iomem_array_size(sizeof *pa, total));
 	if (pa == NULL)
 		return kIOReturnNoMemory;
+#if defined(IOMEM__HAVE_USER_TASKS)
+	if (md->iomem__u.g.user != NULL) {
+		/* user memory: the backend pins all ranges at once (and keeps the
+		 * pages to unpin) */
+		ret = iomem__platform_user_wire((iomem__utask *)md->iomem__u.g.user, md->iomem__u.g.ranges,
+		                                md->iomem__u.g.count, total, pa, write);
+		if (ret != kIOReturnSuccess) {
+			iomem__platform_free(pa);
+			return ret;
+		}
+	} else
+#endif
 	for (i = 0, k = 0; i < md->iomem__u.g.count; i++) {
 		const IOAddressRange *r = &md->iomem__u.g.ranges[i];
 		vm_size_t n = iomem__range_pages(r, page);
@@ -2672,7 +2731,7 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 		ret = IOMEM__FAIL_POINT() ? kIOReturnNoResources
 		      : iomem__platform_wire((uintptr_t)(r->address & ~(uint64_t)(page - 1)), n, pa + k);
 		if (ret != kIOReturnSuccess) {
-			iomem__md_unwire_ranges(md, i);
+			iomem__md_unwire_ranges(md, i, true);
 			iomem__platform_free(pa);
 			return ret;
 		}
@@ -2696,7 +2755,7 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 		if (pass == 0) {
 			ext = (iomem_md_extent *)iomem__alloc_internal((vm_size_t)b.n * sizeof *ext, "IOMemoryDescriptor extents");
 			if (ext == NULL) {
-				iomem__md_unwire_ranges(md, md->iomem__u.g.count);
+				iomem__md_unwire_ranges(md, md->iomem__u.g.count, true);
 				iomem__platform_free(pa);
 				return kIOReturnNoMemory;
 			}
@@ -2710,15 +2769,24 @@ IOMEM__PRIVATE IOReturn iomem__md_wire(IOMemoryDescriptor *md)
 	return kIOReturnSuccess;
 }
 
-IOMEM__PRIVATE void iomem__md_unwire(IOMemoryDescriptor *md)
+IOMEM__PRIVATE void iomem__md_unwire(IOMemoryDescriptor *md, bool abort)
 {
 	iomem__md_free_extents(md);
-	iomem__md_unwire_ranges(md, md->iomem__u.g.count);
+	iomem__md_unwire_ranges(md, md->iomem__u.g.count, abort);
 	md->iomem__flags &= ~(IOOptionBits)kIOMemoryPreparedReadOnly;
 	md->iomem__preparation_id = kIOPreparationIDUnprepared;
 }
 
 /* ---- general descriptor ------------------------------------------------ */
+
+IOMEM__PRIVATE void iomem__md_user_detach(void *user)
+{
+#if defined(IOMEM__HAVE_USER_TASKS)
+	iomem__platform_task_detach((iomem__utask *)user);
+#else
+	(void)user;
+#endif
+}
 
 IOMEM__PRIVATE IOMemoryDescriptor *iomem__gmd_create(iomem_md_kind kind, const IOAddressRange *ranges,
                                                      UInt32 count, IOOptionBits options, task_t task)
@@ -2726,17 +2794,26 @@ IOMEM__PRIVATE IOMemoryDescriptor *iomem__gmd_create(iomem_md_kind kind, const I
 	IOMemoryDescriptor *md;
 	bool physical = (task == NULL);
 	IOByteCount total = 0;
+	void *user = NULL;
 	UInt32 i;
 	if (ranges == NULL || count == 0)
 		return NULL;
-	if (!physical && task != kernel_task)
-		return NULL;
+	if (!physical && task != kernel_task) {
+#if !defined(IOMEM__HAVE_USER_TASKS)
+		return NULL;                             /* one address space */
+#else
+		user = iomem__platform_task_attach((void *)task);
+		if (user == NULL)
+			return NULL;
+#endif
+	}
 	for (i = 0; i < count; i++) {
 		uint64_t a = ranges[i].address, l = ranges[i].length;
-		if (l > ~(uint64_t)0 - a || l > ~(uint64_t)0 - total)
+		if ((l > ~(uint64_t)0 - a || l > ~(uint64_t)0 - total) ||
+		    (!physical && l != 0 && (a == 0 || (uint64_t)(uintptr_t)(a + l - 1) != a + l - 1))) {
+			iomem__md_user_detach(user);
 			return NULL;
-		if (!physical && l != 0 && (a == 0 || (uint64_t)(uintptr_t)(a + l - 1) != a + l - 1))
-			return NULL;
+		}
 		total += l;
 	}
 	options &= ~(IOOptionBits)kIOMemoryTypeMask;
@@ -2744,8 +2821,11 @@ IOMEM__PRIVATE IOMemoryDescriptor *iomem__gmd_create(iomem_md_kind kind, const I
 	if (options & (kIOMemoryHostOnly | kIOMemoryRemote))
 		options |= kIOMemoryMapperNone;
 	md = iomem__md_alloc(kind, options);
-	if (md == NULL)
+	if (md == NULL) {
+		iomem__md_user_detach(user);
 		return NULL;
+	}
+	md->iomem__u.g.user = user;               /* md_free detaches it */
 	md->iomem__physical = physical;
 	md->iomem__length = total;
 	md->iomem__u.g.count = count;
@@ -2986,6 +3066,7 @@ IOMEM__PRIVATE void iomem__md_free(IOMemoryDescriptor *md)
 			                     "IOMemoryDescriptor ranges");
 		if (md->iomem__kind == IOMEM_MD_BUFFER)
 			iomem__platform_ram_free(&md->iomem__u.g.ram);
+		iomem__md_user_detach(md->iomem__u.g.user);
 		break;
 	case IOMEM_MD_SUB:
 		IOMemoryDescriptor_release(md->iomem__u.sub.parent);
@@ -3038,7 +3119,7 @@ IOMEM__PRIVATE IOReturn iomem__md_prepare_locked(IOMemoryDescriptor *md, IODirec
 		if (md->iomem__physical)
 			return kIOReturnSuccess;           /* always prepared, not counted */
 		if (md->iomem__prepare_count == 0) {
-			ret = iomem__md_wire(md);
+			ret = iomem__md_wire(md, (direction & kIODirectionIn) != 0);
 			if (ret != kIOReturnSuccess)
 				return ret;
 			if ((direction & kIODirectionOutIn) == kIODirectionOut)
@@ -3094,6 +3175,7 @@ IOMEM_API IOReturn IOMemoryDescriptor_prepare(IOMemoryDescriptor *md, IODirectio
 IOMEM__PRIVATE IOReturn iomem__md_complete_locked(IOMemoryDescriptor *md, IODirection direction)
 {
 	IOReturn ret = kIOReturnSuccess, r;
+	bool abort = (direction & kIODirectionCompleteWithError) != 0;
 	uint32_t i;
 	if (!(direction & kIODirectionOutIn))
 		direction = IOMemoryDescriptor_getDirection(md);
@@ -3104,7 +3186,7 @@ IOMEM__PRIVATE IOReturn iomem__md_complete_locked(IOMemoryDescriptor *md, IODire
 	case IOMEM_MD_BUFFER:
 	case IOMEM_MD_DEVICE:
 		if (md->iomem__prepare_count == 1)
-			iomem__md_unwire(md);
+			iomem__md_unwire(md, abort);
 		break;
 	case IOMEM_MD_SUB:
 		IOMemoryDescriptor_complete(md->iomem__u.sub.parent, direction);
@@ -3175,7 +3257,7 @@ IOMEM__PRIVATE IOByteCount iomem__md_copy(IOMemoryDescriptor *md, IOByteCount of
 		return 0;
 	}
 	if (IOMEM__MD_IS_GENERAL(md) && !md->iomem__physical && md->iomem__extents != NULL &&
-	    md->iomem__u.g.count <= IOMEM__MD_COPY_VIRTUAL_RANGES) {
+	    md->iomem__u.g.user == NULL && md->iomem__u.g.count <= IOMEM__MD_COPY_VIRTUAL_RANGES) {
 		/* prepared kernel_task memory: its virtual ranges are CPU addresses,
 		 * so copy run by run through them (one memcpy per range, no
 		 * physical lookup per page); a scan of the ranges is cheaper than

@@ -81,7 +81,25 @@ extern "C" {
  *     bare metal: one address space: a range that is virtually contiguous
  *       maps to itself (static); read-only, guards, a fixed address other
  *       than its own or scattered pieces -> kIOReturnUnsupported.
- *     Linux: only the own-address (static) case above; else Unsupported.
+ *     Linux: the own-address (static) case above when the cache mode is
+ *       the default or copyback; otherwise a new kernel mapping, kIOMapAnywhere
+ *       only (the kernel picks the address; a fixed one -> Unsupported):
+ *       RAM pages (kmalloc, vmalloc, buffer, physical RAM, prepared user
+ *       memory; multi/sub/interleaved of those) with vmap, the cache mode
+ *       as its pgprot (default/copyback: PAGE_KERNEL, inhibit and the
+ *       posted modes: pgprot_noncached, writethrough/writecombine: the
+ *       x86 PAT type; an architecture without one -> Unsupported;
+ *       realtime -> Unsupported), kIOMapReadOnly -> PAGE_KERNEL_RO; one
+ *       physical range that is not RAM (device memory) with ioremap /
+ *       ioremap_wc / ioremap_wt / ioremap_cache (default and inhibit:
+ *       ioremap, i.e. uncached), kIOMapReadOnly -> Unsupported there.
+ *       Guards: the vmalloc area's own guard page after each mapping (the
+ *       one before is the previous area's); kIOMapGuardedLarge -> Unsupported.
+ *       A vmap with a cache mode other than the linear map's makes an
+ *       alias of another memory type (as pgprot-based remapping does
+ *       anywhere in the kernel); on x86 the CPU tolerates it but the
+ *       strongest guarantee is still IOFlushProcessorCache / the DMA API.
+ *       The map and unmap (vunmap/iounmap) need process context.
  *   Pieces after the first must start, and pieces before the last must end,
  *   on a page boundary (else kIOReturnNotAligned): a map is page-granular.
  * Cache modes (kIOMapCacheMask) are recorded in the map options on every
@@ -193,7 +211,8 @@ IOMEM_API IOPhysicalAddress IOMemoryMap_getPhysicalAddress(IOMemoryMap *map);
 /**
  * IOMemoryMap_unmap - deallocate the mapping's address space (not for a
  * static map, a sub-map or a map at the memory's own address) and set the
- * address to 0. The object stays valid (release it). Unmapping again is a
+ * address to 0 (Linux: vunmap/iounmap, process context; a vmap's page
+ * references are dropped). The object stays valid (release it). Unmapping again is a
  * no-op: kIOReturnSuccess, as IOKit. kIOReturnBadArgument for NULL. Sub-maps
  * of an unmapped map keep a dangling address, as in IOKit.
  */
@@ -817,6 +836,8 @@ struct IOMemoryMap {
 	mach_vm_size_t      offset, length;
 	uintptr_t           reserve;       /* address space this map owns (guards included), 0: none */
 	vm_size_t           reserve_bytes;
+	uint8_t             ioremapped;    /* Linux: reserve is an ioremap (else a vmap) */
+	void               *pages;         /* Linux vmap: its struct page array (a reference each) */
 	IOOptionBits        options;
 	uint32_t            refcount;
 };
@@ -858,6 +879,25 @@ IOMEM__PRIVATE IOReturn iomem__map_phys_pieces(IOPhysicalAddress pa, IOByteCount
 		len -= n;
 	}
 	return kIOReturnSuccess;
+#elif defined(IOMEM_BACKEND_LINUX)
+	/* RAM through the linear map (all of it on 64-bit; highmem: none) */
+	while (len > 0) {
+		IOByteCount n = PAGE_SIZE - (pa & ~(IOPhysicalAddress)PAGE_MASK);
+		unsigned long pfn = (unsigned long)(pa >> PAGE_SHIFT);
+		void *va;
+		IOReturn ret;
+		if (n > len)
+			n = len;
+		va = pfn_valid(pfn) ? page_address(pfn_to_page(pfn)) : NULL;
+		if (va == NULL)
+			return kIOReturnUnsupported;
+		ret = fn(ctx, (uintptr_t)va + (uintptr_t)(pa & ~(IOPhysicalAddress)PAGE_MASK), n);
+		if (ret != kIOReturnSuccess)
+			return ret;
+		pa += n;
+		len -= n;
+	}
+	return kIOReturnSuccess;
 #else
 	(void)pa; (void)len; (void)fn; (void)ctx;
 	return kIOReturnUnsupported;
@@ -876,6 +916,8 @@ IOMEM__PRIVATE IOReturn iomem__map_pieces(IOMemoryDescriptor *md, IOByteCount of
 	case IOMEM_MD_GENERAL:
 	case IOMEM_MD_BUFFER:
 	case IOMEM_MD_DEVICE:
+		if (md->iomem__u.g.user != NULL)
+			goto by_segments;          /* user addresses: not the kernel's */
 		for (i = 0; i < md->iomem__u.g.count && len > 0; i++) {
 			const IOAddressRange *r = &md->iomem__u.g.ranges[i];
 			IOByteCount end = start + r->length;
@@ -925,6 +967,7 @@ IOMEM__PRIVATE IOReturn iomem__map_pieces(IOMemoryDescriptor *md, IOByteCount of
 		}
 		break;
 	case IOMEM_MD_CUSTOM:
+	by_segments:
 		/* only its physical segments are known (it must be prepared) */
 		while (len > 0) {
 			IOByteCount seg = 0;
@@ -1101,13 +1144,179 @@ IOMEM__PRIVATE IOReturn iomem__map_alias(IOMemoryDescriptor *md, IOMemoryMap *m,
 }
 #endif /* IOMEM_BACKEND_POSIX */
 
+#if defined(IOMEM_BACKEND_LINUX)
+/* The pgprot of a cache mode for RAM, false when the kernel has none. */
+IOMEM__PRIVATE bool iomem__linux_map_prot(IOOptionBits options, pgprot_t *prot)
+{
+	pgprot_t p = (options & kIOMapReadOnly) ? PAGE_KERNEL_RO : PAGE_KERNEL;
+	switch (options & kIOMapCacheMask) {
+	case kIOMapDefaultCache:
+	case kIOMapCopybackCache:
+	case kIOMapCopybackInnerCache:
+		break;
+	case kIOMapInhibitCache:
+	case kIOMapPostedWrite:
+	case kIOMapPostedReordered:
+	case kIOMapPostedCombinedReordered:
+		p = pgprot_noncached(p);
+		break;
+#if defined(CONFIG_X86)
+	/* cachemode2protval: the PAT bits (a plain export, unlike
+	 * pgprot_writecombine / pgprot_writethrough) */
+	case kIOMapWriteCombineCache:
+		p = __pgprot((pgprot_val(p) & ~_PAGE_CACHE_MASK) | cachemode2protval(_PAGE_CACHE_MODE_WC));
+		break;
+	case kIOMapWriteThruCache:
+		p = __pgprot((pgprot_val(p) & ~_PAGE_CACHE_MASK) | cachemode2protval(_PAGE_CACHE_MODE_WT));
+		break;
+#else
+	case kIOMapWriteCombineCache:
+		p = pgprot_writecombine(p);
+		break;
+#endif
+	default:
+		return false;
+	}
+	*prot = p;
+	return true;
+}
+
+/* Pass 2 on Linux: the struct page of every mapped page, in order. A piece
+ * that continues the previous one mid-page shares its last page. */
+typedef struct iomem__linux_pages {
+	struct page **pages;
+	unsigned long n, cap;
+	uintptr_t     next;     /* where a piece continuing the last page starts */
+} iomem__linux_pages;
+
+IOMEM__PRIVATE IOReturn iomem__linux_map_piece(void *ctx, uintptr_t va, IOByteCount len)
+{
+	iomem__linux_pages *l = (iomem__linux_pages *)ctx;
+	uintptr_t a = va & PAGE_MASK, end = va + (uintptr_t)len;
+	if (len == 0)
+		return kIOReturnSuccess;
+	if (l->n > 0 && va == l->next && (va & ~PAGE_MASK) != 0)
+		a += PAGE_SIZE;                        /* its first page is already there */
+	for (; a < end; a += PAGE_SIZE) {
+		struct page *pg = virt_addr_valid((void *)a) ? virt_to_page((void *)a)
+		                                             : vmalloc_to_page((void *)a);
+		if (pg == NULL || l->n >= l->cap)
+			return kIOReturnUnsupported;     /* nothing mapped there */
+		l->pages[l->n++] = pg;
+	}
+	l->next = end;
+	return kIOReturnSuccess;
+}
+
+/* One physical range that is not RAM: ioremap with the cache mode. */
+IOMEM__PRIVATE IOReturn iomem__linux_map_io(IOMemoryMap *m, IOPhysicalAddress pa)
+{
+	IOPhysicalAddress base = pa & PAGE_MASK;
+	vm_size_t bytes = (vm_size_t)PAGE_ALIGN((pa - base) + m->length);
+	void __iomem *v;
+	if (m->options & kIOMapReadOnly)
+		return kIOReturnUnsupported;
+	switch (m->options & kIOMapCacheMask) {
+	case kIOMapDefaultCache:
+	case kIOMapInhibitCache:
+	case kIOMapPostedWrite:
+	case kIOMapPostedReordered:
+	case kIOMapPostedCombinedReordered:
+		v = ioremap(base, bytes);
+		break;
+	case kIOMapWriteCombineCache:
+		v = ioremap_wc(base, bytes);
+		break;
+	case kIOMapWriteThruCache:
+		v = ioremap_wt(base, bytes);
+		break;
+	case kIOMapCopybackCache:
+	case kIOMapCopybackInnerCache:
+		v = ioremap_cache(base, bytes);
+		break;
+	default:
+		return kIOReturnUnsupported;
+	}
+	if (v == NULL)
+		return kIOReturnVMError;
+	m->reserve = (uintptr_t)v;
+	m->reserve_bytes = bytes;
+	m->ioremapped = 1;
+	m->address = (mach_vm_address_t)((uintptr_t)v + (uintptr_t)(pa - base));
+	return kIOReturnSuccess;
+}
+
+/* A new kernel mapping of the pieces (@p from pass 1). */
+IOMEM__PRIVATE IOReturn iomem__linux_map(IOMemoryDescriptor *md, IOMemoryMap *m, const iomem__map_plan *p)
+{
+	iomem__linux_pages l;
+	pgprot_t prot;
+	void *v = NULL;
+	unsigned long i = 0;
+	IOReturn ret;
+	if (!(m->options & kIOMapAnywhere))
+		return kIOReturnUnsupported;           /* vmap picks the address */
+	if ((m->options & kIOMapGuardedMask) == kIOMapGuardedLarge)
+		return kIOReturnUnsupported;           /* the guard is vmalloc's one page */
+	if (!iomem__linux_map_prot(m->options, &prot))
+		return kIOReturnUnsupported;
+	l.cap = (unsigned long)(((p->first & ~PAGE_MASK) + m->length + PAGE_SIZE - 1) >> PAGE_SHIFT);
+	l.n = 0;
+	l.next = 0;
+	l.pages = (struct page **)kvmalloc_array(l.cap, sizeof *l.pages, GFP_KERNEL);
+	if (l.pages == NULL)
+		return kIOReturnNoMemory;
+	ret = iomem__map_pieces(md, (IOByteCount)m->offset, (IOByteCount)m->length, iomem__linux_map_piece, &l);
+	if (ret == kIOReturnSuccess && l.n != l.cap)
+		ret = kIOReturnNotAligned;             /* not reached: pass 1 checked */
+	if (ret == kIOReturnSuccess) {
+		v = vmap(l.pages, (unsigned int)l.n, VM_MAP, prot);
+		if (v == NULL)
+			ret = kIOReturnNoMemory;
+	}
+	if (ret != kIOReturnSuccess) {
+		kvfree(l.pages);
+		return ret;
+	}
+	/* vmap takes no page references: the map holds one on every
+	 * refcounted page, so pages outlive a complete (user memory unpinned,
+	 * then unmapped by the process) while the map lives. A page without a
+	 * count of its own (a tail of a non-compound high-order allocation)
+	 * stays its allocator's. Bit 0 of the entry (struct pages are
+	 * aligned) records the reference for unmap. */
+	for (i = 0; i < l.n; i++)
+		if (folio_try_get(page_folio(l.pages[i])))
+			l.pages[i] = (struct page *)((uintptr_t)l.pages[i] | 1u);
+	m->reserve = (uintptr_t)v;
+	m->reserve_bytes = (vm_size_t)l.n << PAGE_SHIFT;
+	m->pages = l.pages;
+	m->ioremapped = 0;
+	m->address = (mach_vm_address_t)((uintptr_t)v + (p->first & ~PAGE_MASK));
+	return kIOReturnSuccess;
+}
+#endif /* IOMEM_BACKEND_LINUX */
+
 /* The backend's doMap: sets m->address (and what the map owns). */
 IOMEM__PRIVATE IOReturn iomem__map_do(IOMemoryDescriptor *md, IOMemoryMap *m, mach_vm_address_t at)
 {
 	iomem__map_plan p;
 	IOOptionBits o = m->options;
 	bool own;
-	IOReturn ret = iomem__map_plan_make(md, (IOByteCount)m->offset, (IOByteCount)m->length, &p);
+	IOReturn ret;
+#if defined(IOMEM_BACKEND_LINUX)
+	if (IOMEM__MD_IS_GENERAL(md) && md->iomem__physical) {
+		/* device memory: one range, no struct pages -> ioremap */
+		IOByteCount seg = 0;
+		addr64_t pa = IOMemoryDescriptor_getPhysicalSegment(md, (IOByteCount)m->offset, &seg,
+		                                                    kIOMemoryMapperNone);
+		if (pa != 0 && !pfn_valid((unsigned long)(pa >> PAGE_SHIFT))) {
+			if (seg < m->length || !(o & kIOMapAnywhere))
+				return kIOReturnUnsupported;
+			return iomem__linux_map_io(m, pa);
+		}
+	}
+#endif
+	ret = iomem__map_plan_make(md, (IOByteCount)m->offset, (IOByteCount)m->length, &p);
 	if (ret != kIOReturnSuccess)
 		return ret;
 #if defined(IOMEM_BACKEND_POSIX)
@@ -1117,6 +1326,20 @@ IOMEM__PRIVATE IOReturn iomem__map_do(IOMemoryDescriptor *md, IOMemoryMap *m, ma
 		return iomem__map_alias(md, m, at, &p);
 	}
 #endif
+#if defined(IOMEM_BACKEND_LINUX)
+	if (!p.aligned)
+		return kIOReturnNotAligned;
+	/* IOKit's same-task rule (below), for the cache modes the linear map
+	 * and vmalloc already have; anything else is a new mapping */
+	own = p.contiguous && (md->iomem__kind == IOMEM_MD_GENERAL || md->iomem__kind == IOMEM_MD_BUFFER) &&
+	      !md->iomem__physical && md->iomem__u.g.user == NULL && md->iomem__u.g.count == 1 &&
+	      m->offset == 0 && (o & kIOMapAnywhere) &&
+	      !(o & (kIOMapUnique | kIOMapReadOnly | kIOMapGuardedMask)) &&
+	      ((o & kIOMapCacheMask) == kIOMapDefaultCache || (o & kIOMapCacheMask) == kIOMapCopybackCache);
+	(void)at;
+	if (!own)
+		return iomem__linux_map(md, m, &p);
+#else
 	if (!p.contiguous)
 		return p.aligned ? kIOReturnUnsupported : kIOReturnNotAligned;
 #if defined(IOMEM_BACKEND_BAREMETAL)
@@ -1135,6 +1358,7 @@ IOMEM__PRIVATE IOReturn iomem__map_do(IOMemoryDescriptor *md, IOMemoryMap *m, ma
 #endif
 	if (!own)
 		return kIOReturnUnsupported;
+#endif /* !IOMEM_BACKEND_LINUX */
 	m->address = (mach_vm_address_t)p.first;
 	m->options |= kIOMapStatic;
 	return kIOReturnSuccess;
@@ -1395,11 +1619,18 @@ IOMEM_API IOReturn IOMemoryMap_unmap(IOMemoryMap *map)
 {
 	uintptr_t r;
 	vm_size_t bytes;
+#if defined(IOMEM_BACKEND_LINUX)
+	struct page **pages;
+#endif
 	if (map == NULL)
 		return kIOReturnBadArgument;
 	iomem__mutex_lock(&iomem__map_lock);
 	r = map->reserve;
 	bytes = map->reserve_bytes;
+#if defined(IOMEM_BACKEND_LINUX)
+	pages = (struct page **)map->pages;
+	map->pages = NULL;
+#endif
 	map->reserve = 0;
 	map->address = 0;
 	map->task = NULL;
@@ -1407,6 +1638,17 @@ IOMEM_API IOReturn IOMemoryMap_unmap(IOMemoryMap *map)
 #if defined(IOMEM_BACKEND_POSIX)
 	if (r != 0)
 		munmap((void *)r, bytes);
+#elif defined(IOMEM_BACKEND_LINUX)
+	if (r != 0 && map->ioremapped) {
+		iounmap((void __iomem *)r);
+	} else if (r != 0) {
+		unsigned long i, n = (unsigned long)(bytes >> PAGE_SHIFT);
+		vunmap((void *)r);
+		for (i = 0; i < n; i++)
+			if ((uintptr_t)pages[i] & 1u)
+				put_page((struct page *)((uintptr_t)pages[i] & ~(uintptr_t)1u));
+		kvfree(pages);
+	}
 #else
 	(void)r; (void)bytes;
 #endif

@@ -24,7 +24,9 @@
  *                                         returns its documented error)
  *   --- added by the issues that follow ---
  *   translation virt->phys                virt_to_phys, vmalloc_to_page
- *   wiring user memory                    pin_user_pages / unpin_user_pages
+ *   wiring user memory                    here: pin_user_pages_remote on the
+ *                                         mm the descriptor captured (mmgrab),
+ *                                         unpin_user_pages(_dirty_lock)
  *   DMA addresses                         the DMA API on a struct device
  *                                         (swiotlb and the IOMMU are the kernel's)
  *   physical access of exact width        ioremap + readb..readq / writeb..writeq
@@ -53,6 +55,10 @@
 #include <linux/highmem.h>
 #include <linux/gfp.h>
 #include <linux/io.h>
+#include <linux/version.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/mmap_lock.h>
 
 #ifndef IOMEM_MALLOC_ALIGN
 #  if defined(IOMEM_MALLOC)
@@ -276,5 +282,143 @@ IOMEM_INLINE void iomem__platform_ram_free(iomem__ram *ram)
 		vfree(ram->address);
 	ram->address = NULL;
 }
+
+/* ---- user tasks (the calling process's memory) ---------------------------
+ * A user task_t is the process's struct mm_struct *, cast (iomem_current_task
+ * returns it; it is only compared, never dereferenced by callers). A
+ * descriptor over it captures the mm with mmgrab at creation - which must
+ * run in that process, the only place the pointer can be checked - and
+ * mmdrop's it when freed. prepare may then run in any process context
+ * (another process, a kthread, a workqueue): mmget_not_zero keeps the
+ * address space alive while pin_user_pages_remote pins the pages under
+ * mmap_read_lock; an address space that is gone (the process exited) is
+ * refused with kIOReturnCannotWire. FOLL_WRITE when the device writes
+ * (kIODirectionIn); complete unpins (dirty for a writable pin, so the page
+ * cache sees the device's bytes). mmdrop/mmput are GPL-only exports: a module
+ * under a GPL-incompatible license builds with IOMEM_LINUX_USER_TASKS=0
+ * (then every user task is refused, as on the other backends). */
+#ifndef IOMEM_LINUX_USER_TASKS
+#  define IOMEM_LINUX_USER_TASKS 1
+#endif
+
+/* The calling thread's task: its mm, or NULL in a kernel thread (which has
+ * no user memory; the caller maps NULL to kernel_task). */
+IOMEM_INLINE void *iomem__platform_current_mm(void)
+{
+	if (current->flags & PF_KTHREAD)
+		return NULL;
+	return current->mm;
+}
+
+#if IOMEM_LINUX_USER_TASKS
+#define IOMEM__HAVE_USER_TASKS 1
+
+typedef struct iomem__utask {
+	struct mm_struct *mm;        /* mmgrab'ed at creation */
+	struct page     **pages;     /* pinned while prepared, else NULL */
+	unsigned long     npages;
+	bool              write;     /* pinned with FOLL_WRITE */
+} iomem__utask;
+
+/* Capture @mm for a descriptor; NULL unless @mm is the caller's own. */
+IOMEM_INLINE iomem__utask *iomem__platform_task_attach(void *mm)
+{
+	iomem__utask *u;
+	if (mm == NULL || mm != iomem__platform_current_mm())
+		return NULL;
+	u = (iomem__utask *)kzalloc(sizeof *u, GFP_KERNEL);
+	if (u == NULL)
+		return NULL;
+	mmgrab((struct mm_struct *)mm);
+	u->mm = (struct mm_struct *)mm;
+	return u;
+}
+
+IOMEM_INLINE void iomem__platform_task_detach(iomem__utask *u)
+{
+	if (u == NULL)
+		return;
+	if (u->pages != NULL) {          /* not reached: the descriptor completes first */
+		unpin_user_pages(u->pages, u->npages);
+		kvfree(u->pages);
+	}
+	mmdrop(u->mm);
+	kfree(u);
+}
+
+/* Pin every page of @ranges (@npages in all) in @u's mm, all or nothing;
+ * the physical address of each page into @phys. kIOReturnCannotWire for a
+ * page that is not mapped (or not pinnable: VM_IO/VM_PFNMAP, a write pin of
+ * a read-only mapping) or an address space that is gone; kIOReturnNoMemory
+ * when the kernel has no memory for it. */
+IOMEM_INLINE IOReturn iomem__platform_user_wire(iomem__utask *u, const IOAddressRange *ranges, uint32_t count,
+                                                vm_size_t npages, IOPhysicalAddress *phys, bool write)
+{
+	struct page **pages;
+	unsigned long done = 0;
+	unsigned int gup = write ? FOLL_WRITE : 0;
+	IOReturn ret = kIOReturnSuccess;
+	uint32_t i;
+	if (npages > (vm_size_t)(INT_MAX / sizeof(*pages)))
+		return kIOReturnNoMemory;
+	pages = (struct page **)kvmalloc_array(npages, sizeof(*pages), GFP_KERNEL);
+	if (pages == NULL)
+		return kIOReturnNoMemory;
+	if (!mmget_not_zero(u->mm)) {
+		kvfree(pages);
+		return kIOReturnCannotWire;
+	}
+	mmap_read_lock(u->mm);
+	for (i = 0; i < count && ret == kIOReturnSuccess; i++) {
+		unsigned long start = (unsigned long)ranges[i].address & PAGE_MASK, left;
+		if (ranges[i].length == 0)
+			continue;
+		left = (unsigned long)(((ranges[i].address + ranges[i].length - 1) >> PAGE_SHIFT) -
+		                       (ranges[i].address >> PAGE_SHIFT) + 1);
+		while (left > 0) {
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+			long got = pin_user_pages_remote(u->mm, start, left, gup, pages + done, NULL);
+#else
+			long got = pin_user_pages_remote(u->mm, start, left, gup, pages + done, NULL, NULL);
+#endif
+			if (got <= 0) {
+				ret = got == -ENOMEM ? kIOReturnNoMemory : kIOReturnCannotWire;
+				break;
+			}
+			done += (unsigned long)got;
+			start += (unsigned long)got << PAGE_SHIFT;
+			left -= (unsigned long)got;
+		}
+	}
+	mmap_read_unlock(u->mm);
+	mmput(u->mm);
+	if (ret != kIOReturnSuccess) {
+		unpin_user_pages(pages, done);   /* nothing stays pinned */
+		kvfree(pages);
+		return ret;
+	}
+	for (done = 0; done < npages; done++)
+		phys[done] = (IOPhysicalAddress)page_to_phys(pages[done]);
+	u->pages = pages;
+	u->npages = npages;
+	u->write = write;
+	return kIOReturnSuccess;
+}
+
+/* Unpin what user_wire pinned; dirty the pages of a writable pin unless
+ * @abort (kIODirectionCompleteWithError: the device's data is not kept). */
+IOMEM_INLINE void iomem__platform_user_unwire(iomem__utask *u, bool abort)
+{
+	if (u->pages == NULL)
+		return;
+	if (u->write && !abort)
+		unpin_user_pages_dirty_lock(u->pages, u->npages, true);
+	else
+		unpin_user_pages(u->pages, u->npages);
+	kvfree(u->pages);
+	u->pages = NULL;
+	u->npages = 0;
+}
+#endif /* IOMEM_LINUX_USER_TASKS */
 
 #endif /* IOMEM_LINUX_H_INCLUDED */

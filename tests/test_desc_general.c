@@ -171,6 +171,23 @@ Test(general, direction_rules)
 	iomem_test_expect_reports(0);
 }
 
+/* POSIX has one address space: the calling thread's task is kernel_task
+ * (the Linux kernel suite covers user processes, ktest_user.h). */
+Test(general, current_task_is_kernel_task_on_posix)
+{
+	unsigned char *buf = alloc_pages(1);
+	cr_expect_eq(iomem_current_task(), kernel_task);
+	cr_expect_eq(iomem_current_task(), iomem_current_task());
+	IOMemoryDescriptor *md = IOMemoryDescriptor_withAddressRange((uintptr_t)buf, 64, kIODirectionIn,
+	                                                             iomem_current_task());
+	cr_assert_not_null(md);
+	cr_expect_eq(IOMemoryDescriptor_prepare(md, kIODirectionNone), kIOReturnSuccess);
+	cr_expect_eq(IOMemoryDescriptor_complete(md, kIODirectionNone), kIOReturnSuccess);
+	IOMemoryDescriptor_release(md);
+	IOFreeAligned(buf, DESC_PAGE);
+	iomem_test_expect_reports(0);
+}
+
 Test(general, bad_creation_input_returns_null)
 {
 	unsigned char *buf = alloc_pages(1);

@@ -88,9 +88,12 @@ build=$work/build
 # --- 1. build (once for all modes) -----------------------------------------
 exec 9>"$work/build.lock"
 flock 9
-for f in Kbuild Makefile iomem_ktest.c iomem_ktest_debug.c ktest_edu.h ktest_dmacmd.h ktest_dmactl.h ktest_bench.h; do
+# every ktest_*.h case file, so a new one needs no edit here
+for p in "$here"/module/Kbuild "$here"/module/Makefile "$here"/module/iomem_ktest.c \
+	 "$here"/module/iomem_ktest_debug.c "$here"/module/ktest_*.h; do
+	f=${p##*/}
 	# keep mtimes: Kbuild's incremental build then only recompiles on change
-	cmp -s "$here/module/$f" "$build/$f" || cp -p "$here/module/$f" "$build/$f"
+	cmp -s "$p" "$build/$f" || cp -p "$p" "$build/$f"
 done
 # the example driver (examples/edu_driver.c): compiled by the same Kbuild
 ex=$src_root/examples/edu_driver.c

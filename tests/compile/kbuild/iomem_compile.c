@@ -8,6 +8,12 @@
  * Loading it allocates and frees 64 bytes and logs one line.
  */
 #define IOMEM_IMPLEMENTATION
+/* -DIOMEM_COMPILE_PROPRIETARY=1 (kbuild.module_proprietary): a module under
+ * a GPL-incompatible licence must link without GPL-only exports; the user
+ * task support (mmput/mmdrop) is then off. */
+#if defined(IOMEM_COMPILE_PROPRIETARY) && IOMEM_COMPILE_PROPRIETARY
+#  define IOMEM_LINUX_USER_TASKS 0
+#endif
 #include "iomem.h"
 #include "iomem_dma.h"
 #include "iomem_map.h"
@@ -41,6 +47,10 @@ static void __exit iomem_compile_exit(void)
 module_init(iomem_compile_init);
 module_exit(iomem_compile_exit);
 
+#if defined(IOMEM_COMPILE_PROPRIETARY) && IOMEM_COMPILE_PROPRIETARY
+MODULE_LICENSE("Proprietary");
+#else
 MODULE_LICENSE("Dual MIT/GPL");
+#endif
 MODULE_DESCRIPTION("iomem compile test: every header built as a kernel module");
 MODULE_AUTHOR("the iomem authors");

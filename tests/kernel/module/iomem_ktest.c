@@ -2137,6 +2137,9 @@ static void t_kernel_no_leaks_no_warnings(void)
 #include "ktest_dmacmd.h"
 /* IODMAController / IODMAEventSource: edu and dmaengine (issue #11 item 4) */
 #include "ktest_dmactl.h"
+/* user memory of the calling process; IOMemoryMap on vmap/ioremap (issue #9) */
+#include "ktest_user.h"
+#include "ktest_map.h"
 /* issue #9 "Measure": IODMACommand vs the kernel's sg_table path */
 #include "ktest_bench.h"
 
@@ -2233,6 +2236,8 @@ static const struct ktest_case tests[] = {
 	T(t_swiommu_dmacmd_iovas_translate),
 	T(t_mappedio_and_cache_flush),
 	KTEST_DMACTL_CASES
+	KTEST_USER_CASES
+	KTEST_MAP_CASES
 	KTEST_BENCH_CASES
 	T(t_kernel_no_leaks_no_warnings),
 };
