@@ -412,8 +412,10 @@ IOMEM_HEAP_API void iomem__heap_init(iomem__heap *h)
 		h->map[i] = 0;
 	for (i = 0; i < IOMEM__HEAP_LISTS; i++)
 		h->heads[i] = NULL;
-	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++)
-		h->arena[i].first = h->arena[i].span = 0;
+	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++) {
+		h->arena[i].first = 1;     /* unused: no aligned address is in it */
+		h->arena[i].span = 0;
+	}
 	h->diag.capacity = h->diag.allocated = h->diag.peak_allocated = 0;
 	h->diag.peak_request = h->diag.used_blocks = 0;
 	h->diag.alloc_count = h->diag.free_count = h->diag.oom_count = 0;
@@ -523,17 +525,20 @@ oom:
 IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_validate(const iomem__heap *h, const void *p)
 {
 	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR, off, d;
-	const iomem__heap_arena *ar = h->arena, *stop = h->arena + h->diag.arenas;
+	const iomem__heap_arena *ar = h->arena;
 	const iomem__hblock *b = (const iomem__hblock *)a;
 	size_t size;
 	if (((uintptr_t)p & (IOMEM_HEAP_ALIGN - 1)) != 0)
 		return NULL;
-	for (;; ar++) {
-		if (ar == stop)
-			return NULL;
-		off = a - ar->first;
-		if (off <= ar->span)
-			break;
+	off = a - ar->first;
+	if (off > ar->span) {           /* not the first arena (unused slots match nothing) */
+		for (;;) {
+			if (++ar == h->arena + IOMEM_HEAP_MAX_ARENAS)
+				return NULL;
+			off = a - ar->first;
+			if (off <= ar->span)
+				break;
+		}
 	}
 	size = b->size;
 	if ((size & (IOMEM_HEAP_ALIGN - 1) & ~IOMEM__HEAP_LENT) != 0)
