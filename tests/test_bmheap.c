@@ -96,6 +96,42 @@ Test(heapcore, every_alignment_without_waste)
 	cr_expect_eq(c.free_blocks, 1);
 }
 
+/* A front gap smaller than a minimum block is lent to the previous block:
+ * its owner's usable size does not include it, it comes back when either
+ * block is freed (in both orders), and an overwritten gap word is ignored
+ * (the gap stays with the previous block) without harm. */
+Test(heapcore, lent_front_gap_comes_back)
+{
+	unsigned lent_seen = 0;
+	for (unsigned order = 0; order < 3; order++)
+		for (size_t k = 0; k < 16; k++) {
+			iomem__heap h;
+			iomem_heap_census c;
+			iomem__heap_init(&h);
+			cr_assert(iomem__heap_add_arena(&h, arena, 65536));
+			unsigned char *f = iomem__heap_alloc(&h, k * 8), *q = iomem__heap_alloc_aligned(&h, 100, 64);
+			cr_assert(f && q && (uintptr_t)q % 64 == 0);
+			size_t fu = iomem__heap_usable_size(&h, f);
+			cr_expect(fu >= k * 8 && f + fu + IOMEM__HEAP_HDR <= q, "k %zu: the lent gap is not usable by f", k);
+			memset(f, 0xf1, fu);
+			memset(q, 0x71, iomem__heap_usable_size(&h, q));
+			cr_assert(iomem__heap_check(&h, NULL));
+			bool lent = (((size_t *)q)[-1] & IOMEM__HEAP_LENT) != 0;
+			lent_seen += lent;
+			if (order == 2 && lent)
+				((size_t *)(q - IOMEM__HEAP_HDR))[-1] = 5000;   /* f overran into the gap word */
+			cr_assert(iomem__heap_free(&h, order == 1 ? f : q));
+			cr_assert(iomem__heap_check(&h, NULL), "k %zu order %u", k, order);
+			if (order != 1)
+				cr_expect(iomem_test_all_bytes(f, k * 8, 0xf1));
+			cr_assert(iomem__heap_free(&h, order == 1 ? q : f));
+			cr_assert(iomem__heap_check(&h, &c));
+			cr_expect_eq(c.free_blocks, 1, "k %zu order %u: everything came back", k, order);
+			cr_expect_eq(h.diag.allocated, 0);
+		}
+	cr_expect_geq(lent_seen, 3 * 2, "some gaps were lent");
+}
+
 Test(heapcore, random_stress_against_a_shadow)
 {
 	enum { SLOTS = 4096, OPS = 1000000 };
