@@ -18,34 +18,53 @@
  * DESIGN
  * ======
  *   Every block starts with a two-word header: the address of the physically
- *   previous block (NULL for an arena's first block) and the block's size in
- *   bytes, header included, a multiple of IOMEM_HEAP_ALIGN, with bit 0 set
- *   while the block is free. A free block also keeps the links of its free
- *   list in its first payload words, so the smallest block is four words.
- *   Each arena ends with a header-only sentinel (size 0, "used") so that
- *   coalescing never walks off the arena.
+ *   previous block and the block's size in bytes, header included, a
+ *   multiple of IOMEM_HEAP_ALIGN, with bit 0 set while the block is free. A
+ *   free block also keeps its free-list links in its first payload words
+ *   (the next block, and the address of the link that points at it), so the
+ *   smallest block is four words. Each arena starts with a header-only
+ *   "start block" and ends with a header-only sentinel, both "used", so that
+ *   every block has a physical predecessor and coalescing never walks off
+ *   the arena.
  *
- *   Free blocks sit in FL x SL segregated lists: the first level is the power
- *   of two of the size, the second splits each power of two into
- *   IOMEM__HEAP_SL_COUNT (16) equal ranges; sizes below 128 bytes get one
- *   exact list per 8-byte granule. Two bitmaps say which lists are non-empty,
- *   so finding a list is two find-first-set instructions.
+ *   Free blocks sit in segregated lists, numbered by size: one list per
+ *   8-byte granule below 128 bytes, then IOMEM__HEAP_SL_COUNT (16) lists per
+ *   power of two (list = 16 * (log2(size) - 7) + the 4 bits after the top
+ *   one, one shift and an add - no branch). A two-level bitmap (one bit per
+ *   list in 32-bit words, one bit per non-empty word) finds the first
+ *   non-empty list at or above any list in two find-first-set instructions.
  *
  *   Allocation rounds the request up to the next list boundary ("good fit"),
  *   so the first block of the first non-empty list at or above it always
  *   fits: no list is ever searched. The block is split and the tail goes
  *   back to a list. Free merges with both physical neighbours (found through
- *   the header, no search) and inserts the result. Aligned allocation asks
- *   for size + alignment + one minimum block, then cuts the front gap off as
- *   a free block: still no search. Every operation therefore runs a bounded
- *   number of steps independent of the number of blocks (x86-64 -O2: see
- *   bench/bench_bmheap.c for the measured worst case in instructions).
+ *   the header, no search) and inserts the result; a list link knows the
+ *   link pointing at it, so a block leaves its list without its list number
+ *   being computed. Aligned allocation asks for size + alignment - 8 and
+ *   cuts the front gap off: as a free block when it can hold one (its
+ *   previous block is used, so no two free blocks meet), else (a gap smaller
+ *   than a minimum block) it is lent to the physically previous block -
+ *   used, or the arena's start block - with its size in the gap's last word
+ *   and a flag in the aligned block's header, and comes back when the
+ *   aligned block (or the previous one) is freed. Still no search.
+ *
+ *   Every operation therefore runs a bounded number of steps independent of
+ *   the number of blocks. Measured worst case per call over an adversarial
+ *   sequence (wrapper entry to return): x86-64 gcc -O2 (bench/bench_bmheap.c,
+ *   ptrace single-step) alloc 114, aligned alloc 172, free 135 instructions;
+ *   Cortex-M4 -O2 (tools/bm-heapcount, QEMU trace) 121 / 177 / 132. The
+ *   floor of this design is the free with both neighbours free: checking the
+ *   pointer (~25), two list removals that may empty a list (two-level bitmap
+ *   update each) and one insertion. RISC-V without Zbb pays libgcc's
+ *   software count-leading-zeros on every list number.
  *
  * OVERHEAD
  *   Per allocated block: the two-word header, 8 bytes on 32-bit targets and
  *   16 bytes on 64-bit ones, plus rounding of the request to
  *   IOMEM_HEAP_ALIGN; a remainder smaller than a minimum block (16 / 32
- *   bytes) is left in the block instead of being split off.
+ *   bytes) is left in the block instead of being split off. Per arena: two
+ *   headers (start block and sentinel). The control block (iomem__heap) is
+ *   ~1.7 KiB on 32-bit targets, ~4.3 KiB on 64-bit ones.
  *
  * WORST-CASE FRAGMENTATION (what is guaranteed; tests/test_bmheap.c and the
  * on-target stress test check it)
@@ -57,10 +76,13 @@
  *         smaller than need(s) * 17/16 - good fit is within 1/16 of best
  *         fit, whatever the history of the heap;
  *     G2  iomem__heap_alloc_aligned(s, a) succeeds whenever a free block of
- *         at least R(need(s) + a + minimum block - 8) exists;
+ *         at least R(need(s) + a - 8) exists;
  *     G3  an allocated block occupies at most need(s) + minimum block - 8
- *         bytes (internal fragmentation), for aligned blocks the front gap
- *         is returned to the heap;
+ *         bytes (internal fragmentation); an aligned one may in addition
+ *         have lent its physically previous block a front gap smaller than
+ *         a minimum block (8 / 24 bytes at most on 32 / 64-bit targets),
+ *         which comes back with either block; larger front gaps are free
+ *         blocks. Once every block is freed, each arena is one free block;
  *     G4  no two free blocks are ever adjacent (immediate coalescing), so the
  *         free space of an arena is a set of maximal holes between live
  *         blocks; the heap as a whole can fail only by external
@@ -107,7 +129,8 @@ extern "C" {
 #  define IOMEM_HEAP_MAX_ARENAS 4
 #endif
 
-/* Smallest arena accepted (a smaller one cannot hold a block + sentinel). */
+/* Smallest arena accepted (a smaller one cannot hold the start block, a
+ * minimum block and the sentinel on a 64-bit target). */
 #define IOMEM_HEAP_ARENA_MIN ((size_t)64)
 
 /* Blocks are smaller than 2^IOMEM_HEAP_MAX_LOG2 bytes; a larger arena is
@@ -125,17 +148,21 @@ extern "C" {
 #define IOMEM__HEAP_FL_SHIFT (IOMEM__HEAP_SL_LOG2 + 3)            /* 128 bytes */
 #define IOMEM__HEAP_SMALL    ((size_t)1 << IOMEM__HEAP_FL_SHIFT)
 #define IOMEM__HEAP_FL_COUNT (IOMEM_HEAP_MAX_LOG2 - IOMEM__HEAP_FL_SHIFT + 1)
+#define IOMEM__HEAP_LISTS    (IOMEM__HEAP_FL_COUNT * IOMEM__HEAP_SL_COUNT)
+/* one spare word: a search one past the last list reads zero */
+#define IOMEM__HEAP_WORDS    (IOMEM__HEAP_LISTS / 32 + 1)
 #define IOMEM__HEAP_MAX_BLOCK ((size_t)1 << IOMEM_HEAP_MAX_LOG2)  /* exclusive */
-#define IOMEM__HEAP_FREE     ((size_t)1)
+#define IOMEM__HEAP_FREE     ((size_t)1)   /* size bit 0: the block is free */
+#define IOMEM__HEAP_LENT     ((size_t)2)   /* size bit 1: the word before the header is a front gap lent to the previous block */
 
-typedef char iomem__heap_fl_fits_32_bits[(IOMEM__HEAP_FL_COUNT <= 32 && IOMEM__HEAP_FL_COUNT > 0) ? 1 : -1];
+typedef char iomem__heap_words_fit_32_bits[(IOMEM__HEAP_WORDS <= 32 && IOMEM__HEAP_FL_COUNT > 0) ? 1 : -1];
 
 typedef struct iomem__hblock iomem__hblock;
 struct iomem__hblock {
-	iomem__hblock *prev_phys;   /* physically previous block, NULL for the first */
-	size_t         size;        /* bytes incl. header | IOMEM__HEAP_FREE */
-	iomem__hblock *next_free;   /* free blocks only: overlap the payload */
-	iomem__hblock *prev_free;
+	iomem__hblock  *prev_phys;   /* physically previous block, NULL for the start block */
+	size_t          size;        /* bytes incl. header | IOMEM__HEAP_FREE */
+	iomem__hblock  *next_free;   /* free blocks only: overlap the payload */
+	iomem__hblock **link_free;   /* the pointer to this block: a list head or the previous next_free */
 };
 #define IOMEM__HEAP_HDR       (2 * sizeof(void *))    /* 8 / 16 bytes */
 #define IOMEM__HEAP_MIN_BLOCK (sizeof(iomem__hblock)) /* 16 / 32 bytes */
@@ -143,7 +170,7 @@ struct iomem__hblock {
 /** Counters of one heap, kept up to date in O(1) (o1heap style). */
 typedef struct iomem_heap_diagnostics {
 	size_t   capacity;          /* bytes the arenas offer to blocks (headers included) */
-	size_t   allocated;         /* bytes in allocated blocks, headers included */
+	size_t   allocated;         /* bytes in allocated blocks (headers and lent front gaps included) */
 	size_t   peak_allocated;    /* highest value of allocated */
 	size_t   peak_request;      /* largest size ever requested */
 	size_t   used_blocks;       /* blocks allocated now */
@@ -160,17 +187,20 @@ typedef struct iomem_heap_census {
 	size_t free_blocks;
 	size_t largest_free;        /* largest free block, header included */
 	size_t largest_alloc;       /* largest request that is sure to succeed now (G1) */
-	size_t used_bytes;
+	size_t used_bytes;          /* allocated blocks + front gaps lent to the start blocks */
 	size_t used_blocks;
 } iomem_heap_census;
 
-typedef struct iomem__heap_arena { uintptr_t begin, end; } iomem__heap_arena; /* end = sentinel */
+/* first: the first block after the start block (start block = first -
+ * header); first + span: the last address a block can start at (the
+ * sentinel is a minimum block further) */
+typedef struct iomem__heap_arena { uintptr_t first, span; } iomem__heap_arena;
 
 /** The heap's control block; zero it with iomem__heap_init. */
 typedef struct iomem__heap {
-	uint32_t          fl_map;
-	uint32_t          sl_map[IOMEM__HEAP_FL_COUNT];
-	iomem__hblock    *heads[IOMEM__HEAP_FL_COUNT][IOMEM__HEAP_SL_COUNT];
+	uint32_t          top;                        /* bit w: map[w] != 0 */
+	uint32_t          map[IOMEM__HEAP_WORDS];     /* bit i % 32 of map[i / 32]: list i non-empty */
+	iomem__hblock    *heads[IOMEM__HEAP_LISTS];
 	iomem__heap_arena arena[IOMEM_HEAP_MAX_ARENAS];
 	iomem_heap_diagnostics diag;
 } iomem__heap;
@@ -246,9 +276,9 @@ IOMEM__HEAP_INLINE unsigned iomem__heap_ffs32(uint32_t x)
 IOMEM__HEAP_INLINE unsigned iomem__heap_fls(size_t x)
 {
 #if (defined(__GNUC__) || defined(__clang__)) && SIZE_MAX > 0xFFFFFFFFu
-	return 63u - (unsigned)__builtin_clzll((unsigned long long)x);
+	return 63u ^ (unsigned)__builtin_clzll((unsigned long long)x);   /* ^: one bsr on x86 */
 #elif defined(__GNUC__) || defined(__clang__)
-	return 31u - (unsigned)__builtin_clz((unsigned)x);
+	return 31u ^ (unsigned)__builtin_clz((unsigned)x);
 #else
 	unsigned n = 0;
 #  if SIZE_MAX > 0xFFFFFFFFu
@@ -263,54 +293,57 @@ IOMEM__HEAP_INLINE unsigned iomem__heap_fls(size_t x)
 }
 
 #define IOMEM__HEAP_BLK(a)   ((iomem__hblock *)(a))
-#define IOMEM__HEAP_SIZE(b)  ((b)->size & ~IOMEM__HEAP_FREE)
-#define IOMEM__HEAP_NEXT(b)  IOMEM__HEAP_BLK((uintptr_t)(b) + IOMEM__HEAP_SIZE(b))
+#define IOMEM__HEAP_SIZE(b)  ((b)->size & ~(IOMEM_HEAP_ALIGN - 1))
+#define IOMEM__HEAP_END(ar)  ((ar)->first + (ar)->span + IOMEM__HEAP_MIN_BLOCK)  /* the sentinel */
 
-/* The list a block of @size (a multiple of 8, < MAX_BLOCK) belongs to. */
-IOMEM__HEAP_INLINE void iomem__heap_mapping(size_t size, unsigned *fl, unsigned *sl)
+/* The list of a block of @size bytes (0 < size < MAX_BLOCK): below 128 one
+ * list per granule (size / 8), above 16 per power of two. Setting bit 7
+ * makes the small sizes fall into the same formula without a branch. */
+IOMEM__HEAP_INLINE unsigned iomem__heap_list(size_t size)
 {
-	if (size < IOMEM__HEAP_SMALL) {
-		*fl = 0;
-		*sl = (unsigned)(size >> 3);
-	} else {
-		unsigned f = iomem__heap_fls(size);
-		*fl = f - (IOMEM__HEAP_FL_SHIFT - 1);
-		*sl = (unsigned)(size >> (f - IOMEM__HEAP_SL_LOG2)) ^ IOMEM__HEAP_SL_COUNT;
-	}
+	unsigned f = iomem__heap_fls(size | IOMEM__HEAP_SMALL);
+	return (f << IOMEM__HEAP_SL_LOG2) + (unsigned)(size >> (f - IOMEM__HEAP_SL_LOG2)) -
+	       (IOMEM__HEAP_FL_SHIFT << IOMEM__HEAP_SL_LOG2);
 }
 
-IOMEM__HEAP_INLINE void iomem__heap_insert(iomem__heap *h, iomem__hblock *b)
+/* The first list whose every block holds @n bytes (0 < n < MAX_BLOCK):
+ * the list after n - 1's. May be IOMEM__HEAP_LISTS (no such list). */
+IOMEM__HEAP_INLINE unsigned iomem__heap_list_up(size_t n)
 {
-	unsigned fl, sl;
-	iomem__hblock *head;
-	iomem__heap_mapping(IOMEM__HEAP_SIZE(b), &fl, &sl);
-	head = h->heads[fl][sl];
-	b->next_free = head;
-	b->prev_free = NULL;
-	if (head != NULL)
-		head->prev_free = b;
-	h->heads[fl][sl] = b;
-	h->sl_map[fl] |= (uint32_t)1 << sl;
-	h->fl_map |= (uint32_t)1 << fl;
+	return iomem__heap_list(n - 1) + 1;
 }
 
-IOMEM__HEAP_INLINE void iomem__heap_remove(iomem__heap *h, iomem__hblock *b)
+IOMEM__HEAP_INLINE void iomem__heap_link(iomem__heap *h, iomem__hblock *b, unsigned i)
 {
-	unsigned fl, sl;
-	iomem__hblock *next = b->next_free, *prev = b->prev_free;
-	iomem__heap_mapping(IOMEM__HEAP_SIZE(b), &fl, &sl);
+	iomem__hblock **head = &h->heads[i], *first = *head;
+	*head = b;
+	b->link_free = head;
+	b->next_free = first;
+	if (first != NULL)
+		first->link_free = &b->next_free;
+	h->map[i >> 5] |= (uint32_t)1 << (i & 31);
+	h->top |= (uint32_t)1 << (i >> 5);
+}
+
+/* List @i became empty. */
+IOMEM__HEAP_INLINE void iomem__heap_emptied(iomem__heap *h, unsigned i)
+{
+	uint32_t m = h->map[i >> 5] & ~((uint32_t)1 << (i & 31));
+	h->map[i >> 5] = m;
+	if (m == 0)
+		h->top &= ~((uint32_t)1 << (i >> 5));
+}
+
+/* Takes free block @b off its list; its list number is needed only when
+ * the list becomes empty, and then it is where its head sits. */
+IOMEM__HEAP_INLINE void iomem__heap_unlink(iomem__heap *h, iomem__hblock *b)
+{
+	iomem__hblock *next = b->next_free, **link = b->link_free;
+	*link = next;
 	if (next != NULL)
-		next->prev_free = prev;
-	if (prev != NULL) {
-		prev->next_free = next;
-	} else {
-		h->heads[fl][sl] = next;
-		if (next == NULL) {
-			h->sl_map[fl] &= ~((uint32_t)1 << sl);
-			if (h->sl_map[fl] == 0)
-				h->fl_map &= ~((uint32_t)1 << fl);
-		}
-	}
+		next->link_free = link;
+	else if ((uintptr_t)link - (uintptr_t)h->heads < sizeof h->heads)
+		iomem__heap_emptied(h, (unsigned)(link - h->heads));
 }
 
 IOMEM_HEAP_API size_t iomem__heap_round_list(size_t n)
@@ -329,42 +362,35 @@ IOMEM_HEAP_API size_t iomem__heap_request_need(size_t size)
 	return need < IOMEM__HEAP_MIN_BLOCK ? IOMEM__HEAP_MIN_BLOCK : need;
 }
 
-/* Takes a free block of at least @search bytes off its list, or NULL. */
-IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, size_t search)
+/* Takes the first block of the first non-empty list at or above list @i off
+ * its list, or NULL. */
+IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, unsigned i)
 {
-	unsigned fl, sl;
-	uint32_t map;
+	unsigned w = i >> 5;
+	uint32_t m = h->map[w] & (~(uint32_t)0 << (i & 31));
 	iomem__hblock *b, *next;
-	if (search >= IOMEM__HEAP_SMALL)   /* round up: every block of the list fits */
-		search += ((size_t)1 << (iomem__heap_fls(search) - IOMEM__HEAP_SL_LOG2)) - 1;
-	if (IOMEM__HEAP_UNLIKELY(search >= IOMEM__HEAP_MAX_BLOCK))
-		return NULL;
-	iomem__heap_mapping(search, &fl, &sl);
-	map = h->sl_map[fl] & (~(uint32_t)0 << sl);
-	if (map == 0) {
-		map = h->fl_map & ~(((uint32_t)2 << fl) - 1u);
-		if (map == 0)
+	if (m == 0) {
+		uint32_t t = h->top & (~(uint32_t)1 << w);
+		if (t == 0)
 			return NULL;
-		fl = iomem__heap_ffs32(map);
-		map = h->sl_map[fl];
+		w = iomem__heap_ffs32(t);
+		m = h->map[w];
 	}
-	sl = iomem__heap_ffs32(map);
-	b = h->heads[fl][sl];
-	next = b->next_free;            /* remove the head */
-	h->heads[fl][sl] = next;
-	if (next != NULL) {
-		next->prev_free = NULL;
-	} else {
-		h->sl_map[fl] &= ~((uint32_t)1 << sl);
-		if (h->sl_map[fl] == 0)
-			h->fl_map &= ~((uint32_t)1 << fl);
-	}
+	i = (w << 5) + iomem__heap_ffs32(m);
+	b = h->heads[i];
+	next = b->next_free;
+	h->heads[i] = next;
+	if (next != NULL)
+		next->link_free = &h->heads[i];
+	else
+		iomem__heap_emptied(h, i);
 	return b;
 }
 
 /* Marks @b (off the lists, size @bsize) used with @need bytes; the tail goes
  * back to a list when it can hold a block. Returns the payload. */
-IOMEM__HEAP_INLINE void *iomem__heap_carve(iomem__heap *h, iomem__hblock *b, size_t bsize, size_t need)
+IOMEM__HEAP_INLINE void *iomem__heap_carve(iomem__heap *h, iomem__hblock *b, size_t bsize, size_t need,
+                                           size_t lent)
 {
 	size_t rest = bsize - need;
 	if (rest >= IOMEM__HEAP_MIN_BLOCK) {
@@ -372,10 +398,10 @@ IOMEM__HEAP_INLINE void *iomem__heap_carve(iomem__heap *h, iomem__hblock *b, siz
 		t->prev_phys = b;
 		t->size = rest | IOMEM__HEAP_FREE;
 		IOMEM__HEAP_BLK((uintptr_t)t + rest)->prev_phys = t;
-		iomem__heap_insert(h, t);
+		iomem__heap_link(h, t, iomem__heap_list(rest));
 		bsize = need;
 	}
-	b->size = bsize;
+	b->size = bsize | lent;
 	h->diag.allocated += bsize;
 	if (h->diag.allocated > h->diag.peak_allocated)
 		h->diag.peak_allocated = h->diag.allocated;
@@ -386,15 +412,16 @@ IOMEM__HEAP_INLINE void *iomem__heap_carve(iomem__heap *h, iomem__hblock *b, siz
 
 IOMEM_HEAP_API void iomem__heap_init(iomem__heap *h)
 {
-	unsigned i, j;
-	h->fl_map = 0;
-	for (i = 0; i < IOMEM__HEAP_FL_COUNT; i++) {
-		h->sl_map[i] = 0;
-		for (j = 0; j < IOMEM__HEAP_SL_COUNT; j++)
-			h->heads[i][j] = NULL;
+	unsigned i;
+	h->top = 0;
+	for (i = 0; i < IOMEM__HEAP_WORDS; i++)
+		h->map[i] = 0;
+	for (i = 0; i < IOMEM__HEAP_LISTS; i++)
+		h->heads[i] = NULL;
+	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++) {
+		h->arena[i].first = 1;     /* unused: no aligned address is in it */
+		h->arena[i].span = 0;
 	}
-	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++)
-		h->arena[i].begin = h->arena[i].end = 0;
 	h->diag.capacity = h->diag.allocated = h->diag.peak_allocated = 0;
 	h->diag.peak_request = h->diag.used_blocks = 0;
 	h->diag.alloc_count = h->diag.free_count = h->diag.oom_count = 0;
@@ -404,30 +431,34 @@ IOMEM_HEAP_API void iomem__heap_init(iomem__heap *h)
 
 IOMEM_HEAP_API bool iomem__heap_add_arena(iomem__heap *h, void *base, size_t size)
 {
-	uintptr_t a = (uintptr_t)base, end;
+	uintptr_t a = (uintptr_t)base, first, end;
 	unsigned i, n = h->diag.arenas;
-	iomem__hblock *b, *s;
+	iomem__hblock *s, *b, *e;
 	if (base == NULL || (a & (IOMEM_HEAP_ALIGN - 1)) != 0 || size < IOMEM_HEAP_ARENA_MIN ||
 	    size > UINTPTR_MAX - a || n >= IOMEM_HEAP_MAX_ARENAS)
 		return false;
 	for (i = 0; i < n; i++)   /* overlap with an arena already added */
-		if (a < h->arena[i].end + IOMEM__HEAP_HDR && h->arena[i].begin < a + size)
+		if (a < IOMEM__HEAP_END(&h->arena[i]) + IOMEM__HEAP_HDR && h->arena[i].first - IOMEM__HEAP_HDR < a + size)
 			return false;
 	size &= ~(IOMEM_HEAP_ALIGN - 1);
-	if (size - IOMEM__HEAP_HDR >= IOMEM__HEAP_MAX_BLOCK)
-		size = IOMEM__HEAP_MAX_BLOCK - IOMEM_HEAP_ALIGN + IOMEM__HEAP_HDR;
+	if (size - 2 * IOMEM__HEAP_HDR >= IOMEM__HEAP_MAX_BLOCK)
+		size = IOMEM__HEAP_MAX_BLOCK - IOMEM_HEAP_ALIGN + 2 * IOMEM__HEAP_HDR;
+	first = a + IOMEM__HEAP_HDR;
 	end = a + size - IOMEM__HEAP_HDR;
-	b = IOMEM__HEAP_BLK(a);
-	s = IOMEM__HEAP_BLK(end);
-	b->prev_phys = NULL;
-	b->size = (end - a) | IOMEM__HEAP_FREE;
-	s->prev_phys = b;
-	s->size = 0;                       /* sentinel: "used", size 0 */
-	iomem__heap_insert(h, b);
-	h->arena[n].begin = a;
-	h->arena[n].end = end;
+	s = IOMEM__HEAP_BLK(a);
+	b = IOMEM__HEAP_BLK(first);
+	e = IOMEM__HEAP_BLK(end);
+	s->prev_phys = NULL;               /* start block: "used", header only */
+	s->size = IOMEM__HEAP_HDR;
+	b->prev_phys = s;
+	b->size = (end - first) | IOMEM__HEAP_FREE;
+	e->prev_phys = b;
+	e->size = 0;                       /* sentinel: "used", size 0 */
+	iomem__heap_link(h, b, iomem__heap_list(end - first));
+	h->arena[n].first = first;
+	h->arena[n].span = end - IOMEM__HEAP_MIN_BLOCK - first;
 	h->diag.arenas = n + 1;
-	h->diag.capacity += end - a;
+	h->diag.capacity += end - first;
 	return true;
 }
 
@@ -437,13 +468,13 @@ IOMEM_HEAP_API void *iomem__heap_alloc(iomem__heap *h, size_t size)
 	iomem__hblock *b;
 	if (size > h->diag.peak_request)
 		h->diag.peak_request = size;
-	if (IOMEM__HEAP_UNLIKELY(size >= IOMEM__HEAP_MAX_BLOCK))
+	if (IOMEM__HEAP_UNLIKELY(size >= IOMEM__HEAP_MAX_BLOCK - IOMEM__HEAP_HDR - IOMEM_HEAP_ALIGN))
 		goto oom;
 	need = iomem__heap_request_need(size);
-	b = iomem__heap_take(h, need);
+	b = iomem__heap_take(h, iomem__heap_list_up(need));
 	if (IOMEM__HEAP_UNLIKELY(b == NULL))
 		goto oom;
-	return iomem__heap_carve(h, b, IOMEM__HEAP_SIZE(b), need);
+	return iomem__heap_carve(h, b, b->size - IOMEM__HEAP_FREE, need, 0);
 oom:
 	h->diag.oom_count++;
 	return NULL;
@@ -451,8 +482,7 @@ oom:
 
 IOMEM_HEAP_API void *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size_t align)
 {
-	size_t need, bsize;
-	uintptr_t p, q;
+	size_t need, bsize, gap, lent = 0;
 	iomem__hblock *b;
 	if (align <= IOMEM_HEAP_ALIGN && (align & (align - 1)) == 0)
 		return iomem__heap_alloc(h, size);
@@ -462,28 +492,35 @@ IOMEM_HEAP_API void *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size
 	                         align >= IOMEM__HEAP_MAX_BLOCK / 2))   /* no overflow below */
 		goto oom;
 	need = iomem__heap_request_need(size);
-	/* worst case: a front gap of a minimum block plus (align - 8) */
-	b = iomem__heap_take(h, need + align + IOMEM__HEAP_MIN_BLOCK - IOMEM_HEAP_ALIGN);
+	/* the payload moves forward by at most align - 8 */
+	b = iomem__heap_take(h, iomem__heap_list_up(need + align - IOMEM_HEAP_ALIGN));
 	if (IOMEM__HEAP_UNLIKELY(b == NULL))
 		goto oom;
-	bsize = IOMEM__HEAP_SIZE(b);
-	p = (uintptr_t)b + IOMEM__HEAP_HDR;
-	q = (p + align - 1) & ~(uintptr_t)(align - 1);
-	if (q != p) {
-		size_t gap;
-		iomem__hblock *nb;
-		if (q - p < IOMEM__HEAP_MIN_BLOCK)   /* the gap must hold a free block */
-			q = (p + IOMEM__HEAP_MIN_BLOCK + align - 1) & ~(uintptr_t)(align - 1);
-		gap = q - p;
-		nb = IOMEM__HEAP_BLK((uintptr_t)b + gap);
-		nb->prev_phys = b;
-		IOMEM__HEAP_BLK((uintptr_t)b + bsize)->prev_phys = nb;
-		b->size = gap | IOMEM__HEAP_FREE;     /* its neighbour before is used */
-		iomem__heap_insert(h, b);
-		b = nb;
+	bsize = b->size - IOMEM__HEAP_FREE;
+	gap = (size_t)(-((uintptr_t)b + IOMEM__HEAP_HDR) & (uintptr_t)(align - 1));
+	if (gap != 0) {
+		/* a gap that can hold a block becomes a free one (its previous
+		 * block is used: no two free blocks meet); a smaller one is lent
+		 * to the previous block - used or the start block - and its last
+		 * word says how much: it comes back when this block is freed (or
+		 * with the previous block, if that goes first) */
+		iomem__hblock *prev = b->prev_phys, *nb = IOMEM__HEAP_BLK((uintptr_t)b + gap);
+		if (gap >= IOMEM__HEAP_MIN_BLOCK) {
+			b->size = gap | IOMEM__HEAP_FREE;
+			iomem__heap_link(h, b, iomem__heap_list(gap));
+			prev = b;
+		} else {
+			prev->size += gap;
+			h->diag.allocated += gap;
+			((size_t *)nb)[-1] = gap;
+			lent = IOMEM__HEAP_LENT;
+		}
+		nb->prev_phys = prev;
 		bsize -= gap;
+		IOMEM__HEAP_BLK((uintptr_t)nb + bsize)->prev_phys = nb;
+		b = nb;
 	}
-	return iomem__heap_carve(h, b, bsize, need);
+	return iomem__heap_carve(h, b, bsize, need, lent);
 oom:
 	h->diag.oom_count++;
 	return NULL;
@@ -493,42 +530,43 @@ oom:
  * words inside @h's arenas. */
 IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_validate(const iomem__heap *h, const void *p)
 {
-	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR, begin = 0, end = 0;
-	const iomem__hblock *b, *prev;
+	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR, off, d;
+	const iomem__heap_arena *ar = h->arena;
+	const iomem__hblock *b = (const iomem__hblock *)a;
 	size_t size;
-	unsigned i;
 	if (((uintptr_t)p & (IOMEM_HEAP_ALIGN - 1)) != 0)
 		return NULL;
-	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++)
-		if (a - h->arena[i].begin < h->arena[i].end - h->arena[i].begin) {
-			begin = h->arena[i].begin;
-			end = h->arena[i].end;
-			break;
+	off = a - ar->first;
+	if (off > ar->span) {           /* not the first arena (unused slots match nothing) */
+		for (;;) {
+			if (++ar == h->arena + IOMEM_HEAP_MAX_ARENAS)
+				return NULL;
+			off = a - ar->first;
+			if (off <= ar->span)
+				break;
 		}
-	if (end == 0)
-		return NULL;
-	b = (const iomem__hblock *)a;
+	}
 	size = b->size;
-	if ((size & (IOMEM_HEAP_ALIGN - 1)) != 0 || size < IOMEM__HEAP_MIN_BLOCK || size > end - a)
+	if ((size & (IOMEM_HEAP_ALIGN - 1) & ~IOMEM__HEAP_LENT) != 0)
 		return NULL;                   /* free (bit 0), foreign or overwritten */
+	size &= ~IOMEM__HEAP_LENT;
+	if (size - IOMEM__HEAP_MIN_BLOCK > ar->span - off)   /* MIN .. up to the sentinel */
+		return NULL;
 	if (((const iomem__hblock *)(a + size))->prev_phys != b)
 		return NULL;
-	prev = b->prev_phys;
-	if (prev == NULL) {
-		if (a != begin)
-			return NULL;
-	} else if ((uintptr_t)prev < begin || (uintptr_t)prev >= a ||
-	           ((uintptr_t)prev & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
-	           (uintptr_t)prev + IOMEM__HEAP_SIZE(prev) != a) {
+	/* the previous block: from the start block (first - header) up to a,
+	 * aligned, ending at a (a NULL prev_phys fails the range) */
+	d = a - (uintptr_t)b->prev_phys;
+	if ((d & (IOMEM_HEAP_ALIGN - 1)) != 0 || d - IOMEM__HEAP_HDR > off ||
+	    IOMEM__HEAP_SIZE(b->prev_phys) != d)
 		return NULL;
-	}
 	return (iomem__hblock *)a;
 }
 
 IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
 {
 	iomem__hblock *b, *next, *prev;
-	size_t size;
+	size_t size, nsize, lent;
 	if (p == NULL)
 		return true;
 	b = iomem__heap_validate(h, p);
@@ -537,71 +575,110 @@ IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
 		return false;
 	}
 	size = b->size;
+	lent = size & IOMEM__HEAP_LENT;
+	size -= lent;
 	h->diag.allocated -= size;
 	h->diag.used_blocks--;
 	h->diag.free_count++;
 	next = IOMEM__HEAP_BLK((uintptr_t)b + size);
-	if (next->size & IOMEM__HEAP_FREE) {
-		iomem__heap_remove(h, next);
-		size += IOMEM__HEAP_SIZE(next);
+	nsize = next->size;
+	if (nsize & IOMEM__HEAP_FREE) {
+		iomem__heap_unlink(h, next);
+		size += nsize - IOMEM__HEAP_FREE;
+	} else {
+		next->size = nsize & ~IOMEM__HEAP_LENT;   /* a gap it lent us is part of us */
 	}
 	prev = b->prev_phys;
-	if (prev != NULL && (prev->size & IOMEM__HEAP_FREE)) {
-		iomem__heap_remove(h, prev);
-		size += IOMEM__HEAP_SIZE(prev);
+	if (prev->size & IOMEM__HEAP_FREE) {
+		iomem__heap_unlink(h, prev);
+		size += prev->size - IOMEM__HEAP_FREE;
 		b = prev;
+	} else if (lent != 0) {
+		/* take the front gap back from the previous block; a gap word
+		 * its owner overwrote is left alone (the gap stays with it) */
+		size_t gap = ((size_t *)b)[-1], d = (uintptr_t)b - (uintptr_t)prev;
+		if ((gap & (IOMEM_HEAP_ALIGN - 1)) == 0 && gap - IOMEM_HEAP_ALIGN < d - IOMEM__HEAP_HDR) {
+			prev->size -= gap;
+			h->diag.allocated -= gap;
+			size += gap;
+			b = IOMEM__HEAP_BLK((uintptr_t)b - gap);
+			b->prev_phys = prev;
+		}
 	}
 	b->size = size | IOMEM__HEAP_FREE;
 	IOMEM__HEAP_BLK((uintptr_t)b + size)->prev_phys = b;
-	iomem__heap_insert(h, b);
+	iomem__heap_link(h, b, iomem__heap_list(size));
 	return true;
 }
 
 IOMEM_HEAP_API bool iomem__heap_owns(const iomem__heap *h, const void *p)
 {
 	unsigned i;
-	for (i = 0; i < h->diag.arenas; i++)
-		if ((uintptr_t)p - h->arena[i].begin < h->arena[i].end + IOMEM__HEAP_HDR - h->arena[i].begin)
+	for (i = 0; i < h->diag.arenas; i++) {
+		uintptr_t lo = h->arena[i].first - IOMEM__HEAP_HDR;
+		if ((uintptr_t)p - lo < IOMEM__HEAP_END(&h->arena[i]) + IOMEM__HEAP_HDR - lo)
 			return true;
+	}
 	return false;
 }
 
 IOMEM_HEAP_API size_t iomem__heap_usable_size(const iomem__heap *h, const void *p)
 {
-	const iomem__hblock *b = iomem__heap_validate(h, p);
-	return b != NULL ? b->size - IOMEM__HEAP_HDR : 0;
+	const iomem__hblock *b = iomem__heap_validate(h, p), *next;
+	size_t n;
+	if (b == NULL)
+		return 0;
+	n = IOMEM__HEAP_SIZE(b);
+	next = (const iomem__hblock *)((uintptr_t)b + n);
+	n -= IOMEM__HEAP_HDR;
+	if ((next->size & (IOMEM__HEAP_FREE | IOMEM__HEAP_LENT)) == IOMEM__HEAP_LENT)
+		n -= ((const size_t *)next)[-1];   /* lent to the next block */
+	return n;
 }
 
 IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *census)
 {
 	iomem_heap_census c = { 0, 0, 0, 0, 0, 0 };
 	size_t listed = 0, capacity = 0;
-	unsigned i, fl, sl;
+	unsigned i, w;
 	if (h->diag.arenas > IOMEM_HEAP_MAX_ARENAS)
 		return false;
-	/* 1. physical walk of every arena */
+	/* 1. physical walk of every arena, from its start block */
 	for (i = 0; i < h->diag.arenas; i++) {
-		uintptr_t begin = h->arena[i].begin, end = h->arena[i].end, a = begin;
-		const iomem__hblock *prev = NULL;
+		uintptr_t first = h->arena[i].first, end = IOMEM__HEAP_END(&h->arena[i]), a;
+		const iomem__hblock *prev = (const iomem__hblock *)(first - IOMEM__HEAP_HDR);
 		bool prev_free = false;
-		if (begin == 0 || end <= begin || ((begin | end) & (IOMEM_HEAP_ALIGN - 1)) != 0)
+		if (first <= IOMEM__HEAP_HDR || end <= first || ((first | end) & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
+		    h->arena[i].span > UINTPTR_MAX - first - IOMEM__HEAP_MIN_BLOCK)
 			return false;
-		capacity += end - begin;
+		if (prev->prev_phys != NULL || prev->size < IOMEM__HEAP_HDR ||
+		    (prev->size & (IOMEM_HEAP_ALIGN - 1)) != 0 || prev->size - IOMEM__HEAP_HDR >= end - first)
+			return false;                      /* the start block */
+		capacity += end - first;
+		c.used_bytes += prev->size - IOMEM__HEAP_HDR;   /* lent front gaps */
+		a = (uintptr_t)prev + prev->size;
 		while (a != end) {
 			const iomem__hblock *b = (const iomem__hblock *)a;
 			size_t size = IOMEM__HEAP_SIZE(b);
 			bool is_free = (b->size & IOMEM__HEAP_FREE) != 0;
-			if (b->prev_phys != prev || size < IOMEM__HEAP_MIN_BLOCK ||
-			    (size & (IOMEM_HEAP_ALIGN - 1)) != 0 || size > end - a)
+			if (b->prev_phys != prev || size < IOMEM__HEAP_MIN_BLOCK || size > end - a ||
+			    (b->size & 4) != 0 || (b->size & 3) == 3)
 				return false;
+			if (b->size & IOMEM__HEAP_LENT) {  /* the gap word, and what it leaves the previous block */
+				size_t gap = ((const size_t *)b)[-1];
+				size_t keep = prev->prev_phys == NULL ? IOMEM__HEAP_HDR : IOMEM__HEAP_MIN_BLOCK;
+				if (prev_free || gap == 0 || (gap & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
+				    gap > IOMEM__HEAP_SIZE(prev) - keep)
+					return false;
+			}
 			if (is_free) {
-				iomem__hblock *x;
+				const iomem__hblock *x;
+				unsigned l = iomem__heap_list(size);
 				if (prev_free)
 					return false;          /* two adjacent free blocks */
-				iomem__heap_mapping(size, &fl, &sl);
-				if (!(h->sl_map[fl] & ((uint32_t)1 << sl)) || !(h->fl_map & ((uint32_t)1 << fl)))
+				if (!(h->map[l >> 5] & ((uint32_t)1 << (l & 31))) || !(h->top & ((uint32_t)1 << (l >> 5))))
 					return false;
-				for (x = h->heads[fl][sl]; x != NULL && x != b; x = x->next_free)
+				for (x = h->heads[l]; x != NULL && x != b; x = x->next_free)
 					if (++listed > h->diag.capacity)   /* a cycle */
 						return false;
 				if (x != b)
@@ -622,24 +699,31 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 			return false;                      /* sentinel */
 	}
 	/* 2. every list: bitmaps agree, members are free, in the right list,
-	 *    doubly linked, inside an arena; their number matches the walk */
+	 *    linked back, inside an arena; their number matches the walk */
 	listed = 0;
-	for (fl = 0; fl < IOMEM__HEAP_FL_COUNT; fl++) {
-		if (((h->fl_map >> fl) & 1u) != (h->sl_map[fl] != 0))
+	for (w = 0; w < IOMEM__HEAP_WORDS; w++)
+		if (((h->top >> w) & 1u) != (h->map[w] != 0))
 			return false;
-		for (sl = 0; sl < IOMEM__HEAP_SL_COUNT; sl++) {
-			const iomem__hblock *x, *back = NULL;
-			if (((h->sl_map[fl] >> sl) & 1u) != (h->heads[fl][sl] != NULL))
+	if (IOMEM__HEAP_WORDS < 32 && (h->top >> (IOMEM__HEAP_WORDS % 32)) != 0)
+		return false;
+	for (i = 0; i < IOMEM__HEAP_WORDS * 32; i++) {
+		iomem__hblock *const *link;
+		const iomem__hblock *x;
+		bool bit = ((h->map[i >> 5] >> (i & 31)) & 1u) != 0;
+		if (i >= IOMEM__HEAP_LISTS) {
+			if (bit)
 				return false;
-			for (x = h->heads[fl][sl]; x != NULL; back = x, x = x->next_free) {
-				unsigned f2, s2;
-				if (++listed > c.free_blocks || !iomem__heap_owns(h, x) ||
-				    !(x->size & IOMEM__HEAP_FREE) || x->prev_free != back)
-					return false;
-				iomem__heap_mapping(IOMEM__HEAP_SIZE(x), &f2, &s2);
-				if (f2 != fl || s2 != sl)
-					return false;
-			}
+			continue;
+		}
+		if (bit != (h->heads[i] != NULL))
+			return false;
+		link = &h->heads[i];
+		for (x = h->heads[i]; x != NULL; link = &x->next_free, x = x->next_free) {
+			if (++listed > c.free_blocks || !iomem__heap_owns(h, x) ||
+			    ((uintptr_t)x & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
+			    !(x->size & IOMEM__HEAP_FREE) || x->link_free != link ||
+			    iomem__heap_list(IOMEM__HEAP_SIZE(x)) != i)
+				return false;
 		}
 	}
 	if (listed != c.free_blocks || capacity != h->diag.capacity ||
@@ -661,7 +745,6 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 
 #undef IOMEM__HEAP_BLK
 #undef IOMEM__HEAP_SIZE
-#undef IOMEM__HEAP_NEXT
 
 #ifdef __cplusplus
 } /* extern "C" */

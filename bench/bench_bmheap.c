@@ -15,6 +15,12 @@
  *                 both neighbours, requests that miss their list, aligned
  *                 requests with gap + tail): target <= 100 per call
  *
+ *   IOMalloc      the same hot pair through IOMalloc/IOFree of the bare-metal
+ *                 backend over its heap (the whole library compiled into this
+ *                 file as static functions, IOMEM_DEBUG=0 like every bench
+ *                 file), with and without lock hooks: what the wrapper and
+ *                 the locks add to the raw heap
+ *
  * The heap is compiled into this file (static functions, as the bare-metal
  * backend compiles it), over a 64 MiB arena from aligned_alloc.
  */
@@ -33,9 +39,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define IOMEM_HEAP_API static __attribute__((unused))
-#define IOMEM__HEAP_IMPLEMENTATION 1
-#include "backends/iomem_heap.h"
+/* The bare-metal backend (and with it the heap) as static functions of this
+ * file: the rest of the bench links the POSIX one. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#define IOMEM_STATIC 1
+#define IOMEM_BACKEND_BAREMETAL 1
+#define IOMEM_NO_WEAK_LIBC 1
+#define IOMEM_IMPLEMENTATION 1
+#include "iomem.h"
 
 #include "bench.h"
 
@@ -46,6 +57,13 @@
 #define SIZE_SEED UINT64_C(0x9E3779B97F4A7C15)
 #define LIVE_SLOTS 4096u
 #define ARENA_BYTES ((size_t)64 << 20)
+#define ARENA2_BYTES ((size_t)16 << 20)
+
+static void bmh_nolock(void *user)
+{
+    (void)user;
+    BENCH_CLOBBER();
+}
 
 typedef struct bmh_state {
     iomem__heap *heap;
@@ -56,9 +74,11 @@ typedef struct bmh_state {
 } bmh_state;
 
 #define A_HEAP(st, n) iomem__heap_alloc((st)->heap, (n))
-#define F_HEAP(st, p) iomem__heap_free((st)->heap, (p))
+#define F_HEAP(st, p, n) iomem__heap_free((st)->heap, (p))
 #define A_MALLOC(st, n) ((void)(st), malloc(n))
-#define F_MALLOC(st, p) ((void)(st), free(p))
+#define F_MALLOC(st, p, n) ((void)(st), free(p))
+#define A_IOM(st, n) ((void)(st), IOMalloc(n))
+#define F_IOM(st, p, n) ((void)(st), IOFree((p), (n)))
 
 #define PAIR_DEF(FNAME, K, ALLOC, FREE)                                         \
     static BENCH_KERNEL int FNAME(void *st_, uint64_t iters)                  \
@@ -78,7 +98,7 @@ typedef struct bmh_state {
             }                                                                   \
             p[0] = (unsigned char)i;                                            \
             BENCH_ESCAPE(p);                                                    \
-            FREE(st, p);                                                        \
+            FREE(st, p, n);                                                     \
         }                                                                       \
         st->idx = idx;                                                          \
         return 0;                                                               \
@@ -95,7 +115,7 @@ typedef struct bmh_state {
         for (uint64_t i = 0; i < iters; i++) {                                  \
             uint32_t k = picks[pick];                                           \
             pick = (pick + 1u) & POOL_MASK;                                     \
-            FREE(st, slot[k]);                                                  \
+            FREE(st, slot[k], 0);                                               \
             size_t n = sizes[idx];                                              \
             idx = (idx + 1u) & POOL_MASK;                                       \
             BENCH_OPAQUE(n);                                                    \
@@ -116,6 +136,7 @@ typedef struct bmh_state {
 
 BENCH_DEFINE_COPIES(k_heap_pair, PAIR_DEF, A_HEAP, F_HEAP)
 BENCH_DEFINE_COPIES(k_malloc_pair, PAIR_DEF, A_MALLOC, F_MALLOC)
+BENCH_DEFINE_COPIES(k_iom_pair, PAIR_DEF, A_IOM, F_IOM)
 BENCH_DEFINE_COPIES(k_heap_live, LIVE_DEF, A_HEAP, F_HEAP)
 BENCH_DEFINE_COPIES(k_malloc_live, LIVE_DEF, A_MALLOC, F_MALLOC)
 
@@ -281,11 +302,12 @@ int bench_group_bmheap(bench_ctx *ctx)
     void **slot_a = calloc(LIVE_SLOTS, sizeof *slot_a);
     void **slot_b = calloc(LIVE_SLOTS, sizeof *slot_b);
     void *arena = aligned_alloc(64, ARENA_BYTES);
+    void *arena2 = aligned_alloc(64, ARENA2_BYTES);
     iomem__heap heap;
     bmh_state sa, sb;
     bench_stats stats;
 
-    if (!sizes || !picks || !slot_a || !slot_b || !arena) {
+    if (!sizes || !picks || !slot_a || !slot_b || !arena || !arena2) {
         bench_fail(ctx, "out of memory for the pools / arena");
         goto out;
     }
@@ -318,6 +340,41 @@ int bench_group_bmheap(bench_ctx *ctx)
         if (bench_last_stats(ctx, &stats) == 0)
             bench_exact(ctx, "bmheap targets (issue 10)", "hot alloc+free pair, median ns",
                         stats.ns_median, "ns", 8.0);
+    }
+
+    /* the same pair through IOMalloc/IOFree of the bare-metal backend (its
+     * own heap over a second arena): what the wrapper adds, then the lock
+     * hooks (empty functions: the call cost of an IRQ-mask pair) */
+    {
+        bmh_state si;
+        memset(&si, 0, sizeof si);
+        si.sizes = sizes;
+        if (iomem_baremetal_init(&(iomem_baremetal_desc){
+                .heap = {{arena2, ARENA2_BYTES}}}) != kIOReturnSuccess) {
+            bench_fail(ctx, "iomem_baremetal_init failed");
+            goto out;
+        }
+        bench_kernel a = {.name = "IOMalloc+IOFree over the heap (hot pair)", .state = &si,
+                          .copies = k_iom_pair, .ncopies = BENCH_COPIES};
+        bench_kernel b = {.name = "heap alloc+free (hot pair)", .state = &sa,
+                          .copies = k_heap_pair, .ncopies = BENCH_COPIES};
+        if (bench_compare(ctx, &a, &b, BENCH_INFO) != 0)
+            goto out;
+        if (iomem_baremetal_init(&(iomem_baremetal_desc){
+                .heap = {{arena2, ARENA2_BYTES}}, .lock = bmh_nolock, .unlock = bmh_nolock}) !=
+            kIOReturnSuccess) {
+            bench_fail(ctx, "iomem_baremetal_init (lock hooks) failed");
+            goto out;
+        }
+        a.name = "IOMalloc+IOFree over the heap, lock hooks";
+        b = (bench_kernel){.name = "heap alloc+free (hot pair)", .state = &sa,
+                           .copies = k_heap_pair, .ncopies = BENCH_COPIES};
+        if (bench_compare(ctx, &a, &b, BENCH_INFO) != 0)
+            goto out;
+        if (iomem_baremetal_heap_check(NULL) != kIOReturnSuccess) {
+            bench_fail(ctx, "the backend heap's invariants failed after the IOMalloc runs");
+            goto out;
+        }
     }
 
     /* random live set: fill both, then free a random slot + allocate */
@@ -380,6 +437,7 @@ out:
         for (uint32_t k = 0; k < LIVE_SLOTS; k++)
             free(slot_b[k]);
     free(arena);
+    free(arena2);
     free(slot_b);
     free(slot_a);
     free(picks);

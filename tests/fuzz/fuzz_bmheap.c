@@ -166,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else if (p != NULL) {
 				track(&h, (unsigned char *)p, s, a);
 			} else if (a > 8) {
-				size_t want = iomem__heap_round_list(iomem__heap_request_need(s) + a + IOMEM__HEAP_MIN_BLOCK - 8);
+				size_t want = iomem__heap_round_list(iomem__heap_request_need(s) + a - 8);
 				FZ_CHECK(c.largest_free < want, "step %u: alloc_aligned(%zu, %zu) failed with a free block of %zu (G2)",
 				         step, s, a, c.largest_free);
 			} else {

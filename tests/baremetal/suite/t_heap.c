@@ -49,8 +49,7 @@ static bool g1_promised(size_t largest_free, size_t s)
 
 static bool g2_promised(size_t largest_free, size_t s, size_t a)
 {
-	return largest_free >= iomem__heap_round_list(iomem__heap_request_need(s) + a +
-	                                              IOMEM__HEAP_MIN_BLOCK - IOMEM_HEAP_ALIGN);
+	return largest_free >= iomem__heap_round_list(iomem__heap_request_need(s) + a - IOMEM_HEAP_ALIGN);
 }
 
 static void test_arenas(void)

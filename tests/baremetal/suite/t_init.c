@@ -201,8 +201,8 @@ void bmt_suite_init(void)
 	};
 	BMT_OK(iomem_baremetal_init(&d) == kIOReturnSuccess, "init: two heap arenas, DMA window, bounce arena");
 	BMT_OK(iomem_baremetal_heap_diagnostics(&diag) == kIOReturnSuccess && diag.arenas == 2 &&
-	       diag.capacity > sizeof heap0 + sizeof heap1 - 64 && diag.capacity <= sizeof heap0 + sizeof heap1 &&
-	       diag.used_blocks == 0, "init: heap capacity = both arenas minus sentinels");
+	       diag.capacity == sizeof heap0 + sizeof heap1 - 4 * IOMEM__HEAP_HDR &&
+	       diag.used_blocks == 0, "init: heap capacity = both arenas minus their start blocks and sentinels");
 	BMT_OK(iomem__platform_virt_to_phys(heap0) == (uintptr_t)heap0 &&
 	       iomem__platform_phys_to_virt((uintptr_t)heap0) == (void *)heap0, "init: identity translation by default");
 	BMT_OK(iomem__baremetal_iommu() == NULL, "init: no IOMMU by default");
