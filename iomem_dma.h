@@ -1273,7 +1273,10 @@ IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaI
  *                    notification action).
  *   initDMAChannel   kIOReturnNoChannels when an event source has it.
  */
-#if defined(IOMEM_BACKEND_LINUX)
+/* dmaengine's channel requests and flush_work are GPL-only exports: a module
+ * under another licence builds with IOMEM_LINUX_GPL_SYMBOLS=0 and goes
+ * without this controller. */
+#if defined(IOMEM_BACKEND_LINUX) && (!defined(IOMEM_LINUX_GPL_SYMBOLS) || IOMEM_LINUX_GPL_SYMBOLS)
 struct dma_chan;
 
 /**
@@ -3559,9 +3562,12 @@ IOMEM__PRIVATE void iomem__dmac_wake_locked(void)
 }
 #elif defined(IOMEM_BACKEND_LINUX)
 static DECLARE_WAIT_QUEUE_HEAD(iomem__dmac_registry_wq);
+/* jiffies, not ktime_get: the wait must link in a module of any licence
+ * (ktime_get and nsecs_to_jiffies are GPL-only exports); a tick is plenty
+ * for a timeout of about a second. */
 IOMEM__PRIVATE uint64_t iomem__dmac_now(void)
 {
-	return (uint64_t)ktime_get_ns();
+	return jiffies64_to_nsecs(get_jiffies_64());
 }
 /* the registry lock is a spinlock: sleep on the wait queue without it */
 IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
@@ -3575,7 +3581,8 @@ IOMEM__PRIVATE bool iomem__dmac_wait(uint64_t gen, uint64_t deadline)
 			wait_event(iomem__dmac_registry_wq, READ_ONCE(iomem__dmac_registry_gen) != gen);
 		else
 			wait_event_timeout(iomem__dmac_registry_wq, READ_ONCE(iomem__dmac_registry_gen) != gen,
-			                   nsecs_to_jiffies(deadline - now) + 1);
+			                   usecs_to_jiffies((unsigned int)min_t(uint64_t,
+			                                    div_u64(deadline - now, 1000), UINT_MAX / 2)) + 1);
 		iomem__mutex_lock(&iomem__dmac_registry_lock);
 	}
 	return true;
@@ -5182,7 +5189,7 @@ IOMEM_API IOReturn iomem_posix_dma_set_peer(IODMAController *engine, UInt32 dmaI
 #endif /* IOMEM_BACKEND_POSIX */
 
 /* >>impl-linuxdma: a controller over a dmaengine channel ------------------ */
-#if defined(IOMEM_BACKEND_LINUX)
+#if defined(IOMEM_BACKEND_LINUX) && (!defined(IOMEM_LINUX_GPL_SYMBOLS) || IOMEM_LINUX_GPL_SYMBOLS)
 #include <linux/dmaengine.h>
 #include <linux/workqueue.h>
 #include <linux/completion.h>

@@ -295,10 +295,14 @@ IOMEM_INLINE void iomem__platform_ram_free(iomem__ram *ram)
  * refused with kIOReturnCannotWire. FOLL_WRITE when the device writes
  * (kIODirectionIn); complete unpins (dirty for a writable pin, so the page
  * cache sees the device's bytes). mmdrop/mmput are GPL-only exports: a module
- * under a GPL-incompatible license builds with IOMEM_LINUX_USER_TASKS=0
- * (then every user task is refused, as on the other backends). */
+ * under a GPL-incompatible license builds with IOMEM_LINUX_GPL_SYMBOLS=0 (or
+ * just IOMEM_LINUX_USER_TASKS=0); then every user task is refused, as on the
+ * other backends, and the dmaengine controller (iomem_dma.h) is left out. */
+#ifndef IOMEM_LINUX_GPL_SYMBOLS
+#  define IOMEM_LINUX_GPL_SYMBOLS 1
+#endif
 #ifndef IOMEM_LINUX_USER_TASKS
-#  define IOMEM_LINUX_USER_TASKS 1
+#  define IOMEM_LINUX_USER_TASKS IOMEM_LINUX_GPL_SYMBOLS
 #endif
 
 /* The calling thread's task: its mm, or NULL in a kernel thread (which has

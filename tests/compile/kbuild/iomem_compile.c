@@ -10,9 +10,9 @@
 #define IOMEM_IMPLEMENTATION
 /* -DIOMEM_COMPILE_PROPRIETARY=1 (kbuild.module_proprietary): a module under
  * a GPL-incompatible licence must link without GPL-only exports; the user
- * task support (mmput/mmdrop) is then off. */
+ * task support (mmput/mmdrop) and the dmaengine controller are then off. */
 #if defined(IOMEM_COMPILE_PROPRIETARY) && IOMEM_COMPILE_PROPRIETARY
-#  define IOMEM_LINUX_USER_TASKS 0
+#  define IOMEM_LINUX_GPL_SYMBOLS 0
 #endif
 #include "iomem.h"
 #include "iomem_dma.h"
