@@ -8,6 +8,13 @@
  *               give 0, so every input is a valid program
  *   FZ_CHECK    a failed check prints and abort()s: libFuzzer records the
  *               input as a crash (a model mismatch is a finding like any)
+ *   FZ_MODEL    on a function of a target's model: no coverage
+ *               instrumentation, so the model's loops are neither coverage
+ *               feedback (they would fill the corpus with inputs that only
+ *               exercise the checker) nor a per-comparison callback (most of
+ *               the time per input). test_dma_ref.h's pure helpers get it
+ *               through DMA_REF_PURE. Only for code that does not call the
+ *               library: library code inlined there would lose its coverage.
  */
 #ifndef IOMEM_FUZZ_UTIL_H
 #define IOMEM_FUZZ_UTIL_H
@@ -28,6 +35,10 @@ static inline void fz_record_panic(const char *msg)
 	strncpy(fz_panic_msg, msg, sizeof fz_panic_msg - 1);
 }
 #define IOMEM_PANIC(msg) fz_record_panic(msg)
+
+#define FZ_MODEL __attribute__((no_sanitize("coverage")))
+/* test_dma_ref.h's pure helpers (random numbers, fills) */
+#define DMA_REF_PURE FZ_MODEL __attribute__((noinline))
 
 #define FZ_CHECK(cond, ...)                                                        \
 	do {                                                                       \
