@@ -18,12 +18,14 @@
  *   release    any map.
  * The model predicts each map request: kIOReturnBadArgument for a range
  * outside the descriptor; kIOReturnNotAligned when the range spans the
- * multi's junction and the first piece does not end on a page; for a
- * shared (not unique) request, the live compatible map (same descriptor,
- * same read-only bit, not unique, still mapped) with exactly that range
- * (the same object), else a sub-map at a containing one's address, else a
- * new mapping; kIOReturnNotFound for kIOMapReference when nothing fits;
- * unique: a new object. Every live map's bytes equal the descriptor's
+ * multi's junction and the first piece does not end on a page (a new
+ * mapping only); for a shared (not unique) request, the newest live
+ * compatible map (same descriptor, same read-only bit, not unique, still
+ * mapped) that contains the range: that object when the range is the
+ * same, else a new sub-map at its address that keeps it alive (so a map
+ * the program released may live on and be reused); else a new mapping;
+ * kIOReturnNotFound for kIOMapReference when nothing fits; unique: a new
+ * object. Every live map's bytes equal the descriptor's
  * (readBytes), after every write, either way (so the aliasing is real).
  * At the end everything is released: no leak, no report.
  */
@@ -47,10 +49,12 @@ typedef struct mm {
 	IOByteCount off, len;
 	bool ro, unique, unmapped;
 	int parent;                /* index of the super-map, -1: none */
+	unsigned seq;              /* creation order: the descriptor's list is newest first */
 	unsigned prog;             /* references the program holds */
 } mm;
 static mm maps[MAXMAPS];
 static unsigned nmaps;
+static unsigned next_seq;
 static IOMemoryDescriptor *mds[3];
 static IOByteCount mdlen[3];
 static IOByteCount sub_off, sub_len;     /* the sub-range of A */
@@ -115,7 +119,7 @@ static void op_map(fz *f, unsigned step)
 	                    (ref ? kIOMapReference : 0);
 	IOMemoryMap *map = (IOMemoryMap *)1;
 	IOReturn r, want = kIOReturnSuccess;
-	int same = -1, container = -1;
+	int first = -1;            /* the live map the library reuses, -1: none */
 	if (nmaps == MAXMAPS)
 		return;
 	switch (fz_u8(f) % 4) {
@@ -127,22 +131,22 @@ static void op_map(fz *f, unsigned step)
 	elen = len ? len : L - (off <= L ? off : L);
 	if (off > L || (len == 0 && off != 0) || elen > L - off || elen == 0)
 		want = kIOReturnBadArgument;
+	/* reuse (not unique): the first compatible live map in the descriptor's
+	 * list (newest first, as the library links them) that contains the
+	 * range: the same object when its range is the same, else a new
+	 * sub-map at its address, retaining it */
 	if (want == kIOReturnSuccess && !unique) {
-		for (unsigned i = 0; i < nmaps; i++) {
-			if (!compatible(&maps[i], md, ro) || eoff < maps[i].off || eoff + elen > maps[i].off + maps[i].len)
-				continue;
-			if (maps[i].off == eoff && maps[i].len == elen)
-				same = (int)i;
-			else
-				container = (int)i;
-		}
-		if (ref && same < 0 && container < 0)
+		for (unsigned i = 0; i < nmaps; i++)
+			if (compatible(&maps[i], md, ro) && eoff >= maps[i].off && eoff + elen <= maps[i].off + maps[i].len &&
+			    (first < 0 || maps[i].seq > maps[first].seq))
+				first = (int)i;
+		if (ref && first < 0)
 			want = kIOReturnNotFound;
 	}
 	/* a new mapping (reuse maps nothing): the multi's first piece must end
 	 * on a page when the range spans both */
-	if (want == kIOReturnSuccess && same < 0 && container < 0 && md == 2 && eoff < sub_len &&
-	    eoff + elen > sub_len && ((sub_off + sub_len) & (pg - 1)) != 0)
+	if (want == kIOReturnSuccess && first < 0 && md == 2 && eoff < sub_len && eoff + elen > sub_len &&
+	    ((sub_off + sub_len) & (pg - 1)) != 0)
 		want = kIOReturnNotAligned;
 	r = iomem_md_createMappingInTask(mds[md], kernel_task, 0, opts, off, len, &map);
 	FZ_CHECK(r == want, "step %u: map(md %d, [%llu +%llu] of %llu, options %#x) = %#x, model %#x", step, md,
@@ -157,56 +161,29 @@ static void op_map(fz *f, unsigned step)
 	         "step %u: map of [%llu +%llu]: length %llu offset %llu", step, (unsigned long long)eoff,
 	         (unsigned long long)elen, (unsigned long long)IOMemoryMap_getLength(map),
 	         (unsigned long long)IOMemoryMap_GetOffset(map));
-	/* reuse: the first compatible live map (in the descriptor's list
-	 * order, as IOKit's copyCompatible loop) that contains the range - the
-	 * same object when its range is the same, else a new sub-map at its
-	 * address. So with both kinds live either answer is right. */
-	{
-		bool reused = false, sub = false, fresh = true;
-		for (unsigned i = 0; i < nmaps; i++) {
-			const mm *c = &maps[i];
-			if (c->map == map) {
-				fresh = false;
-				reused |= compatible(c, md, ro) && c->off == eoff && c->len == elen;
-			}
-			if (compatible(c, md, ro) && eoff >= c->off && eoff + elen <= c->off + c->len &&
-			    (uintptr_t)IOMemoryMap_getVirtualAddress(map) ==
-			            (uintptr_t)IOMemoryMap_getVirtualAddress(c->map) + (eoff - c->off))
-				sub = true;
-		}
-		if (same >= 0 || container >= 0)
-			FZ_CHECK(reused || (fresh && sub), "step %u: neither the live map of that range nor a sub-map of one "
-			         "containing it (reused %d, new %d, at a container's address %d)", step, reused, fresh, sub);
-		else
-			FZ_CHECK(fresh, "step %u: a live map returned for a new range or a unique request", step);
+	if (first >= 0 && maps[first].off == eoff && maps[first].len == elen) {
+		FZ_CHECK(map == maps[first].map, "step %u: %p, not the live map %p of that range", step, (void *)map,
+		         (void *)maps[first].map);
+		maps[first].prog++;
+		return;
 	}
-	{
-		int parent = -1;
-		for (unsigned i = 0; i < nmaps; i++) {
-			if (maps[i].map == map) {      /* reused: one more reference */
-				maps[i].prog++;
-				return;
-			}
-		}
-		if (same >= 0 || container >= 0) {    /* a new sub-map: of which map (by address) */
-			for (unsigned i = 0; i < nmaps && parent < 0; i++)
-				if (compatible(&maps[i], md, ro) && eoff >= maps[i].off &&
-				    eoff + elen <= maps[i].off + maps[i].len &&
-				    (uintptr_t)IOMemoryMap_getVirtualAddress(map) ==
-				            (uintptr_t)IOMemoryMap_getVirtualAddress(maps[i].map) + (eoff - maps[i].off))
-					parent = (int)i;
-		}
-		maps[nmaps].map = map;
-		maps[nmaps].md = md;
-		maps[nmaps].off = eoff;
-		maps[nmaps].len = elen;
-		maps[nmaps].ro = ro;
-		maps[nmaps].unique = unique;
-		maps[nmaps].unmapped = false;
-		maps[nmaps].parent = parent;
-		maps[nmaps].prog = 1;
-		nmaps++;
-	}
+	for (unsigned i = 0; i < nmaps; i++)
+		FZ_CHECK(maps[i].map != map, "step %u: live map %u returned for a new mapping", step, i);
+	if (first >= 0)
+		FZ_CHECK((uintptr_t)IOMemoryMap_getVirtualAddress(map) ==
+		         (uintptr_t)IOMemoryMap_getVirtualAddress(maps[first].map) + (eoff - maps[first].off),
+		         "step %u: a sub-map not at its super-map's address", step);
+	maps[nmaps].map = map;
+	maps[nmaps].md = md;
+	maps[nmaps].off = eoff;
+	maps[nmaps].len = elen;
+	maps[nmaps].ro = ro;
+	maps[nmaps].unique = unique;
+	maps[nmaps].unmapped = false;
+	maps[nmaps].parent = first;
+	maps[nmaps].seq = ++next_seq;
+	maps[nmaps].prog = 1;
+	nmaps++;
 }
 
 /* Removes map objects nobody holds (no program reference, no live
