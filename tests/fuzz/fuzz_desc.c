@@ -57,7 +57,7 @@ static int nn;
 
 /* The model: byte @off of node @i -> virtual address (va, when backed by
  * the pool/a buffer) or physical address (pa, physical kinds). */
-static bool model_at(int i, IOByteCount off, unsigned char **va, uint64_t *pa)
+FZ_MODEL static bool model_at(int i, IOByteCount off, unsigned char **va, uint64_t *pa)
 {
 	const node *n = &nodes[i];
 	for (int k = 0; k < n->np; k++) {
@@ -102,7 +102,7 @@ static uint64_t model_pa(int i, IOByteCount off, unsigned char **vap)
 	return pa;
 }
 
-static bool all_virtual(int i, IOByteCount off, IOByteCount len)
+FZ_MODEL static bool all_virtual(int i, IOByteCount off, IOByteCount len)
 {
 	for (IOByteCount k = 0; k < len; k++) {
 		unsigned char *va = NULL;
@@ -125,6 +125,26 @@ static void check_segment(int i, IOByteCount off, uint64_t pa, IOByteCount len)
 	if (len > 1)
 		FZ_CHECK(model_pa(i, off + len - 1, NULL) == pa + len - 1, "node %d: segment at %llu: last byte", i,
 		         (unsigned long long)off);
+}
+
+/* Bytes [@o, @o + @l) of node @i (all virtual-backed): equal to @read
+ * when given (what readBytes returned), then @tmp gets the bytes to write
+ * back; with @read NULL, memory must now hold @tmp (writeBytes landed).
+ * The value written is a function of the address: bytes two ranges alias
+ * get the same value, whichever write lands last. */
+FZ_MODEL static void model_bytes(int i, IOByteCount o, IOByteCount l, const unsigned char *read, unsigned char *tmp)
+{
+	for (IOByteCount k = 0; k < l; k++) {
+		unsigned char *va = NULL;
+		uint64_t pa;
+		model_at(i, o + k, &va, &pa);
+		if (read != NULL) {
+			FZ_CHECK(read[k] == *va, "node %d: readBytes byte %llu", i, (unsigned long long)(o + k));
+			tmp[k] = (unsigned char)(((uintptr_t)va * 7) >> 3 ^ o);
+		} else {
+			FZ_CHECK(*va == tmp[k], "node %d: writeBytes byte %llu", i, (unsigned long long)(o + k));
+		}
+	}
 }
 
 static void walk_all(int i, fz *f)
@@ -194,24 +214,10 @@ static void walk_all(int i, fz *f)
 		if (l > len - o)
 			l = len - o;
 		if (all_virtual(i, o, l)) {
-			IOByteCount k;
 			FZ_CHECK(IOMemoryDescriptor_readBytes(md, o, back, l) == l, "node %d: readBytes", i);
-			for (k = 0; k < l; k++) {
-				unsigned char *va = NULL;
-				uint64_t pa;
-				model_at(i, o + k, &va, &pa);
-				FZ_CHECK(back[k] == *va, "node %d: readBytes byte %llu", i, (unsigned long long)(o + k));
-				/* a function of the address: bytes two ranges alias get
-				 * the same value, whichever write lands last */
-				tmp[k] = (unsigned char)(((uintptr_t)va * 7) >> 3 ^ o);
-			}
+			model_bytes(i, o, l, back, tmp);
 			FZ_CHECK(IOMemoryDescriptor_writeBytes(md, o, tmp, l) == l, "node %d: writeBytes", i);
-			for (k = 0; k < l; k++) {
-				unsigned char *va = NULL;
-				uint64_t pa;
-				model_at(i, o + k, &va, &pa);
-				FZ_CHECK(*va == tmp[k], "node %d: writeBytes byte %llu", i, (unsigned long long)(o + k));
-			}
+			model_bytes(i, o, l, NULL, tmp);
 		}
 		FZ_CHECK(IOMemoryDescriptor_readBytes(md, len - o, back, o + 1) == 0, "node %d: read past the end", i);
 	}

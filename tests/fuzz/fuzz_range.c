@@ -30,7 +30,7 @@ static IORangeScalar live_s[MAXLIVE], live_n[MAXLIVE];
 static unsigned nlive;
 static IORangeScalar nfree;
 
-static bool m_free(IORangeScalar s, IORangeScalar n)
+FZ_MODEL static bool m_free(IORangeScalar s, IORangeScalar n)
 {
 	if (s >= SPACE || n > SPACE - s)
 		return false;
@@ -40,7 +40,7 @@ static bool m_free(IORangeScalar s, IORangeScalar n)
 	return true;
 }
 
-static bool m_fit(IORangeScalar n, IORangeScalar amask, IORangeScalar limit)
+FZ_MODEL static bool m_fit(IORangeScalar n, IORangeScalar amask, IORangeScalar limit)
 {
 	for (IORangeScalar s = 0; s + n <= SPACE && s + n - 1 <= limit; s = ((s + 1) + amask) & ~amask)
 		if (m_free(s, n))
@@ -48,7 +48,7 @@ static bool m_fit(IORangeScalar n, IORangeScalar amask, IORangeScalar limit)
 	return false;
 }
 
-static void m_mark(IORangeScalar s, IORangeScalar n, uint8_t v)
+FZ_MODEL static void m_mark(IORangeScalar s, IORangeScalar n, uint8_t v)
 {
 	for (IORangeScalar i = 0; i < n; i++) {
 		if (mfree[s + i] != v)
@@ -57,7 +57,29 @@ static void m_mark(IORangeScalar s, IORangeScalar n, uint8_t v)
 	}
 }
 
-static void m_take(IORangeScalar s, IORangeScalar n)
+FZ_MODEL static bool m_any_free(IORangeScalar s, IORangeScalar n)
+{
+	for (IORangeScalar u = 0; u < n; u++)
+		if (mfree[s + u])
+			return true;
+	return false;
+}
+
+/* Live ranges [s, s+n) freed (wholly or partly) are no longer the
+ * program's: the parts outside it stay allocated, unreachable. */
+FZ_MODEL static void m_forget_live(IORangeScalar s, IORangeScalar n)
+{
+	for (unsigned i = 0; i < nlive;) {
+		if (live_s[i] < s + n && s < live_s[i] + live_n[i]) {
+			live_s[i] = live_s[--nlive];
+			live_n[i] = live_n[nlive];
+		} else {
+			i++;
+		}
+	}
+}
+
+FZ_MODEL static void m_take(IORangeScalar s, IORangeScalar n)
 {
 	m_mark(s, n, 0);
 	if (nlive < MAXLIVE) {
@@ -67,14 +89,11 @@ static void m_take(IORangeScalar s, IORangeScalar n)
 	/* else: it stays allocated, unreachable for the program; fine */
 }
 
-static void compare(IORangeAllocator *ra, unsigned step)
+/* The model's free fragments equal the allocator's @n serialized @pairs. */
+FZ_MODEL static void m_compare_fragments(const IORangeScalar *pairs, UInt32 n, unsigned step)
 {
-	static IORangeScalar pairs[2 * SPACE];
-	UInt32 n = IORangeAllocator_serialize(ra, pairs, SPACE), k = 0;
 	IORangeScalar u = 0;
-	FZ_CHECK(iomem_range_invariants_hold(ra), "step %u: invariants", step);
-	FZ_CHECK(IORangeAllocator_getFreeCount(ra) == nfree, "step %u: free count %llu, model %llu", step,
-	         (unsigned long long)IORangeAllocator_getFreeCount(ra), (unsigned long long)nfree);
+	UInt32 k = 0;
 	while (u < SPACE) {
 		IORangeScalar e;
 		if (!mfree[u]) {
@@ -91,6 +110,16 @@ static void compare(IORangeAllocator *ra, unsigned step)
 		u = e + 1;
 	}
 	FZ_CHECK(k == n, "step %u: %u fragments, model %u", step, n, k);
+}
+
+static void compare(IORangeAllocator *ra, unsigned step)
+{
+	static IORangeScalar pairs[2 * SPACE];
+	UInt32 n = IORangeAllocator_serialize(ra, pairs, SPACE);
+	FZ_CHECK(iomem_range_invariants_hold(ra), "step %u: invariants", step);
+	FZ_CHECK(IORangeAllocator_getFreeCount(ra) == nfree, "step %u: free count %llu, model %llu", step,
+	         (unsigned long long)IORangeAllocator_getFreeCount(ra), (unsigned long long)nfree);
+	m_compare_fragments(pairs, n, step);
 	FZ_CHECK(IORangeAllocator_getFragmentCount(ra) == n, "step %u: getFragmentCount", step);
 }
 
@@ -215,12 +244,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 6: {                                  /* deallocate anything */
 			IORangeScalar s = fz_u16(&f) % SPACE, sz = f_size(&f), n = (sz + dmask) & ~dmask;
-			bool overlap = false;
+			bool overlap;
 			iomem_range_stats st0, st1;
 			if (s + n > SPACE)
 				s = SPACE - n;
-			for (IORangeScalar u = 0; u < n; u++)
-				overlap |= mfree[s + u] != 0;
+			overlap = m_any_free(s, n);
 			iomem_range_get_stats(ra, &st0);
 			IORangeAllocator_deallocate(ra, s, sz);
 			iomem_range_get_stats(ra, &st1);
@@ -234,16 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				         step, (unsigned long long)s, (unsigned long long)sz, overlap, fz_panic_count,
 				         fz_panic_count ? fz_panic_msg : "");
 				m_mark(s, n, 1);
-				/* live ranges it freed (wholly or partly) are no longer the program's */
-				for (unsigned i = 0; i < nlive;) {
-					if (live_s[i] < s + n && s < live_s[i] + live_n[i]) {
-						/* the parts outside [s, s+n) stay allocated, unreachable */
-						live_s[i] = live_s[--nlive];
-						live_n[i] = live_n[nlive];
-					} else {
-						i++;
-					}
-				}
+				m_forget_live(s, n);
 			}
 			fz_panic_count = 0;
 			break;

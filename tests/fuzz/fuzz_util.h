@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_util.h - shared by the libFuzzer targets (fuzz_<name>.c).
- * Include it FIRST, before iomem.h: it routes IOMEM_PANIC into a recorder,
- * so a target can tell an expected contract report from a finding.
+ * Include it FIRST, before iomem.h: through tests/common/harness.h (shared
+ * with the stress programs) it routes IOMEM_PANIC into a recorder, so a
+ * target can tell an expected contract report from a finding.
  *
  *   fz_*        a byte reader over the fuzzer's input: reads past the end
  *               give 0, so every input is a valid program
  *   FZ_CHECK    a failed check prints and abort()s: libFuzzer records the
  *               input as a crash (a model mismatch is a finding like any)
+ *   FZ_MODEL    on a function of a target's model: no coverage
+ *               instrumentation, so the model's loops are neither coverage
+ *               feedback (they would fill the corpus with inputs that only
+ *               exercise the checker) nor a per-comparison callback (most of
+ *               the time per input). test_dma_ref.h's pure helpers get it
+ *               through DMA_REF_PURE. Only for code that does not call the
+ *               library: library code inlined there would lose its coverage.
  */
 #ifndef IOMEM_FUZZ_UTIL_H
 #define IOMEM_FUZZ_UTIL_H
@@ -15,35 +23,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-static char fz_panic_msg[512];
-static unsigned fz_panic_count;
+#include "../common/harness.h"    /* IOMEM_PANIC recorder, HARNESS_CHECK */
 
-static inline void fz_record_panic(const char *msg)
-{
-	fz_panic_count++;
-	strncpy(fz_panic_msg, msg, sizeof fz_panic_msg - 1);
-}
-#define IOMEM_PANIC(msg) fz_record_panic(msg)
-
-#define FZ_CHECK(cond, ...)                                                        \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                              \
-			fputc('\n', stderr);                                       \
-			abort();                                                   \
-		}                                                                  \
-	} while (0)
+/* the names the targets use */
+#define fz_panic_count harness_reports
+#define fz_panic_msg   harness_report_msg
+#define FZ_CHECK       HARNESS_CHECK
 
 /* No report was made since the last call (and forget the count). */
 #define FZ_NO_REPORTS()                                                              \
 	do {                                                                         \
 		FZ_CHECK(fz_panic_count == 0, "unexpected report: %s", fz_panic_msg); \
 	} while (0)
+
+#define FZ_MODEL __attribute__((no_sanitize("coverage")))
+/* test_dma_ref.h's pure helpers (random numbers, fills) */
+#define DMA_REF_PURE FZ_MODEL __attribute__((noinline))
 
 typedef struct fz {
 	const uint8_t *p;

@@ -2,7 +2,10 @@
 /*
  * tests/stress/stress_util.h - shared by the TSan stress programs
  * (tests/stress/stress_<name>.c). Plain executables (Criterion forks and
- * crashes under TSan): exit status 0 = pass. Include FIRST, before iomem.h.
+ * crashes under TSan): exit status 0 = pass. Include FIRST, before iomem.h
+ * (tests/common/harness.h, shared with the fuzz targets, routes IOMEM_PANIC
+ * into a recorder: harness_reports counts, harness_report_msg keeps the
+ * first).
  *
  * Each program runs STRESS_THREADS threads until every thread has done its
  * iterations or the time bound has passed (IOMEM_STRESS_MS, default 2500 ms
@@ -15,36 +18,19 @@
 #define IOMEM_STRESS_UTIL_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static atomic_uint stress_reports;
-static char stress_last_report[512];
-
-static inline void stress_record_panic(const char *msg)
-{
-	if (atomic_fetch_add(&stress_reports, 1) == 0)
-		strncpy(stress_last_report, msg, sizeof stress_last_report - 1);
-}
-#define IOMEM_PANIC(msg) stress_record_panic(msg)
+#include "../common/harness.h"    /* IOMEM_PANIC recorder, HARNESS_CHECK */
 
 #ifndef STRESS_THREADS
 #  define STRESS_THREADS 8
 #endif
 
-#define STRESS_CHECK(cond, ...)                                                      \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                \
-			fputc('\n', stderr);                                         \
-			abort();                                                     \
-		}                                                                    \
-	} while (0)
+#define STRESS_CHECK HARNESS_CHECK
 
 static struct timespec stress_t0;
 static long stress_ms = 2500;
@@ -67,14 +53,7 @@ static inline int stress_running(void)
 	return (t.tv_sec - stress_t0.tv_sec) * 1000 + (t.tv_nsec - stress_t0.tv_nsec) / 1000000 < stress_ms;
 }
 
-static inline uint64_t stress_rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
+static inline uint64_t stress_rnd(uint64_t *s) { return harness_xorshift64(s); }
 
 /* Runs fn(i) on STRESS_THREADS threads and joins them; each returns its
  * operation count. Prints the total. */
@@ -96,8 +75,8 @@ static inline unsigned long stress_run(const char *what, void *(*fn)(void *))
 
 static inline int stress_end(const char *name)
 {
-	unsigned n = atomic_load(&stress_reports);
-	STRESS_CHECK(n == 0, "%u report(s), first: %s", n, stress_last_report);
+	unsigned n = atomic_load(&harness_reports);
+	STRESS_CHECK(n == 0, "%u report(s), first: %s", n, harness_report_msg);
 	printf("stress %s: passed\n", name);
 	return 0;
 }
