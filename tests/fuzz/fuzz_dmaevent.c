@@ -137,6 +137,15 @@ static void setup(void)
 			pmem = IOBufferMemoryDescriptor_getBytesNoCopy(b);
 		}
 	}
+	{       /* a channel allocates its translation cache at its first
+		 * binding and keeps it for the engine's life: bind both before
+		 * the baseline is taken */
+		IODMAEventSource *e0 = IODMAEventSource_dmaEventSource(NULL, &fdev, NULL, NULL, 0);
+		IODMAEventSource *e1 = IODMAEventSource_dmaEventSource(NULL, &fdev, NULL, NULL, 0);
+		FZ_CHECK(e0 != NULL && e1 != NULL, "binding the channels");
+		IODMAEventSource_release(e1);
+		IODMAEventSource_release(e0);
+	}
 	fuzz_thread = pthread_self();
 	baseline_blocks = live_blocks();
 	baseline_wired = wired();
