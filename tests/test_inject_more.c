@@ -237,8 +237,12 @@ IOMEM_TEST(inject_more, event_source_creation_and_first_start)
 	uint64_t create_points = walk("dmaEventSource", op_event_source, &x);
 	cr_expect_geq(create_points, IOMEM__DEBUG ? 1u : 0u);
 	x.start = true;
-	cr_expect_gt(walk("dmaEventSource + startDMACommand", op_event_source, &x), create_points,
-	             "the first start allocates too");
+	uint64_t start_points = walk("dmaEventSource + startDMACommand", op_event_source, &x);
+#if IOMEM__DEBUG   /* without the debug layer walk() runs each call once and counts nothing */
+	cr_expect_gt(start_points, create_points, "the first start allocates too");
+#else
+	(void)start_points;
+#endif
 	mini_down(c);
 }
 

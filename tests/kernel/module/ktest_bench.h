@@ -145,6 +145,47 @@ static int kb_walk_cpu(struct sg_table *sgt, IODMACommand_Segment64 *s)
 	return n;
 }
 
+/* one timed prepare + generate + complete of @x's command: its result,
+ * the time in *@t and the segment count in *@n */
+static IOReturn kb_full_iomem(struct kb_buf *x, size_t len, IODMACommand_Segment64 *s, u64 *t, int *n)
+{
+	u64 t0 = ktime_get_ns();
+	IOReturn r = IODMACommand_prepare(x->cmd, 0, len, true, true);
+
+	*n = r == kIOReturnSuccess ? kb_gen(x->cmd, s) : -1;
+	r |= IODMACommand_complete(x->cmd, true, true);
+	*t = ktime_get_ns() - t0;
+	return r;
+}
+
+/* one timed pass of the kernel's own path over @x (its page lookup first
+ * when @lookup): 0 or the kernel's error, the time in *@t and the DMA
+ * segment count in *@n */
+static int kb_full_kernel(struct device *dev, struct kb_buf *x, unsigned int npages, int lookup,
+			  IODMACommand_Segment64 *s, u64 *t, int *n)
+{
+	struct sg_table sgt;
+	unsigned int j;
+	u64 t0 = ktime_get_ns();
+	int r;
+
+	if (lookup)
+		for (j = 0; j < npages; j++)
+			x->pages[j] = vmalloc_to_page(x->va + (size_t)j * PAGE_SIZE);
+	r = sg_alloc_table_from_pages(&sgt, x->pages, npages, 0, (unsigned long)npages * PAGE_SIZE,
+				      GFP_KERNEL);
+	if (!r) {
+		r = dma_map_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
+		if (!r) {
+			*n = kb_walk_dma(&sgt, s);
+			dma_unmap_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
+		}
+		sg_free_table(&sgt);
+	}
+	*t = ktime_get_ns() - t0;
+	return r;
+}
+
 static void kb_size(struct device *dev, const char *size, unsigned int npages, int iters)
 {
 	const size_t len = (size_t)npages * PAGE_SIZE;
@@ -154,7 +195,7 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 	u64 *ti = kcalloc(iters, sizeof(u64), GFP_KERNEL);
 	u64 *tk = kcalloc(iters, sizeof(u64), GFP_KERNEL);
 	IOMapper *mapper = iomem_linux_mapper_for_device(dev);
-	int i, j, ni = 0, nk = 0;
+	int i, j, lookup, ni = 0, nk = 0;
 	bool same = true;
 	u64 t0m, t0b;
 
@@ -176,79 +217,26 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 			goto out;
 	}
 
-	/* full: prepare + generate + complete vs alloc + map + walk + unmap + free */
-	for (i = 0; i < iters; i++) {
-		struct kb_buf *x = &b[i % KB_ROT];
-		struct sg_table sgt;
-		u64 t0, t1;
-		int r;
-
-		t0 = ktime_get_ns();
-		r = IODMACommand_prepare(x->cmd, 0, len, true, true);
-		ni = r == kIOReturnSuccess ? kb_gen(x->cmd, si) : -1;
-		r |= IODMACommand_complete(x->cmd, true, true);
-		t1 = ktime_get_ns();
-		ti[i] = t1 - t0;
-		if (!EXPECT_EQ(r, kIOReturnSuccess) || !EXPECT(ni > 0))
-			goto out;
-
-		x = &b[(i + 1) % KB_ROT];
-		t0 = ktime_get_ns();
-		r = sg_alloc_table_from_pages(&sgt, x->pages, npages, 0, len, GFP_KERNEL);
-		if (!r) {
-			r = dma_map_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
-			if (!r) {
-				nk = kb_walk_dma(&sgt, sk);
-				dma_unmap_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
-			}
-			sg_free_table(&sgt);
+	/* full: prepare + generate + complete vs alloc + map + walk + unmap +
+	 * free; then "full+", with the kernel's page lookup inside its timing: a
+	 * driver that holds only the vmalloc address (as iomem's descriptor
+	 * does) must find the pages (vmalloc_to_page) before
+	 * sg_alloc_table_from_pages */
+	for (lookup = 0; lookup < 2; lookup++) {
+		for (i = 0; i < iters; i++) {
+			if (!EXPECT_EQ(kb_full_iomem(&b[i % KB_ROT], len, si, &ti[i], &ni), kIOReturnSuccess) ||
+			    !EXPECT(ni > 0) ||
+			    !EXPECT_EQ(kb_full_kernel(dev, &b[(i + 1) % KB_ROT], npages, lookup, sk, &tk[i], &nk), 0) ||
+			    !EXPECT(nk > 0))
+				goto out;
 		}
-		t1 = ktime_get_ns();
-		tk[i] = t1 - t0;
-		if (!EXPECT_EQ(r, 0) || !EXPECT(nk > 0))
-			goto out;
+		if (!lookup)
+			kb_print(size, "full", "prepare+gen+complete", "sg_alloc+dma_map_sgtable+walk+unmap+free",
+				 ti, tk, iters);
+		else
+			kb_print(size, "full+", "prepare+gen+complete", "vmalloc_to_page+(the kernel's full above)",
+				 ti, tk, iters);
 	}
-	kb_print(size, "full", "prepare+gen+complete", "sg_alloc+dma_map_sgtable+walk+unmap+free", ti, tk,
-		 iters);
-
-	/* full, with the kernel's page lookup inside its timing: a driver
-	 * that holds only the vmalloc address (as iomem's descriptor does)
-	 * must find the pages (vmalloc_to_page) before sg_alloc_table_from_pages */
-	for (i = 0; i < iters; i++) {
-		struct kb_buf *x = &b[i % KB_ROT];
-		struct sg_table sgt;
-		u64 t0, t1;
-		int r;
-
-		t0 = ktime_get_ns();
-		r = IODMACommand_prepare(x->cmd, 0, len, true, true);
-		ni = r == kIOReturnSuccess ? kb_gen(x->cmd, si) : -1;
-		r |= IODMACommand_complete(x->cmd, true, true);
-		t1 = ktime_get_ns();
-		ti[i] = t1 - t0;
-		if (!EXPECT_EQ(r, kIOReturnSuccess) || !EXPECT(ni > 0))
-			goto out;
-
-		x = &b[(i + 1) % KB_ROT];
-		t0 = ktime_get_ns();
-		for (j = 0; j < npages; j++)
-			x->pages[j] = vmalloc_to_page(x->va + (size_t)j * PAGE_SIZE);
-		r = sg_alloc_table_from_pages(&sgt, x->pages, npages, 0, len, GFP_KERNEL);
-		if (!r) {
-			r = dma_map_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
-			if (!r) {
-				nk = kb_walk_dma(&sgt, sk);
-				dma_unmap_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
-			}
-			sg_free_table(&sgt);
-		}
-		t1 = ktime_get_ns();
-		tk[i] = t1 - t0;
-		if (!EXPECT_EQ(r, 0) || !EXPECT(nk > 0))
-			goto out;
-	}
-	kb_print(size, "full+", "prepare+gen+complete", "vmalloc_to_page+(the kernel's full above)", ti, tk,
-		 iters);
 
 	/* where iomem's time goes: prepare+complete without the generate, and
 	 * one walk of the descriptor's physical segments (the Linux mapper
