@@ -113,33 +113,19 @@ static int kb_gen(IODMACommand *cmd, IODMACommand_Segment64 *s)
 	}
 }
 
-/* the mapped sg_table's DMA segments into @s; the count or -1 */
-static int kb_walk_dma(struct sg_table *sgt, IODMACommand_Segment64 *s)
+/* the sg_table's segments into @s: the mapped DMA side (@dma: the nents
+ * mapped entries' dma addresses) or the CPU side (the orig_nents entries'
+ * page + offset as physical); the count or -1 */
+static int kb_walk(struct sg_table *sgt, bool dma, IODMACommand_Segment64 *s)
 {
 	struct scatterlist *sg;
 	int i, n = 0;
 
-	for_each_sgtable_dma_sg(sgt, sg, i) {
+	for_each_sg(sgt->sgl, sg, dma ? sgt->nents : sgt->orig_nents, i) {
 		if (n == KB_MAXSEG)
 			return -1;
-		s[n].fIOVMAddr = sg_dma_address(sg);
-		s[n].fLength = sg_dma_len(sg);
-		n++;
-	}
-	return n;
-}
-
-/* the sg_table's CPU side (page + offset as physical) into @s */
-static int kb_walk_cpu(struct sg_table *sgt, IODMACommand_Segment64 *s)
-{
-	struct scatterlist *sg;
-	int i, n = 0;
-
-	for_each_sgtable_sg(sgt, sg, i) {
-		if (n == KB_MAXSEG)
-			return -1;
-		s[n].fIOVMAddr = sg_phys(sg);
-		s[n].fLength = sg->length;
+		s[n].fIOVMAddr = dma ? sg_dma_address(sg) : sg_phys(sg);
+		s[n].fLength = dma ? sg_dma_len(sg) : sg->length;
 		n++;
 	}
 	return n;
@@ -177,7 +163,7 @@ static int kb_full_kernel(struct device *dev, struct kb_buf *x, unsigned int npa
 	if (!r) {
 		r = dma_map_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
 		if (!r) {
-			*n = kb_walk_dma(&sgt, s);
+			*n = kb_walk(&sgt, true, s);
 			dma_unmap_sgtable(dev, &sgt, DMA_BIDIRECTIONAL, 0);
 		}
 		sg_free_table(&sgt);
@@ -296,7 +282,7 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 		b[i].mapped = true;
 		/* the same work: identical segment lists */
 		ni = kb_gen(b[i].cmd, si);
-		nk = kb_walk_dma(&b[i].sgt, sk);
+		nk = kb_walk(&b[i].sgt, true, sk);
 		same &= ni == nk && ni > 0 && !memcmp(si, sk, ni * sizeof(*si));
 	}
 	if (!EXPECT(same))
@@ -309,7 +295,7 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 		t1 = ktime_get_ns();
 		ti[i] = t1 - t0;
 		t0 = ktime_get_ns();
-		nk = kb_walk_dma(&b[(i + 1) % KB_ROT].sgt, sk);
+		nk = kb_walk(&b[(i + 1) % KB_ROT].sgt, true, sk);
 		t1 = ktime_get_ns();
 		tk[i] = t1 - t0;
 	}
@@ -327,7 +313,7 @@ static void kb_size(struct device *dev, const char *size, unsigned int npages, i
 		ti[i] = t1 - t0;
 		t0 = ktime_get_ns();
 		if (!sg_alloc_table_from_pages(&sgt, x->pages, npages, 0, len, GFP_KERNEL)) {
-			nk = kb_walk_cpu(&sgt, sk);
+			nk = kb_walk(&sgt, false, sk);
 			sg_free_table(&sgt);
 		}
 		t1 = ktime_get_ns();
