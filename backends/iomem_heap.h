@@ -1,19 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backends/iomem_heap.h - iomem's O(1) heap: a two-level segregated fit
- * (TLSF-class) allocator over one or more caller-given arenas.
+ * backends/iomem_heap.h - iomem's O(1) heap: a half-fit allocator (one free
+ * list per power of two, Ogasawara 1995; the policy of o1heap) over one or
+ * more caller-given arenas.
  *
  * Written from scratch for iomem. The bare-metal backend uses it for the
- * IOMalloc family (backends/iomem_baremetal.h includes this file); it has no
- * dependency on the rest of iomem, so the host tests (tests/test_bmheap.c)
- * and the benchmark (bench/bench_bmheap.c) compile it on their own:
+ * IOMalloc family and for bounce buffers (backends/iomem_baremetal.h includes
+ * this file); it has no dependency on the rest of iomem, so the host tests
+ * (tests/test_bmheap.c) and the benchmark (bench/bench_bmheap.c) compile it
+ * on their own:
  *
  *     #define IOMEM__HEAP_IMPLEMENTATION 1     // in one TU
  *     #include "backends/iomem_heap.h"
  *
+ *     iomem__heap h;
+ *     iomem__heap_init(&h);                    // power-of-two blocks
+ *     iomem__heap_add_arena(&h, arena, sizeof arena);
+ *     void *p = iomem__heap_alloc(&h, 100);
+ *     iomem__heap_free(&h, p);
+ *
  * Only <stddef.h> <stdint.h> <stdbool.h>; no libc, no floating point, no
  * TLS, no atomics, no recursion, no VLAs. Not thread-safe: the caller
  * serialises (the bare-metal backend holds its lock hooks around each call).
+ *
+ * CONTENTS
+ *   DESIGN, FIT POLICIES, OVERHEAD, WORST-CASE FRAGMENTATION, MISUSE (below)
+ *   public declarations                      iomem__heap, diagnostics, census
+ *   implementation                           bit scans, lists, alloc, free,
+ *                                            validation, the checker
  *
  * DESIGN
  * ======
@@ -27,70 +41,77 @@
  *   every block has a physical predecessor and coalescing never walks off
  *   the arena.
  *
- *   Free blocks sit in segregated lists, numbered by size: one list per
- *   8-byte granule below 128 bytes, then IOMEM__HEAP_SL_COUNT (16) lists per
- *   power of two (list = 16 * (log2(size) - 7) + the 4 bits after the top
- *   one, one shift and an add - no branch). A two-level bitmap (one bit per
- *   list in 32-bit words, one bit per non-empty word) finds the first
- *   non-empty list at or above any list in two find-first-set instructions.
+ *   Free block of size s sits in list floor(log2 s); one machine word has a
+ *   bit per non-empty list. A request that needs n bytes takes the first
+ *   block of the first non-empty list at or above ceil(log2 n) - one mask
+ *   and one count-trailing-zeros: every block there holds at least n bytes,
+ *   so no list is ever searched. The block is split and the tail goes back
+ *   to its list. Free merges with both physical neighbours (found through
+ *   the header, no search). A list link knows the link pointing at it, so a
+ *   block leaves its list without its list number being computed.
  *
- *   Allocation rounds the request up to the next list boundary ("good fit"),
- *   so the first block of the first non-empty list at or above it always
- *   fits: no list is ever searched. The block is split and the tail goes
- *   back to a list. Free merges with both physical neighbours (found through
- *   the header, no search) and inserts the result; a list link knows the
- *   link pointing at it, so a block leaves its list without its list number
- *   being computed. Aligned allocation asks for size + alignment - 8 and
- *   cuts the front gap off: as a free block when it can hold one (its
- *   previous block is used, so no two free blocks meet), else (a gap smaller
- *   than a minimum block) it is lent to the physically previous block -
- *   used, or the arena's start block - with its size in the gap's last word
- *   and a flag in the aligned block's header, and comes back when the
- *   aligned block (or the previous one) is freed. Still no search.
+ *   Most merges and splits leave a block in the list it was in (a 4 KiB
+ *   block freed next to a 1 MiB hole leaves the hole in the 1 MiB list):
+ *   then the block keeps - or takes over - its place in the list and the
+ *   bitmap is not touched. That is what makes the hot allocate + free pair
+ *   short; the worst case is the general path (two removals, one insertion).
  *
- *   Every operation therefore runs a bounded number of steps independent of
- *   the number of blocks. Measured worst case per call over an adversarial
- *   sequence (wrapper entry to return): x86-64 gcc -O2 (bench/bench_bmheap.c,
- *   ptrace single-step) alloc 114, aligned alloc 172, free 135 instructions;
- *   Cortex-M4 -O2 (tools/bm-heapcount, QEMU trace) 121 / 177 / 132. The
- *   floor of this design is the free with both neighbours free: checking the
- *   pointer (~25), two list removals that may empty a list (two-level bitmap
- *   update each) and one insertion. RISC-V without Zbb pays libgcc's
- *   software count-leading-zeros on every list number.
+ *   Aligned allocation asks for a block of size + header + minimum block +
+ *   alignment - 8 bytes and cuts off a front gap of at least a minimum block
+ *   (when the block is not aligned already), which goes back to its list as
+ *   a free block: its physically previous block is used, so no two free
+ *   blocks meet. No search for an aligned spot.
+ *
+ *   Measured worst case per call over an adversarial sequence (wrapper entry
+ *   to return, ./tools/bench --filter bmheap, ptrace single-step, x86-64
+ *   gcc -O2) and on Cortex-M4 (tools/bm-heapcount): see README.md ("Bare
+ *   metal") for the figures of this version.
+ *
+ * FIT POLICIES (iomem__heap.exact_fit, set after iomem__heap_init, before
+ * the first allocation)
+ *   power of two (default, o1heap's policy): an allocated block is need(s)
+ *     rounded up to a power of two. Up to half of a block is unused, but the
+ *     heap's worst case is bounded (below).
+ *   exact: an allocated block is need(s) (the request plus the header, to
+ *     the 8-byte granule); the rest of the block it came from goes back to a
+ *     list. Less memory in use on average - a 4 KiB buffer takes 4 KiB + 8,
+ *     not 8 KiB - but no proven bound on external fragmentation. The
+ *     bare-metal backend uses it for the bounce arena.
+ *   Both policies find blocks the same way (same guarantees G1, G2, G4) and
+ *   run the same number of instructions.
  *
  * OVERHEAD
  *   Per allocated block: the two-word header, 8 bytes on 32-bit targets and
- *   16 bytes on 64-bit ones, plus rounding of the request to
- *   IOMEM_HEAP_ALIGN; a remainder smaller than a minimum block (16 / 32
- *   bytes) is left in the block instead of being split off. Per arena: two
- *   headers (start block and sentinel). The control block (iomem__heap) is
- *   ~1.7 KiB on 32-bit targets, ~4.3 KiB on 64-bit ones.
+ *   16 bytes on 64-bit ones, plus rounding (above); a remainder smaller than
+ *   a minimum block (16 / 32 bytes) stays in the block instead of being
+ *   split off. Per arena: two headers (start block and sentinel). The
+ *   control block (iomem__heap) is ~0.2 KiB on 32-bit targets, ~0.5 KiB on
+ *   64-bit ones.
  *
  * WORST-CASE FRAGMENTATION (what is guaranteed; tests/test_bmheap.c and the
  * on-target stress test check it)
- *   Let need(s) = max(round_up(s + header, 8), minimum block) and R(n) be n
- *   rounded up to the next list boundary: R(n) = n for n < 128, else
- *   R(n) < n + n/16. Then
+ *   Let need(s) = max(round_up(s + header, 8), minimum block), P(n) = n
+ *   rounded up to a power of two, and R(n) = P(n) (iomem__heap_round_list).
  *     G1  iomem__heap_alloc(s) succeeds whenever any free block has a size
- *         of at least R(need(s)), i.e. it fails only if every free block is
- *         smaller than need(s) * 17/16 - good fit is within 1/16 of best
- *         fit, whatever the history of the heap;
- *     G2  iomem__heap_alloc_aligned(s, a) succeeds whenever a free block of
- *         at least R(need(s) + a - 8) exists;
- *     G3  an allocated block occupies at most need(s) + minimum block - 8
- *         bytes (internal fragmentation); an aligned one may in addition
- *         have lent its physically previous block a front gap smaller than
- *         a minimum block (8 / 24 bytes at most on 32 / 64-bit targets),
- *         which comes back with either block; larger front gaps are free
- *         blocks. Once every block is freed, each arena is one free block;
- *     G4  no two free blocks are ever adjacent (immediate coalescing), so the
- *         free space of an arena is a set of maximal holes between live
- *         blocks; the heap as a whole can fail only by external
- *         fragmentation, which no non-moving allocator avoids (Robson: for
- *         sizes in [m, n], any allocator can be forced to need about
- *         M * log2(n/m) / 2 bytes for M live bytes).
- *   The measured figures (random workloads, adversarial hole patterns) are
- *   in tests/test_bmheap.c.
+ *         of at least P(need(s)) - within a factor 2 of best fit, whatever
+ *         the history of the heap;
+ *     G2  iomem__heap_alloc_aligned(s, a), a > 8, succeeds whenever a free
+ *         block of at least P(need(s) + minimum block + a - 8) exists;
+ *     G3  an allocated block occupies at most b(s) + minimum block - 8
+ *         bytes, b(s) = P(need(s)) (power of two) or need(s) (exact); the
+ *         front gap of an aligned block is a free block. Once every block is
+ *         freed, each arena is one free block;
+ *     G4  no two free blocks are ever adjacent (immediate coalescing), so
+ *         the free space of an arena is a set of maximal holes between live
+ *         blocks;
+ *     G5  (power of two, unaligned requests) Robson's bound for
+ *         power-of-two allocators, as o1heap states it: if the live blocks
+ *         never hold more than M bytes (sum of P(need(s))) and n is the
+ *         ratio of the largest to the smallest block, an arena of
+ *         H = 2M(1 + ceil(log2 n)) bytes never fails a request. The factor 2
+ *         is the rounding: with M' = the peak sum of need(s), H = 2M'(1 +
+ *         ceil(log2 n)) also holds. tests/test_bmheap.c runs random and
+ *         adversarial workloads at that size and expects no failure.
  *
  * MISUSE
  *   iomem__heap_free validates the pointer before touching anything: it must
@@ -143,19 +164,12 @@ extern "C" {
 #  endif
 #endif
 
-#define IOMEM__HEAP_SL_LOG2  4
-#define IOMEM__HEAP_SL_COUNT (1 << IOMEM__HEAP_SL_LOG2)
-#define IOMEM__HEAP_FL_SHIFT (IOMEM__HEAP_SL_LOG2 + 3)            /* 128 bytes */
-#define IOMEM__HEAP_SMALL    ((size_t)1 << IOMEM__HEAP_FL_SHIFT)
-#define IOMEM__HEAP_FL_COUNT (IOMEM_HEAP_MAX_LOG2 - IOMEM__HEAP_FL_SHIFT + 1)
-#define IOMEM__HEAP_LISTS    (IOMEM__HEAP_FL_COUNT * IOMEM__HEAP_SL_COUNT)
-/* one spare word: a search one past the last list reads zero */
-#define IOMEM__HEAP_WORDS    (IOMEM__HEAP_LISTS / 32 + 1)
-#define IOMEM__HEAP_MAX_BLOCK ((size_t)1 << IOMEM_HEAP_MAX_LOG2)  /* exclusive */
-#define IOMEM__HEAP_FREE     ((size_t)1)   /* size bit 0: the block is free */
-#define IOMEM__HEAP_LENT     ((size_t)2)   /* size bit 1: the word before the header is a front gap lent to the previous block */
+#define IOMEM__HEAP_LISTS     IOMEM_HEAP_MAX_LOG2                      /* list k: [2^k, 2^(k+1)) */
+#define IOMEM__HEAP_MAX_BLOCK ((size_t)1 << IOMEM_HEAP_MAX_LOG2)        /* exclusive */
+#define IOMEM__HEAP_FREE      ((size_t)1)   /* size bit 0: the block is free */
 
-typedef char iomem__heap_words_fit_32_bits[(IOMEM__HEAP_WORDS <= 32 && IOMEM__HEAP_FL_COUNT > 0) ? 1 : -1];
+/* one bit per list in a size_t */
+typedef char iomem__heap_lists_fit_a_word[(IOMEM_HEAP_MAX_LOG2 < 8 * sizeof(size_t) && IOMEM_HEAP_MAX_LOG2 > 8) ? 1 : -1];
 
 typedef struct iomem__hblock iomem__hblock;
 struct iomem__hblock {
@@ -166,11 +180,13 @@ struct iomem__hblock {
 };
 #define IOMEM__HEAP_HDR       (2 * sizeof(void *))    /* 8 / 16 bytes */
 #define IOMEM__HEAP_MIN_BLOCK (sizeof(iomem__hblock)) /* 16 / 32 bytes */
+/* Largest request: its block, a power of two, is below MAX_BLOCK. */
+#define IOMEM__HEAP_MAX_REQUEST (IOMEM__HEAP_MAX_BLOCK / 2 - IOMEM__HEAP_HDR)
 
 /** Counters of one heap, kept up to date in O(1) (o1heap style). */
 typedef struct iomem_heap_diagnostics {
 	size_t   capacity;          /* bytes the arenas offer to blocks (headers included) */
-	size_t   allocated;         /* bytes in allocated blocks (headers and lent front gaps included) */
+	size_t   allocated;         /* bytes in allocated blocks (headers included) */
 	size_t   peak_allocated;    /* highest value of allocated */
 	size_t   peak_request;      /* largest size ever requested */
 	size_t   used_blocks;       /* blocks allocated now */
@@ -187,25 +203,26 @@ typedef struct iomem_heap_census {
 	size_t free_blocks;
 	size_t largest_free;        /* largest free block, header included */
 	size_t largest_alloc;       /* largest request that is sure to succeed now (G1) */
-	size_t used_bytes;          /* allocated blocks + front gaps lent to the start blocks */
+	size_t used_bytes;          /* allocated blocks */
 	size_t used_blocks;
 } iomem_heap_census;
 
 /* first: the first block after the start block (start block = first -
- * header); first + span: the last address a block can start at (the
- * sentinel is a minimum block further) */
-typedef struct iomem__heap_arena { uintptr_t first, span; } iomem__heap_arena;
+ * header); span: the last address a block can start at, minus first (the
+ * sentinel is a minimum block further); slots: span / 8 + 1, the number of
+ * places a block can start (0 in an unused slot: it matches nothing) */
+typedef struct iomem__heap_arena { uintptr_t first, span, slots; } iomem__heap_arena;
 
 /** The heap's control block; zero it with iomem__heap_init. */
 typedef struct iomem__heap {
-	uint32_t          top;                        /* bit w: map[w] != 0 */
-	uint32_t          map[IOMEM__HEAP_WORDS];     /* bit i % 32 of map[i / 32]: list i non-empty */
+	size_t            map;                        /* bit k: list k non-empty */
 	iomem__hblock    *heads[IOMEM__HEAP_LISTS];
 	iomem__heap_arena arena[IOMEM_HEAP_MAX_ARENAS];
 	iomem_heap_diagnostics diag;
+	bool              exact_fit;                  /* FIT POLICIES; false after init */
 } iomem__heap;
 
-/* iomem__heap_init - empty heap, no arenas. */
+/* iomem__heap_init - empty heap, no arenas, power-of-two policy. */
 IOMEM_HEAP_API void   iomem__heap_init(iomem__heap *h);
 /* iomem__heap_add_arena - give [base, base+size) to the heap. base must be
  * IOMEM_HEAP_ALIGN-aligned, size >= IOMEM_HEAP_ARENA_MIN (rounded down to
@@ -220,7 +237,8 @@ IOMEM_HEAP_API void  *iomem__heap_alloc(iomem__heap *h, size_t size);
  * anything else -> NULL. O(1): no search for an aligned spot. */
 IOMEM_HEAP_API void  *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size_t align);
 /* iomem__heap_free - NULL is a no-op (true). A pointer that is not a live
- * block of @h is refused: false, nothing changes. O(1). */
+ * block of @h is refused: false, nothing changes. O(1) (plus one check per
+ * arena before the pointer's). */
 IOMEM_HEAP_API bool   iomem__heap_free(iomem__heap *h, void *p);
 /* iomem__heap_owns - @p lies inside one of @h's arenas (any byte). */
 IOMEM_HEAP_API bool   iomem__heap_owns(const iomem__heap *h, const void *p);
@@ -231,9 +249,12 @@ IOMEM_HEAP_API size_t iomem__heap_usable_size(const iomem__heap *h, const void *
  * arena and every free list (O(blocks)); true iff all hold. @census (may be
  * NULL) receives the counts. */
 IOMEM_HEAP_API bool   iomem__heap_check(const iomem__heap *h, iomem_heap_census *census);
-/* iomem__heap_request_need - block bytes a request of @size takes (need(s)). */
+/* iomem__heap_request_need - need(s): the request plus the header, to the
+ * granule, at least a minimum block (the block size under the exact policy). */
 IOMEM_HEAP_API size_t iomem__heap_request_need(size_t size);
-/* iomem__heap_round_list - R(n): n rounded up to the next list boundary. */
+/* iomem__heap_round_list - R(n) = P(n), n rounded up to a power of two: the
+ * smallest free block that is sure to hold n bytes (G1, G2); 0 for 0 and for
+ * n above the largest power of two. */
 IOMEM_HEAP_API size_t iomem__heap_round_list(size_t n);
 
 #ifdef __cplusplus
@@ -253,18 +274,36 @@ extern "C" {
 #if defined(__GNUC__) || defined(__clang__)
 #  define IOMEM__HEAP_INLINE static inline __attribute__((always_inline))
 #  define IOMEM__HEAP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define IOMEM__HEAP_LIKELY(x)   __builtin_expect(!!(x), 1)
+#  define IOMEM__HEAP_COLD        static __attribute__((noinline, cold))
 #else
 #  define IOMEM__HEAP_INLINE static inline
 #  define IOMEM__HEAP_UNLIKELY(x) (x)
+#  define IOMEM__HEAP_LIKELY(x)   (x)
+#  define IOMEM__HEAP_COLD        static
 #endif
 
-/* Index of the lowest / highest set bit; x != 0. */
-IOMEM__HEAP_INLINE unsigned iomem__heap_ffs32(uint32_t x)
+#define IOMEM__HEAP_BITS     (8u * (unsigned)sizeof(size_t))
+#define IOMEM__HEAP_BIT(k)   ((size_t)1 << (k))
+#define IOMEM__HEAP_BLK(a)   ((iomem__hblock *)(a))
+#define IOMEM__HEAP_SIZE(b)  ((b)->size & ~(IOMEM_HEAP_ALIGN - 1))
+#define IOMEM__HEAP_END(ar)  ((ar)->first + (ar)->span + IOMEM__HEAP_MIN_BLOCK)  /* the sentinel */
+
+/* ---- bit scans --------------------------------------------------------------
+ * Index of the lowest / highest set bit of x != 0. The builtins are one
+ * instruction where the core has it (x86 tzcnt/bsr, ARMv7-M rbit+clz / clz,
+ * RISC-V Zbb); elsewhere the compiler's helper or the fallback below. */
+IOMEM__HEAP_INLINE unsigned iomem__heap_ctz(size_t x)
 {
-#if defined(__GNUC__) || defined(__clang__)
-	return (unsigned)__builtin_ctz(x);
+#if (defined(__GNUC__) || defined(__clang__)) && SIZE_MAX > 0xFFFFFFFFu
+	return (unsigned)__builtin_ctzll((unsigned long long)x);
+#elif defined(__GNUC__) || defined(__clang__)
+	return (unsigned)__builtin_ctz((unsigned)x);
 #else
 	unsigned n = 0;
+#  if SIZE_MAX > 0xFFFFFFFFu
+	if (!(x & 0xFFFFFFFFu)) { n += 32; x >>= 32; }
+#  endif
 	if (!(x & 0xFFFFu)) { n += 16; x >>= 16; }
 	if (!(x & 0xFFu))   { n += 8;  x >>= 8; }
 	if (!(x & 0xFu))    { n += 4;  x >>= 4; }
@@ -292,68 +331,64 @@ IOMEM__HEAP_INLINE unsigned iomem__heap_fls(size_t x)
 #endif
 }
 
-#define IOMEM__HEAP_BLK(a)   ((iomem__hblock *)(a))
-#define IOMEM__HEAP_SIZE(b)  ((b)->size & ~(IOMEM_HEAP_ALIGN - 1))
-#define IOMEM__HEAP_END(ar)  ((ar)->first + (ar)->span + IOMEM__HEAP_MIN_BLOCK)  /* the sentinel */
-
-/* The list of a block of @size bytes (0 < size < MAX_BLOCK): below 128 one
- * list per granule (size / 8), above 16 per power of two. Setting bit 7
- * makes the small sizes fall into the same formula without a branch. */
-IOMEM__HEAP_INLINE unsigned iomem__heap_list(size_t size)
+/* x rotated right by 3: a multiple of 8 becomes x / 8, anything else a value
+ * above every arena's slot count - one compare checks range and alignment. */
+IOMEM__HEAP_INLINE size_t iomem__heap_ror3(size_t x)
 {
-	unsigned f = iomem__heap_fls(size | IOMEM__HEAP_SMALL);
-	return (f << IOMEM__HEAP_SL_LOG2) + (unsigned)(size >> (f - IOMEM__HEAP_SL_LOG2)) -
-	       (IOMEM__HEAP_FL_SHIFT << IOMEM__HEAP_SL_LOG2);
+	return (x >> 3) | (x << (IOMEM__HEAP_BITS - 3u));
 }
 
-/* The first list whose every block holds @n bytes (0 < n < MAX_BLOCK):
- * the list after n - 1's. May be IOMEM__HEAP_LISTS (no such list). */
-IOMEM__HEAP_INLINE unsigned iomem__heap_list_up(size_t n)
+/* ---- free lists ------------------------------------------------------------ */
+IOMEM__HEAP_INLINE void iomem__heap_link(iomem__heap *h, iomem__hblock *b, unsigned k)
 {
-	return iomem__heap_list(n - 1) + 1;
-}
-
-IOMEM__HEAP_INLINE void iomem__heap_link(iomem__heap *h, iomem__hblock *b, unsigned i)
-{
-	iomem__hblock **head = &h->heads[i], *first = *head;
+	iomem__hblock **head = &h->heads[k], *first = *head;
 	*head = b;
 	b->link_free = head;
 	b->next_free = first;
 	if (first != NULL)
 		first->link_free = &b->next_free;
-	h->map[i >> 5] |= (uint32_t)1 << (i & 31);
-	h->top |= (uint32_t)1 << (i >> 5);
+	h->map |= IOMEM__HEAP_BIT(k);
 }
 
-/* List @i became empty. */
-IOMEM__HEAP_INLINE void iomem__heap_emptied(iomem__heap *h, unsigned i)
-{
-	uint32_t m = h->map[i >> 5] & ~((uint32_t)1 << (i & 31));
-	h->map[i >> 5] = m;
-	if (m == 0)
-		h->top &= ~((uint32_t)1 << (i >> 5));
-}
-
-/* Takes free block @b off its list; its list number is needed only when
- * the list becomes empty, and then it is where its head sits. */
-IOMEM__HEAP_INLINE void iomem__heap_unlink(iomem__heap *h, iomem__hblock *b)
+/* Takes free block @b of @size bytes off its list. Only the last block of
+ * a list can empty it, and then its list's head is NULL. */
+IOMEM__HEAP_INLINE void iomem__heap_unlink(iomem__heap *h, iomem__hblock *b, size_t size)
 {
 	iomem__hblock *next = b->next_free, **link = b->link_free;
 	*link = next;
-	if (next != NULL)
+	if (next != NULL) {
 		next->link_free = link;
-	else if ((uintptr_t)link - (uintptr_t)h->heads < sizeof h->heads)
-		iomem__heap_emptied(h, (unsigned)(link - h->heads));
+	} else {
+		unsigned k = iomem__heap_fls(size);
+		if (h->heads[k] == NULL)
+			h->map &= ~IOMEM__HEAP_BIT(k);
+	}
+}
+
+/* Free block @nb takes over the list place of free block @b (same list). */
+IOMEM__HEAP_INLINE void iomem__heap_replace(iomem__hblock *b, iomem__hblock *nb)
+{
+	iomem__hblock *next = b->next_free, **link = b->link_free;
+	*link = nb;
+	nb->link_free = link;
+	nb->next_free = next;
+	if (next != NULL)
+		next->link_free = &nb->next_free;
+}
+
+/* Blocks of sizes @a >= @b > 0 share a list (the same highest bit). */
+IOMEM__HEAP_INLINE bool iomem__heap_same_list(size_t a, size_t b)
+{
+	return (a ^ b) < b;
 }
 
 IOMEM_HEAP_API size_t iomem__heap_round_list(size_t n)
 {
-	if (n < IOMEM__HEAP_SMALL)
+	if (n <= 1)
 		return n;
-	{
-		size_t step_mask = ((size_t)1 << (iomem__heap_fls(n) - IOMEM__HEAP_SL_LOG2)) - 1;
-		return (n + step_mask) & ~step_mask;
-	}
+	if (n - 1 >= ((size_t)1 << (IOMEM__HEAP_BITS - 1u)))
+		return 0;
+	return (size_t)2 << iomem__heap_fls(n - 1);
 }
 
 IOMEM_HEAP_API size_t iomem__heap_request_need(size_t size)
@@ -362,71 +397,102 @@ IOMEM_HEAP_API size_t iomem__heap_request_need(size_t size)
 	return need < IOMEM__HEAP_MIN_BLOCK ? IOMEM__HEAP_MIN_BLOCK : need;
 }
 
-/* Takes the first block of the first non-empty list at or above list @i off
- * its list, or NULL. */
-IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, unsigned i)
+/* The list every block of which holds @need bytes: ceil(log2 need). Blocks
+ * are at least a minimum block, so the OR costs nothing and keeps need - 1
+ * non-zero. */
+IOMEM__HEAP_INLINE unsigned iomem__heap_list_up(size_t need)
 {
-	unsigned w = i >> 5;
-	uint32_t m = h->map[w] & (~(uint32_t)0 << (i & 31));
-	iomem__hblock *b, *next;
-	if (m == 0) {
-		uint32_t t = h->top & (~(uint32_t)1 << w);
-		if (t == 0)
-			return NULL;
-		w = iomem__heap_ffs32(t);
-		m = h->map[w];
-	}
-	i = (w << 5) + iomem__heap_ffs32(m);
-	b = h->heads[i];
-	next = b->next_free;
-	h->heads[i] = next;
-	if (next != NULL)
-		next->link_free = &h->heads[i];
-	else
-		iomem__heap_emptied(h, i);
-	return b;
+	return iomem__heap_fls((need - 1) | (IOMEM__HEAP_MIN_BLOCK - 1)) + 1;
 }
 
-/* Marks @b (off the lists, size @bsize) used with @need bytes; the tail goes
- * back to a list when it can hold a block. Returns the payload. */
-IOMEM__HEAP_INLINE void *iomem__heap_carve(iomem__heap *h, iomem__hblock *b, size_t bsize, size_t need,
-                                           size_t lent)
+/* Takes the head of list @k off the list. */
+IOMEM__HEAP_INLINE void iomem__heap_pop(iomem__heap *h, iomem__hblock *b, unsigned k)
 {
-	size_t rest = bsize - need;
+	iomem__hblock *next = b->next_free;
+	h->heads[k] = next;
+	if (next != NULL)
+		next->link_free = &h->heads[k];
+	else
+		h->map &= ~IOMEM__HEAP_BIT(k);
+}
+
+/* The first non-empty list at or above @k (k < IOMEM__HEAP_BITS), or
+ * IOMEM__HEAP_BITS when there is none. */
+IOMEM__HEAP_INLINE unsigned iomem__heap_first_list(const iomem__heap *h, unsigned k)
+{
+	size_t m = h->map & (~(size_t)0 << k);
+	return IOMEM__HEAP_LIKELY(m != 0) ? iomem__heap_ctz(m) : IOMEM__HEAP_BITS;
+}
+
+/* Takes the first block of the first non-empty list at or above @k and
+ * splits @need bytes off its front, the tail (if it can hold a block) going
+ * back to its list - in the block's own place when that is its list.
+ * Returns the block (marked used, not yet counted) or NULL. */
+IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, unsigned k, size_t need)
+{
+	size_t bsize, rest;
+	iomem__hblock *b, *t;
+	k = iomem__heap_first_list(h, k);
+	if (IOMEM__HEAP_UNLIKELY(k == IOMEM__HEAP_BITS))
+		return NULL;
+	b = h->heads[k];
+	bsize = b->size - IOMEM__HEAP_FREE;
+	rest = bsize - need;
 	if (rest >= IOMEM__HEAP_MIN_BLOCK) {
-		iomem__hblock *t = IOMEM__HEAP_BLK((uintptr_t)b + need);
+		t = IOMEM__HEAP_BLK((uintptr_t)b + need);
 		t->prev_phys = b;
 		t->size = rest | IOMEM__HEAP_FREE;
 		IOMEM__HEAP_BLK((uintptr_t)t + rest)->prev_phys = t;
-		iomem__heap_link(h, t, iomem__heap_list(rest));
+		if (iomem__heap_same_list(bsize, rest)) {
+			iomem__heap_replace(b, t);
+		} else {
+			iomem__heap_pop(h, b, k);
+			iomem__heap_link(h, t, iomem__heap_fls(rest));
+		}
 		bsize = need;
+	} else {
+		iomem__heap_pop(h, b, k);
 	}
-	b->size = bsize | lent;
-	h->diag.allocated += bsize;
-	if (h->diag.allocated > h->diag.peak_allocated)
-		h->diag.peak_allocated = h->diag.allocated;
+	b->size = bsize;
+	return b;
+}
+
+/* Counts the new block @b and returns its payload. */
+IOMEM__HEAP_INLINE void *iomem__heap_count(iomem__heap *h, iomem__hblock *b)
+{
+	size_t allocated = h->diag.allocated + b->size;
+	h->diag.allocated = allocated;
+	if (allocated > h->diag.peak_allocated)
+		h->diag.peak_allocated = allocated;
 	h->diag.used_blocks++;
 	h->diag.alloc_count++;
 	return (void *)((uintptr_t)b + IOMEM__HEAP_HDR);
 }
 
+IOMEM__HEAP_COLD void *iomem__heap_oom(iomem__heap *h)
+{
+	h->diag.oom_count++;
+	return NULL;
+}
+
+/* ---- init and arenas ------------------------------------------------------- */
 IOMEM_HEAP_API void iomem__heap_init(iomem__heap *h)
 {
 	unsigned i;
-	h->top = 0;
-	for (i = 0; i < IOMEM__HEAP_WORDS; i++)
-		h->map[i] = 0;
+	h->map = 0;
 	for (i = 0; i < IOMEM__HEAP_LISTS; i++)
 		h->heads[i] = NULL;
 	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++) {
-		h->arena[i].first = 1;     /* unused: no aligned address is in it */
+		h->arena[i].first = 0;
 		h->arena[i].span = 0;
+		h->arena[i].slots = 0;     /* unused: matches nothing */
 	}
 	h->diag.capacity = h->diag.allocated = h->diag.peak_allocated = 0;
 	h->diag.peak_request = h->diag.used_blocks = 0;
 	h->diag.alloc_count = h->diag.free_count = h->diag.oom_count = 0;
 	h->diag.rejected_frees = 0;
 	h->diag.arenas = 0;
+	h->exact_fit = false;
 }
 
 IOMEM_HEAP_API bool iomem__heap_add_arena(iomem__heap *h, void *base, size_t size)
@@ -454,75 +520,92 @@ IOMEM_HEAP_API bool iomem__heap_add_arena(iomem__heap *h, void *base, size_t siz
 	b->size = (end - first) | IOMEM__HEAP_FREE;
 	e->prev_phys = b;
 	e->size = 0;                       /* sentinel: "used", size 0 */
-	iomem__heap_link(h, b, iomem__heap_list(end - first));
+	iomem__heap_link(h, b, iomem__heap_fls(end - first));
 	h->arena[n].first = first;
 	h->arena[n].span = end - IOMEM__HEAP_MIN_BLOCK - first;
+	h->arena[n].slots = h->arena[n].span / IOMEM_HEAP_ALIGN + 1;
 	h->diag.arenas = n + 1;
 	h->diag.capacity += end - first;
 	return true;
 }
 
+/* ---- allocation ------------------------------------------------------------ */
 IOMEM_HEAP_API void *iomem__heap_alloc(iomem__heap *h, size_t size)
 {
 	size_t need;
+	unsigned k;
 	iomem__hblock *b;
 	if (size > h->diag.peak_request)
 		h->diag.peak_request = size;
-	if (IOMEM__HEAP_UNLIKELY(size >= IOMEM__HEAP_MAX_BLOCK - IOMEM__HEAP_HDR - IOMEM_HEAP_ALIGN))
-		goto oom;
+	if (IOMEM__HEAP_UNLIKELY(size > IOMEM__HEAP_MAX_REQUEST))
+		return iomem__heap_oom(h);
 	need = iomem__heap_request_need(size);
-	b = iomem__heap_take(h, iomem__heap_list_up(need));
+	k = iomem__heap_list_up(need);
+	if (!h->exact_fit)
+		need = IOMEM__HEAP_BIT(k);
+	b = iomem__heap_take(h, k, need);
 	if (IOMEM__HEAP_UNLIKELY(b == NULL))
-		goto oom;
-	return iomem__heap_carve(h, b, b->size - IOMEM__HEAP_FREE, need, 0);
-oom:
-	h->diag.oom_count++;
-	return NULL;
+		return iomem__heap_oom(h);
+	return iomem__heap_count(h, b);
 }
 
 IOMEM_HEAP_API void *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size_t align)
 {
-	size_t need, bsize, gap, lent = 0;
-	iomem__hblock *b;
+	size_t need, bsize, gap;
+	unsigned k;
+	iomem__hblock *b, *nb;
 	if (align <= IOMEM_HEAP_ALIGN && (align & (align - 1)) == 0)
 		return iomem__heap_alloc(h, size);
 	if (size > h->diag.peak_request)
 		h->diag.peak_request = size;
-	if (IOMEM__HEAP_UNLIKELY((align & (align - 1)) != 0 || size >= IOMEM__HEAP_MAX_BLOCK / 2 ||
-	                         align >= IOMEM__HEAP_MAX_BLOCK / 2))   /* no overflow below */
-		goto oom;
+	if (IOMEM__HEAP_UNLIKELY((align & (align - 1)) != 0 || size > IOMEM__HEAP_MAX_REQUEST / 4 ||
+	                         align > IOMEM__HEAP_MAX_BLOCK / 4))   /* no overflow below */
+		return iomem__heap_oom(h);
 	need = iomem__heap_request_need(size);
-	/* the payload moves forward by at most align - 8 */
-	b = iomem__heap_take(h, iomem__heap_list_up(need + align - IOMEM_HEAP_ALIGN));
-	if (IOMEM__HEAP_UNLIKELY(b == NULL))
-		goto oom;
+	if (!h->exact_fit)
+		need = IOMEM__HEAP_BIT(iomem__heap_list_up(need));
+	/* room for the front gap: 0, or at least a minimum block (so that it
+	 * can be a free block) and at most a minimum block + align - 8 */
+	k = iomem__heap_list_up(need + IOMEM__HEAP_MIN_BLOCK + align - IOMEM_HEAP_ALIGN);
+	k = iomem__heap_first_list(h, k);
+	if (IOMEM__HEAP_UNLIKELY(k == IOMEM__HEAP_BITS))
+		return iomem__heap_oom(h);
+	b = h->heads[k];
+	iomem__heap_pop(h, b, k);
 	bsize = b->size - IOMEM__HEAP_FREE;
 	gap = (size_t)(-((uintptr_t)b + IOMEM__HEAP_HDR) & (uintptr_t)(align - 1));
 	if (gap != 0) {
-		/* a gap that can hold a block becomes a free one (its previous
-		 * block is used: no two free blocks meet); a smaller one is lent
-		 * to the previous block - used or the start block - and its last
-		 * word says how much: it comes back when this block is freed (or
-		 * with the previous block, if that goes first) */
-		iomem__hblock *prev = b->prev_phys, *nb = IOMEM__HEAP_BLK((uintptr_t)b + gap);
-		if (gap >= IOMEM__HEAP_MIN_BLOCK) {
-			b->size = gap | IOMEM__HEAP_FREE;
-			iomem__heap_link(h, b, iomem__heap_list(gap));
-			prev = b;
-		} else {
-			prev->size += gap;
-			h->diag.allocated += gap;
-			((size_t *)nb)[-1] = gap;
-			lent = IOMEM__HEAP_LENT;
-		}
-		nb->prev_phys = prev;
+		gap = (size_t)(-((uintptr_t)b + IOMEM__HEAP_HDR + IOMEM__HEAP_MIN_BLOCK) & (uintptr_t)(align - 1)) +
+		      IOMEM__HEAP_MIN_BLOCK;
+		nb = IOMEM__HEAP_BLK((uintptr_t)b + gap);
+		b->size = gap | IOMEM__HEAP_FREE;
+		iomem__heap_link(h, b, iomem__heap_fls(gap));
+		nb->prev_phys = b;
 		bsize -= gap;
 		IOMEM__HEAP_BLK((uintptr_t)nb + bsize)->prev_phys = nb;
 		b = nb;
 	}
-	return iomem__heap_carve(h, b, bsize, need, lent);
-oom:
-	h->diag.oom_count++;
+	if (bsize - need >= IOMEM__HEAP_MIN_BLOCK) {   /* the tail */
+		iomem__hblock *t = IOMEM__HEAP_BLK((uintptr_t)b + need);
+		size_t rest = bsize - need;
+		t->prev_phys = b;
+		t->size = rest | IOMEM__HEAP_FREE;
+		IOMEM__HEAP_BLK((uintptr_t)t + rest)->prev_phys = t;
+		iomem__heap_link(h, t, iomem__heap_fls(rest));
+		bsize = need;
+	}
+	b->size = bsize;
+	return iomem__heap_count(h, b);
+}
+
+/* ---- free -------------------------------------------------------------------- */
+/* The arena of block address @a past the first one, or NULL. */
+IOMEM__HEAP_COLD const iomem__heap_arena *iomem__heap_arena_of(const iomem__heap *h, uintptr_t a)
+{
+	unsigned i;
+	for (i = 1; i < IOMEM_HEAP_MAX_ARENAS; i++)
+		if (iomem__heap_ror3(a - h->arena[i].first) < h->arena[i].slots)
+			return &h->arena[i];
 	return NULL;
 }
 
@@ -532,85 +615,79 @@ IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_validate(const iomem__heap *h, con
 {
 	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR, off, d;
 	const iomem__heap_arena *ar = h->arena;
-	const iomem__hblock *b = (const iomem__hblock *)a;
+	const iomem__hblock *b = (const iomem__hblock *)a, *prev;
 	size_t size;
-	if (((uintptr_t)p & (IOMEM_HEAP_ALIGN - 1)) != 0)
-		return NULL;
 	off = a - ar->first;
-	if (off > ar->span) {           /* not the first arena (unused slots match nothing) */
-		for (;;) {
-			if (++ar == h->arena + IOMEM_HEAP_MAX_ARENAS)
-				return NULL;
-			off = a - ar->first;
-			if (off <= ar->span)
-				break;
-		}
+	if (IOMEM__HEAP_UNLIKELY(iomem__heap_ror3(off) >= ar->slots)) {   /* misaligned or not in the first arena */
+		ar = iomem__heap_arena_of(h, a);
+		if (ar == NULL)
+			return NULL;
+		off = a - ar->first;
 	}
 	size = b->size;
-	if ((size & (IOMEM_HEAP_ALIGN - 1) & ~IOMEM__HEAP_LENT) != 0)
+	if ((size & (IOMEM_HEAP_ALIGN - 1)) != 0)
 		return NULL;                   /* free (bit 0), foreign or overwritten */
-	size &= ~IOMEM__HEAP_LENT;
 	if (size - IOMEM__HEAP_MIN_BLOCK > ar->span - off)   /* MIN .. up to the sentinel */
 		return NULL;
 	if (((const iomem__hblock *)(a + size))->prev_phys != b)
 		return NULL;
 	/* the previous block: from the start block (first - header) up to a,
 	 * aligned, ending at a (a NULL prev_phys fails the range) */
-	d = a - (uintptr_t)b->prev_phys;
-	if ((d & (IOMEM_HEAP_ALIGN - 1)) != 0 || d - IOMEM__HEAP_HDR > off ||
-	    IOMEM__HEAP_SIZE(b->prev_phys) != d)
+	prev = b->prev_phys;
+	d = a - (uintptr_t)prev;
+	if (iomem__heap_ror3(d - IOMEM__HEAP_HDR) > off / IOMEM_HEAP_ALIGN || IOMEM__HEAP_SIZE(prev) != d)
 		return NULL;
 	return (iomem__hblock *)a;
+}
+
+IOMEM__HEAP_COLD bool iomem__heap_reject(iomem__heap *h)
+{
+	h->diag.rejected_frees++;
+	return false;
 }
 
 IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
 {
 	iomem__hblock *b, *next, *prev;
-	size_t size, nsize, lent;
+	size_t size, nsize, psize;
 	if (p == NULL)
 		return true;
 	b = iomem__heap_validate(h, p);
-	if (IOMEM__HEAP_UNLIKELY(b == NULL)) {
-		h->diag.rejected_frees++;
-		return false;
-	}
+	if (IOMEM__HEAP_UNLIKELY(b == NULL))
+		return iomem__heap_reject(h);
 	size = b->size;
-	lent = size & IOMEM__HEAP_LENT;
-	size -= lent;
 	h->diag.allocated -= size;
 	h->diag.used_blocks--;
 	h->diag.free_count++;
 	next = IOMEM__HEAP_BLK((uintptr_t)b + size);
-	nsize = next->size;
-	if (nsize & IOMEM__HEAP_FREE) {
-		iomem__heap_unlink(h, next);
-		size += nsize - IOMEM__HEAP_FREE;
-	} else {
-		next->size = nsize & ~IOMEM__HEAP_LENT;   /* a gap it lent us is part of us */
-	}
 	prev = b->prev_phys;
-	if (prev->size & IOMEM__HEAP_FREE) {
-		iomem__heap_unlink(h, prev);
-		size += prev->size - IOMEM__HEAP_FREE;
-		b = prev;
-	} else if (lent != 0) {
-		/* take the front gap back from the previous block; a gap word
-		 * its owner overwrote is left alone (the gap stays with it) */
-		size_t gap = ((size_t *)b)[-1], d = (uintptr_t)b - (uintptr_t)prev;
-		if ((gap & (IOMEM_HEAP_ALIGN - 1)) == 0 && gap - IOMEM_HEAP_ALIGN < d - IOMEM__HEAP_HDR) {
-			prev->size -= gap;
-			h->diag.allocated -= gap;
-			size += gap;
-			b = IOMEM__HEAP_BLK((uintptr_t)b - gap);
-			b->prev_phys = prev;
+	nsize = next->size;
+	psize = prev->size;
+	if (nsize & IOMEM__HEAP_FREE) {
+		nsize -= IOMEM__HEAP_FREE;
+		size += nsize;
+		if (!(psize & IOMEM__HEAP_FREE) && iomem__heap_same_list(size, nsize)) {
+			iomem__heap_replace(next, b);   /* b takes next's place */
+			goto done;
 		}
+		iomem__heap_unlink(h, next, nsize);
 	}
+	if (psize & IOMEM__HEAP_FREE) {
+		psize -= IOMEM__HEAP_FREE;
+		size += psize;
+		b = prev;
+		if (iomem__heap_same_list(size, psize))
+			goto done;                      /* prev grows in place */
+		iomem__heap_unlink(h, b, psize);
+	}
+	iomem__heap_link(h, b, iomem__heap_fls(size));
+done:
 	b->size = size | IOMEM__HEAP_FREE;
 	IOMEM__HEAP_BLK((uintptr_t)b + size)->prev_phys = b;
-	iomem__heap_link(h, b, iomem__heap_list(size));
 	return true;
 }
 
+/* ---- queries and the checker ------------------------------------------------- */
 IOMEM_HEAP_API bool iomem__heap_owns(const iomem__heap *h, const void *p)
 {
 	unsigned i;
@@ -624,59 +701,46 @@ IOMEM_HEAP_API bool iomem__heap_owns(const iomem__heap *h, const void *p)
 
 IOMEM_HEAP_API size_t iomem__heap_usable_size(const iomem__heap *h, const void *p)
 {
-	const iomem__hblock *b = iomem__heap_validate(h, p), *next;
-	size_t n;
-	if (b == NULL)
-		return 0;
-	n = IOMEM__HEAP_SIZE(b);
-	next = (const iomem__hblock *)((uintptr_t)b + n);
-	n -= IOMEM__HEAP_HDR;
-	if ((next->size & (IOMEM__HEAP_FREE | IOMEM__HEAP_LENT)) == IOMEM__HEAP_LENT)
-		n -= ((const size_t *)next)[-1];   /* lent to the next block */
-	return n;
+	const iomem__hblock *b = iomem__heap_validate(h, p);
+	return b == NULL ? 0 : b->size - IOMEM__HEAP_HDR;
 }
 
 IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *census)
 {
 	iomem_heap_census c = { 0, 0, 0, 0, 0, 0 };
 	size_t listed = 0, capacity = 0;
-	unsigned i, w;
+	unsigned i;
 	if (h->diag.arenas > IOMEM_HEAP_MAX_ARENAS)
 		return false;
+	for (i = h->diag.arenas; i < IOMEM_HEAP_MAX_ARENAS; i++)
+		if (h->arena[i].slots != 0)
+			return false;                      /* an unused slot that matches */
 	/* 1. physical walk of every arena, from its start block */
 	for (i = 0; i < h->diag.arenas; i++) {
 		uintptr_t first = h->arena[i].first, end = IOMEM__HEAP_END(&h->arena[i]), a;
 		const iomem__hblock *prev = (const iomem__hblock *)(first - IOMEM__HEAP_HDR);
 		bool prev_free = false;
 		if (first <= IOMEM__HEAP_HDR || end <= first || ((first | end) & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
-		    h->arena[i].span > UINTPTR_MAX - first - IOMEM__HEAP_MIN_BLOCK)
+		    h->arena[i].span > UINTPTR_MAX - first - IOMEM__HEAP_MIN_BLOCK ||
+		    h->arena[i].slots != h->arena[i].span / IOMEM_HEAP_ALIGN + 1)
 			return false;
-		if (prev->prev_phys != NULL || prev->size < IOMEM__HEAP_HDR ||
-		    (prev->size & (IOMEM_HEAP_ALIGN - 1)) != 0 || prev->size - IOMEM__HEAP_HDR >= end - first)
+		if (prev->prev_phys != NULL || prev->size != IOMEM__HEAP_HDR)
 			return false;                      /* the start block */
 		capacity += end - first;
-		c.used_bytes += prev->size - IOMEM__HEAP_HDR;   /* lent front gaps */
-		a = (uintptr_t)prev + prev->size;
+		a = first;
 		while (a != end) {
 			const iomem__hblock *b = (const iomem__hblock *)a;
 			size_t size = IOMEM__HEAP_SIZE(b);
 			bool is_free = (b->size & IOMEM__HEAP_FREE) != 0;
 			if (b->prev_phys != prev || size < IOMEM__HEAP_MIN_BLOCK || size > end - a ||
-			    (b->size & 4) != 0 || (b->size & 3) == 3)
+			    (b->size & (IOMEM_HEAP_ALIGN - 1) & ~IOMEM__HEAP_FREE) != 0)
 				return false;
-			if (b->size & IOMEM__HEAP_LENT) {  /* the gap word, and what it leaves the previous block */
-				size_t gap = ((const size_t *)b)[-1];
-				size_t keep = prev->prev_phys == NULL ? IOMEM__HEAP_HDR : IOMEM__HEAP_MIN_BLOCK;
-				if (prev_free || gap == 0 || (gap & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
-				    gap > IOMEM__HEAP_SIZE(prev) - keep)
-					return false;
-			}
 			if (is_free) {
 				const iomem__hblock *x;
-				unsigned l = iomem__heap_list(size);
+				unsigned l = iomem__heap_fls(size);
 				if (prev_free)
 					return false;          /* two adjacent free blocks */
-				if (!(h->map[l >> 5] & ((uint32_t)1 << (l & 31))) || !(h->top & ((uint32_t)1 << (l >> 5))))
+				if (l >= IOMEM__HEAP_LISTS || !(h->map & IOMEM__HEAP_BIT(l)))
 					return false;
 				for (x = h->heads[l]; x != NULL && x != b; x = x->next_free)
 					if (++listed > h->diag.capacity)   /* a cycle */
@@ -698,31 +762,22 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 		if (((const iomem__hblock *)end)->prev_phys != prev || ((const iomem__hblock *)end)->size != 0)
 			return false;                      /* sentinel */
 	}
-	/* 2. every list: bitmaps agree, members are free, in the right list,
-	 *    linked back, inside an arena; their number matches the walk */
+	/* 2. every list: the bitmap agrees, members are free, in the right
+	 *    list, linked back, inside an arena; their number matches the walk */
 	listed = 0;
-	for (w = 0; w < IOMEM__HEAP_WORDS; w++)
-		if (((h->top >> w) & 1u) != (h->map[w] != 0))
-			return false;
-	if (IOMEM__HEAP_WORDS < 32 && (h->top >> (IOMEM__HEAP_WORDS % 32)) != 0)
-		return false;
-	for (i = 0; i < IOMEM__HEAP_WORDS * 32; i++) {
+	if ((h->map >> (IOMEM__HEAP_LISTS - 1) >> 1) != 0)
+		return false;                              /* bits past the last list */
+	for (i = 0; i < IOMEM__HEAP_LISTS; i++) {
 		iomem__hblock *const *link;
 		const iomem__hblock *x;
-		bool bit = ((h->map[i >> 5] >> (i & 31)) & 1u) != 0;
-		if (i >= IOMEM__HEAP_LISTS) {
-			if (bit)
-				return false;
-			continue;
-		}
-		if (bit != (h->heads[i] != NULL))
+		if (((h->map & IOMEM__HEAP_BIT(i)) != 0) != (h->heads[i] != NULL))
 			return false;
 		link = &h->heads[i];
 		for (x = h->heads[i]; x != NULL; link = &x->next_free, x = x->next_free) {
 			if (++listed > c.free_blocks || !iomem__heap_owns(h, x) ||
 			    ((uintptr_t)x & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
 			    !(x->size & IOMEM__HEAP_FREE) || x->link_free != link ||
-			    iomem__heap_list(IOMEM__HEAP_SIZE(x)) != i)
+			    iomem__heap_fls(IOMEM__HEAP_SIZE(x)) != i)
 				return false;
 		}
 	}
@@ -730,19 +785,17 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 	    c.used_bytes != h->diag.allocated || c.used_blocks != h->diag.used_blocks ||
 	    c.used_bytes + c.free_bytes != capacity)
 		return false;
-	/* the largest request G1 promises: need(s) <= the largest list
-	 * boundary at or below largest_free */
-	if (c.largest_free >= IOMEM__HEAP_MIN_BLOCK) {
-		size_t bound = c.largest_free;
-		if (bound >= IOMEM__HEAP_SMALL)
-			bound &= ~(((size_t)1 << (iomem__heap_fls(bound) - IOMEM__HEAP_SL_LOG2)) - 1);
-		c.largest_alloc = bound - IOMEM__HEAP_HDR;
-	}
+	/* the largest request G1 promises: need(s) <= the largest power of two
+	 * at or below largest_free (s = that - header is exactly its need) */
+	if (c.largest_free >= IOMEM__HEAP_MIN_BLOCK)
+		c.largest_alloc = IOMEM__HEAP_BIT(iomem__heap_fls(c.largest_free)) - IOMEM__HEAP_HDR;
 	if (census != NULL)
 		*census = c;
 	return true;
 }
 
+#undef IOMEM__HEAP_BITS
+#undef IOMEM__HEAP_BIT
 #undef IOMEM__HEAP_BLK
 #undef IOMEM__HEAP_SIZE
 
