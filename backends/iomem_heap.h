@@ -293,14 +293,18 @@ extern "C" {
  * Index of the lowest / highest set bit of x != 0. The builtins are one
  * instruction where the core has it (x86 tzcnt/bsr, ARMv7-M rbit+clz / clz,
  * RISC-V Zbb); elsewhere the compiler's helper or the fallback below. */
-IOMEM__HEAP_INLINE unsigned iomem__heap_ctz(size_t x)
+IOMEM__HEAP_INLINE size_t iomem__heap_ctz(size_t x)
 {
-#if (defined(__GNUC__) || defined(__clang__)) && SIZE_MAX > 0xFFFFFFFFu
-	return (unsigned)__builtin_ctzll((unsigned long long)x);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	size_t r;   /* the builtin returns int: gcc sign-extends it before every use as an index */
+	__asm__("bsf %1, %0" : "=r"(r) : "rm"(x) : "cc");
+	return r;
+#elif (defined(__GNUC__) || defined(__clang__)) && SIZE_MAX > 0xFFFFFFFFu
+	return (size_t)__builtin_ctzll((unsigned long long)x);
 #elif defined(__GNUC__) || defined(__clang__)
-	return (unsigned)__builtin_ctz((unsigned)x);
+	return (size_t)__builtin_ctz((unsigned)x);
 #else
-	unsigned n = 0;
+	size_t n = 0;
 #  if SIZE_MAX > 0xFFFFFFFFu
 	if (!(x & 0xFFFFFFFFu)) { n += 32; x >>= 32; }
 #  endif
@@ -308,18 +312,22 @@ IOMEM__HEAP_INLINE unsigned iomem__heap_ctz(size_t x)
 	if (!(x & 0xFFu))   { n += 8;  x >>= 8; }
 	if (!(x & 0xFu))    { n += 4;  x >>= 4; }
 	if (!(x & 0x3u))    { n += 2;  x >>= 2; }
-	return n + (unsigned)!(x & 1u);
+	return n + (size_t)!(x & 1u);
 #endif
 }
 
-IOMEM__HEAP_INLINE unsigned iomem__heap_fls(size_t x)
+IOMEM__HEAP_INLINE size_t iomem__heap_fls(size_t x)
 {
-#if (defined(__GNUC__) || defined(__clang__)) && SIZE_MAX > 0xFFFFFFFFu
-	return 63u ^ (unsigned)__builtin_clzll((unsigned long long)x);   /* ^: one bsr on x86 */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	size_t r;
+	__asm__("bsr %1, %0" : "=r"(r) : "rm"(x) : "cc");
+	return r;
+#elif (defined(__GNUC__) || defined(__clang__)) && SIZE_MAX > 0xFFFFFFFFu
+	return (size_t)(63 ^ __builtin_clzll((unsigned long long)x));   /* ^: one bsr on x86 */
 #elif defined(__GNUC__) || defined(__clang__)
-	return 31u ^ (unsigned)__builtin_clz((unsigned)x);
+	return (size_t)(31 ^ __builtin_clz((unsigned)x));
 #else
-	unsigned n = 0;
+	size_t n = 0;
 #  if SIZE_MAX > 0xFFFFFFFFu
 	if (x >> 32) { n += 32; x >>= 32; }
 #  endif
@@ -327,7 +335,7 @@ IOMEM__HEAP_INLINE unsigned iomem__heap_fls(size_t x)
 	if (x >> 8)  { n += 8;  x >>= 8; }
 	if (x >> 4)  { n += 4;  x >>= 4; }
 	if (x >> 2)  { n += 2;  x >>= 2; }
-	return n + (unsigned)(x >> 1);
+	return n + (x >> 1);
 #endif
 }
 
@@ -338,39 +346,77 @@ IOMEM__HEAP_INLINE size_t iomem__heap_ror3(size_t x)
 	return (x >> 3) | (x << (IOMEM__HEAP_BITS - 3u));
 }
 
-/* ---- free lists ------------------------------------------------------------ */
-IOMEM__HEAP_INLINE void iomem__heap_link(iomem__heap *h, iomem__hblock *b, unsigned k)
+/* *map with bit @k set / cleared. x86-64: one bts / btr on a register (gcc
+ * spends three instructions on a variable shift and an or / a rotate and an
+ * and). */
+IOMEM__HEAP_INLINE void iomem__heap_bit_set(size_t *map, size_t k)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__asm__("bts %1, %0" : "+r"(*map) : "r"(k) : "cc");
+#else
+	*map |= IOMEM__HEAP_BIT(k);
+#endif
+}
+
+IOMEM__HEAP_INLINE void iomem__heap_bit_clear(size_t *map, size_t k)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__asm__("btr %1, %0" : "+r"(*map) : "r"(k) : "cc");
+#else
+	*map &= ~IOMEM__HEAP_BIT(k);
+#endif
+}
+
+/* ---- free lists ------------------------------------------------------------
+ * The list operations update a copy of the bitmap (@map) that the caller
+ * loads once and stores once: a call that moves blocks between lists then
+ * touches the bitmap in memory only twice. */
+IOMEM__HEAP_INLINE void iomem__heap_link(iomem__heap *h, size_t *map, iomem__hblock *b, size_t k)
 {
 	iomem__hblock **head = &h->heads[k], *first = *head;
+	b->next_free = first;
 	*head = b;
 	b->link_free = head;
-	b->next_free = first;
 	if (first != NULL)
 		first->link_free = &b->next_free;
-	h->map |= IOMEM__HEAP_BIT(k);
+	iomem__heap_bit_set(map, k);
 }
 
 /* Takes free block @b of @size bytes off its list. Only the last block of
  * a list can empty it, and then its list's head is NULL. */
-IOMEM__HEAP_INLINE void iomem__heap_unlink(iomem__heap *h, iomem__hblock *b, size_t size)
+IOMEM__HEAP_INLINE void iomem__heap_unlink(iomem__heap *h, size_t *map, iomem__hblock *b, size_t size)
 {
 	iomem__hblock *next = b->next_free, **link = b->link_free;
 	*link = next;
 	if (next != NULL) {
 		next->link_free = link;
 	} else {
-		unsigned k = iomem__heap_fls(size);
+		size_t k = iomem__heap_fls(size);
 		if (h->heads[k] == NULL)
-			h->map &= ~IOMEM__HEAP_BIT(k);
+			iomem__heap_bit_clear(map, k);
 	}
 }
 
-/* Free block @nb takes over the list place of free block @b (same list). */
+/* Takes @b, the head of list @k, off the list. */
+IOMEM__HEAP_INLINE void iomem__heap_pop(iomem__heap *h, size_t *map, iomem__hblock *b, size_t k)
+{
+	iomem__hblock *next = b->next_free;
+	h->heads[k] = next;
+	if (next != NULL)
+		next->link_free = &h->heads[k];
+	else
+		iomem__heap_bit_clear(map, k);
+}
+
+/* Free block @nb takes over the list place of free block @b (same list).
+ * The store through link sits between the two field stores: gcc would
+ * otherwise pair them (and the loads) through a vector register, which
+ * costs more instructions than it saves. */
 IOMEM__HEAP_INLINE void iomem__heap_replace(iomem__hblock *b, iomem__hblock *nb)
 {
 	iomem__hblock *next = b->next_free, **link = b->link_free;
-	*link = nb;
 	nb->link_free = link;
+	*link = nb;
 	nb->next_free = next;
 	if (next != NULL)
 		next->link_free = &nb->next_free;
@@ -400,41 +446,29 @@ IOMEM_HEAP_API size_t iomem__heap_request_need(size_t size)
 /* The list every block of which holds @need bytes: ceil(log2 need). Blocks
  * are at least a minimum block, so the OR costs nothing and keeps need - 1
  * non-zero. */
-IOMEM__HEAP_INLINE unsigned iomem__heap_list_up(size_t need)
+IOMEM__HEAP_INLINE size_t iomem__heap_list_up(size_t need)
 {
 	return iomem__heap_fls((need - 1) | (IOMEM__HEAP_MIN_BLOCK - 1)) + 1;
 }
 
-/* Takes the head of list @k off the list. */
-IOMEM__HEAP_INLINE void iomem__heap_pop(iomem__heap *h, iomem__hblock *b, unsigned k)
+/* The non-empty lists at or above list @k (k < IOMEM__HEAP_BITS): 0 if
+ * there is none, else the lowest set bit is the list to take from. */
+IOMEM__HEAP_INLINE size_t iomem__heap_lists_from(size_t map, size_t k)
 {
-	iomem__hblock *next = b->next_free;
-	h->heads[k] = next;
-	if (next != NULL)
-		next->link_free = &h->heads[k];
-	else
-		h->map &= ~IOMEM__HEAP_BIT(k);
-}
-
-/* The first non-empty list at or above @k (k < IOMEM__HEAP_BITS), or
- * IOMEM__HEAP_BITS when there is none. */
-IOMEM__HEAP_INLINE unsigned iomem__heap_first_list(const iomem__heap *h, unsigned k)
-{
-	size_t m = h->map & (~(size_t)0 << k);
-	return IOMEM__HEAP_LIKELY(m != 0) ? iomem__heap_ctz(m) : IOMEM__HEAP_BITS;
+	return map & (~(size_t)0 << k);
 }
 
 /* Takes the first block of the first non-empty list at or above @k and
  * splits @need bytes off its front, the tail (if it can hold a block) going
  * back to its list - in the block's own place when that is its list.
  * Returns the block (marked used, not yet counted) or NULL. */
-IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, unsigned k, size_t need)
+IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, size_t k, size_t need)
 {
-	size_t bsize, rest;
+	size_t bsize, rest, map = h->map, m = iomem__heap_lists_from(map, k);
 	iomem__hblock *b, *t;
-	k = iomem__heap_first_list(h, k);
-	if (IOMEM__HEAP_UNLIKELY(k == IOMEM__HEAP_BITS))
+	if (IOMEM__HEAP_UNLIKELY(m == 0))
 		return NULL;
+	k = iomem__heap_ctz(m);
 	b = h->heads[k];
 	bsize = b->size - IOMEM__HEAP_FREE;
 	rest = bsize - need;
@@ -446,12 +480,14 @@ IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, unsigned k, s
 		if (iomem__heap_same_list(bsize, rest)) {
 			iomem__heap_replace(b, t);
 		} else {
-			iomem__heap_pop(h, b, k);
-			iomem__heap_link(h, t, iomem__heap_fls(rest));
+			iomem__heap_pop(h, &map, b, k);
+			iomem__heap_link(h, &map, t, iomem__heap_fls(rest));
+			h->map = map;
 		}
 		bsize = need;
 	} else {
-		iomem__heap_pop(h, b, k);
+		iomem__heap_pop(h, &map, b, k);
+		h->map = map;
 	}
 	b->size = bsize;
 	return b;
@@ -520,7 +556,7 @@ IOMEM_HEAP_API bool iomem__heap_add_arena(iomem__heap *h, void *base, size_t siz
 	b->size = (end - first) | IOMEM__HEAP_FREE;
 	e->prev_phys = b;
 	e->size = 0;                       /* sentinel: "used", size 0 */
-	iomem__heap_link(h, b, iomem__heap_fls(end - first));
+	iomem__heap_link(h, &h->map, b, iomem__heap_fls(end - first));
 	h->arena[n].first = first;
 	h->arena[n].span = end - IOMEM__HEAP_MIN_BLOCK - first;
 	h->arena[n].slots = h->arena[n].span / IOMEM_HEAP_ALIGN + 1;
@@ -532,8 +568,7 @@ IOMEM_HEAP_API bool iomem__heap_add_arena(iomem__heap *h, void *base, size_t siz
 /* ---- allocation ------------------------------------------------------------ */
 IOMEM_HEAP_API void *iomem__heap_alloc(iomem__heap *h, size_t size)
 {
-	size_t need;
-	unsigned k;
+	size_t need, k;
 	iomem__hblock *b;
 	if (size > h->diag.peak_request)
 		h->diag.peak_request = size;
@@ -551,80 +586,73 @@ IOMEM_HEAP_API void *iomem__heap_alloc(iomem__heap *h, size_t size)
 
 IOMEM_HEAP_API void *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size_t align)
 {
-	size_t need, bsize, gap;
-	unsigned k;
-	iomem__hblock *b, *nb;
-	if (align <= IOMEM_HEAP_ALIGN && (align & (align - 1)) == 0)
-		return iomem__heap_alloc(h, size);
+	size_t need, bsize, gap, rest, map, m, k;
+	iomem__hblock *b, *nb, *last;
+	uintptr_t end;
+	/* one test for both ranges: size < 2^j and 16 <= align <= 2^j (with j
+	 * = MAX_LOG2 - 3, nothing below can overflow or pass the last list) */
+	if (IOMEM__HEAP_UNLIKELY(((align - 2 * IOMEM_HEAP_ALIGN) | size) >> (IOMEM_HEAP_MAX_LOG2 - 3) != 0)) {
+		if (align <= IOMEM_HEAP_ALIGN && (align & (align - 1)) == 0)
+			return iomem__heap_alloc(h, size);   /* 0 .. 8: the granule */
+		if (size > h->diag.peak_request)
+			h->diag.peak_request = size;
+		return iomem__heap_oom(h);
+	}
 	if (size > h->diag.peak_request)
 		h->diag.peak_request = size;
-	if (IOMEM__HEAP_UNLIKELY((align & (align - 1)) != 0 || size > IOMEM__HEAP_MAX_REQUEST / 4 ||
-	                         align > IOMEM__HEAP_MAX_BLOCK / 4))   /* no overflow below */
+	if (IOMEM__HEAP_UNLIKELY((align & (align - 1)) != 0))
 		return iomem__heap_oom(h);
-	need = iomem__heap_request_need(size);
-	if (!h->exact_fit)
-		need = IOMEM__HEAP_BIT(iomem__heap_list_up(need));
+	need = (size + IOMEM__HEAP_HDR + IOMEM_HEAP_ALIGN - 1) & ~(IOMEM_HEAP_ALIGN - 1);
+	if (h->exact_fit)
+		need = need < IOMEM__HEAP_MIN_BLOCK ? IOMEM__HEAP_MIN_BLOCK : need;
+	else
+		need = (size_t)2 << iomem__heap_fls((need - 1) | (IOMEM__HEAP_MIN_BLOCK - 1));   /* P(need) */
 	/* room for the front gap: 0, or at least a minimum block (so that it
-	 * can be a free block) and at most a minimum block + align - 8 */
-	k = iomem__heap_list_up(need + IOMEM__HEAP_MIN_BLOCK + align - IOMEM_HEAP_ALIGN);
-	k = iomem__heap_first_list(h, k);
-	if (IOMEM__HEAP_UNLIKELY(k == IOMEM__HEAP_BITS))
+	 * can be a free block) and at most a minimum block + align - 8; the
+	 * lists from ceil(log2(need + that)) on */
+	map = h->map;
+	m = map & ((~(size_t)0 - 1) << iomem__heap_fls(need + IOMEM__HEAP_MIN_BLOCK + align - IOMEM_HEAP_ALIGN - 1));
+	if (IOMEM__HEAP_UNLIKELY(m == 0))
 		return iomem__heap_oom(h);
+	k = iomem__heap_ctz(m);
 	b = h->heads[k];
-	iomem__heap_pop(h, b, k);
+	iomem__heap_pop(h, &map, b, k);
 	bsize = b->size - IOMEM__HEAP_FREE;
+	end = (uintptr_t)b + bsize;
+	nb = b;
 	gap = (size_t)(-((uintptr_t)b + IOMEM__HEAP_HDR) & (uintptr_t)(align - 1));
-	if (gap != 0) {
-		gap = (size_t)(-((uintptr_t)b + IOMEM__HEAP_HDR + IOMEM__HEAP_MIN_BLOCK) & (uintptr_t)(align - 1)) +
-		      IOMEM__HEAP_MIN_BLOCK;
+	if (gap != 0) {   /* the front gap becomes a free block */
+		gap = ((gap - IOMEM__HEAP_MIN_BLOCK) & (align - 1)) + IOMEM__HEAP_MIN_BLOCK;
 		nb = IOMEM__HEAP_BLK((uintptr_t)b + gap);
 		b->size = gap | IOMEM__HEAP_FREE;
-		iomem__heap_link(h, b, iomem__heap_fls(gap));
+		iomem__heap_link(h, &map, b, iomem__heap_fls(gap));
 		nb->prev_phys = b;
-		bsize -= gap;
-		IOMEM__HEAP_BLK((uintptr_t)nb + bsize)->prev_phys = nb;
-		b = nb;
 	}
-	if (bsize - need >= IOMEM__HEAP_MIN_BLOCK) {   /* the tail */
-		iomem__hblock *t = IOMEM__HEAP_BLK((uintptr_t)b + need);
-		size_t rest = bsize - need;
-		t->prev_phys = b;
-		t->size = rest | IOMEM__HEAP_FREE;
-		IOMEM__HEAP_BLK((uintptr_t)t + rest)->prev_phys = t;
-		iomem__heap_link(h, t, iomem__heap_fls(rest));
-		bsize = need;
+	last = nb;
+	rest = end - (uintptr_t)nb - need;
+	if (rest >= IOMEM__HEAP_MIN_BLOCK) {   /* so does the tail */
+		last = IOMEM__HEAP_BLK((uintptr_t)nb + need);
+		last->prev_phys = nb;
+		last->size = rest | IOMEM__HEAP_FREE;
+		iomem__heap_link(h, &map, last, iomem__heap_fls(rest));
+	} else {
+		need += rest;
 	}
-	b->size = bsize;
-	return iomem__heap_count(h, b);
+	h->map = map;
+	IOMEM__HEAP_BLK(end)->prev_phys = last;
+	nb->size = need;
+	return iomem__heap_count(h, nb);
 }
 
 /* ---- free -------------------------------------------------------------------- */
-/* The arena of block address @a past the first one, or NULL. */
-IOMEM__HEAP_COLD const iomem__heap_arena *iomem__heap_arena_of(const iomem__heap *h, uintptr_t a)
+/* The block of payload @p if it is a live block of arena @ar (which holds
+ * address p - header, aligned: @off = that - ar->first), else NULL. Reads
+ * only words inside the arena. */
+IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_validate(const iomem__heap_arena *ar, const void *p, uintptr_t off)
 {
-	unsigned i;
-	for (i = 1; i < IOMEM_HEAP_MAX_ARENAS; i++)
-		if (iomem__heap_ror3(a - h->arena[i].first) < h->arena[i].slots)
-			return &h->arena[i];
-	return NULL;
-}
-
-/* The block of payload @p if it is a live block of @h, else NULL. Reads only
- * words inside @h's arenas. */
-IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_validate(const iomem__heap *h, const void *p)
-{
-	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR, off, d;
-	const iomem__heap_arena *ar = h->arena;
+	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR, d;
 	const iomem__hblock *b = (const iomem__hblock *)a, *prev;
-	size_t size;
-	off = a - ar->first;
-	if (IOMEM__HEAP_UNLIKELY(iomem__heap_ror3(off) >= ar->slots)) {   /* misaligned or not in the first arena */
-		ar = iomem__heap_arena_of(h, a);
-		if (ar == NULL)
-			return NULL;
-		off = a - ar->first;
-	}
-	size = b->size;
+	size_t size = b->size;
 	if ((size & (IOMEM_HEAP_ALIGN - 1)) != 0)
 		return NULL;                   /* free (bit 0), foreign or overwritten */
 	if (size - IOMEM__HEAP_MIN_BLOCK > ar->span - off)   /* MIN .. up to the sentinel */
@@ -640,19 +668,28 @@ IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_validate(const iomem__heap *h, con
 	return (iomem__hblock *)a;
 }
 
+/* The arena holding block address @a (aligned), or NULL. */
+IOMEM__HEAP_INLINE const iomem__heap_arena *iomem__heap_arena_of(const iomem__heap *h, uintptr_t a)
+{
+	unsigned i;
+	for (i = 0; i < IOMEM_HEAP_MAX_ARENAS; i++)
+		if (iomem__heap_ror3(a - h->arena[i].first) < h->arena[i].slots)
+			return &h->arena[i];
+	return NULL;
+}
+
 IOMEM__HEAP_COLD bool iomem__heap_reject(iomem__heap *h)
 {
 	h->diag.rejected_frees++;
 	return false;
 }
 
-IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
+/* Frees @p, a pointer into arena @ar at @off (see validate). */
+IOMEM__HEAP_INLINE bool iomem__heap_free_in(iomem__heap *h, const iomem__heap_arena *ar, void *p, uintptr_t off)
 {
 	iomem__hblock *b, *next, *prev;
-	size_t size, nsize, psize;
-	if (p == NULL)
-		return true;
-	b = iomem__heap_validate(h, p);
+	size_t size, nsize, psize, map;
+	b = iomem__heap_validate(ar, p, off);
 	if (IOMEM__HEAP_UNLIKELY(b == NULL))
 		return iomem__heap_reject(h);
 	size = b->size;
@@ -663,6 +700,7 @@ IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
 	prev = b->prev_phys;
 	nsize = next->size;
 	psize = prev->size;
+	map = h->map;
 	if (nsize & IOMEM__HEAP_FREE) {
 		nsize -= IOMEM__HEAP_FREE;
 		size += nsize;
@@ -670,21 +708,46 @@ IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
 			iomem__heap_replace(next, b);   /* b takes next's place */
 			goto done;
 		}
-		iomem__heap_unlink(h, next, nsize);
+		iomem__heap_unlink(h, &map, next, nsize);
 	}
 	if (psize & IOMEM__HEAP_FREE) {
 		psize -= IOMEM__HEAP_FREE;
 		size += psize;
 		b = prev;
-		if (iomem__heap_same_list(size, psize))
+		if (iomem__heap_same_list(size, psize)) {
+			h->map = map;                   /* next may have left its list */
 			goto done;                      /* prev grows in place */
-		iomem__heap_unlink(h, b, psize);
+		}
+		iomem__heap_unlink(h, &map, b, psize);
 	}
-	iomem__heap_link(h, b, iomem__heap_fls(size));
+	iomem__heap_link(h, &map, b, iomem__heap_fls(size));
+	h->map = map;
 done:
 	b->size = size | IOMEM__HEAP_FREE;
 	IOMEM__HEAP_BLK((uintptr_t)b + size)->prev_phys = b;
 	return true;
+}
+
+/* A pointer outside the first arena (or misaligned): the other arenas. */
+IOMEM__HEAP_COLD bool iomem__heap_free_other(iomem__heap *h, void *p)
+{
+	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR;
+	const iomem__heap_arena *ar = iomem__heap_arena_of(h, a);
+	if (ar == NULL)
+		return iomem__heap_reject(h);
+	return iomem__heap_free_in(h, ar, p, a - ar->first);
+}
+
+IOMEM_HEAP_API bool iomem__heap_free(iomem__heap *h, void *p)
+{
+	uintptr_t off;
+	if (p == NULL)
+		return true;
+	/* one compare: aligned and inside the first arena (unused: no slot) */
+	off = (uintptr_t)p - IOMEM__HEAP_HDR - h->arena[0].first;
+	if (IOMEM__HEAP_UNLIKELY(iomem__heap_ror3(off) >= h->arena[0].slots))
+		return iomem__heap_free_other(h, p);
+	return iomem__heap_free_in(h, &h->arena[0], p, off);
 }
 
 /* ---- queries and the checker ------------------------------------------------- */
@@ -701,7 +764,9 @@ IOMEM_HEAP_API bool iomem__heap_owns(const iomem__heap *h, const void *p)
 
 IOMEM_HEAP_API size_t iomem__heap_usable_size(const iomem__heap *h, const void *p)
 {
-	const iomem__hblock *b = iomem__heap_validate(h, p);
+	uintptr_t a = (uintptr_t)p - IOMEM__HEAP_HDR;
+	const iomem__heap_arena *ar = iomem__heap_arena_of(h, a);
+	const iomem__hblock *b = ar == NULL ? NULL : iomem__heap_validate(ar, p, a - ar->first);
 	return b == NULL ? 0 : b->size - IOMEM__HEAP_HDR;
 }
 
@@ -737,7 +802,7 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 				return false;
 			if (is_free) {
 				const iomem__hblock *x;
-				unsigned l = iomem__heap_fls(size);
+				size_t l = iomem__heap_fls(size);
 				if (prev_free)
 					return false;          /* two adjacent free blocks */
 				if (l >= IOMEM__HEAP_LISTS || !(h->map & IOMEM__HEAP_BIT(l)))

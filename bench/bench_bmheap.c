@@ -161,7 +161,7 @@ __attribute__((noinline)) static bool wc_free(iomem__heap *h, void *p)
 
 enum { WC_ALLOC, WC_ALIGNED, WC_FREE, WC_KINDS };
 #define WC_SLOTS 512u
-#define WC_OPS 3000u
+#define WC_OPS 20000u
 
 /* The child: fragment a heap (unmeasured), stop, then run the adversarial
  * sequence under single-step. */
