@@ -190,8 +190,6 @@ typedef struct iomem_heap_diagnostics {
 	size_t   peak_allocated;    /* highest value of allocated */
 	size_t   peak_request;      /* largest size ever requested */
 	size_t   used_blocks;       /* blocks allocated now */
-	size_t   alloc_count;       /* successful allocations */
-	size_t   free_count;        /* successful frees */
 	size_t   oom_count;         /* allocations that returned NULL */
 	size_t   rejected_frees;    /* frees refused: not a live block of this heap */
 	unsigned arenas;            /* arenas added */
@@ -501,7 +499,6 @@ IOMEM__HEAP_INLINE void *iomem__heap_count(iomem__heap *h, iomem__hblock *b)
 	if (allocated > h->diag.peak_allocated)
 		h->diag.peak_allocated = allocated;
 	h->diag.used_blocks++;
-	h->diag.alloc_count++;
 	return (void *)((uintptr_t)b + IOMEM__HEAP_HDR);
 }
 
@@ -525,7 +522,7 @@ IOMEM_HEAP_API void iomem__heap_init(iomem__heap *h)
 	}
 	h->diag.capacity = h->diag.allocated = h->diag.peak_allocated = 0;
 	h->diag.peak_request = h->diag.used_blocks = 0;
-	h->diag.alloc_count = h->diag.free_count = h->diag.oom_count = 0;
+	h->diag.oom_count = 0;
 	h->diag.rejected_frees = 0;
 	h->diag.arenas = 0;
 	h->exact_fit = false;
@@ -695,7 +692,6 @@ IOMEM__HEAP_INLINE bool iomem__heap_free_in(iomem__heap *h, const iomem__heap_ar
 	size = b->size;
 	h->diag.allocated -= size;
 	h->diag.used_blocks--;
-	h->diag.free_count++;
 	next = IOMEM__HEAP_BLK((uintptr_t)b + size);
 	prev = b->prev_phys;
 	nsize = next->size;
@@ -801,17 +797,11 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 			    (b->size & (IOMEM_HEAP_ALIGN - 1) & ~IOMEM__HEAP_FREE) != 0)
 				return false;
 			if (is_free) {
-				const iomem__hblock *x;
 				size_t l = iomem__heap_fls(size);
 				if (prev_free)
 					return false;          /* two adjacent free blocks */
 				if (l >= IOMEM__HEAP_LISTS || !(h->map & IOMEM__HEAP_BIT(l)))
 					return false;
-				for (x = h->heads[l]; x != NULL && x != b; x = x->next_free)
-					if (++listed > h->diag.capacity)   /* a cycle */
-						return false;
-				if (x != b)
-					return false;          /* free but not on its list */
 				c.free_bytes += size;
 				c.free_blocks++;
 				if (size > c.largest_free)
@@ -827,8 +817,10 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 		if (((const iomem__hblock *)end)->prev_phys != prev || ((const iomem__hblock *)end)->size != 0)
 			return false;                      /* sentinel */
 	}
-	/* 2. every list: the bitmap agrees, members are free, in the right
-	 *    list, linked back, inside an arena; their number matches the walk */
+	/* 2. every list: the bitmap agrees; members are free blocks (their
+	 *    physical neighbours point at them), in the right list, linked
+	 *    back (so no block is listed twice), inside an arena; as many as
+	 *    the walk found (so every free block is listed). O(blocks). */
 	listed = 0;
 	if ((h->map >> (IOMEM__HEAP_LISTS - 1) >> 1) != 0)
 		return false;                              /* bits past the last list */
@@ -839,10 +831,17 @@ IOMEM_HEAP_API bool iomem__heap_check(const iomem__heap *h, iomem_heap_census *c
 			return false;
 		link = &h->heads[i];
 		for (x = h->heads[i]; x != NULL; link = &x->next_free, x = x->next_free) {
+			size_t size;
 			if (++listed > c.free_blocks || !iomem__heap_owns(h, x) ||
 			    ((uintptr_t)x & (IOMEM_HEAP_ALIGN - 1)) != 0 ||
-			    !(x->size & IOMEM__HEAP_FREE) || x->link_free != link ||
-			    iomem__heap_fls(IOMEM__HEAP_SIZE(x)) != i)
+			    !(x->size & IOMEM__HEAP_FREE) || x->link_free != link)
+				return false;
+			size = IOMEM__HEAP_SIZE(x);
+			if (size < IOMEM__HEAP_MIN_BLOCK || iomem__heap_fls(size) != i ||
+			    !iomem__heap_owns(h, (const char *)x + size) ||
+			    ((const iomem__hblock *)((uintptr_t)x + size))->prev_phys != x ||
+			    !iomem__heap_owns(h, x->prev_phys) ||
+			    (uintptr_t)x->prev_phys + IOMEM__HEAP_SIZE(x->prev_phys) != (uintptr_t)x)
 				return false;
 		}
 	}
