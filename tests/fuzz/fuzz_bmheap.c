@@ -3,18 +3,25 @@
  * tests/fuzz/fuzz_bmheap.c - the bare-metal heap (backends/iomem_heap.h)
  * against a shadow map of its arenas.
  *
- * The input chooses one or two arenas (offsets, sizes), then a sequence of
- * alloc / alloc_aligned (good and bad alignments) / free of live blocks /
- * bad frees (interior, stale, misaligned, foreign pointers, NULL). The
- * shadow map records which live block owns each arena byte; each block is
- * filled with its own byte. Checked after every operation:
- *   - a new block is aligned, lies in an arena, has usable_size >= the
- *     request, and overlaps no live block;
- *   - an allocation fails only when the documented guarantee allows it
- *     (G1: no free block of R(need(s)) bytes; G2 for aligned requests);
+ * The input chooses the fit policy (power of two or exact) and one or two
+ * arenas (offsets, sizes), then a sequence of alloc / alloc_aligned (good
+ * and bad alignments) / free of live blocks / bad frees (interior, stale,
+ * misaligned, foreign pointers, NULL); sizes run up to SIZE_MAX. The
+ * shadow map records which live block owns each arena byte (its whole
+ * usable size); each block is filled with its own byte. Checked after
+ * every operation:
+ *   - a new block is aligned, lies in an arena, overlaps no live block;
+ *   - G1 exactly: iomem__heap_alloc(s) succeeds if and only if a free block
+ *     of P(need(s)) bytes exists (the census taken just before);
+ *   - G2: alloc_aligned(s, a) succeeds whenever a free block of
+ *     P(b(s) + minimum block + a - 8) exists, b(s) the policy's block;
+ *   - G3: the block holds b(s) .. b(s) + minimum block - 8 bytes; the
+ *     block before it is used, or (aligned) a free front gap of minimum
+ *     block .. minimum block + a - 8 bytes - no lent gaps;
  *   - a bad free is refused (false, rejected_frees + 1) and changes nothing;
  *   - every live block still holds its byte when freed (no corruption);
- *   - iomem__heap_check() holds and its census matches the model.
+ *   - iomem__heap_check() holds and its census matches the model; once
+ *     all is freed each arena is one free block.
  */
 #include "fuzz_util.h"
 #define IOMEM__HEAP_IMPLEMENTATION 1
@@ -27,7 +34,7 @@
 static uint64_t arena0[A0 / 8], arena1[A1 / 8];
 static uint16_t shadow0[A0 / 8], shadow1[A1 / 8];   /* owner per 8-byte granule, 0 = none */
 
-typedef struct blk { unsigned char *p; size_t size; uint16_t id; } blk;
+typedef struct blk { unsigned char *p; size_t size, granules; uint16_t id; } blk;
 static blk live[MAXLIVE];
 static unsigned nlive;
 static uint16_t next_id;
@@ -37,6 +44,27 @@ static bool FZ_CENSUS(const iomem__heap *h, iomem_heap_census *c)
 {
 	FZ_CHECK(iomem__heap_check(h, c), "heap invariants");
 	return true;
+}
+
+/* P(n), need(s), b(s): the heap's own definitions (frozen API) */
+#define P(n)    iomem__heap_round_list(n)
+#define NEED(s) iomem__heap_request_need(s)
+static size_t bsz(const iomem__heap *h, size_t s) { return h->exact_fit ? NEED(s) : P(NEED(s)); }
+
+/* G3 and the front gap of the new block at @p (align 0: unaligned). */
+static void check_block(const iomem__heap *h, const void *p, size_t s, size_t align)
+{
+	const iomem__hblock *b = (const iomem__hblock *)((const char *)p - IOMEM__HEAP_HDR), *prev = b->prev_phys;
+	size_t size = b->size, want = bsz(h, s);
+	FZ_CHECK((size & 7) == 0 && size >= want && size <= want + IOMEM__HEAP_MIN_BLOCK - 8,
+	         "G3 (%s): alloc(%zu, %zu): block of %zu, b(s) %zu", h->exact_fit ? "exact" : "pow2", s, align, size, want);
+	FZ_CHECK(iomem__heap_usable_size(h, p) == size - IOMEM__HEAP_HDR, "usable size");
+	FZ_CHECK(prev != NULL, "no previous block");
+	if (prev->size & IOMEM__HEAP_FREE) {
+		size_t gap = prev->size - IOMEM__HEAP_FREE;
+		FZ_CHECK(align > 8 && gap >= IOMEM__HEAP_MIN_BLOCK && gap <= IOMEM__HEAP_MIN_BLOCK + align - 8,
+		         "alloc(%zu, %zu): free block of %zu before it (front gap?)", s, align, gap);
+	}
 }
 
 /* The model's loops are not coverage feedback: only the heap's are. */
@@ -54,7 +82,7 @@ MODEL static uint16_t *shadow_of(const void *p)
 
 MODEL static void track(iomem__heap *h, unsigned char *p, size_t size, size_t align)
 {
-	size_t g, n = (size + 7) / 8;
+	size_t g, n = iomem__heap_usable_size(h, p) / 8;
 	FZ_CHECK(((uintptr_t)p & (IOMEM_HEAP_ALIGN - 1)) == 0, "block %p misaligned", (void *)p);
 	FZ_CHECK(align <= 8 || ((uintptr_t)p & (align - 1)) == 0, "block %p not aligned to %zu", (void *)p, align);
 	FZ_CHECK(iomem__heap_owns(h, p), "block %p outside the arenas", (void *)p);
@@ -65,14 +93,16 @@ MODEL static void track(iomem__heap *h, unsigned char *p, size_t size, size_t al
 		FZ_CHECK(*s == 0, "block %p (%zu bytes) overlaps live block %u", (void *)p, size, *s);
 		*s = next_id;
 	}
+	n = (size + 7) / 8;
 	memset(p, (int)(next_id & 0xff), size);
 	if (nlive < MAXLIVE) {
 		live[nlive].p = p;
 		live[nlive].size = size;
+		live[nlive].granules = iomem__heap_usable_size(h, p) / 8;
 		live[nlive++].id = next_id;
 	} else {
 		/* no room in the model: give it straight back */
-		for (g = 0; g < n; g++)
+		for (g = 0; g < iomem__heap_usable_size(h, p) / 8; g++)
 			*shadow_of(p + 8 * g) = 0;
 		FZ_CHECK(iomem__heap_free(h, p), "free of a new block");
 	}
@@ -89,7 +119,7 @@ MODEL static void untrack(unsigned i)
 		FZ_CHECK(memcmp(b->p + k, want, n) == 0, "block %p (%zu bytes) overwritten near byte %zu", (void *)b->p,
 		         b->size, k);
 	}
-	for (size_t g = 0; g < (b->size + 7) / 8; g++)
+	for (size_t g = 0; g < b->granules; g++)
 		*shadow_of(b->p + 8 * g) = 0;
 	live[i] = live[--nlive];
 }
@@ -109,7 +139,13 @@ static size_t f_size(fz *f)
 	case 0:  return b >> 2;
 	case 1:  return fz_u8(f);
 	case 2:  return fz_u16(f) % 4096;
-	default: return fz_u32(f) % (A0 + 1024);     /* too big, sometimes */
+	default:
+		switch ((b >> 2) & 7) {                  /* near the limits: always NULL */
+		case 0:  return IOMEM__HEAP_MAX_REQUEST - 64 + (size_t)(b >> 5) * 8;
+		case 1:  return SIZE_MAX - (size_t)(b >> 5) * 7;
+		case 2:  return IOMEM__HEAP_MAX_REQUEST / 4 + (size_t)(b >> 5);
+		default: return fz_u32(f) % (A0 + 1024);     /* too big, sometimes */
+		}
 	}
 }
 
@@ -124,6 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char *stale[8] = { 0 };
 	unsigned nstale = 0;
 	iomem__heap_init(&h);
+	FZ_CHECK(!h.exact_fit, "init: power of two");
+	h.exact_fit = (cfg & 2) != 0;
 	FZ_CHECK(iomem__heap_add_arena(&h, (char *)arena0 + off0, len0), "arena 0");
 	if (cfg & 1)
 		FZ_CHECK(iomem__heap_add_arena(&h, arena1, A1 - 8 * (size_t)(fz_u8(&f) % 64)), "arena 1");
@@ -139,12 +177,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 1: {
 			size_t s = f_size(&f);
 			void *p;
+			bool promised;
+			FZ_CENSUS(&h, &c);
+			promised = s <= IOMEM__HEAP_MAX_REQUEST && c.largest_free >= P(NEED(s));
 			p = iomem__heap_alloc(&h, s);
-			if (p != NULL)
+			FZ_CHECK((p != NULL) == promised, "step %u: G1: alloc(%zu) %s with a largest free block of %zu",
+			         step, s, p ? "succeeded" : "failed", c.largest_free);
+			if (p != NULL) {
+				check_block(&h, p, s, 0);
 				track(&h, (unsigned char *)p, s, 0);
-			else if (FZ_CENSUS(&h, &c))   /* a failed allocation changes nothing */
-				FZ_CHECK(c.largest_free < iomem__heap_round_list(iomem__heap_request_need(s)),
-				         "step %u: alloc(%zu) failed with a free block of %zu (G1)", step, s, c.largest_free);
+			}
 			break;
 		}
 		case 2: {
@@ -158,20 +200,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			} else {
 				a = (size_t)1 << (ab % 13);
 			}
+			FZ_CENSUS(&h, &c);
 			p = iomem__heap_alloc_aligned(&h, s, a);
-			if (p == NULL)
-				FZ_CENSUS(&h, &c);
 			if (bad) {
 				FZ_CHECK(p == NULL, "step %u: alloc_aligned(%zu, %zu) succeeded", step, s, a);
-			} else if (p != NULL) {
-				track(&h, (unsigned char *)p, s, a);
-			} else if (a > 8) {
-				size_t want = iomem__heap_round_list(iomem__heap_request_need(s) + a - 8);
+			} else if (a <= 8) {
+				bool promised = s <= IOMEM__HEAP_MAX_REQUEST && c.largest_free >= P(NEED(s));
+				FZ_CHECK((p != NULL) == promised, "step %u: G1: alloc_aligned(%zu, %zu) %s, largest free %zu", step,
+				         s, a, p ? "succeeded" : "failed", c.largest_free);
+			} else if (s > IOMEM__HEAP_MAX_REQUEST / 4) {
+				FZ_CHECK(p == NULL, "step %u: alloc_aligned(%zu, %zu) succeeded", step, s, a);
+			} else if (p == NULL) {
+				size_t want = P(bsz(&h, s) + IOMEM__HEAP_MIN_BLOCK + a - 8);
 				FZ_CHECK(c.largest_free < want, "step %u: alloc_aligned(%zu, %zu) failed with a free block of %zu (G2)",
 				         step, s, a, c.largest_free);
-			} else {
-				FZ_CHECK(c.largest_free < iomem__heap_round_list(iomem__heap_request_need(s)),
-				         "step %u: alloc_aligned(%zu, %zu) failed (G1)", step, s, a);
+			}
+			if (p != NULL) {
+				check_block(&h, p, s, a);
+				track(&h, (unsigned char *)p, s, a);
 			}
 			break;
 		}
@@ -179,12 +225,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 4: {
 			unsigned i;
 			unsigned char *p;
+			size_t before = h.diag.allocated, bsize;
 			if (nlive == 0)
 				break;
 			i = fz_u8(&f) % nlive;
 			p = live[i].p;
+			bsize = iomem__heap_usable_size(&h, p) + IOMEM__HEAP_HDR;
 			untrack(i);
 			FZ_CHECK(iomem__heap_free(&h, p), "step %u: free of live block %p refused", step, (void *)p);
+			FZ_CHECK(h.diag.allocated == before - bsize, "step %u: free: allocated", step);
 			stale[nstale++ % 8] = p;
 			break;
 		}
