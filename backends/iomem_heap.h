@@ -45,8 +45,10 @@
  *   bit per non-empty list. A request that needs n bytes takes the first
  *   block of the first non-empty list at or above ceil(log2 n) - one mask
  *   and one count-trailing-zeros: every block there holds at least n bytes,
- *   so no list is ever searched. The block is split and the tail goes back
- *   to its list. Free merges with both physical neighbours (found through
+ *   so no list is ever searched. When those lists are all empty, the head
+ *   of the list below is taken if it happens to be large enough (one more
+ *   look; it lets a large request use a hole short of the next power of
+ *   two). The block is split and the tail goes back to its list. Free merges with both physical neighbours (found through
  *   the header, no search). A list link knows the link pointing at it, so a
  *   block leaves its list without its list number being computed.
  *
@@ -94,7 +96,8 @@
  *   rounded up to a power of two, and R(n) = P(n) (iomem__heap_round_list).
  *     G1  iomem__heap_alloc(s) succeeds whenever any free block has a size
  *         of at least P(need(s)) - within a factor 2 of best fit, whatever
- *         the history of the heap;
+ *         the history of the heap - and also when the head of the list
+ *         below holds its block;
  *     G2  iomem__heap_alloc_aligned(s, a), a > 8, succeeds whenever a free
  *         block of at least P(need(s) + minimum block + a - 8) exists;
  *     G3  an allocated block occupies at most b(s) + minimum block - 8
@@ -456,6 +459,16 @@ IOMEM__HEAP_INLINE size_t iomem__heap_lists_from(size_t map, size_t k)
 	return map & (~(size_t)0 << k);
 }
 
+/* When no list at or above the one that is sure to fit has a block: the
+ * head of list @k (the one below) if it happens to hold @need bytes - one
+ * more look, still O(1), which lets a large request use a hole smaller
+ * than the next power of two (exact fit; aligned requests). */
+IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_below(const iomem__heap *h, size_t k, size_t need)
+{
+	iomem__hblock *b = h->heads[k];
+	return b != NULL && b->size > need ? b : NULL;   /* size has the free bit: > is >= */
+}
+
 /* Takes the first block of the first non-empty list at or above @k and
  * splits @need bytes off its front, the tail (if it can hold a block) going
  * back to its list - in the block's own place when that is its list.
@@ -464,10 +477,14 @@ IOMEM__HEAP_INLINE iomem__hblock *iomem__heap_take(iomem__heap *h, size_t k, siz
 {
 	size_t bsize, rest, map = h->map, m = iomem__heap_lists_from(map, k);
 	iomem__hblock *b, *t;
-	if (IOMEM__HEAP_UNLIKELY(m == 0))
-		return NULL;
-	k = iomem__heap_ctz(m);
-	b = h->heads[k];
+	if (IOMEM__HEAP_LIKELY(m != 0)) {
+		k = iomem__heap_ctz(m);
+		b = h->heads[k];
+	} else {
+		b = iomem__heap_below(h, --k, need);
+		if (b == NULL)
+			return NULL;
+	}
 	bsize = b->size - IOMEM__HEAP_FREE;
 	rest = bsize - need;
 	if (rest >= IOMEM__HEAP_MIN_BLOCK) {
@@ -599,34 +616,39 @@ IOMEM_HEAP_API void *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size
 		h->diag.peak_request = size;
 	if (IOMEM__HEAP_UNLIKELY((align & (align - 1)) != 0))
 		return iomem__heap_oom(h);
-	need = (size + IOMEM__HEAP_HDR + IOMEM_HEAP_ALIGN - 1) & ~(IOMEM_HEAP_ALIGN - 1);
 	if (h->exact_fit)
-		need = need < IOMEM__HEAP_MIN_BLOCK ? IOMEM__HEAP_MIN_BLOCK : need;
-	else
-		need = (size_t)2 << iomem__heap_fls((need - 1) | (IOMEM__HEAP_MIN_BLOCK - 1));   /* P(need) */
+		need = iomem__heap_request_need(size);
+	else   /* P(need(size)): powers of two from 8 on are multiples of 8 */
+		need = (size_t)2 << iomem__heap_fls((size + IOMEM__HEAP_HDR - 1) | (IOMEM__HEAP_MIN_BLOCK - 1));
 	/* room for the front gap: 0, or at least a minimum block (so that it
 	 * can be a free block) and at most a minimum block + align - 8; the
 	 * lists from ceil(log2(need + that)) on */
 	map = h->map;
-	m = map & ((~(size_t)0 - 1) << iomem__heap_fls(need + IOMEM__HEAP_MIN_BLOCK + align - IOMEM_HEAP_ALIGN - 1));
-	if (IOMEM__HEAP_UNLIKELY(m == 0))
-		return iomem__heap_oom(h);
-	k = iomem__heap_ctz(m);
-	b = h->heads[k];
+	k = iomem__heap_fls(need + IOMEM__HEAP_MIN_BLOCK + align - IOMEM_HEAP_ALIGN - 1);
+	m = map & ((~(size_t)0 - 1) << k);
+	if (IOMEM__HEAP_LIKELY(m != 0)) {
+		k = iomem__heap_ctz(m);
+		b = h->heads[k];
+	} else {
+		b = iomem__heap_below(h, k, need + IOMEM__HEAP_MIN_BLOCK + align - IOMEM_HEAP_ALIGN);
+		if (IOMEM__HEAP_UNLIKELY(b == NULL))
+			return iomem__heap_oom(h);
+	}
 	iomem__heap_pop(h, &map, b, k);
 	bsize = b->size - IOMEM__HEAP_FREE;
 	end = (uintptr_t)b + bsize;
+	rest = bsize - need;
 	nb = b;
 	gap = (size_t)(-((uintptr_t)b + IOMEM__HEAP_HDR) & (uintptr_t)(align - 1));
 	if (gap != 0) {   /* the front gap becomes a free block */
 		gap = ((gap - IOMEM__HEAP_MIN_BLOCK) & (align - 1)) + IOMEM__HEAP_MIN_BLOCK;
 		nb = IOMEM__HEAP_BLK((uintptr_t)b + gap);
+		rest -= gap;
 		b->size = gap | IOMEM__HEAP_FREE;
 		iomem__heap_link(h, &map, b, iomem__heap_fls(gap));
 		nb->prev_phys = b;
 	}
 	last = nb;
-	rest = end - (uintptr_t)nb - need;
 	if (rest >= IOMEM__HEAP_MIN_BLOCK) {   /* so does the tail */
 		last = IOMEM__HEAP_BLK((uintptr_t)nb + need);
 		last->prev_phys = nb;
