@@ -75,8 +75,11 @@ extern void (*bmt_cache_spy)(unsigned op, const void *addr, vm_size_t len);
 #define BMT_BOUNCE_BYTES (129u * 4096u)
 extern uint64_t bmt_bounce_arena[BMT_BOUNCE_BYTES / 8];
 
-/* The memory the final description gives iomem (t_init.c). */
-#define BMT_HEAP0_BYTES (160u * 1024u)
+/* The memory the final description gives iomem (t_init.c). Power of two
+ * (the default policy) needs room: t_desc.c's 64 KiB-aligned buffer takes
+ * a 128 KiB block (its IOMalloc footprint, 68 KiB, rounded up), next to
+ * the debug layer's table and the other live blocks. */
+#define BMT_HEAP0_BYTES (256u * 1024u)
 #define BMT_HEAP1_BYTES (48u * 1024u)
 
 #endif

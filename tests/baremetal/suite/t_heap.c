@@ -14,7 +14,7 @@
 
 static uint64_t arena_a[96 * 1024 / 8];
 static uint64_t arena_b[24 * 1024 / 8];
-static uint64_t tiny[5][128 / 8];
+static uint64_t tiny[5][256 / 8];   /* 64-bit: two 24-byte blocks need a 128-byte list */
 static iomem__heap h;
 
 #define NSLOT 320
