@@ -307,9 +307,10 @@ IOMEM_INLINE void iomem__mutex_lock(iomem__mutex *m)    { (void)m; iomem__bareme
 IOMEM_INLINE void iomem__mutex_unlock(iomem__mutex *m)  { (void)m; iomem__baremetal_unlock(); }
 
 /* ---- descriptor layer contract (see iomem_posix.h for the semantics) ----
- * Identity translation (physical == virtual), all memory wired; buffer RAM
- * comes from the alloc hook, page-aligned; a physical limit is checked
- * against the block's address (kIOReturnNoResources if above). */
+ * Identity translation unless the hooks say otherwise, all memory wired;
+ * buffer RAM is an aligned block of iomem's heap (else of the alloc hook);
+ * a physical limit is checked against the block's address
+ * (kIOReturnNoResources if above). */
 typedef struct iomem__ram {
 	void             *address;
 	vm_size_t         bytes;
@@ -825,6 +826,30 @@ IOMEM_API bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByte
 	return true;
 }
 
+/* Buffer RAM: with iomem's heap an aligned heap block, like the pageable
+ * pages (the front gap goes back to the heap, so a page takes its policy's
+ * block - 8 KiB under power of two, 4 KiB + 8 exact - instead of an
+ * IOMalloc of page + alignment slack rounded up again, 16 KiB); over the
+ * alloc hooks IOMallocAligned's header layout. */
+IOMEM__PRIVATE void *iomem__bm_ram_get(vm_size_t bytes, vm_size_t align)
+{
+	void *p;
+	if (!iomem__bm_heap_on)
+		return iomem__aligned_alloc_raw(bytes, align);
+	iomem__baremetal_lock();
+	p = iomem__heap_alloc_aligned(&iomem__bm_heap, bytes, align);
+	iomem__baremetal_unlock();
+	return p;
+}
+
+IOMEM__PRIVATE void iomem__bm_ram_put(void *address, vm_size_t bytes)
+{
+	if (iomem__bm_heap_on)
+		iomem__baremetal_free(address);
+	else
+		iomem__aligned_free_raw(address, bytes, "IOBufferMemoryDescriptor");
+}
+
 IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
                                              IOPhysicalAddress max_phys, bool contiguous)
 {
@@ -835,12 +860,12 @@ IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, v
 	ram->fd = -1;
 	ram->pinned = contiguous;
 	ram->bytes = bytes;
-	ram->address = iomem__aligned_alloc_raw(bytes, align);
+	ram->address = iomem__bm_ram_get(bytes, align);
 	if (ram->address == NULL)
 		return kIOReturnNoMemory;
 	ram->phys = iomem__baremetal_virt_to_phys(ram->address);
 	if (contiguous && ram->phys + bytes - 1 > max_phys) {
-		iomem__aligned_free_raw(ram->address, bytes, "IOBufferMemoryDescriptor");
+		iomem__bm_ram_put(ram->address, bytes);
 		ram->address = NULL;
 		return kIOReturnNoResources;
 	}
@@ -851,7 +876,7 @@ IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, v
 IOMEM_API void iomem__platform_ram_free(iomem__ram *ram)
 {
 	if (ram->address != NULL)
-		iomem__aligned_free_raw(ram->address, ram->bytes, "IOBufferMemoryDescriptor");
+		iomem__bm_ram_put(ram->address, ram->bytes);
 	ram->address = NULL;
 }
 
