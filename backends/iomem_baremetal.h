@@ -29,7 +29,8 @@
  *                                         alloc/free hooks; neither: the
  *                                         IOMalloc family returns NULL
  *   page-granular pageable allocation     page-aligned blocks of the same heap
- *                                         (all memory is wired)
+ *                                         (all memory is wired); buffer RAM
+ *                                         (IOBufferMemoryDescriptor) too
  *   page size                             desc.page_size (default 4096)
  *   locks                                 desc.lock/unlock (default none)
  *   log / panic                           desc.log/panic (default: drop / spin)
@@ -153,9 +154,10 @@ typedef struct iomem_baremetal_desc {
 	 *   (DMA buffers, IOBufferMemoryDescriptor RAM, IOMallocPageable),
 	 *   which power of two would double.
 	 * Either way an allocation succeeds whenever some free block holds b
-	 * rounded up to a power of two (a page-aligned one, IOMallocPageable:
-	 * the block it takes + page + 8, rounded up; 24 on 64-bit cores), and
-	 * every call runs in the same O(1) time. */
+	 * rounded up to a power of two (a page-aligned one - IOMallocPageable,
+	 * buffer RAM - whenever one holds the block it takes + page + 8,
+	 * rounded up; + 24 on 64-bit cores), and every call runs in the same
+	 * O(1) time. */
 	bool heap_exact_fit;
 
 	/* Translation: both or neither; NULL = identity (phys == virt). */
