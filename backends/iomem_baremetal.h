@@ -17,16 +17,20 @@
  * FILES
  *   backends/iomem_baremetal.h   this file: the description, the platform
  *                                contract, cache maintenance per architecture
- *   backends/iomem_heap.h        the O(1) heap (TLSF class) behind the IOMalloc
- *                                family; self-contained, included from here
+ *   backends/iomem_heap.h        the O(1) heap (half-fit: one free list per
+ *                                power of two, o1heap's policy) behind the
+ *                                IOMalloc family and the bounce arena;
+ *                                self-contained, included from here
  *
  * PLATFORM CONTRACT (DESIGN.md §3)       status in this backend
  *   allocation                            iomem's O(1) heap over desc.heap[]
- *                                         arenas; or the alloc/free hooks;
- *                                         neither: the IOMalloc family
- *                                         returns NULL
+ *                                         arenas (fit policy:
+ *                                         desc.heap_exact_fit); or the
+ *                                         alloc/free hooks; neither: the
+ *                                         IOMalloc family returns NULL
  *   page-granular pageable allocation     page-aligned blocks of the same heap
- *                                         (all memory is wired)
+ *                                         (all memory is wired); buffer RAM
+ *                                         (IOBufferMemoryDescriptor) too
  *   page size                             desc.page_size (default 4096)
  *   locks                                 desc.lock/unlock (default none)
  *   log / panic                           desc.log/panic (default: drop / spin)
@@ -35,7 +39,8 @@
  *                                         identity by default:
  *                                         iomem__platform_virt_to_phys/_phys_to_virt
  *   DMA-reachable window, bounce arena    desc.dma_base/dma_length and
- *                                         desc.bounce (its own O(1) heap):
+ *                                         desc.bounce (its own O(1) heap,
+ *                                         exact fit):
  *                                         iomem__platform_dma_reachable,
  *                                         iomem__platform_bounce_alloc/free
  *   cache maintenance                     desc.cache_* hooks, else per
@@ -132,13 +137,41 @@ typedef struct iomem_baremetal_desc {
 	/* The IOMalloc heap: iomem's O(1) heap over these arenas (all zero:
 	 * the alloc/free hooks if given, else no heap). Not with alloc/free. */
 	iomem_baremetal_arena heap[IOMEM_BAREMETAL_MAX_ARENAS];
+	/* The heap's fit policy (backends/iomem_heap.h, FIT POLICIES); needs
+	 * heap[] arenas. Let b = the request plus the block header (8 bytes,
+	 * 16 on 64-bit cores), rounded up to 8.
+	 * false (default): power of two. A block takes b rounded up to a power
+	 *   of two, so up to half of it is unused; in exchange the heap has a
+	 *   proven bound: if the live blocks never hold more than M bytes (sum
+	 *   of b) and n = largest / smallest block, an arena of
+	 *   2M(1 + ceil(log2 n)) bytes never fails a request (Robson's bound,
+	 *   as o1heap states it). Pick it when the heap is sized from that
+	 *   bound (long-running or safety-critical firmware).
+	 * true: exact fit. A block takes b: a 4 KiB IOMalloc takes 4 KiB + 8,
+	 *   not 8 KiB. No proven bound on fragmentation: size the heap from a
+	 *   measured peak (iomem_baremetal_heap_diagnostics, peak_allocated)
+	 *   with margin. Pick it when many blocks are 2^k bytes or whole pages
+	 *   (DMA buffers, IOBufferMemoryDescriptor RAM, IOMallocPageable),
+	 *   which power of two would double.
+	 * Either way an allocation succeeds whenever some free block holds b
+	 * rounded up to a power of two (a page-aligned one - IOMallocPageable,
+	 * buffer RAM - whenever one holds the block it takes + page + 8,
+	 * rounded up; + 24 on 64-bit cores), and every call runs in the same
+	 * O(1) time. */
+	bool heap_exact_fit;
 
 	/* Translation: both or neither; NULL = identity (phys == virt). */
 	IOPhysicalAddress64 (*virt_to_phys)(void *user, const void *virt);
 	void *(*phys_to_virt)(void *user, IOPhysicalAddress64 phys);  /* NULL if unmapped */
 
 	/* What devices can reach: [dma_base, dma_base + dma_length); length 0 =
-	 * everything. Bounce buffers come from @bounce, which must lie inside. */
+	 * everything. Bounce buffers come from @bounce, which must lie inside:
+	 * its own heap, always exact fit. IODMACommand takes bounce pages 64
+	 * at a time, page-aligned, and the heap only promises such a block
+	 * from a free block of 128 pages: give a page-aligned arena of 128
+	 * pages + 2 block headers (16 bytes; 32 on 64-bit cores) for the first
+	 * chunk (4096-byte pages: 512 KiB + 16) and 65 pages more for each
+	 * further chunk live at once. */
 	IOPhysicalAddress64 dma_base;
 	IOPhysicalLength64  dma_length;
 	iomem_baremetal_arena bounce;
@@ -167,7 +200,8 @@ typedef struct iomem_baremetal_desc {
  *                         an arena (heap[] or bounce) with a NULL or
  *                         misaligned base, smaller than IOMEM_HEAP_ARENA_MIN,
  *                         wrapping around, or overlapping another; heap
- *                         arenas together with alloc/free hooks; a DMA window
+ *                         arenas together with alloc/free hooks;
+ *                         heap_exact_fit without heap arenas; a DMA window
  *                         that wraps around; a bounce arena outside the DMA
  *                         window; an iommu table without map or unmap;
  *   kIOReturnBusy         the heap or the bounce arena still holds blocks
@@ -275,9 +309,10 @@ IOMEM_INLINE void iomem__mutex_lock(iomem__mutex *m)    { (void)m; iomem__bareme
 IOMEM_INLINE void iomem__mutex_unlock(iomem__mutex *m)  { (void)m; iomem__baremetal_unlock(); }
 
 /* ---- descriptor layer contract (see iomem_posix.h for the semantics) ----
- * Identity translation (physical == virtual), all memory wired; buffer RAM
- * comes from the alloc hook, page-aligned; a physical limit is checked
- * against the block's address (kIOReturnNoResources if above). */
+ * Identity translation unless the hooks say otherwise, all memory wired;
+ * buffer RAM is an aligned block of iomem's heap (else of the alloc hook);
+ * a physical limit is checked against the block's address
+ * (kIOReturnNoResources if above). */
 typedef struct iomem__ram {
 	void             *address;
 	vm_size_t         bytes;
@@ -412,7 +447,8 @@ IOMEM_API IOReturn iomem_baremetal_init(const iomem_baremetal_desc *desc)
 				return kIOReturnBadArgument;
 		arenas |= desc->heap[i].size != 0;
 	}
-	if ((arenas && desc->alloc != NULL) || iomem__bm_arena_bad(&desc->bounce))
+	if ((arenas && desc->alloc != NULL) || (desc->heap_exact_fit && !arenas) ||
+	    iomem__bm_arena_bad(&desc->bounce))
 		return kIOReturnBadArgument;
 	if (desc->dma_length != 0 && desc->dma_length - 1 > UINT64_MAX - desc->dma_base)
 		return kIOReturnBadArgument;
@@ -435,11 +471,19 @@ IOMEM_API IOReturn iomem_baremetal_init(const iomem_baremetal_desc *desc)
 	iomem__bm = *desc;
 	iomem__bm.page_size = page;
 	iomem__heap_init(&iomem__bm_heap);
+	iomem__bm_heap.exact_fit = desc->heap_exact_fit;
 	for (i = 0; i < IOMEM_BAREMETAL_MAX_ARENAS; i++)
 		if (desc->heap[i].size != 0)
 			(void)iomem__heap_add_arena(&iomem__bm_heap, desc->heap[i].base, desc->heap[i].size);
 	iomem__bm_heap_on = arenas;
+	/* Bounce buffers are always exact fit: they are DMA-sized (whole pages,
+	 * IODMACommand takes them 64 pages at a time) and short-lived (one
+	 * prepare/complete), so rounding to a power of two would double a
+	 * dedicated, usually small arena for no gain - the bound the power of
+	 * two buys is for long-lived mixed-size workloads, not a pool of large
+	 * page runs that all go back soon. */
 	iomem__heap_init(&iomem__bm_bounce);
+	iomem__bm_bounce.exact_fit = true;
 	if (desc->bounce.size != 0)
 		(void)iomem__heap_add_arena(&iomem__bm_bounce, desc->bounce.base, desc->bounce.size);
 	iomem__bm_bounce_on = desc->bounce.size != 0;
@@ -784,6 +828,30 @@ IOMEM_API bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByte
 	return true;
 }
 
+/* Buffer RAM: with iomem's heap an aligned heap block, like the pageable
+ * pages (the front gap goes back to the heap, so a page takes its policy's
+ * block - 8 KiB under power of two, 4 KiB + 8 exact - instead of an
+ * IOMalloc of page + alignment slack rounded up again, 16 KiB); over the
+ * alloc hooks IOMallocAligned's header layout. */
+IOMEM__PRIVATE void *iomem__bm_ram_get(vm_size_t bytes, vm_size_t align)
+{
+	void *p;
+	if (!iomem__bm_heap_on)
+		return iomem__aligned_alloc_raw(bytes, align);
+	iomem__baremetal_lock();
+	p = iomem__heap_alloc_aligned(&iomem__bm_heap, bytes, align);
+	iomem__baremetal_unlock();
+	return p;
+}
+
+IOMEM__PRIVATE void iomem__bm_ram_put(void *address, vm_size_t bytes)
+{
+	if (iomem__bm_heap_on)
+		iomem__baremetal_free(address);
+	else
+		iomem__aligned_free_raw(address, bytes, "IOBufferMemoryDescriptor");
+}
+
 IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
                                              IOPhysicalAddress max_phys, bool contiguous)
 {
@@ -794,12 +862,12 @@ IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, v
 	ram->fd = -1;
 	ram->pinned = contiguous;
 	ram->bytes = bytes;
-	ram->address = iomem__aligned_alloc_raw(bytes, align);
+	ram->address = iomem__bm_ram_get(bytes, align);
 	if (ram->address == NULL)
 		return kIOReturnNoMemory;
 	ram->phys = iomem__baremetal_virt_to_phys(ram->address);
 	if (contiguous && ram->phys + bytes - 1 > max_phys) {
-		iomem__aligned_free_raw(ram->address, bytes, "IOBufferMemoryDescriptor");
+		iomem__bm_ram_put(ram->address, bytes);
 		ram->address = NULL;
 		return kIOReturnNoResources;
 	}
@@ -810,7 +878,7 @@ IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, v
 IOMEM_API void iomem__platform_ram_free(iomem__ram *ram)
 {
 	if (ram->address != NULL)
-		iomem__aligned_free_raw(ram->address, ram->bytes, "IOBufferMemoryDescriptor");
+		iomem__bm_ram_put(ram->address, ram->bytes);
 	ram->address = NULL;
 }
 

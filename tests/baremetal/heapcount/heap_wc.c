@@ -2,9 +2,11 @@
 /*
  * heap_wc.c - the firmware tools/bm-heapcount traces: the same adversarial
  * sequence as bench/bench_bmheap.c's x86-64 worst-case count (a heap
- * fragmented with holes in most lists, then random allocate / aligned
- * allocate / free with frees in runs so that both neighbours are free),
- * scaled to a 512 KiB arena. Each measured call goes through a noinline
+ * fragmented with free blocks in most power-of-two lists, then random
+ * allocate / aligned allocate / free with frees in runs so that both
+ * neighbours are free), scaled to a 512 KiB arena. The heap runs its
+ * default power-of-two policy; built with -DWC_EXACT_FIT=1, the exact-fit
+ * one (tools/bm-heapcount --exact). Each measured call goes through a noinline
  * wrapper (wc_alloc, wc_alloc_aligned, wc_free) called from wc_run, so a
  * one-instruction-per-block QEMU trace can count each call from the
  * wrapper's entry to its return. It also reads the DWT cycle counter, to
@@ -89,6 +91,12 @@ int main(void)
 	bm_puts(c1 == c0 ? " (the emulator does not model the cycle counter)\n" : "\n");
 #endif
 	iomem__heap_init(&h);
+#if defined(WC_EXACT_FIT) && WC_EXACT_FIT
+	h.exact_fit = true;
+	bm_puts("# heap policy: exact fit\n");
+#else
+	bm_puts("# heap policy: power of two\n");
+#endif
 	ok = iomem__heap_add_arena(&h, arena, sizeof arena);
 	for (r = 0; r < 3; r++) {      /* holes of every size class */
 		n = 0;

@@ -69,12 +69,17 @@ extern IOPhysicalAddress64 (*bmt_xlate_v2p)(const void *virt);
 extern void *(*bmt_xlate_p2v)(IOPhysicalAddress64 phys);
 extern void (*bmt_cache_spy)(unsigned op, const void *addr, vm_size_t len);
 /* t_init.c's bounce arena (identity-mapped in every translation a suite
- * sets: it lies in the DMA window) */
-#define BMT_BOUNCE_BYTES (384u * 1024u)
+ * sets: it lies in the DMA window). One chunk of IODMACommand's bounce
+ * pool is 64 pages, page-aligned; the half-fit heap promises it from a free
+ * block of 128 pages (G2), so: 128 pages + one for the arena's headers. */
+#define BMT_BOUNCE_BYTES (129u * 4096u)
 extern uint64_t bmt_bounce_arena[BMT_BOUNCE_BYTES / 8];
 
-/* The memory the final description gives iomem (t_init.c). */
-#define BMT_HEAP0_BYTES (160u * 1024u)
+/* The memory the final description gives iomem (t_init.c). Power of two
+ * (the default policy) needs room: t_desc.c's 64 KiB-aligned buffer takes
+ * a 128 KiB block (its IOMalloc footprint, 68 KiB, rounded up), next to
+ * the debug layer's table and the other live blocks. */
+#define BMT_HEAP0_BYTES (256u * 1024u)
 #define BMT_HEAP1_BYTES (48u * 1024u)
 
 #endif

@@ -369,6 +369,12 @@ static void buffer_cases(void)
 	p = (unsigned char *)IOBufferMemoryDescriptor_getBytesNoCopy(b);
 	BMT_OK(p != NULL && ((uintptr_t)p & (PAGE - 1)) == 0 && bmt_all_bytes(p, (size_t)cap, 0),
 	       "buffer: heap RAM, page-aligned, zero-filled");
+	/* the RAM is one aligned heap block: 3 pages + header rounded up to
+	 * 4 pages (power of two), not 3 pages + alignment slack rounded to 8 */
+	iomem_baremetal_heap_diagnostics(&d1);
+	bmt_diag_u("buffer: heap bytes taken by a 3-page buffer (object included)", d1.allocated - d0.allocated);
+	BMT_OK(d1.allocated - d0.allocated >= 4 * PAGE && d1.allocated - d0.allocated < 5 * PAGE,
+	       "buffer: 3 pages of RAM take a 4-page heap block (+ the object), the alignment gap stays free");
 	BMT_OK(walk_linear(b, p) == 1 && IOMemoryDescriptor_getPhysicalAddress(b) == pa_of(p),
 	       "buffer: prepared at creation; one segment at the buffer's (translated) address");
 	fill_pattern(p, (size_t)cap, 42);

@@ -10,7 +10,7 @@
 
 static uint64_t heap0[BMT_HEAP0_BYTES / 8];
 static uint64_t heap1[BMT_HEAP1_BYTES / 8];
-/* 64 pages: one chunk of IODMACommand's bounce pool, plus the heap's slack */
+/* one chunk of IODMACommand's bounce pool (bmt.h) */
 uint64_t bmt_bounce_arena[BMT_BOUNCE_BYTES / 8] __attribute__((aligned(4096)));
 static uint64_t small_arena[64 / 8];
 
@@ -142,6 +142,10 @@ void bmt_suite_init(void)
 	BMT_OK(init_bad(&d), "init: IOMMU table without unmap -> BadArgument");
 	d = (iomem_baremetal_desc){ .cache_line = 48 };
 	BMT_OK(init_bad(&d), "init: cache line not a power of two -> BadArgument");
+	d = (iomem_baremetal_desc){ .heap_exact_fit = true };
+	BMT_OK(init_bad(&d), "init: heap_exact_fit without heap arenas -> BadArgument");
+	d = (iomem_baremetal_desc){ .alloc = h_alloc, .free = h_free, .heap_exact_fit = true };
+	BMT_OK(init_bad(&d), "init: heap_exact_fit with alloc hooks (no iomem heap) -> BadArgument");
 
 	BMT_OK(IOMalloc(16) == NULL && IOMallocAligned(16, 16) == NULL && IOMallocPageable(1, 0) == NULL,
 	       "init: after refused inits there is still no heap (IOMalloc -> NULL)");
@@ -192,6 +196,76 @@ void bmt_suite_init(void)
 	BMT_OK(iomem_baremetal_init(&d) == kIOReturnBusy, "init: again with a live bounce block -> kIOReturnBusy");
 	BMT_OK(iomem__platform_page_size() == 1024, "init: ... and nothing changed");
 	iomem__platform_bounce_free(p);
+	/* the bounce arena is exact fit: one 64-page chunk (IODMACommand's) and
+	 * then 16 pages fit its 129 pages; power of two would need a free block
+	 * of 256 pages for the first (G2: P(P(64 pages + 8) + 16 + 4088)) */
+	p = iomem__platform_bounce_alloc(64 * 4096, 4096);
+	{
+		void *q = iomem__platform_bounce_alloc(16 * 4096, 4096);
+		BMT_OK(p != NULL && q != NULL && ((uintptr_t)p & 4095) == 0 && ((uintptr_t)q & 4095) == 0 &&
+		       (char *)p >= (char *)bmt_bounce_arena && (char *)q >= (char *)bmt_bounce_arena &&
+		       (char *)p + 64 * 4096 <= (char *)bmt_bounce_arena + sizeof bmt_bounce_arena &&
+		       (char *)q + 16 * 4096 <= (char *)bmt_bounce_arena + sizeof bmt_bounce_arena &&
+		       ((char *)q >= (char *)p + 64 * 4096 || (char *)q + 16 * 4096 <= (char *)p),
+		       "init: bounce arena is exact fit: a 64-page chunk and 16 pages fit 129 pages");
+		iomem__platform_bounce_free(q);
+	}
+	iomem__platform_bounce_free(p);
+	BMT_OK(iomem__platform_bounce_alloc(128 * 4096, 8) == NULL, "init: ... 128 pages do not (exhausted -> NULL)");
+
+	/* no bounce arena, no DMA window: bounce memory is NULL (IODMACommand
+	 * then bounces through buffer RAM), everything is reachable */
+	d = (iomem_baremetal_desc){ .heap = { { heap1, sizeof heap1 } } };
+	BMT_OK(iomem_baremetal_init(&d) == kIOReturnSuccess && iomem__platform_bounce_alloc(64, 8) == NULL &&
+	       iomem__platform_dma_reachable(~(IOPhysicalAddress64)0 - 4095, 4096),
+	       "init: no bounce arena -> bounce alloc NULL; no DMA window -> all reachable");
+	bmt_reports_reset();
+	iomem__platform_bounce_free(heap1);          /* no bounce arena: nothing to free, no report */
+	BMT_OK(bmt_panic_count == 0, "init: ... bounce free without a bounce arena is a no-op");
+
+	/* ---- the heap's fit policy: desc.heap_exact_fit ---- */
+	{
+		int exact;
+		for (exact = 0; exact < 2; exact++) {
+			iomem_heap_diagnostics d0, d1, d2;
+			void *q;
+			vm_size_t grew, pgrew;
+			d = (iomem_baremetal_desc){ .heap = { { heap0, sizeof heap0 } }, .heap_exact_fit = exact != 0 };
+			BMT_OK(iomem_baremetal_init(&d) == kIOReturnSuccess,
+			       exact ? "init: heap_exact_fit = true accepted" : "init: heap_exact_fit = false (power of two) accepted");
+			iomem_baremetal_heap_diagnostics(&d0);
+			/* the debug layer would keep its table in the heap (no re-init
+			 * after that): the debug image calls the backend's entry */
+#if IOMEM__DEBUG
+			p = iomem__platform_malloc(4096);
+#else
+			p = IOMalloc(4096);
+#endif
+			iomem_baremetal_heap_diagnostics(&d1);
+			q = iomem__platform_alloc_pages(4096, true);
+			iomem_baremetal_heap_diagnostics(&d2);
+			grew = d1.allocated - d0.allocated;
+			pgrew = d2.allocated - d1.allocated;
+			bmt_diag_u(exact ? "init: exact fit: heap bytes taken by a 4 KiB IOMalloc"
+			                 : "init: power of two: heap bytes taken by a 4 KiB IOMalloc", grew);
+			BMT_OK(p != NULL && grew == (exact ? 4096 + IOMEM__HEAP_HDR : 8192),
+			       exact ? "init: exact fit: a 4 KiB IOMalloc takes 4 KiB + header (diag.allocated)"
+			             : "init: power of two: a 4 KiB IOMalloc takes 8 KiB (diag.allocated)");
+			BMT_OK(q != NULL && ((uintptr_t)q & 4095) == 0 && pgrew == (exact ? 4096 + IOMEM__HEAP_HDR : 8192),
+			       exact ? "init: exact fit: a 4 KiB page takes 4 KiB + header, the alignment gap stays free"
+			             : "init: power of two: a 4 KiB page takes 8 KiB, the alignment gap stays free");
+			iomem__platform_free_pages(q, 4096);
+#if IOMEM__DEBUG
+			iomem__platform_free(p);
+#else
+			IOFree(p, 4096);
+#endif
+			iomem_baremetal_heap_diagnostics(&d1);
+			BMT_OK(d1.allocated == 0 && iomem_baremetal_heap_check(NULL) == kIOReturnSuccess,
+			       exact ? "init: exact fit: all given back, heap consistent"
+			             : "init: power of two: all given back, heap consistent");
+		}
+	}
 
 	/* ---- the description the other suites run under ---- */
 	d = (iomem_baremetal_desc){
