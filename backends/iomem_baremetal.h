@@ -167,11 +167,14 @@ typedef struct iomem_baremetal_desc {
 	/* What devices can reach: [dma_base, dma_base + dma_length); length 0 =
 	 * everything. Bounce buffers come from @bounce, which must lie inside:
 	 * its own heap, always exact fit. IODMACommand takes bounce pages 64
-	 * at a time, page-aligned, and the heap only promises such a block
-	 * from a free block of 128 pages: give a page-aligned arena of 128
-	 * pages + 2 block headers (16 bytes; 32 on 64-bit cores) for the first
-	 * chunk (4096-byte pages: 512 KiB + 16) and 65 pages more for each
-	 * further chunk live at once. */
+	 * at a time, page-aligned, and the heap promises such a block from a
+	 * free block of 128 pages (G2); a smaller hole of at least 65 pages +
+	 * 16 bytes (32 on 64-bit cores) serves it only when it heads its list
+	 * (the heap's one look below). So: a page-aligned arena of 128 pages +
+	 * 2 block headers (16 bytes; 32 on 64-bit cores) for the first chunk
+	 * (4096-byte pages: 512 KiB + 16) and 65 pages more for each further
+	 * chunk live at once; an arena only ever used for one chunk at a time
+	 * may be 66 pages. */
 	IOPhysicalAddress64 dma_base;
 	IOPhysicalLength64  dma_length;
 	iomem_baremetal_arena bounce;
