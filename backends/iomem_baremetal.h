@@ -554,19 +554,35 @@ IOMEM_API vm_size_t iomem__baremetal_page_size(void)
 	return iomem__bm.page_size ? iomem__bm.page_size : 4096;
 }
 
-/* All bare-metal memory is wired; "pageable" is a page-aligned heap block:
- * with iomem's heap an aligned block (the front gap goes back to the heap),
- * over the alloc hooks IOMallocAligned's header layout. */
-IOMEM_API void *iomem__baremetal_alloc_pages(vm_size_t bytes, bool zero)
+/* Aligned memory for pageable pages and buffer RAM: with iomem's heap an
+ * aligned heap block (the front gap goes back to the heap, so a page takes
+ * its policy's block - 8 KiB under power of two, 4 KiB + 8 exact - instead
+ * of an IOMalloc of page + alignment slack rounded up again); over the
+ * alloc hooks IOMallocAligned's header layout (@who names the call in its
+ * reports). */
+IOMEM__PRIVATE void *iomem__bm_aligned_get(vm_size_t bytes, vm_size_t align)
 {
 	void *p;
-	if (iomem__bm_heap_on) {
-		iomem__baremetal_lock();
-		p = iomem__heap_alloc_aligned(&iomem__bm_heap, bytes, iomem__baremetal_page_size());
-		iomem__baremetal_unlock();
-	} else {
-		p = iomem__aligned_alloc_raw(bytes, iomem__baremetal_page_size());
-	}
+	if (!iomem__bm_heap_on)
+		return iomem__aligned_alloc_raw(bytes, align);
+	iomem__baremetal_lock();
+	p = iomem__heap_alloc_aligned(&iomem__bm_heap, bytes, align);
+	iomem__baremetal_unlock();
+	return p;
+}
+
+IOMEM__PRIVATE void iomem__bm_aligned_put(void *address, vm_size_t bytes, const char *who)
+{
+	if (iomem__bm_heap_on)
+		iomem__baremetal_free(address);
+	else
+		iomem__aligned_free_raw(address, bytes, who);
+}
+
+/* All bare-metal memory is wired; "pageable" is a page-aligned block. */
+IOMEM_API void *iomem__baremetal_alloc_pages(vm_size_t bytes, bool zero)
+{
+	void *p = iomem__bm_aligned_get(bytes, iomem__baremetal_page_size());
 	if (p != NULL && zero)
 		iomem__memset(p, 0, bytes);
 	return p;
@@ -574,10 +590,7 @@ IOMEM_API void *iomem__baremetal_alloc_pages(vm_size_t bytes, bool zero)
 
 IOMEM_API void iomem__baremetal_free_pages(void *address, vm_size_t bytes)
 {
-	if (iomem__bm_heap_on)
-		iomem__baremetal_free(address);
-	else
-		iomem__aligned_free_raw(address, bytes, "IOFreePageable");
+	iomem__bm_aligned_put(address, bytes, "IOFreePageable");
 }
 
 IOMEM_API void iomem__baremetal_lock(void)
@@ -831,30 +844,6 @@ IOMEM_API bool iomem__platform_phys_copy(IOPhysicalAddress pa, void *buf, IOByte
 	return true;
 }
 
-/* Buffer RAM: with iomem's heap an aligned heap block, like the pageable
- * pages (the front gap goes back to the heap, so a page takes its policy's
- * block - 8 KiB under power of two, 4 KiB + 8 exact - instead of an
- * IOMalloc of page + alignment slack rounded up again, 16 KiB); over the
- * alloc hooks IOMallocAligned's header layout. */
-IOMEM__PRIVATE void *iomem__bm_ram_get(vm_size_t bytes, vm_size_t align)
-{
-	void *p;
-	if (!iomem__bm_heap_on)
-		return iomem__aligned_alloc_raw(bytes, align);
-	iomem__baremetal_lock();
-	p = iomem__heap_alloc_aligned(&iomem__bm_heap, bytes, align);
-	iomem__baremetal_unlock();
-	return p;
-}
-
-IOMEM__PRIVATE void iomem__bm_ram_put(void *address, vm_size_t bytes)
-{
-	if (iomem__bm_heap_on)
-		iomem__baremetal_free(address);
-	else
-		iomem__aligned_free_raw(address, bytes, "IOBufferMemoryDescriptor");
-}
-
 IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, vm_size_t align,
                                              IOPhysicalAddress max_phys, bool contiguous)
 {
@@ -865,12 +854,12 @@ IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, v
 	ram->fd = -1;
 	ram->pinned = contiguous;
 	ram->bytes = bytes;
-	ram->address = iomem__bm_ram_get(bytes, align);
+	ram->address = iomem__bm_aligned_get(bytes, align);
 	if (ram->address == NULL)
 		return kIOReturnNoMemory;
 	ram->phys = iomem__baremetal_virt_to_phys(ram->address);
 	if (contiguous && ram->phys + bytes - 1 > max_phys) {
-		iomem__bm_ram_put(ram->address, bytes);
+		iomem__bm_aligned_put(ram->address, bytes, "IOBufferMemoryDescriptor");
 		ram->address = NULL;
 		return kIOReturnNoResources;
 	}
@@ -881,7 +870,7 @@ IOMEM_API IOReturn iomem__platform_ram_alloc(iomem__ram *ram, vm_size_t bytes, v
 IOMEM_API void iomem__platform_ram_free(iomem__ram *ram)
 {
 	if (ram->address != NULL)
-		iomem__bm_ram_put(ram->address, ram->bytes);
+		iomem__bm_aligned_put(ram->address, ram->bytes, "IOBufferMemoryDescriptor");
 	ram->address = NULL;
 }
 
