@@ -51,6 +51,19 @@ static bool FZ_CENSUS(const iomem__heap *h, iomem_heap_census *c)
 #define NEED(s) iomem__heap_request_need(s)
 static size_t bsz(const iomem__heap *h, size_t s) { return h->exact_fit ? NEED(s) : P(NEED(s)); }
 
+/* Beyond G1/G2: when no list that is sure to fit has a block, the heap takes
+ * the head of the list below if that holds @want bytes. Call it before the
+ * allocation (it reads the lists as they were). */
+static bool below_fits(const iomem__heap *h, size_t want)
+{
+	size_t k = 0, pw = P(want);
+	const iomem__hblock *b;
+	while (((size_t)2 << k) <= pw)
+		k++;                                   /* k = log2 P(want) */
+	b = h->heads[k - 1];
+	return b != NULL && (b->size & ~(size_t)7) >= want;
+}
+
 /* G3 and the front gap of the new block at @p (align 0: unaligned). */
 static void check_block(const iomem__heap *h, const void *p, size_t s, size_t align)
 {
@@ -177,12 +190,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 1: {
 			size_t s = f_size(&f);
 			void *p;
-			bool promised;
+			bool promised, below;
 			FZ_CENSUS(&h, &c);
 			promised = s <= IOMEM__HEAP_MAX_REQUEST && c.largest_free >= P(NEED(s));
+			below = s <= IOMEM__HEAP_MAX_REQUEST && below_fits(&h, bsz(&h, s));
 			p = iomem__heap_alloc(&h, s);
-			FZ_CHECK((p != NULL) == promised, "step %u: G1: alloc(%zu) %s with a largest free block of %zu",
-			         step, s, p ? "succeeded" : "failed", c.largest_free);
+			FZ_CHECK((p != NULL) == (promised || below),
+			         "step %u: G1: alloc(%zu) %s with a largest free block of %zu (list below: %d)", step, s,
+			         p ? "succeeded" : "failed", c.largest_free, below);
 			if (p != NULL) {
 				check_block(&h, p, s, 0);
 				track(&h, (unsigned char *)p, s, 0);
@@ -193,7 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t s = f_size(&f), a;
 			uint8_t ab = fz_u8(&f);
 			void *p;
-			bool bad = false;
+			bool bad = false, below;
 			if (ab & 0x80) {
 				a = 3 + 2 * (size_t)(ab & 0x3f);          /* not a power of two */
 				bad = true;
@@ -201,13 +216,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				a = (size_t)1 << (ab % 13);
 			}
 			FZ_CENSUS(&h, &c);
+			below = !bad && s <= IOMEM__HEAP_MAX_REQUEST / 4 &&
+			        below_fits(&h, a <= 8 ? bsz(&h, s) : bsz(&h, s) + IOMEM__HEAP_MIN_BLOCK + a - 8);
 			p = iomem__heap_alloc_aligned(&h, s, a);
 			if (bad) {
 				FZ_CHECK(p == NULL, "step %u: alloc_aligned(%zu, %zu) succeeded", step, s, a);
 			} else if (a <= 8) {
 				bool promised = s <= IOMEM__HEAP_MAX_REQUEST && c.largest_free >= P(NEED(s));
-				FZ_CHECK((p != NULL) == promised, "step %u: G1: alloc_aligned(%zu, %zu) %s, largest free %zu", step,
-				         s, a, p ? "succeeded" : "failed", c.largest_free);
+				FZ_CHECK((p != NULL) == (promised || below),
+				         "step %u: G1: alloc_aligned(%zu, %zu) %s, largest free %zu", step, s, a,
+				         p ? "succeeded" : "failed", c.largest_free);
 			} else if (s > IOMEM__HEAP_MAX_REQUEST / 4) {
 				FZ_CHECK(p == NULL, "step %u: alloc_aligned(%zu, %zu) succeeded", step, s, a);
 			} else if (p == NULL) {
