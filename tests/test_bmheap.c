@@ -32,7 +32,7 @@
 #include <sys/mman.h>
 
 #define ARENA_BYTES (4u << 20)
-static uint64_t arena[ARENA_BYTES / 8];
+static uint64_t arena[ARENA_BYTES / 8] __attribute__((aligned(4096)));   /* layouts do not depend on the link */
 static uint64_t arena2[64 * 1024 / 8];
 
 static uint64_t rnd(uint64_t *s)
@@ -738,8 +738,8 @@ Test(heapcore, misuse_is_refused_and_touches_nothing)
 		(unsigned char *)arena + 2 * HDR + 8,                      /* interior of the first block */
 		(unsigned char *)arena + N - HDR,                          /* the sentinel's header */
 		(unsigned char *)arena + N,                                /* the sentinel's payload */
-		(unsigned char *)arena + N + HDR,                          /* past the arena */
-		(unsigned char *)arena - 8,
+		(unsigned char *)((uintptr_t)arena + N + HDR),             /* past the arena (no pointer */
+		(unsigned char *)((uintptr_t)arena - 8),                   /* arithmetic outside it) */
 	};
 	size_t rejected = 0;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
