@@ -608,17 +608,15 @@ IOMEM_HEAP_API void *iomem__heap_alloc_aligned(iomem__heap *h, size_t size, size
 	size_t need, bsize, gap, rest, map, m, k;
 	iomem__hblock *b, *nb, *last;
 	uintptr_t end;
+	if (size > h->diag.peak_request)
+		h->diag.peak_request = size;
 	/* one test for both ranges: size < 2^j and 16 <= align <= 2^j (with j
 	 * = MAX_LOG2 - 3, nothing below can overflow or pass the last list) */
 	if (IOMEM__HEAP_UNLIKELY(((align - 2 * IOMEM_HEAP_ALIGN) | size) >> (IOMEM_HEAP_MAX_LOG2 - 3) != 0)) {
 		if (align <= IOMEM_HEAP_ALIGN && (align & (align - 1)) == 0)
 			return iomem__heap_alloc(h, size);   /* 0 .. 8: the granule */
-		if (size > h->diag.peak_request)
-			h->diag.peak_request = size;
 		return iomem__heap_oom(h);
 	}
-	if (size > h->diag.peak_request)
-		h->diag.peak_request = size;
 	if (IOMEM__HEAP_UNLIKELY((align & (align - 1)) != 0))
 		return iomem__heap_oom(h);
 	if (h->exact_fit)
