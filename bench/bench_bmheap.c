@@ -342,17 +342,17 @@ int bench_group_bmheap(bench_ctx *ctx)
     sa.heap = sb.heap = &heap;
     sa.sizes = sb.sizes = sizes;
     sa.picks = sb.picks = picks;
+    const bench_kernel heap_pair = {.name = "heap alloc+free (hot pair)", .state = &sa,
+                                    .copies = k_heap_pair, .ncopies = BENCH_COPIES};
     /* The time targets (8 ns, 20 ns) are o1heap's figures on the machine
      * of performance-anchors.md, where glibc's 64-byte malloc+free pair
      * took 8.3 ns. That pair is this run's yardstick: measured interleaved
      * with the heap's hot pair (same rounds, so a load spike hits both), the
      * targets scale with this machine's time for it. */
     {
-        bench_kernel a = {.name = "heap alloc+free (hot pair)", .state = &sa,
-                          .copies = k_heap_pair, .ncopies = BENCH_COPIES};
         bench_kernel b = {.name = "malloc(64)+free (machine yardstick)", .state = &sb,
                           .copies = k_malloc64_pair, .ncopies = BENCH_COPIES};
-        if (bench_compare(ctx, &a, &b, BENCH_INFO) != 0)
+        if (bench_compare(ctx, &heap_pair, &b, BENCH_INFO) != 0)
             goto out;
         if (bench_last_stats(ctx, &stats) == 0 && stats.base_ns_median > 0.0) {
             speed = stats.base_ns_median / ANCHOR_GLIBC64_NS;
@@ -366,11 +366,9 @@ int bench_group_bmheap(bench_ctx *ctx)
         }
     }
     {
-        bench_kernel a = {.name = "heap alloc+free (hot pair)", .state = &sa,
-                          .copies = k_heap_pair, .ncopies = BENCH_COPIES};
         bench_kernel b = {.name = "malloc+free", .state = &sb, .copies = k_malloc_pair,
                           .ncopies = BENCH_COPIES};
-        if (bench_compare(ctx, &a, &b, BENCH_INFO) != 0)
+        if (bench_compare(ctx, &heap_pair, &b, BENCH_INFO) != 0)
             goto out;
     }
 
@@ -388,9 +386,7 @@ int bench_group_bmheap(bench_ctx *ctx)
         }
         bench_kernel a = {.name = "IOMalloc+IOFree over the heap (hot pair)", .state = &si,
                           .copies = k_iom_pair, .ncopies = BENCH_COPIES};
-        bench_kernel b = {.name = "heap alloc+free (hot pair)", .state = &sa,
-                          .copies = k_heap_pair, .ncopies = BENCH_COPIES};
-        if (bench_compare(ctx, &a, &b, BENCH_INFO) != 0)
+        if (bench_compare(ctx, &a, &heap_pair, BENCH_INFO) != 0)
             goto out;
         if (iomem_baremetal_init(&(iomem_baremetal_desc){
                 .heap = {{arena2, ARENA2_BYTES}}, .lock = bmh_nolock, .unlock = bmh_nolock}) !=
@@ -399,9 +395,7 @@ int bench_group_bmheap(bench_ctx *ctx)
             goto out;
         }
         a.name = "IOMalloc+IOFree over the heap, lock hooks";
-        b = (bench_kernel){.name = "heap alloc+free (hot pair)", .state = &sa,
-                           .copies = k_heap_pair, .ncopies = BENCH_COPIES};
-        if (bench_compare(ctx, &a, &b, BENCH_INFO) != 0)
+        if (bench_compare(ctx, &a, &heap_pair, BENCH_INFO) != 0)
             goto out;
         if (iomem_baremetal_heap_check(NULL) != kIOReturnSuccess) {
             bench_fail(ctx, "the backend heap's invariants failed after the IOMalloc runs");
